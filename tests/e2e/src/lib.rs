@@ -1,0 +1,1 @@
+//! End-to-end test harness for berth: a real daemon per test.
