@@ -1,1 +1,217 @@
-//! berth-daemon
+#![recursion_limit = "256"]
+//! The engine: containers, their lifecycle and streams, and the image store behind them.
+//!
+//! `berth-server` turns HTTP requests into calls on [`Daemon`]; everything here speaks in
+//! Engine API models (`berth_api::models`) and [`ApiError`]s, never in HTTP.
+
+pub mod attach;
+mod bundle;
+pub mod config;
+pub mod container;
+pub mod create;
+pub mod exec;
+mod fsutil;
+pub mod images;
+pub mod inspect;
+pub mod lifecycle;
+pub mod logs;
+pub mod names;
+pub mod shim_client;
+pub mod system;
+pub mod top;
+
+pub use config::Config;
+
+use berth_api::ApiError;
+use berth_image::ImageStore;
+use container::{Container, ContainerRecord};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A bidirectional byte stream: a hijacked HTTP connection.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// The engine.
+pub struct Daemon {
+    pub config: Config,
+    pub images: Arc<ImageStore>,
+    containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// name → id; also guards name uniqueness.
+    names: RwLock<HashMap<String, String>>,
+    execs: RwLock<HashMap<String, Arc<exec::Exec>>>,
+    started: std::time::Instant,
+}
+
+impl Daemon {
+    /// Open the stores under the data root, load every container and reconnect to their shims.
+    pub async fn new(config: Config) -> Result<Arc<Daemon>, ApiError> {
+        for d in [
+            config.data_root.join("containers"),
+            config.exec_root.join("containers"),
+        ] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", d.display())))?;
+        }
+        let root = config.data_root.clone();
+        let images = tokio::task::spawn_blocking(move || ImageStore::open(&root))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(format!("cannot open the image store: {e}")))?;
+        let d = Arc::new(Daemon {
+            config,
+            images: Arc::new(images),
+            containers: RwLock::new(HashMap::new()),
+            names: RwLock::new(HashMap::new()),
+            execs: RwLock::new(HashMap::new()),
+            started: std::time::Instant::now(),
+        });
+        d.load_containers().await;
+        Ok(d)
+    }
+
+    /// `<data-root>/containers/<id>`: the record, the rw layer, the log.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.config.data_root.join("containers").join(id)
+    }
+
+    /// `<exec-root>/containers/<id>`: the bundle and the shim's files.
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.config.exec_root.join("containers").join(id)
+    }
+
+    /// Find a container by full id, name, or unique id prefix.
+    pub fn container(&self, name_or_id: &str) -> Result<Arc<Container>, ApiError> {
+        let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        let not_found = || ApiError::not_found(format!("No such container: {name_or_id}"));
+        if key.is_empty() {
+            return Err(not_found());
+        }
+        let containers = self.containers.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = containers.get(key) {
+            return Ok(c.clone());
+        }
+        if let Some(id) = self
+            .names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            if let Some(c) = containers.get(id) {
+                return Ok(c.clone());
+            }
+        }
+        let mut found = containers.values().filter(|c| c.id.starts_with(key));
+        match (found.next(), found.next()) {
+            (Some(c), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(ApiError::invalid(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// Every container, newest first.
+    pub fn all_containers(&self) -> Vec<Arc<Container>> {
+        let mut v: Vec<(chrono::DateTime<chrono::Utc>, Arc<Container>)> = self
+            .containers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|c| (c.record().created, c.clone()))
+            .collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// Reserve a name for a container id; Docker's conflict message when it is taken.
+    fn reserve_name(&self, name: &str, id: &str) -> Result<(), ApiError> {
+        let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(other) = names.get(name) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        names.insert(name.to_string(), id.to_string());
+        Ok(())
+    }
+
+    fn release_name(&self, name: &str) {
+        self.names
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    fn register(&self, c: Arc<Container>) {
+        self.containers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(c.id.clone(), c);
+    }
+
+    fn unregister(&self, id: &str) {
+        self.containers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Load every container record; reconnect to live shims, record exits that happened
+    /// while the daemon was away.
+    async fn load_containers(self: &Arc<Self>) {
+        let dir = self.config.data_root.join("containers");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let rec = match ContainerRecord::load(&path) {
+                Ok(r) => r,
+                Err(err) => {
+                    tracing::warn!("skipping {}: {err}", path.display());
+                    continue;
+                }
+            };
+            let name = rec.name.clone();
+            let c = Arc::new(Container::new(rec));
+            if self.reserve_name(&name, &c.id).is_err() {
+                tracing::warn!("duplicate container name {name}");
+            }
+            self.register(c.clone());
+            self.reconcile(&c).await;
+        }
+    }
+
+    /// Ids of containers created from an image, with whether they run.
+    pub fn image_users(&self, image_id: &str) -> Vec<(String, bool)> {
+        self.all_containers()
+            .iter()
+            .filter_map(|c| {
+                let r = c.record();
+                (r.image_id == image_id).then(|| (r.id.clone(), r.state.status.is_live()))
+            })
+            .collect()
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+}
+
+/// A 64-hex random id.
+pub fn new_id() -> String {
+    let b: [u8; 32] = rand::random();
+    hex::encode(b)
+}
+
+/// Run blocking work (image store, file I/O) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+}

@@ -1,1 +1,14 @@
-//! berth-snapshot
+//! berth-snapshot: safe layer extraction, snapshots shared by images,
+//! container rw layers and overlay mounts.
+
+mod apply;
+mod compress;
+mod mount;
+mod store;
+mod usage;
+
+pub use apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats, DEFAULT_MAX_LAYER_SIZE};
+pub use compress::{decompress, detect_compression, Compression, CompressionError};
+pub use mount::{create_rw, mount_overlay, remove_rw, unmount, MountError};
+pub use store::{chain_id, PendingSnapshot, Snapshot, SnapshotError, SnapshotStore};
+pub use usage::{dir_size, UsageError};

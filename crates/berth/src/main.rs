@@ -1,1 +1,41 @@
-fn main() {}
+//! berth: one binary for the CLI, the daemon (`berth daemon`) and the per-container shim
+//! (`berth shim`, started by the daemon).
+
+mod daemon;
+
+use std::ffi::OsString;
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let code = match args.get(1).and_then(|a| a.to_str()) {
+        // The shim stays single-threaded: no async runtime, libcontainer forks from it.
+        Some("shim") => shim(&args),
+        Some("daemon") => daemon::main(args),
+        _ => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => rt.block_on(berth_cli::run(args)),
+                Err(e) => {
+                    eprintln!("berth: cannot start: {e}");
+                    1
+                }
+            }
+        }
+    };
+    std::process::exit(code);
+}
+
+fn shim(args: &[OsString]) -> i32 {
+    let mut it = args.iter().skip(2);
+    while let Some(a) = it.next() {
+        if a == "--dir" {
+            if let Some(dir) = it.next() {
+                return berth_shim::main(std::path::Path::new(dir));
+            }
+        }
+    }
+    eprintln!("usage: berth shim --dir <container-state-dir>");
+    2
+}

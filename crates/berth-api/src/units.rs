@@ -1,0 +1,100 @@
+//! Human-readable durations and sizes, as Docker prints them (go-units).
+
+use std::time::Duration;
+
+/// `HumanDuration`: "Less than a second", "3 seconds", "About a minute", "5 minutes",
+/// "About an hour", "3 hours", "2 days", "3 weeks", "4 months", "2 years".
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    let seconds = secs as i64;
+    if seconds < 1 {
+        return "Less than a second".into();
+    }
+    if seconds == 1 {
+        return "1 second".into();
+    }
+    if seconds < 60 {
+        return format!("{seconds} seconds");
+    }
+    let minutes = (secs / 60.0) as i64;
+    if minutes == 1 {
+        return "About a minute".into();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    let hours = (secs / 3600.0).round() as i64;
+    if hours == 1 {
+        return "About an hour".into();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", (secs / 3600.0 / 24.0 / 365.0) as i64)
+}
+
+/// `HumanSize`: decimal units with 3 significant digits (`%.3g`), as in `docker images`: "4.26MB".
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = bytes as f64;
+    let mut i = 0;
+    while size >= 1000.0 && i < UNITS.len() - 1 {
+        size /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", format_sig(size, 3), UNITS[i])
+}
+
+/// Go's `%.3g`: up to `sig` significant digits, trailing zeros dropped.
+fn format_sig(v: f64, sig: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = v.abs().log10().floor() as i32 + 1;
+    let decimals = (sig as i32 - digits).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_docker() {
+        let s = Duration::from_secs;
+        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(human_duration(s(1)), "1 second");
+        assert_eq!(human_duration(s(45)), "45 seconds");
+        assert_eq!(human_duration(s(90)), "About a minute");
+        assert_eq!(human_duration(s(120)), "2 minutes");
+        assert_eq!(human_duration(s(3600)), "About an hour");
+        assert_eq!(human_duration(s(3 * 3600)), "3 hours");
+        assert_eq!(human_duration(s(3 * 86400)), "3 days");
+        assert_eq!(human_duration(s(21 * 86400)), "3 weeks");
+        assert_eq!(human_duration(s(90 * 86400)), "3 months");
+        assert_eq!(human_duration(s(800 * 86400)), "2 years");
+    }
+
+    #[test]
+    fn sizes_read_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_261_234), "4.26MB");
+        assert_eq!(human_size(1_000_000), "1MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+    }
+}

@@ -1,0 +1,554 @@
+//! clap definitions (docker's commands, flags and usage lines).
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    bin_name = "berth",
+    about = "A self-sufficient runtime for containers",
+    disable_version_flag = true,
+    subcommand_required = false
+)]
+pub struct Cli {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    /// Enable debug mode
+    #[arg(short = 'D', long = "debug")]
+    pub debug: bool,
+    /// Set the logging level
+    #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    #[command(flatten)]
+    Container(ContainerCmd),
+    /// Manage containers
+    #[command(name = "container", subcommand)]
+    ContainerGroup(ContainerCmd),
+    /// Manage images
+    #[command(name = "image", subcommand)]
+    ImageGroup(ImageCmd),
+    /// List images
+    #[command(override_usage = "berth images [OPTIONS] [REPOSITORY[:TAG]]")]
+    Images(ImagesArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    #[command(override_usage = "berth import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")]
+    Import(ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    #[command(override_usage = "berth tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")]
+    Tag(TagArgs),
+    /// Remove one or more images
+    #[command(override_usage = "berth rmi [OPTIONS] IMAGE [IMAGE...]")]
+    Rmi(RmiArgs),
+    /// Show the history of an image
+    #[command(override_usage = "berth history [OPTIONS] IMAGE")]
+    History(HistoryArgs),
+    /// Return low-level information on Docker objects
+    #[command(override_usage = "berth inspect [OPTIONS] NAME|ID [NAME|ID...]")]
+    Inspect(InspectArgs),
+    /// Show the Docker version information
+    Version(VersionArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCmd {
+    /// Run a command in a new container
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(
+        disable_help_flag = true,
+        override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]"
+    )]
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    #[command(override_usage = "berth start [OPTIONS] CONTAINER [CONTAINER...]")]
+    Start(StartArgs),
+    /// Stop one or more running containers
+    #[command(override_usage = "berth stop [OPTIONS] CONTAINER [CONTAINER...]")]
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    #[command(override_usage = "berth kill [OPTIONS] CONTAINER [CONTAINER...]")]
+    Kill(KillArgs),
+    /// Restart one or more containers
+    #[command(override_usage = "berth restart [OPTIONS] CONTAINER [CONTAINER...]")]
+    Restart(StopArgs),
+    /// Remove one or more containers
+    #[command(override_usage = "berth rm [OPTIONS] CONTAINER [CONTAINER...]")]
+    Rm(RmArgs),
+    /// List containers
+    #[command(
+        visible_alias = "ls",
+        alias = "list",
+        override_usage = "berth ps [OPTIONS]"
+    )]
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    #[command(override_usage = "berth logs [OPTIONS] CONTAINER")]
+    Logs(LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    #[command(override_usage = "berth wait CONTAINER [CONTAINER...]")]
+    Wait(NamesArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    #[command(override_usage = "berth attach [OPTIONS] CONTAINER")]
+    Attach(AttachArgs),
+    /// Run a command in a running container
+    #[command(override_usage = "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
+    Exec(ExecArgs),
+    /// Display the running processes of a container
+    #[command(override_usage = "berth top CONTAINER [ps OPTIONS]")]
+    Top(TopArgs),
+    /// Rename a container
+    #[command(override_usage = "berth rename CONTAINER NEW_NAME")]
+    Rename(RenameArgs),
+    /// Pause all processes within one or more containers
+    #[command(override_usage = "berth pause CONTAINER [CONTAINER...]")]
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    #[command(override_usage = "berth unpause CONTAINER [CONTAINER...]")]
+    Unpause(NamesArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCmd {
+    /// List images
+    #[command(
+        visible_alias = "list",
+        override_usage = "berth image ls [OPTIONS] [REPOSITORY[:TAG]]"
+    )]
+    Ls(ImagesArgs),
+    /// Remove one or more images
+    #[command(
+        visible_alias = "remove",
+        override_usage = "berth image rm [OPTIONS] IMAGE [IMAGE...]"
+    )]
+    Rm(RmiArgs),
+    /// Display detailed information on one or more images
+    #[command(override_usage = "berth image inspect [OPTIONS] IMAGE [IMAGE...]")]
+    Inspect(ImageInspectArgs),
+    /// Show the history of an image
+    #[command(override_usage = "berth image history [OPTIONS] IMAGE")]
+    History(HistoryArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    #[command(override_usage = "berth image import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")]
+    Import(ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    #[command(override_usage = "berth image tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")]
+    Tag(TagArgs),
+}
+
+/// Flags shared by `run` and `create`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ContainerOpts {
+    /// Print usage
+    #[arg(long = "help", action = ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file")]
+    pub label_file: Vec<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Restart policy to apply when a container exits
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Connect a container to a network
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Run an init inside the container
+    #[arg(long)]
+    pub init: bool,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach")]
+    pub attach: Vec<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// IMAGE [COMMAND] [ARG...]
+    #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE")]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Proxy received signals to the process
+    #[arg(long = "sig-proxy", num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = clap::value_parser!(bool))]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time")]
+    pub time: Option<i64>,
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal")]
+    pub signal: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal")]
+    pub signal: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long = "volumes")]
+    pub volumes: bool,
+    /// Remove the specified link
+    #[arg(short = 'l', long = "link")]
+    pub link: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show the latest created container (includes all states)
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last", default_value_t = -1, allow_negative_numbers = true)]
+    pub last: i64,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// Pretty-print containers using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Show logs since timestamp or relative (e.g. 42m for 42 minutes)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp or relative (e.g. 42m for 42 minutes)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = clap::value_parser!(bool))]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// CONTAINER COMMAND [ARG...]
+    #[arg(required = true, num_args = 2.., trailing_var_arg = true, value_name = "CONTAINER")]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ps OPTIONS"
+    )]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "NEW_NAME")]
+    pub new_name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Pretty-print images using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    pub change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[arg(value_name = "file|URL|-")]
+    pub source: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Do not delete untagged parents
+    #[arg(long = "no-prune")]
+    pub no_prune: bool,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long = "human", num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = clap::value_parser!(bool))]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Pretty-print images using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// Return JSON for specified type
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    #[arg(required = true, value_name = "NAME|ID")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImageInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+}

@@ -1,0 +1,239 @@
+//! import, tag, rmi, and pulling (for `run`).
+
+use bytes::Bytes;
+use http::Method;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::Value;
+
+use crate::cli::{ImportArgs, RmiArgs, TagArgs};
+use crate::client::{empty_body, seg, Client, Query, ReqBody};
+use crate::error::{CliError, Result};
+use crate::opts::{io_msg, split_repo_tag};
+
+/// One line of docker's JSON progress output, or the error it carries.
+pub fn json_message_line(v: &Value) -> std::result::Result<Option<String>, String> {
+    if let Some(e) = v
+        .get("errorDetail")
+        .and_then(|d| d.get("message"))
+        .and_then(|m| m.as_str())
+    {
+        return Err(e.to_string());
+    }
+    if let Some(e) = v.get("error").and_then(|m| m.as_str()) {
+        return Err(e.to_string());
+    }
+    let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("");
+    let id = v.get("id").and_then(|s| s.as_str()).unwrap_or("");
+    let progress = v.get("progress").and_then(|s| s.as_str()).unwrap_or("");
+    if status.is_empty() && id.is_empty() {
+        return Ok(v
+            .get("stream")
+            .and_then(|s| s.as_str())
+            .map(|s| s.trim_end_matches('\n').to_string()));
+    }
+    let mut line = String::new();
+    if !id.is_empty() {
+        line.push_str(id);
+        line.push_str(": ");
+    }
+    line.push_str(status);
+    if !progress.is_empty() {
+        line.push(' ');
+        line.push_str(progress);
+    }
+    Ok(Some(line))
+}
+
+/// Print a JSON message stream as it arrives; fails on an `error` message.
+pub async fn display_stream(resp: http::Response<Incoming>, to_stderr: bool) -> Result<()> {
+    let mut body = resp.into_body();
+    let mut buf: Vec<u8> = Vec::new();
+    let emit = |buf: &mut Vec<u8>, last: bool| -> Result<()> {
+        let mut consumed = 0;
+        {
+            let mut it = serde_json::Deserializer::from_slice(buf).into_iter::<Value>();
+            loop {
+                match it.next() {
+                    Some(Ok(v)) => {
+                        consumed = it.byte_offset();
+                        match json_message_line(&v) {
+                            Ok(Some(l)) if to_stderr => eprintln!("{l}"),
+                            Ok(Some(l)) => println!("{l}"),
+                            Ok(None) => {}
+                            Err(e) => return Err(CliError::msg(e)),
+                        }
+                    }
+                    Some(Err(e)) if last && !e.is_eof() => {
+                        return Err(CliError::msg(format!("error decoding response: {e}")))
+                    }
+                    _ => break,
+                }
+            }
+        }
+        buf.drain(..consumed);
+        Ok(())
+    };
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| CliError::msg(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            emit(&mut buf, false)?;
+        }
+    }
+    emit(&mut buf, true)
+}
+
+/// `POST /images/create?fromImage=…&tag=…`, progress to stderr when `quiet_stdout`.
+pub async fn pull(c: &Client, image: &str, to_stderr: bool) -> Result<()> {
+    let (repo, tag) = split_repo_tag(image);
+    let tag = if tag.is_empty() && !image.contains('@') {
+        "latest".to_string()
+    } else {
+        tag
+    };
+    let from = if image.contains('@') {
+        image.to_string()
+    } else {
+        repo
+    };
+    let q = Query::new()
+        .add("fromImage", from)
+        .add_if(!tag.is_empty(), "tag", tag);
+    let resp = c
+        .send(Method::POST, "/images/create", &q, empty_body(), None)
+        .await?;
+    display_stream(resp, to_stderr).await
+}
+
+fn file_body(file: tokio::fs::File) -> ReqBody {
+    use futures_util::StreamExt;
+    let s = tokio_util::io::ReaderStream::new(file).map(|r| r.map(|b: Bytes| Frame::data(b)));
+    BodyExt::boxed(StreamBody::new(s))
+}
+
+fn stdin_body() -> ReqBody {
+    use futures_util::StreamExt;
+    let s = tokio_util::io::ReaderStream::new(tokio::io::stdin())
+        .map(|r| r.map(|b: Bytes| Frame::data(b)));
+    BodyExt::boxed(StreamBody::new(s))
+}
+
+pub async fn import(c: &Client, a: ImportArgs) -> Result<i32> {
+    let mut q = Query::new();
+    let is_url = a.source.starts_with("http://") || a.source.starts_with("https://");
+    let body = if a.source == "-" {
+        q = q.add("fromSrc", "-");
+        stdin_body()
+    } else if is_url {
+        q = q.add("fromSrc", &a.source);
+        empty_body()
+    } else {
+        let f = tokio::fs::File::open(&a.source)
+            .await
+            .map_err(|e| CliError::msg(format!("open {}: {}", a.source, io_msg(&e))))?;
+        q = q.add("fromSrc", "-");
+        file_body(f)
+    };
+    if let Some(r) = &a.reference {
+        let (repo, tag) = split_repo_tag(r);
+        if repo.is_empty() || repo.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(CliError::msg(format!(
+                "invalid reference format: repository name ({repo}) must be lowercase"
+            )));
+        }
+        q = q.add("repo", repo).add_if(!tag.is_empty(), "tag", tag);
+    }
+    if let Some(m) = &a.message {
+        q = q.add("message", m);
+    }
+    for ch in &a.change {
+        q = q.add("changes", ch);
+    }
+    if let Some(p) = &a.platform {
+        q = q.add("platform", p);
+    }
+    let ct = if is_url {
+        None
+    } else {
+        Some("application/x-tar")
+    };
+    let resp = c.send(Method::POST, "/images/create", &q, body, ct).await?;
+    display_stream(resp, false).await?;
+    Ok(0)
+}
+
+pub async fn tag(c: &Client, a: TagArgs) -> Result<i32> {
+    let (repo, tag) = split_repo_tag(&a.target);
+    let q = Query::new()
+        .add("repo", repo)
+        .add_if(!tag.is_empty(), "tag", tag);
+    c.post(&format!("/images/{}/tag", seg(&a.source)), &q)
+        .await?;
+    Ok(0)
+}
+
+/// The lines `rmi` prints for the daemon's delete response.
+pub fn rmi_lines(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in v.as_array().into_iter().flatten() {
+        if let Some(u) = item.get("Untagged").and_then(|s| s.as_str()) {
+            out.push(format!("Untagged: {u}"));
+        }
+        if let Some(d) = item.get("Deleted").and_then(|s| s.as_str()) {
+            out.push(format!("Deleted: {d}"));
+        }
+    }
+    out
+}
+
+pub async fn rmi(c: &Client, a: RmiArgs) -> Result<i32> {
+    let q = Query::new()
+        .add_if(a.force, "force", 1)
+        .add_if(a.no_prune, "noprune", 1);
+    let mut errors = Vec::new();
+    for img in &a.images {
+        match c
+            .request(Method::DELETE, &format!("/images/{}", seg(img)), &q, None)
+            .await
+        {
+            Ok(b) => {
+                let v: Value = serde_json::from_slice(&b).unwrap_or_default();
+                for l in rmi_lines(&v) {
+                    println!("{l}");
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!("{}", errors.join("\n"));
+        Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages() {
+        let v: Value = serde_json::json!({"status": "sha256:abc"});
+        assert_eq!(json_message_line(&v).unwrap().unwrap(), "sha256:abc");
+        let v: Value =
+            serde_json::json!({"status": "Downloading", "id": "abc", "progress": "[=> ]"});
+        assert_eq!(
+            json_message_line(&v).unwrap().unwrap(),
+            "abc: Downloading [=> ]"
+        );
+        let v: Value = serde_json::json!({"error": "boom", "errorDetail": {"message": "boom!"}});
+        assert_eq!(json_message_line(&v).unwrap_err(), "boom!");
+        let v = serde_json::json!([{"Untagged": "busybox:latest"}, {"Deleted": "sha256:1"}]);
+        assert_eq!(
+            rmi_lines(&v),
+            vec!["Untagged: busybox:latest", "Deleted: sha256:1"]
+        );
+    }
+}

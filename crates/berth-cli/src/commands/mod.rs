@@ -1,0 +1,78 @@
+//! Command implementations, one module per command group.
+
+mod attach;
+mod container;
+mod image;
+mod images;
+mod inspect;
+mod logs;
+mod ps;
+mod run;
+mod system;
+
+use crate::cli::{Cmd, ContainerCmd, ImageCmd};
+use crate::client::Client;
+use crate::error::Result;
+
+pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
+    if let Cmd::Version(a) = &cmd {
+        return system::version(host, a).await;
+    }
+    let c = Client::connect(host).await?;
+    match cmd {
+        Cmd::Container(cc) | Cmd::ContainerGroup(cc) => container_cmd(&c, cc).await,
+        Cmd::ImageGroup(ic) => match ic {
+            ImageCmd::Ls(a) => images::images(&c, a).await,
+            ImageCmd::Rm(a) => image::rmi(&c, a).await,
+            ImageCmd::Inspect(a) => inspect::image_inspect(&c, a).await,
+            ImageCmd::History(a) => images::history(&c, a).await,
+            ImageCmd::Import(a) => image::import(&c, a).await,
+            ImageCmd::Tag(a) => image::tag(&c, a).await,
+        },
+        Cmd::Images(a) => images::images(&c, a).await,
+        Cmd::Import(a) => image::import(&c, a).await,
+        Cmd::Tag(a) => image::tag(&c, a).await,
+        Cmd::Rmi(a) => image::rmi(&c, a).await,
+        Cmd::History(a) => images::history(&c, a).await,
+        Cmd::Inspect(a) => inspect::inspect(&c, a).await,
+        Cmd::Info(a) => system::info(&c, a).await,
+        Cmd::Version(_) => unreachable!("handled above"),
+    }
+}
+
+async fn container_cmd(c: &Client, cmd: ContainerCmd) -> Result<i32> {
+    match cmd {
+        ContainerCmd::Run(a) => run::run(c, a).await,
+        ContainerCmd::Create(a) => run::create(c, a).await,
+        ContainerCmd::Start(a) => attach::start(c, a).await,
+        ContainerCmd::Stop(a) => container::stop(c, a, false).await,
+        ContainerCmd::Restart(a) => container::stop(c, a, true).await,
+        ContainerCmd::Kill(a) => container::kill(c, a).await,
+        ContainerCmd::Rm(a) => container::rm(c, a).await,
+        ContainerCmd::Ps(a) => ps::ps(c, a).await,
+        ContainerCmd::Logs(a) => logs::logs(c, a).await,
+        ContainerCmd::Wait(a) => container::wait(c, a).await,
+        ContainerCmd::Attach(a) => attach::attach(c, a).await,
+        ContainerCmd::Exec(a) => attach::exec(c, a).await,
+        ContainerCmd::Top(a) => container::top(c, a).await,
+        ContainerCmd::Rename(a) => container::rename(c, a).await,
+        ContainerCmd::Pause(a) => container::simple(c, a, "pause").await,
+        ContainerCmd::Unpause(a) => container::simple(c, a, "unpause").await,
+    }
+}
+
+/// Run `f` for each name; print errors to stderr as they happen; exit 1 if any failed.
+pub(crate) async fn for_each<F, Fut>(names: &[String], mut f: F) -> Result<i32>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut failed = false;
+    for n in names {
+        if let Err(e) = f(n.clone()).await {
+            eprintln!("{e}");
+            failed = true;
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}

@@ -1,0 +1,335 @@
+//! run and create.
+
+use serde_json::{json, Map, Value};
+
+use crate::cli::{ContainerOpts, CreateArgs, RunArgs};
+use crate::client::{Client, Query};
+use crate::commands::attach::{attach_session, start_error_code, AttachOpts, Outcome};
+use crate::commands::image::pull;
+use crate::error::{CliError, Result};
+use crate::opts;
+
+/// `-p [ip:][hostPort:]containerPort[/proto]` → (port key, host ip, host port).
+pub fn parse_publish(p: &str) -> std::result::Result<(String, String, String), String> {
+    let (spec, proto) = match p.rsplit_once('/') {
+        Some((s, proto)) => (s, proto.to_string()),
+        None => (p, "tcp".to_string()),
+    };
+    let (ip, host_port, container_port) = match spec.rsplitn(3, ':').collect::<Vec<_>>().as_slice()
+    {
+        [c] => (String::new(), String::new(), c.to_string()),
+        [c, h] => (String::new(), h.to_string(), c.to_string()),
+        [c, h, ip] => (
+            ip.trim_matches(['[', ']']).to_string(),
+            h.to_string(),
+            c.to_string(),
+        ),
+        _ => return Err(format!("invalid port format: {p}")),
+    };
+    if container_port.is_empty()
+        || !container_port
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!("invalid containerPort: {container_port}"));
+    }
+    Ok((format!("{container_port}/{proto}"), ip, host_port))
+}
+
+/// `--restart no|always|unless-stopped|on-failure[:N]`.
+pub fn parse_restart(r: &str) -> std::result::Result<Value, String> {
+    let (name, count) = match r.split_once(':') {
+        Some((n, c)) => (
+            n,
+            c.parse::<i64>()
+                .map_err(|_| format!("invalid restart policy format: {r}"))?,
+        ),
+        None => (r, 0),
+    };
+    match name {
+        "" | "no" | "always" | "unless-stopped" | "on-failure" => Ok(
+            json!({"Name": if name.is_empty() { "no" } else { name }, "MaximumRetryCount": count}),
+        ),
+        _ => Err(format!("invalid restart policy format: {r}")),
+    }
+}
+
+/// The `POST /containers/create` body for the flags.
+pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value, String> {
+    let image = o.args[0].clone();
+    let cmd: Vec<String> = o.args[1..].to_vec();
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut env = opts::read_kv_files(&o.env_file, true)?;
+    for e in &o.env {
+        env.push(opts::expand_env(e, lookup)?);
+    }
+    let mut labels = opts::read_kv_files(&o.label_file, false)?;
+    labels.extend(o.label.iter().cloned());
+    let restart = parse_restart(&o.restart)?;
+    if o.rm && restart["Name"] != "no" {
+        return Err("Conflicting options: --restart and --rm".into());
+    }
+    let mut attach_stdin = o.interactive;
+    let mut attach_stdout = true;
+    let mut attach_stderr = true;
+    if detach {
+        attach_stdin = false;
+        attach_stdout = false;
+        attach_stderr = false;
+    } else if !o.attach.is_empty() {
+        attach_stdin = false;
+        attach_stdout = false;
+        attach_stderr = false;
+        for a in &o.attach {
+            match a.to_lowercase().as_str() {
+                "stdin" => attach_stdin = true,
+                "stdout" => attach_stdout = true,
+                "stderr" => attach_stderr = true,
+                _ => return Err(format!("invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR")),
+            }
+        }
+    }
+    let mut exposed = Map::new();
+    let mut bindings = Map::new();
+    for p in &o.publish {
+        let (key, ip, hp) = parse_publish(p)?;
+        exposed.insert(key.clone(), json!({}));
+        let list = bindings.entry(key).or_insert_with(|| json!([]));
+        if let Some(a) = list.as_array_mut() {
+            a.push(json!({"HostIp": ip, "HostPort": hp}));
+        }
+    }
+    for e in &o.expose {
+        let key = if e.contains('/') {
+            e.clone()
+        } else {
+            format!("{e}/tcp")
+        };
+        exposed.insert(key, json!({}));
+    }
+    let mut cfg = json!({
+        "Hostname": o.hostname.clone().unwrap_or_default(),
+        "User": o.user.clone().unwrap_or_default(),
+        "AttachStdin": attach_stdin,
+        "AttachStdout": attach_stdout,
+        "AttachStderr": attach_stderr,
+        "Tty": o.tty,
+        "OpenStdin": o.interactive,
+        "StdinOnce": o.interactive && attach_stdin,
+        "Env": env,
+        "Cmd": if cmd.is_empty() { Value::Null } else { json!(cmd) },
+        "Image": image,
+        "WorkingDir": o.workdir.clone().unwrap_or_default(),
+        "Labels": Value::Object(opts::labels_map(&labels)),
+        "HostConfig": {
+            "Binds": if o.volume.is_empty() { Value::Null } else { json!(o.volume) },
+            "NetworkMode": o.network.clone().unwrap_or_else(|| "default".into()),
+            "PortBindings": Value::Object(bindings),
+            "RestartPolicy": restart,
+            "AutoRemove": o.rm,
+            "Privileged": o.privileged,
+            "PublishAllPorts": o.publish_all,
+            "ReadonlyRootfs": o.read_only,
+        },
+    });
+    if !exposed.is_empty() {
+        cfg["ExposedPorts"] = Value::Object(exposed);
+    }
+    if let Some(ep) = &o.entrypoint {
+        cfg["Entrypoint"] = json!([ep]);
+    }
+    if o.init {
+        cfg["HostConfig"]["Init"] = json!(true);
+    }
+    if let Some(s) = &o.stop_signal {
+        cfg["StopSignal"] = json!(s);
+    }
+    if let Some(t) = o.stop_timeout {
+        cfg["StopTimeout"] = json!(t);
+    }
+    if let Some(n) = &o.network {
+        cfg["NetworkingConfig"] = json!({"EndpointsConfig": {n: {}}});
+    }
+    Ok(cfg)
+}
+
+/// The reference docker prints in "Unable to find image": `:latest` added.
+pub fn familiar_ref(image: &str) -> String {
+    let (_, tag) = opts::split_repo_tag(image);
+    if tag.is_empty() && !image.contains('@') {
+        format!("{image}:latest")
+    } else {
+        image.to_string()
+    }
+}
+
+async fn create_container(c: &Client, o: &ContainerOpts, detach: bool) -> Result<String> {
+    let body = create_body(o, detach).map_err(CliError::msg)?;
+    let image = &o.args[0];
+    let q = Query::new().add_if(o.name.is_some(), "name", o.name.clone().unwrap_or_default());
+    if o.pull == "always" {
+        pull(c, image, true).await?;
+    }
+    let resp: Value = match c.post_json("/containers/create", &q, &body).await {
+        Ok(v) => v,
+        Err(e) if e.is_not_found() && o.pull != "never" => {
+            eprintln!("Unable to find image '{}' locally", familiar_ref(image));
+            pull(c, image, true).await?;
+            c.post_json("/containers/create", &q, &body).await?
+        }
+        Err(e) => return Err(e),
+    };
+    for w in resp["Warnings"].as_array().into_iter().flatten() {
+        if let Some(w) = w.as_str() {
+            eprintln!("WARNING: {w}");
+        }
+    }
+    Ok(resp["Id"].as_str().unwrap_or_default().to_string())
+}
+
+/// docker's `reportError`: "berth: <msg>." plus an optional help hint.
+fn report(cmd: &str, e: &CliError, with_help: bool) {
+    let mut s = e.to_string().trim_end_matches('.').to_string() + ".";
+    if with_help {
+        s += &format!("\nSee 'berth {cmd} --help'.");
+    }
+    eprintln!("berth: {s}");
+}
+
+pub async fn create(c: &Client, a: CreateArgs) -> Result<i32> {
+    match create_container(c, &a.opts, false).await {
+        Ok(id) => {
+            println!("{id}");
+            Ok(0)
+        }
+        Err(e) => {
+            report("create", &e, true);
+            Ok(125)
+        }
+    }
+}
+
+pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
+    let o = &a.opts;
+    if a.detach && !o.attach.is_empty() {
+        eprintln!("berth: Conflicting options: -a and -d.\nSee 'berth run --help'.");
+        return Ok(125);
+    }
+    if let Some(k) = &a.detach_keys {
+        if let Err(e) = crate::stream::parse_detach_keys(k) {
+            report("run", &CliError::msg(e), true);
+            return Ok(125);
+        }
+    }
+    let id = match create_container(c, o, a.detach).await {
+        Ok(id) => id,
+        Err(e) => {
+            report("run", &e, true);
+            return Ok(125);
+        }
+    };
+    if a.detach {
+        if let Err(e) = c
+            .post(&format!("/containers/{id}/start"), &Query::new())
+            .await
+        {
+            report("run", &e, false);
+            return Ok(start_error_code(&e.to_string()));
+        }
+        println!("{id}");
+        return Ok(0);
+    }
+    let body = create_body(o, false).map_err(CliError::msg)?;
+    let ao = AttachOpts {
+        stdin: body["AttachStdin"].as_bool().unwrap_or(false),
+        stdout: body["AttachStdout"].as_bool().unwrap_or(true),
+        stderr: body["AttachStderr"].as_bool().unwrap_or(true),
+        tty: o.tty,
+        detach_keys: a.detach_keys.clone(),
+        sig_proxy: a.sig_proxy,
+        auto_remove: o.rm,
+    };
+    match attach_session(c, &id, &ao, true).await {
+        Ok(Outcome::Detached) => Ok(0),
+        Ok(Outcome::Exited(code)) => Ok(code),
+        Err((e, start_failed)) => {
+            report("run", &e, false);
+            if start_failed {
+                if o.rm {
+                    let _ = c
+                        .request(
+                            http::Method::DELETE,
+                            &format!("/containers/{id}"),
+                            &Query::new().add("force", 1),
+                            None,
+                        )
+                        .await;
+                }
+                Ok(start_error_code(&e.to_string()))
+            } else {
+                Ok(125)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(args: &[&str]) -> ContainerOpts {
+        ContainerOpts {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            restart: "no".into(),
+            pull: "missing".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn body_basics() {
+        let mut o = opts(&["busybox", "echo", "hi"]);
+        o.interactive = true;
+        o.env = vec!["A=1".into()];
+        o.label = vec!["x=y".into()];
+        o.entrypoint = Some("".into());
+        let b = create_body(&o, false).unwrap();
+        assert_eq!(b["Image"], "busybox");
+        assert_eq!(b["Cmd"], json!(["echo", "hi"]));
+        assert_eq!(b["Env"], json!(["A=1"]));
+        assert_eq!(b["Labels"], json!({"x": "y"}));
+        assert_eq!(b["AttachStdin"], true);
+        assert_eq!(b["StdinOnce"], true);
+        assert_eq!(b["Entrypoint"], json!([""]));
+        let d = create_body(&o, true).unwrap();
+        assert_eq!(d["AttachStdout"], false);
+        assert_eq!(
+            create_body(&opts(&["busybox"]), false).unwrap()["Cmd"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn ports_restart_refs() {
+        assert_eq!(
+            parse_publish("8080:80").unwrap(),
+            ("80/tcp".into(), "".into(), "8080".into())
+        );
+        assert_eq!(
+            parse_publish("127.0.0.1:53:53/udp").unwrap(),
+            ("53/udp".into(), "127.0.0.1".into(), "53".into())
+        );
+        assert!(parse_publish("x:y").is_err());
+        assert_eq!(
+            parse_restart("on-failure:3").unwrap()["MaximumRetryCount"],
+            3
+        );
+        assert!(parse_restart("sometimes").is_err());
+        let mut o = opts(&["busybox"]);
+        o.rm = true;
+        o.restart = "always".into();
+        assert!(create_body(&o, false).is_err());
+        assert_eq!(familiar_ref("busybox"), "busybox:latest");
+        assert_eq!(familiar_ref("a/b:1"), "a/b:1");
+    }
+}

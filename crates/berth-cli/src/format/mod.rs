@@ -1,0 +1,6 @@
+//! Output formatting: human units, tables, Go templates, JSON indentation.
+
+pub mod json;
+pub mod table;
+pub mod template;
+pub mod units;

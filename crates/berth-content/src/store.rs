@@ -1,0 +1,330 @@
+//! The blob store itself.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+use tempfile::NamedTempFile;
+
+use crate::digest::{is_sha256_hex, Digest};
+
+/// Errors from the content store.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    /// No blob with this digest.
+    #[error("blob {0} not found")]
+    NotFound(Digest),
+    /// The written content does not match the expected digest.
+    #[error("blob digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    /// An I/O error, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ContentError {
+    fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> ContentError {
+        let context = context.into();
+        move |source| ContentError::Io { context, source }
+    }
+
+    /// Whether this is a "blob not found" error.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ContentError::NotFound(_))
+    }
+}
+
+type Result<T, E = ContentError> = std::result::Result<T, E>;
+
+/// A content-addressable store of sha256 blobs.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    root: PathBuf,
+    blobs: PathBuf,
+    ingest: PathBuf,
+}
+
+impl ContentStore {
+    /// Opens (creating if needed) the store rooted at `root` (`<data-root>/content`).
+    /// Leftover ingest files from an earlier crash are removed.
+    pub fn open(root: &Path) -> Result<Self> {
+        let blobs = root.join("blobs").join("sha256");
+        let ingest = root.join("ingest");
+        for dir in [&blobs, &ingest] {
+            fs::create_dir_all(dir)
+                .map_err(ContentError::io(format!("create {}", dir.display())))?;
+        }
+        let entries = fs::read_dir(&ingest)
+            .map_err(ContentError::io(format!("read {}", ingest.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if let Err(err) = fs::remove_file(&path) {
+                tracing::warn!("removing stale ingest file {}: {err}", path.display());
+            }
+        }
+        Ok(ContentStore {
+            root: root.to_path_buf(),
+            blobs,
+            ingest,
+        })
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts writing a new blob. Nothing is visible until [`BlobWriter::commit`];
+    /// dropping the writer discards the data.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let file = tempfile::Builder::new()
+            .prefix("ingest-")
+            .tempfile_in(&self.ingest)
+            .map_err(ContentError::io(format!(
+                "create ingest file in {}",
+                self.ingest.display()
+            )))?;
+        Ok(BlobWriter {
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+            blobs: self.blobs.clone(),
+        })
+    }
+
+    /// Stores `data` and returns its digest.
+    pub fn put(&self, data: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(data);
+        if self.exists(&digest) {
+            return Ok(digest);
+        }
+        let mut w = self.writer()?;
+        w.write_all(data)
+            .map_err(ContentError::io("write ingest file"))?;
+        let (d, _) = w.commit(Some(&digest))?;
+        Ok(d)
+    }
+
+    /// The path of a blob (which may not exist).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.blobs.join(digest.hex())
+    }
+
+    /// Whether the blob exists.
+    pub fn exists(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Reads a whole blob.
+    pub fn get(&self, digest: &Digest) -> Result<Vec<u8>> {
+        fs::read(self.path(digest)).map_err(|e| self.map_err(digest, "read", e))
+    }
+
+    /// Opens a blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        File::open(self.path(digest)).map_err(|e| self.map_err(digest, "open", e))
+    }
+
+    /// The size of a blob in bytes.
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        fs::metadata(self.path(digest))
+            .map(|m| m.len())
+            .map_err(|e| self.map_err(digest, "stat", e))
+    }
+
+    /// Deletes a blob. Deleting a missing blob is not an error.
+    pub fn delete(&self, digest: &Digest) -> Result<()> {
+        match fs::remove_file(self.path(digest)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.map_err(digest, "delete", e)),
+        }
+    }
+
+    /// All blobs in the store, sorted.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let entries = fs::read_dir(&self.blobs)
+            .map_err(ContentError::io(format!("read {}", self.blobs.display())))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(ContentError::io(format!("read {}", self.blobs.display())))?;
+            let name = entry.file_name();
+            if let Some(name) = name.to_str() {
+                if is_sha256_hex(name) {
+                    if let Ok(d) = Digest::from_hex(name) {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn map_err(&self, digest: &Digest, what: &str, e: io::Error) -> ContentError {
+        if e.kind() == io::ErrorKind::NotFound {
+            ContentError::NotFound(digest.clone())
+        } else {
+            ContentError::Io {
+                context: format!("{what} blob {digest}"),
+                source: e,
+            }
+        }
+    }
+}
+
+/// Writes a blob into `ingest/`, hashing as it goes. Dropping it without
+/// committing removes the temporary file.
+#[derive(Debug)]
+pub struct BlobWriter {
+    file: NamedTempFile,
+    hasher: Sha256,
+    size: u64,
+    blobs: PathBuf,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digest of what has been written so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_sha256(self.hasher.clone().finalize().as_slice())
+    }
+
+    /// Flushes and fsyncs the data, verifies it against `expected` (if given),
+    /// and atomically moves it to `blobs/sha256/<hex>`. Returns the digest and size.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let actual = self.digest();
+        if let Some(expected) = expected {
+            if *expected != actual {
+                return Err(ContentError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        let target = self.blobs.join(actual.hex());
+        if target.is_file() {
+            // Same content already stored; the temp file is removed on drop.
+            return Ok((actual, self.size));
+        }
+        self.file
+            .flush()
+            .map_err(ContentError::io("flush ingest file"))?;
+        self.file
+            .as_file()
+            .sync_all()
+            .map_err(ContentError::io("fsync ingest file"))?;
+        self.file.persist(&target).map_err(|e| ContentError::Io {
+            context: format!("rename ingest file to {}", target.display()),
+            source: e.error,
+        })?;
+        sync_dir(&self.blobs)?;
+        Ok((actual, self.size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ContentError::io(format!("fsync {}", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, ContentStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(&dir.path().join("content")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn put_get_delete() {
+        let (_d, s) = store();
+        let d = s.put(b"hello").unwrap();
+        assert_eq!(d, Digest::of(b"hello"));
+        assert!(s.exists(&d));
+        assert_eq!(s.get(&d).unwrap(), b"hello");
+        assert_eq!(s.size(&d).unwrap(), 5);
+        assert_eq!(s.path(&d), s.root().join("blobs/sha256").join(d.hex()));
+        let mut buf = String::new();
+        std::io::Read::read_to_string(&mut s.open_blob(&d).unwrap(), &mut buf).unwrap();
+        assert_eq!(buf, "hello");
+        // idempotent put
+        assert_eq!(s.put(b"hello").unwrap(), d);
+        assert_eq!(s.list().unwrap(), vec![d.clone()]);
+        s.delete(&d).unwrap();
+        s.delete(&d).unwrap();
+        assert!(!s.exists(&d));
+        assert!(s.get(&d).unwrap_err().is_not_found());
+        assert!(s.open_blob(&d).unwrap_err().is_not_found());
+        assert!(s.size(&d).unwrap_err().is_not_found());
+        assert!(s.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn writer_streams_and_verifies() {
+        let (_d, s) = store();
+        let mut w = s.writer().unwrap();
+        w.write_all(b"abc").unwrap();
+        w.write_all(b"def").unwrap();
+        assert_eq!(w.size(), 6);
+        let (d, n) = w.commit(Some(&Digest::of(b"abcdef"))).unwrap();
+        assert_eq!((d.clone(), n), (Digest::of(b"abcdef"), 6));
+        assert_eq!(s.get(&d).unwrap(), b"abcdef");
+
+        let mut w = s.writer().unwrap();
+        w.write_all(b"xyz").unwrap();
+        let err = w.commit(Some(&Digest::of(b"other"))).unwrap_err();
+        assert!(matches!(err, ContentError::DigestMismatch { .. }));
+        assert!(err
+            .to_string()
+            .starts_with("blob digest mismatch: expected sha256:"));
+        assert!(!s.exists(&Digest::of(b"xyz")));
+        // ingest is clean after a failed commit and after a dropped writer
+        let mut w = s.writer().unwrap();
+        w.write_all(b"dropped").unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(s.root().join("ingest")).unwrap().count(), 0);
+        assert_eq!(s.list().unwrap(), vec![d]);
+    }
+
+    #[test]
+    fn open_cleans_ingest() {
+        let (dir, s) = store();
+        fs::write(s.root().join("ingest/leftover"), b"x").unwrap();
+        let s2 = ContentStore::open(&dir.path().join("content")).unwrap();
+        assert_eq!(fs::read_dir(s2.root().join("ingest")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn list_ignores_junk() {
+        let (_d, s) = store();
+        fs::write(s.root().join("blobs/sha256/not-a-digest"), b"x").unwrap();
+        assert!(s.list().unwrap().is_empty());
+    }
+}

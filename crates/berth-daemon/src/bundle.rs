@@ -1,0 +1,176 @@
+//! Preparing a container's OCI bundle at start: the overlay rootfs, the spec, the shim config.
+
+use crate::container::ContainerRecord;
+use crate::{blocking, fsutil::write_atomic, Daemon};
+use berth_api::ApiError;
+use berth_runtime::shim::{self, ShimConfig};
+use berth_runtime::spec::{self, BindMount, SpecOptions};
+use std::path::Path;
+use std::sync::Arc;
+
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+impl Daemon {
+    /// Mount the rootfs and write `config.json` and `shim.json` into the bundle directory.
+    pub(crate) async fn prepare_bundle(self: &Arc<Self>, rec: &ContainerRecord) -> Result<(), ApiError> {
+        let d = self.clone();
+        let rec = rec.clone();
+        blocking(move || d.prepare_bundle_blocking(&rec)).await
+    }
+
+    fn prepare_bundle_blocking(&self, rec: &ContainerRecord) -> Result<(), ApiError> {
+        let bundle = self.bundle_dir(&rec.id);
+        let dir = self.container_dir(&rec.id);
+        let rootfs = bundle.join("rootfs");
+        let _ = berth_snapshot::unmount(&rootfs);
+        let _ = std::fs::remove_dir_all(&bundle);
+        std::fs::create_dir_all(&rootfs).map_err(io_err)?;
+        let image = self
+            .images
+            .get(&rec.image_id)
+            .map_err(crate::images::map_err)?;
+        let lowers = self.images.lower_dirs(&image);
+        berth_snapshot::mount_overlay(&lowers, &dir.join("rw/upper"), &dir.join("rw/work"), &rootfs)
+            .map_err(|e| ApiError::internal(format!("error mounting the container's rootfs: {e}")))?;
+
+        let user = berth_runtime::user::resolve(&rootfs, rec.config.user.as_deref().unwrap_or(""))
+            .map_err(|e| ApiError::invalid(format!("unable to find user: {e}")))?;
+        let hostname = rec.config.hostname.clone().unwrap_or_default();
+        write_etc_files(&dir, &hostname)?;
+        let hc = &rec.host_config;
+        let opts = SpecOptions {
+            id: rec.id.clone(),
+            args: std::iter::once(rec.path.clone())
+                .chain(rec.args.iter().cloned())
+                .collect(),
+            env: rec.config.env.clone().unwrap_or_default(),
+            cwd: rec
+                .config
+                .working_dir
+                .clone()
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "/".into()),
+            user,
+            hostname,
+            domainname: rec.config.domainname.clone().filter(|d| !d.is_empty()),
+            tty: rec.config.tty.unwrap_or(false),
+            rootfs: rootfs.clone(),
+            readonly_rootfs: hc.readonly_rootfs.unwrap_or(false),
+            cgroup_parent: hc
+                .cgroup_parent
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| self.config.cgroup_parent.clone()),
+            binds: ["hostname", "hosts", "resolv.conf"]
+                .iter()
+                .map(|f| BindMount {
+                    source: dir.join(f),
+                    destination: Path::new("/etc").join(f),
+                    readonly: false,
+                    options: vec!["rprivate".into()],
+                })
+                .collect(),
+            cap_add: hc.cap_add.clone().unwrap_or_default(),
+            cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+            privileged: hc.privileged.unwrap_or(false),
+            ..SpecOptions::default()
+        };
+        let spec = spec::build(&opts).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+        write_atomic(&bundle.join(shim::SPEC_FILE), &spec_json).map_err(io_err)?;
+
+        let runtime = self.config.runtime_path(hc.runtime.as_deref())?;
+        let (max_size, max_files) = self.log_limits(rec)?;
+        let log_driver = hc
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.clone())
+            .unwrap_or_else(|| "json-file".into());
+        let cfg = ShimConfig {
+            id: rec.id.clone(),
+            bundle: bundle.clone(),
+            runtime,
+            runtime_root: self.config.exec_root.join("runtime"),
+            log_path: (log_driver != "none").then(|| crate::logs::log_path(&dir, &rec.id)),
+            log_max_size: max_size,
+            log_max_files: max_files,
+            tty: rec.config.tty.unwrap_or(false),
+            open_stdin: rec.config.open_stdin.unwrap_or(false),
+            stdin_once: rec.config.stdin_once.unwrap_or(false),
+            rootfs_mount: Some(rootfs),
+        };
+        let cfg_json = serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?;
+        write_atomic(&bundle.join(shim::CONFIG_FILE), &cfg_json).map_err(io_err)?;
+        Ok(())
+    }
+
+    /// Log rotation for a container: its `--log-opt`s over the daemon's defaults.
+    fn log_limits(&self, rec: &ContainerRecord) -> Result<(u64, u32), ApiError> {
+        let opts = rec
+            .host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.config.clone())
+            .unwrap_or_default();
+        let size = match opts.get("max-size") {
+            Some(s) => crate::config::parse_size(s)?,
+            None => self.config.log_max_size,
+        };
+        let files = match opts.get("max-file") {
+            Some(n) => n
+                .parse()
+                .map_err(|_| ApiError::invalid(format!("invalid value for max-file: {n}")))?,
+            None => self.config.log_max_files,
+        };
+        Ok((size, files))
+    }
+}
+
+fn io_err(e: std::io::Error) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` as Docker writes them.
+fn write_etc_files(dir: &Path, hostname: &str) -> Result<(), ApiError> {
+    write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes()).map_err(io_err)?;
+    if !dir.join("hosts").exists() {
+        write_atomic(&dir.join("hosts"), HOSTS.as_bytes()).map_err(io_err)?;
+    }
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write_atomic(&dir.join("resolv.conf"), resolv_conf(&host).as_bytes()).map_err(io_err)
+}
+
+/// The host's resolv.conf without loopback nameservers (they mean nothing inside the
+/// container's network namespace); Google's resolvers when none is left, as Docker does.
+pub fn resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let t = line.trim();
+        if let Some(ns) = t.strip_prefix("nameserver") {
+            let ns = ns.trim();
+            if ns.starts_with("127.") || ns == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_resolvers_are_dropped() {
+        let r = super::resolv_conf("search x\nnameserver 127.0.0.53\n");
+        assert!(!r.contains("127.0.0.53"));
+        assert!(r.contains("search x") && r.contains("nameserver 8.8.8.8"));
+        let r = super::resolv_conf("nameserver 10.0.0.2\n");
+        assert_eq!(r, "nameserver 10.0.0.2\n");
+    }
+}

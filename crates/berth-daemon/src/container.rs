@@ -1,0 +1,157 @@
+//! A container's record (persisted as `config.v2.json`) and its live handle.
+
+use berth_api::models::{ContainerConfig, HostConfig};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Docker's container states.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+    /// Running or paused: a process exists.
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StateRecord {
+    pub status: Status,
+    pub pid: i32,
+    pub exit_code: i32,
+    #[serde(default)]
+    pub error: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+/// Everything the daemon knows of a container, persisted atomically.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    /// Without the leading slash.
+    pub name: String,
+    pub created: DateTime<Utc>,
+    /// The image as the user named it.
+    pub image: String,
+    /// `sha256:…`
+    pub image_id: String,
+    /// The container's config, merged with the image's.
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: StateRecord,
+    #[serde(default)]
+    pub restart_count: i64,
+}
+
+pub const RECORD_FILE: &str = "config.v2.json";
+
+impl ContainerRecord {
+    pub fn load(dir: &Path) -> std::io::Result<ContainerRecord> {
+        let data = std::fs::read(dir.join(RECORD_FILE))?;
+        serde_json::from_slice(&data)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        crate::fsutil::write_atomic(&dir.join(RECORD_FILE), &data)
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+/// Counters that move on state changes; waiters watch them.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Bumped each time a shim is ready for attach clients (before start).
+    pub shims: u64,
+    /// Bumped each time the container's process exits.
+    pub exits: u64,
+    /// Bumped on each successful start.
+    pub starts: u64,
+    pub removed: bool,
+    /// The exit code of the last exit.
+    pub last_exit: i32,
+}
+
+/// A container the daemon knows.
+pub struct Container {
+    pub id: String,
+    rec: Mutex<ContainerRecord>,
+    /// Serializes lifecycle operations (start, stop, remove...) on this container.
+    pub op: tokio::sync::Mutex<()>,
+    pub progress: tokio::sync::watch::Sender<Progress>,
+    /// Attach requests waiting for the shim of the next start.
+    pub pending_attach: AtomicUsize,
+}
+
+impl Container {
+    pub fn new(rec: ContainerRecord) -> Container {
+        Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            progress: tokio::sync::watch::channel(Progress::default()).0,
+            pending_attach: AtomicUsize::new(0),
+        }
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> ContainerRecord {
+        self.rec.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Change the record in memory, then persist it into `dir`.
+    pub fn update<T>(&self, dir: &Path, f: impl FnOnce(&mut ContainerRecord) -> T) -> T {
+        let mut g = self.rec.lock().unwrap_or_else(|e| e.into_inner());
+        let r = f(&mut g);
+        if let Err(e) = g.save(dir) {
+            tracing::error!(id = %self.id, "cannot save container record: {e}");
+        }
+        r
+    }
+
+    pub fn status(&self) -> Status {
+        self.rec.lock().unwrap_or_else(|e| e.into_inner()).state.status
+    }
+
+    pub fn name(&self) -> String {
+        self.rec.lock().unwrap_or_else(|e| e.into_inner()).name.clone()
+    }
+
+    pub fn pending_attaches(&self) -> usize {
+        self.pending_attach.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,272 @@
+//! `POST /containers/create`: a container record from the request and its image.
+
+use crate::container::{Container, ContainerRecord, StateRecord};
+use crate::{blocking, names, new_id, Daemon};
+use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfigLogConfig};
+use berth_api::ApiError;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+impl Daemon {
+    /// Create a container; returns its id.
+    pub async fn create_container(
+        self: &Arc<Self>,
+        name: Option<String>,
+        body: ContainerCreateBody,
+    ) -> Result<String, ApiError> {
+        let image_name = body
+            .image
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::invalid("config cannot be empty in order to create a container"))?;
+        let images = self.images.clone();
+        let lookup = image_name.clone();
+        let image = blocking(move || images.get(&lookup).map_err(crate::images::map_err)).await?;
+
+        let id = new_id();
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = names::validate(&n).map_err(ApiError::invalid)?;
+                self.reserve_name(&n, &id)?;
+                n
+            }
+            None => {
+                let mut retry = 0;
+                loop {
+                    let n = names::random_name(retry);
+                    if self.reserve_name(&n, &id).is_ok() {
+                        break n;
+                    }
+                    retry += 1;
+                }
+            }
+        };
+
+        let result = self.build_record(&id, &name, &image_name, &image, body);
+        let rec = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.release_name(&name);
+                return Err(e);
+            }
+        };
+        let dir = self.container_dir(&id);
+        let saved = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(dir.join("rw/upper"))?;
+            std::fs::create_dir_all(dir.join("rw/work"))?;
+            rec.save(&dir)
+        })();
+        if let Err(e) = saved {
+            let _ = std::fs::remove_dir_all(&dir);
+            self.release_name(&name);
+            return Err(ApiError::internal(format!("cannot create container: {e}")));
+        }
+        self.register(Arc::new(Container::new(rec)));
+        Ok(id)
+    }
+
+    fn build_record(
+        &self,
+        id: &str,
+        name: &str,
+        image_name: &str,
+        image: &berth_image::Image,
+        body: ContainerCreateBody,
+    ) -> Result<ContainerRecord, ApiError> {
+        let mut host_config = body.host_config.clone().unwrap_or_default();
+        if let Some(rt) = host_config.runtime.as_deref() {
+            self.config.runtime_path(Some(rt))?;
+        }
+        let img = crate::images::image_container_config(image);
+        let mut config = user_config(body);
+        merge(&mut config, &img);
+        if config.hostname.as_deref().unwrap_or("").is_empty() {
+            config.hostname = Some(id[..12].to_string());
+        }
+        config.image = Some(image_name.to_string());
+        let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
+        argv.extend(config.cmd.clone().unwrap_or_default());
+        if argv.is_empty() {
+            return Err(ApiError::invalid("No command specified"));
+        }
+        if host_config
+            .network_mode
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
+            host_config.network_mode = Some("default".into());
+        }
+        if host_config.log_config.is_none() {
+            host_config.log_config = Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::new()),
+            });
+        }
+        Ok(ContainerRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            created: chrono::Utc::now(),
+            image: image_name.to_string(),
+            image_id: image.id.to_string(),
+            config,
+            host_config,
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            state: StateRecord::default(),
+            restart_count: 0,
+        })
+    }
+}
+
+/// The config part of a create request.
+fn user_config(b: ContainerCreateBody) -> ContainerConfig {
+    ContainerConfig {
+        hostname: b.hostname,
+        domainname: b.domainname,
+        user: b.user,
+        attach_stdin: b.attach_stdin,
+        attach_stdout: b.attach_stdout,
+        attach_stderr: b.attach_stderr,
+        exposed_ports: b.exposed_ports,
+        tty: b.tty,
+        open_stdin: b.open_stdin,
+        stdin_once: b.stdin_once,
+        env: b.env,
+        cmd: b.cmd,
+        healthcheck: b.healthcheck,
+        args_escaped: b.args_escaped,
+        image: b.image,
+        volumes: b.volumes,
+        working_dir: b.working_dir,
+        entrypoint: b.entrypoint,
+        network_disabled: b.network_disabled,
+        on_build: b.on_build,
+        labels: b.labels,
+        stop_signal: b.stop_signal,
+        stop_timeout: b.stop_timeout,
+        shell: b.shell,
+    }
+}
+
+/// Docker's merge of the image's config under the user's.
+pub fn merge(user: &mut ContainerConfig, image: &ContainerConfig) {
+    if user.user.as_deref().unwrap_or("").is_empty() {
+        user.user = image.user.clone();
+    }
+    // Env: the image's first, overridden by the user's, by key.
+    let mut env: Vec<String> = image.env.clone().unwrap_or_default();
+    for e in user.env.clone().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next().unwrap_or("") != key);
+        env.push(e);
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    user.env = Some(env);
+    // An explicit empty entrypoint (`--entrypoint ""`) resets the image's.
+    let user_ep_empty = user
+        .entrypoint
+        .as_ref()
+        .map(|e| e.iter().all(|s| s.is_empty()))
+        .unwrap_or(true);
+    if user_ep_empty {
+        if user.cmd.as_ref().map(|c| c.is_empty()).unwrap_or(true) {
+            user.cmd = image.cmd.clone();
+        }
+        if user.entrypoint.is_none() {
+            user.entrypoint = image.entrypoint.clone();
+        } else {
+            user.entrypoint = None;
+        }
+    }
+    if user.working_dir.as_deref().unwrap_or("").is_empty() {
+        user.working_dir = image.working_dir.clone();
+    }
+    let mut labels = image.labels.clone().unwrap_or_default();
+    labels.extend(user.labels.clone().unwrap_or_default());
+    user.labels = Some(labels);
+    let mut ports = image.exposed_ports.clone().unwrap_or_default();
+    for p in user.exposed_ports.clone().unwrap_or_default() {
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    user.exposed_ports = (!ports.is_empty()).then_some(ports);
+    let mut vols = image.volumes.clone().unwrap_or_default();
+    for v in user.volumes.clone().unwrap_or_default() {
+        if !vols.contains(&v) {
+            vols.push(v);
+        }
+    }
+    user.volumes = (!vols.is_empty()).then_some(vols);
+    if user.stop_signal.is_none() {
+        user.stop_signal = image.stop_signal.clone();
+    }
+    if user.healthcheck.is_none() {
+        user.healthcheck = image.healthcheck.clone();
+    }
+    if user.on_build.is_none() {
+        user.on_build = image.on_build.clone();
+    }
+    if user.shell.is_none() {
+        user.shell = image.shell.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Option<Vec<String>> {
+        Some(s.iter().map(|x| x.to_string()).collect())
+    }
+
+    #[test]
+    fn image_cmd_is_used_unless_overridden() {
+        let image = ContainerConfig {
+            cmd: v(&["sh"]),
+            env: v(&["PATH=/bin", "A=1"]),
+            working_dir: Some("/srv".into()),
+            ..Default::default()
+        };
+        let mut u = ContainerConfig {
+            env: v(&["A=2", "B=3"]),
+            ..Default::default()
+        };
+        merge(&mut u, &image);
+        assert_eq!(u.cmd, v(&["sh"]));
+        assert_eq!(u.env, v(&["PATH=/bin", "A=2", "B=3"]));
+        assert_eq!(u.working_dir.as_deref(), Some("/srv"));
+
+        let mut u = ContainerConfig {
+            entrypoint: v(&["echo"]),
+            ..Default::default()
+        };
+        merge(&mut u, &image);
+        assert_eq!(u.cmd, None, "a user entrypoint drops the image's cmd");
+        assert_eq!(u.entrypoint, v(&["echo"]));
+    }
+
+    #[test]
+    fn empty_entrypoint_resets_the_images() {
+        let image = ContainerConfig {
+            entrypoint: v(&["/init"]),
+            cmd: v(&["x"]),
+            ..Default::default()
+        };
+        let mut u = ContainerConfig {
+            entrypoint: v(&[""]),
+            cmd: v(&["ls"]),
+            ..Default::default()
+        };
+        merge(&mut u, &image);
+        assert_eq!(u.entrypoint, None);
+        assert_eq!(u.cmd, v(&["ls"]));
+        assert!(u.env.unwrap()[0].starts_with("PATH="));
+    }
+}

@@ -1,0 +1,218 @@
+//! Images as the API shows them; the daemon's side of the image store.
+
+use crate::{blocking, Daemon};
+use berth_api::models::ContainerConfig;
+use berth_api::{ApiError, ErrorKind};
+use berth_image::{Image, ImageError};
+use serde_json::{json, Value};
+use std::io::Read;
+use std::sync::Arc;
+
+/// The one mapping of image-store errors onto the API's taxonomy.
+pub fn map_err(e: ImageError) -> ApiError {
+    let kind = match e.kind() {
+        berth_image::ErrorKind::NotFound => ErrorKind::NotFound,
+        berth_image::ErrorKind::Conflict => ErrorKind::Conflict,
+        berth_image::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
+        berth_image::ErrorKind::Internal => ErrorKind::Internal,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+/// The image's runtime defaults in the API's container-config shape.
+pub fn image_container_config(image: &Image) -> ContainerConfig {
+    image
+        .config
+        .config
+        .as_ref()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+const GO_ZERO: &str = "0001-01-01T00:00:00Z";
+
+/// What `docker import` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ImportRequest {
+    /// `repo[:tag]` to tag the new image with.
+    pub reference: Option<String>,
+    pub changes: Vec<String>,
+    pub message: Option<String>,
+    /// `-` or the URL, for the history comment.
+    pub source: String,
+}
+
+impl Daemon {
+    /// `POST /images/create?fromSrc=…`: a one-layer image from a tar stream.
+    pub async fn import_image(
+        self: &Arc<Self>,
+        reader: Box<dyn Read + Send>,
+        req: ImportRequest,
+    ) -> Result<String, ApiError> {
+        let images = self.images.clone();
+        blocking(move || {
+            let opts = berth_image::ImportOptions {
+                reference: req.reference,
+                changes: req.changes,
+                message: req.message,
+                source: req.source,
+            };
+            images
+                .import(reader, &opts)
+                .map(|r| r.id.to_string())
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    /// `GET /images/json`.
+    pub fn list_images(&self, all: bool, reference: Option<&str>) -> Vec<Value> {
+        let counts = self.all_containers();
+        self.images
+            .list(all)
+            .into_iter()
+            .filter(|s| match reference {
+                None => true,
+                Some(r) => s.repo_tags.iter().any(|t| reference_matches(r, t)),
+            })
+            .map(|s| {
+                let id = s.id.to_string();
+                let used = counts.iter().filter(|c| c.record().image_id == id).count();
+                json!({
+                    "Id": id,
+                    "ParentId": s.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+                    "RepoTags": s.repo_tags,
+                    "RepoDigests": s.repo_digests,
+                    "Created": s.created,
+                    "Size": s.size,
+                    "VirtualSize": s.size,
+                    "SharedSize": -1,
+                    "Labels": s.labels,
+                    "Containers": used,
+                })
+            })
+            .collect()
+    }
+
+    /// `GET /images/{name}/json`.
+    pub fn inspect_image(&self, name: &str) -> Result<Value, ApiError> {
+        let img = self.images.get(name).map_err(map_err)?;
+        let cfg = &img.config;
+        let config: Value = cfg
+            .config
+            .as_ref()
+            .and_then(|c| serde_json::to_value(c).ok())
+            .unwrap_or(Value::Null);
+        let lowers: Vec<String> = self
+            .images
+            .lower_dirs(&img)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut driver = serde_json::Map::new();
+        if let Some((top, rest)) = lowers.split_first() {
+            driver.insert("UpperDir".into(), json!(top));
+            if !rest.is_empty() {
+                driver.insert("LowerDir".into(), json!(rest.join(":")));
+            }
+        }
+        Ok(json!({
+            "Id": img.id.to_string(),
+            "RepoTags": img.repo_tags,
+            "RepoDigests": img.repo_digests,
+            "Parent": img.parent.map(|p| p.to_string()).unwrap_or_default(),
+            "Comment": cfg.comment.clone().unwrap_or_default(),
+            "Created": img.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "DockerVersion": "",
+            "Author": cfg.author.clone().unwrap_or_default(),
+            "Config": config,
+            "Architecture": cfg.architecture,
+            "Os": cfg.os,
+            "Size": img.size,
+            "VirtualSize": img.size,
+            "GraphDriver": { "Name": "overlay2", "Data": driver },
+            "RootFS": {
+                "Type": cfg.rootfs.kind,
+                "Layers": cfg.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            },
+            "Metadata": { "LastTagTime": GO_ZERO },
+        }))
+    }
+
+    /// `GET /images/{name}/history`.
+    pub fn image_history(&self, name: &str) -> Result<Value, ApiError> {
+        let items = self.images.history(name).map_err(map_err)?;
+        Ok(Value::Array(
+            items
+                .into_iter()
+                .map(|h| {
+                    json!({
+                        "Id": h.id,
+                        "Created": h.created,
+                        "CreatedBy": h.created_by,
+                        "Tags": if h.tags.is_empty() { Value::Null } else { json!(h.tags) },
+                        "Size": h.size,
+                        "Comment": h.comment,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// `POST /images/{name}/tag?repo=…&tag=…`.
+    pub fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<(), ApiError> {
+        if repo.is_empty() {
+            return Err(ApiError::invalid("repository name must have at least one component"));
+        }
+        let target = if tag.is_empty() {
+            repo.to_string()
+        } else {
+            format!("{repo}:{tag}")
+        };
+        self.images.tag(name, &target).map_err(map_err)
+    }
+
+    /// `DELETE /images/{name}`.
+    pub async fn delete_image(self: &Arc<Self>, name: &str, force: bool) -> Result<Value, ApiError> {
+        let d = self.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let users = |id: &str| d.image_users(id);
+            let items = d.images.delete(&name, force, &users).map_err(map_err)?;
+            Ok(serde_json::to_value(
+                items
+                    .into_iter()
+                    .map(|i| match i {
+                        berth_image::DeleteItem::Untagged(r) => json!({ "Untagged": r }),
+                        berth_image::DeleteItem::Deleted(id) => json!({ "Deleted": id.to_string() }),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or(Value::Null))
+        })
+        .await
+    }
+}
+
+/// `docker images busybox` / `busybox:1.36`: match on the repository, and the tag if given.
+fn reference_matches(pattern: &str, repo_tag: &str) -> bool {
+    let (repo, tag) = repo_tag.rsplit_once(':').unwrap_or((repo_tag, "latest"));
+    match pattern.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => r == repo && t == tag,
+        _ => pattern == repo,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reference_filter() {
+        assert!(super::reference_matches("busybox", "busybox:latest"));
+        assert!(super::reference_matches("busybox", "busybox:1"));
+        assert!(super::reference_matches("busybox:1", "busybox:1"));
+        assert!(!super::reference_matches("busybox:2", "busybox:1"));
+        assert!(!super::reference_matches("busy", "busybox:1"));
+        assert!(super::reference_matches("localhost:5000/a", "localhost:5000/a:t"));
+    }
+}

@@ -1,0 +1,283 @@
+//! Containers as the API shows them: `GET /containers/json` and `GET /containers/{id}/json`.
+
+use crate::container::{ContainerRecord, Status};
+use crate::Daemon;
+use berth_api::models::{
+    ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
+    ContainerSummaryHostConfig, ContainerSummaryStateEnum, DriverData, NetworkSettings,
+};
+use berth_api::units::human_duration;
+use berth_api::ApiError;
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::HashMap;
+
+/// Go's zero time, which Docker shows for times that never happened.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn time(t: &Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Nanos, true))
+        .unwrap_or_else(|| ZERO_TIME.into())
+}
+
+/// `Up 2 minutes`, `Exited (0) 5 seconds ago`, `Created`: the STATUS column.
+pub fn status_text(rec: &ContainerRecord, now: DateTime<Utc>) -> String {
+    let since = |t: Option<DateTime<Utc>>| {
+        human_duration((now - t.unwrap_or(now)).to_std().unwrap_or_default())
+    };
+    match rec.state.status {
+        Status::Running => format!("Up {}", since(rec.state.started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(rec.state.started_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            rec.state.exit_code,
+            since(rec.state.finished_at)
+        ),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+        Status::Created => "Created".into(),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            rec.state.exit_code,
+            since(rec.state.finished_at)
+        ),
+    }
+}
+
+/// The COMMAND column: path and args joined.
+fn command(rec: &ContainerRecord) -> String {
+    std::iter::once(rec.path.as_str())
+        .chain(rec.args.iter().map(|s| s.as_str()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Filters of `GET /containers/json` that berth understands.
+#[derive(Debug, Default, Clone)]
+pub struct ListOptions {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub filters: HashMap<String, Vec<String>>,
+}
+
+impl Daemon {
+    /// `GET /containers/json`.
+    pub fn list_containers(&self, opts: &ListOptions) -> Result<Vec<ContainerSummary>, ApiError> {
+        let now = Utc::now();
+        let mut out = Vec::new();
+        let all = opts.all || opts.limit.is_some();
+        for c in self.all_containers() {
+            let rec = c.record();
+            if !all && !rec.state.status.is_live() {
+                continue;
+            }
+            if !self.matches(&rec, &opts.filters)? {
+                continue;
+            }
+            out.push(self.summary(&rec, now));
+            if let Some(n) = opts.limit {
+                if out.len() >= n {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn matches(
+        &self,
+        rec: &ContainerRecord,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<bool, ApiError> {
+        for (key, values) in filters {
+            let ok = match key.as_str() {
+                "id" => values.iter().any(|v| rec.id.starts_with(v.as_str())),
+                "name" => values.iter().any(|v| rec.name.contains(v.trim_start_matches('/'))),
+                "status" => values.iter().any(|v| v == rec.state.status.as_str()),
+                "exited" => values
+                    .iter()
+                    .any(|v| rec.state.status == Status::Exited && v.parse() == Ok(rec.state.exit_code)),
+                "label" => values.iter().all(|v| {
+                    let labels = rec.config.labels.clone().unwrap_or_default();
+                    match v.split_once('=') {
+                        Some((k, val)) => labels.get(k).map(|x| x == val).unwrap_or(false),
+                        None => labels.contains_key(v),
+                    }
+                }),
+                "ancestor" => values
+                    .iter()
+                    .any(|v| rec.image == *v || rec.image_id.contains(v.as_str())),
+                other => {
+                    return Err(ApiError::invalid(format!("invalid filter '{other}'")));
+                }
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn summary(&self, rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
+        let state = match rec.state.status {
+            Status::Created => ContainerSummaryStateEnum::CREATED,
+            Status::Running => ContainerSummaryStateEnum::RUNNING,
+            Status::Paused => ContainerSummaryStateEnum::PAUSED,
+            Status::Restarting => ContainerSummaryStateEnum::RESTARTING,
+            Status::Removing => ContainerSummaryStateEnum::REMOVING,
+            Status::Exited => ContainerSummaryStateEnum::EXITED,
+            Status::Dead => ContainerSummaryStateEnum::DEAD,
+        };
+        ContainerSummary {
+            id: Some(rec.id.clone()),
+            names: Some(vec![format!("/{}", rec.name)]),
+            image: Some(rec.image.clone()),
+            image_id: Some(rec.image_id.clone()),
+            command: Some(command(rec)),
+            created: Some(rec.created.timestamp()),
+            ports: Some(vec![]),
+            labels: Some(rec.config.labels.clone().unwrap_or_default()),
+            state: Some(state),
+            status: Some(status_text(rec, now)),
+            host_config: Some(ContainerSummaryHostConfig {
+                network_mode: rec.host_config.network_mode.clone(),
+                ..Default::default()
+            }),
+            mounts: Some(vec![]),
+            ..Default::default()
+        }
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub fn inspect_container(&self, name: &str) -> Result<ContainerInspectResponse, ApiError> {
+        let c = self.container(name)?;
+        let rec = c.record();
+        let dir = self.container_dir(&rec.id);
+        let st = &rec.state;
+        let status = match st.status {
+            Status::Created => ContainerStateStatusEnum::CREATED,
+            Status::Running => ContainerStateStatusEnum::RUNNING,
+            Status::Paused => ContainerStateStatusEnum::PAUSED,
+            Status::Restarting => ContainerStateStatusEnum::RESTARTING,
+            Status::Removing => ContainerStateStatusEnum::REMOVING,
+            Status::Exited => ContainerStateStatusEnum::EXITED,
+            Status::Dead => ContainerStateStatusEnum::DEAD,
+        };
+        let exec_ids: Vec<String> = self
+            .execs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|e| e.container == rec.id)
+            .map(|e| e.id.clone())
+            .collect();
+        let lowers = self
+            .images
+            .get(&rec.image_id)
+            .map(|i| self.images.lower_dirs(&i))
+            .map(|l| {
+                l.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .unwrap_or_default();
+        let mut graph = HashMap::new();
+        graph.insert("LowerDir".to_string(), lowers);
+        graph.insert("UpperDir".into(), dir.join("rw/upper").display().to_string());
+        graph.insert("WorkDir".into(), dir.join("rw/work").display().to_string());
+        graph.insert(
+            "MergedDir".into(),
+            self.bundle_dir(&rec.id).join("rootfs").display().to_string(),
+        );
+        Ok(ContainerInspectResponse {
+            id: Some(rec.id.clone()),
+            created: Some(time(&Some(rec.created))),
+            path: Some(rec.path.clone()),
+            args: Some(rec.args.clone()),
+            state: Some(ContainerState {
+                status: Some(status),
+                running: Some(st.status.is_live()),
+                paused: Some(st.status == Status::Paused),
+                restarting: Some(st.status == Status::Restarting),
+                oom_killed: Some(st.oom_killed),
+                dead: Some(st.status == Status::Dead),
+                pid: Some(st.pid as i64),
+                exit_code: Some(st.exit_code as i64),
+                error: Some(st.error.clone()),
+                started_at: Some(time(&st.started_at)),
+                finished_at: Some(time(&st.finished_at)),
+                health: None,
+            }),
+            image: Some(rec.image_id.clone()),
+            resolv_conf_path: Some(dir.join("resolv.conf").display().to_string()),
+            hostname_path: Some(dir.join("hostname").display().to_string()),
+            hosts_path: Some(dir.join("hosts").display().to_string()),
+            log_path: Some(crate::logs::log_path(&dir, &rec.id).display().to_string()),
+            name: Some(format!("/{}", rec.name)),
+            restart_count: Some(rec.restart_count),
+            driver: Some("overlay2".into()),
+            platform: Some("linux".into()),
+            mount_label: Some(String::new()),
+            process_label: Some(String::new()),
+            app_armor_profile: Some(String::new()),
+            exec_ids: (!exec_ids.is_empty()).then_some(exec_ids),
+            host_config: Some(rec.host_config.clone()),
+            graph_driver: Some(DriverData {
+                name: "overlay2".into(),
+                data: graph,
+            }),
+            mounts: Some(vec![]),
+            config: Some(rec.config.clone()),
+            network_settings: Some(NetworkSettings {
+                sandbox_key: Some(String::new()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::StateRecord;
+
+    fn rec(status: Status, code: i32) -> ContainerRecord {
+        let now = Utc::now();
+        ContainerRecord {
+            id: "a".repeat(64),
+            name: "x".into(),
+            created: now,
+            image: "busybox".into(),
+            image_id: "sha256:1".into(),
+            config: Default::default(),
+            host_config: Default::default(),
+            path: "echo".into(),
+            args: vec!["hi".into()],
+            state: StateRecord {
+                status,
+                exit_code: code,
+                started_at: Some(now - chrono::Duration::seconds(120)),
+                finished_at: Some(now - chrono::Duration::seconds(5)),
+                ..Default::default()
+            },
+            restart_count: 0,
+        }
+    }
+
+    #[test]
+    fn status_reads_like_docker() {
+        let now = Utc::now();
+        assert_eq!(status_text(&rec(Status::Running, 0), now), "Up 2 minutes");
+        assert_eq!(
+            status_text(&rec(Status::Exited, 3), now),
+            "Exited (3) 5 seconds ago"
+        );
+        assert_eq!(status_text(&rec(Status::Created, 0), now), "Created");
+        assert_eq!(
+            status_text(&rec(Status::Paused, 0), now),
+            "Up 2 minutes (Paused)"
+        );
+        assert_eq!(command(&rec(Status::Created, 0)), "echo hi");
+    }
+}

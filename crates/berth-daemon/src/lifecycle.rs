@@ -1,0 +1,424 @@
+//! Start, stop, kill, restart, pause, remove, rename and wait; the exit monitor; reconciling
+//! with shims after a daemon restart.
+
+use crate::container::{Container, Status};
+use crate::shim_client;
+use crate::Daemon;
+use berth_api::{ApiError, ErrorKind};
+use berth_runtime::shim::Request;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: Option<&str>) -> Result<WaitCondition, ApiError> {
+        match s.unwrap_or("") {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(ApiError::invalid(format!(
+                "invalid condition: \"{other}\""
+            ))),
+        }
+    }
+}
+
+/// Parse a signal as Docker accepts it: `KILL`, `SIGKILL`, `9`.
+pub fn parse_signal(s: &str) -> Result<i32, ApiError> {
+    let bad = || ApiError::invalid(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| bad())
+}
+
+impl Daemon {
+    /// `POST /containers/{id}/start`.
+    pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        self.start_locked(&c).await
+    }
+
+    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
+        let rec = c.record();
+        match rec.state.status {
+            Status::Running | Status::Paused => {
+                return Err(ApiError::new(ErrorKind::NotModified, "container already started"))
+            }
+            Status::Removing | Status::Dead => {
+                return Err(ApiError::conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    rec.id
+                )))
+            }
+            _ => {}
+        }
+        let bundle = self.bundle_dir(&c.id);
+        let dir = self.container_dir(&c.id);
+        let prepared = self.prepare_bundle(&rec).await;
+        if let Err(e) = prepared {
+            self.cleanup_bundle(&c.id);
+            c.update(&dir, |r| {
+                r.state.error = e.message.clone();
+                r.state.exit_code = 128;
+            });
+            return Err(e);
+        }
+        let ready = shim_client::spawn(&self.config.shim_exe, &bundle).await;
+        let ready = match ready {
+            Ok(r) if r.ok => r,
+            Ok(r) => Err(self.start_failed(c, r.error.unwrap_or_default()))?,
+            Err(e) => Err(self.start_failed(c, e.message))?,
+        };
+        // Let attach requests that wait for this start connect to the shim first.
+        c.progress.send_modify(|p| p.shims += 1);
+        for _ in 0..2000 {
+            if c.pending_attach.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if let Err(e) = shim_client::call(&bundle, &Request::Start).await {
+            let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+            return Err(self.start_failed(c, e.message));
+        }
+        let pid = ready.pid.unwrap_or(0);
+        c.update(&dir, |r| {
+            r.state.status = Status::Running;
+            r.state.pid = pid;
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.oom_killed = false;
+            r.state.started_at = Some(chrono::Utc::now());
+            r.state.finished_at = None;
+        });
+        c.progress.send_modify(|p| p.starts += 1);
+        self.spawn_monitor(c.clone());
+        Ok(())
+    }
+
+    /// Record a failed start the way Docker does and build the error the client sees.
+    fn start_failed(&self, c: &Arc<Container>, msg: String) -> ApiError {
+        self.cleanup_bundle(&c.id);
+        let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+            127
+        } else if msg.contains("permission denied") {
+            126
+        } else {
+            128
+        };
+        let full = format!(
+            "failed to create task for container: failed to create shim task: OCI runtime create failed: {msg}: unknown"
+        );
+        c.update(&self.container_dir(&c.id), |r| {
+            r.state.error = full.clone();
+            r.state.exit_code = code;
+        });
+        ApiError::new(
+            if code == 128 { ErrorKind::Internal } else { ErrorKind::InvalidArgument },
+            full,
+        )
+    }
+
+    /// Unmount the rootfs and remove the bundle directory.
+    pub(crate) fn cleanup_bundle(&self, id: &str) {
+        let bundle = self.bundle_dir(id);
+        let _ = berth_snapshot::unmount(&bundle.join("rootfs"));
+        let _ = std::fs::remove_dir_all(&bundle);
+    }
+
+    fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>) {
+        let d = self.clone();
+        tokio::spawn(async move {
+            let bundle = d.bundle_dir(&c.id);
+            let code = match shim_client::call(&bundle, &Request::Wait).await {
+                Ok(r) => r.exit_code,
+                Err(_) => None,
+            };
+            d.on_exit(&c, code).await;
+        });
+    }
+
+    /// The container's init exited (or its shim vanished): record it, clean up, auto-remove.
+    async fn on_exit(self: &Arc<Self>, c: &Arc<Container>, code: Option<i32>) {
+        let bundle = self.bundle_dir(&c.id);
+        let st = shim_client::read_state(&bundle);
+        let exit_code = code
+            .or(st.as_ref().and_then(|s| s.exit_code))
+            .unwrap_or(255);
+        let finished = st
+            .as_ref()
+            .and_then(|s| s.finished_at.as_deref())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(chrono::Utc::now);
+        let oom = st.as_ref().map(|s| s.oom_killed).unwrap_or(false);
+        self.cleanup_bundle(&c.id);
+        c.update(&self.container_dir(&c.id), |r| {
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = exit_code;
+            r.state.finished_at = Some(finished);
+            r.state.oom_killed = oom;
+        });
+        c.progress.send_modify(|p| {
+            p.exits += 1;
+            p.last_exit = exit_code;
+        });
+        if c.record().host_config.auto_remove.unwrap_or(false) {
+            let d = self.clone();
+            let id = c.id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = d.remove_container(&id, false, false).await {
+                    tracing::warn!(%id, "auto-remove failed: {e}");
+                }
+            });
+        }
+    }
+
+    /// After a daemon restart: find the shim of each live container again, or record the exit
+    /// that happened while the daemon was away.
+    pub(crate) async fn reconcile(self: &Arc<Self>, c: &Arc<Container>) {
+        let status = c.status();
+        let bundle = self.bundle_dir(&c.id);
+        if !status.is_live() {
+            if bundle.exists() {
+                self.cleanup_bundle(&c.id);
+            }
+            if status == Status::Removing {
+                let _ = self.remove_container(&c.id, true, false).await;
+            }
+            return;
+        }
+        match shim_client::call(&bundle, &Request::State).await {
+            Ok(r) => {
+                let paused = matches!(
+                    r.state.as_ref().map(|s| s.status),
+                    Some(berth_runtime::shim::Status::Paused)
+                );
+                c.update(&self.container_dir(&c.id), |rec| {
+                    rec.state.status = if paused { Status::Paused } else { Status::Running };
+                });
+                self.spawn_monitor(c.clone());
+            }
+            Err(_) => self.on_exit(c, None).await,
+        }
+    }
+
+    /// Send a signal to a live container.
+    pub async fn kill_container(&self, name: &str, signal: Option<&str>) -> Result<(), ApiError> {
+        let c = self.container(name)?;
+        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
+        if !c.status().is_live() {
+            return Err(ApiError::conflict(format!(
+                "Cannot kill container: {name}: Container {} is not running",
+                c.id
+            )));
+        }
+        self.signal(&c, sig).await
+    }
+
+    async fn signal(&self, c: &Container, sig: i32) -> Result<(), ApiError> {
+        shim_client::call(&self.bundle_dir(&c.id), &Request::Kill { signal: sig })
+            .await
+            .map(|_| ())
+    }
+
+    /// Wait until the container's exit counter passes `seen`, at most `timeout`.
+    async fn wait_exit(c: &Container, seen: u64, timeout: Duration) -> bool {
+        let mut rx = c.progress.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|p| p.exits > seen || p.removed))
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false)
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
+    pub async fn stop_container(&self, name: &str, timeout: Option<i64>) -> Result<(), ApiError> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        self.stop_locked(&c, timeout).await
+    }
+
+    async fn stop_locked(&self, c: &Container, timeout: Option<i64>) -> Result<(), ApiError> {
+        let rec = c.record();
+        if !rec.state.status.is_live() {
+            return Err(ApiError::new(ErrorKind::NotModified, "container already stopped"));
+        }
+        let seen = c.progress.borrow().exits;
+        let sig = match rec.config.stop_signal.as_deref() {
+            Some(s) if !s.is_empty() => parse_signal(s)?,
+            _ => libc::SIGTERM,
+        };
+        let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let _ = self.signal(c, sig).await;
+        if rec.state.status == Status::Paused {
+            let _ = shim_client::call(&self.bundle_dir(&c.id), &Request::Resume).await;
+        }
+        if secs >= 0 && Self::wait_exit(c, seen, Duration::from_secs(secs as u64)).await {
+            return Ok(());
+        }
+        let _ = self.signal(c, libc::SIGKILL).await;
+        if Self::wait_exit(c, seen, Duration::from_secs(30)).await {
+            Ok(())
+        } else {
+            Err(ApiError::internal(format!(
+                "cannot stop container: {}: tried to kill container, but did not receive an exit event",
+                rec.id
+            )))
+        }
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart_container(
+        self: &Arc<Self>,
+        name: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        if c.status().is_live() {
+            self.stop_locked(&c, timeout).await?;
+        }
+        self.start_locked(&c).await
+    }
+
+    /// `POST /containers/{id}/pause`.
+    pub async fn pause_container(&self, name: &str) -> Result<(), ApiError> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        match c.status() {
+            Status::Running => {}
+            Status::Paused => {
+                return Err(ApiError::conflict(format!("Container {} is already paused", c.id)))
+            }
+            _ => {
+                return Err(ApiError::conflict(format!("Container {} is not running", c.id)))
+            }
+        }
+        shim_client::call(&self.bundle_dir(&c.id), &Request::Pause).await?;
+        c.update(&self.container_dir(&c.id), |r| r.state.status = Status::Paused);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/unpause`.
+    pub async fn unpause_container(&self, name: &str) -> Result<(), ApiError> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        if c.status() != Status::Paused {
+            return Err(ApiError::conflict(format!("Container {} is not paused", c.id)));
+        }
+        shim_client::call(&self.bundle_dir(&c.id), &Request::Resume).await?;
+        c.update(&self.container_dir(&c.id), |r| r.state.status = Status::Running);
+        Ok(())
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove_container(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+        _volumes: bool,
+    ) -> Result<(), ApiError> {
+        let c = self.container(name)?;
+        let _op = c.op.lock().await;
+        if c.progress.borrow().removed {
+            return Ok(());
+        }
+        if c.status().is_live() {
+            if !force {
+                return Err(ApiError::conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            let seen = c.progress.borrow().exits;
+            let _ = self.signal(&c, libc::SIGKILL).await;
+            if c.status() == Status::Paused {
+                let _ = shim_client::call(&self.bundle_dir(&c.id), &Request::Resume).await;
+            }
+            if !Self::wait_exit(&c, seen, Duration::from_secs(30)).await {
+                return Err(ApiError::internal(format!(
+                    "could not kill running container {}, cannot remove",
+                    c.id
+                )));
+            }
+        }
+        let dir = self.container_dir(&c.id);
+        c.update(&dir, |r| r.state.status = Status::Removing);
+        self.cleanup_bundle(&c.id);
+        std::fs::remove_dir_all(&dir).map_err(|e| {
+            ApiError::internal(format!("unable to remove filesystem for {}: {e}", c.id))
+        })?;
+        self.release_name(&c.name());
+        self.unregister(&c.id);
+        self.execs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, e| e.container != c.id);
+        c.progress.send_modify(|p| p.removed = true);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), ApiError> {
+        let c = self.container(name)?;
+        let new_name = crate::names::validate(new_name).map_err(ApiError::invalid)?;
+        let old = c.name();
+        if old == new_name {
+            return Err(ApiError::invalid(
+                "Renaming a container with the same name as its current name",
+            ));
+        }
+        self.reserve_name(&new_name, &c.id)?;
+        self.release_name(&old);
+        c.update(&self.container_dir(&c.id), |r| r.name = new_name);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/wait`: registers the waiter at once (so a start that follows
+    /// cannot be missed), and returns a future of the exit code.
+    pub fn wait_container(
+        &self,
+        name: &str,
+        cond: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = Result<i64, ApiError>> + Send + 'static, ApiError>
+    {
+        let c = self.container(name)?;
+        let mut rx = c.progress.subscribe();
+        let seen = rx.borrow().exits;
+        let done_now = (cond == WaitCondition::NotRunning && !c.status().is_live())
+            .then(|| c.record().state.exit_code as i64);
+        Ok(async move {
+            if let Some(code) = done_now {
+                return Ok(code);
+            }
+            let p = rx
+                .wait_for(|p| match cond {
+                    WaitCondition::Removed => p.removed,
+                    _ => p.exits > seen || p.removed,
+                })
+                .await
+                .map_err(|_| ApiError::internal("container went away"))?
+                .clone();
+            Ok(p.last_exit as i64)
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! The daemon's side of the shim protocol (see `berth_runtime::shim`).
+
+use berth_api::ApiError;
+use berth_runtime::shim::{self, FrameKind, Request, Response};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+/// Start `<exe> shim --dir <dir>` and wait for its ready line. Returns the ready response
+/// (with init's pid) or the shim's error.
+pub async fn spawn(exe: &Path, dir: &Path) -> Result<Response, ApiError> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("shim.log"))
+        .map_err(|e| ApiError::internal(format!("cannot open shim log: {e}")))?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("shim")
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|e| ApiError::internal(format!("cannot start shim: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ApiError::internal("shim has no stdout"))?;
+    let mut line = String::new();
+    let n = BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot read from shim: {e}")))?;
+    // The shim double-forks: the child we started exits right away; reap it.
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    if n == 0 {
+        let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+        let last = log.lines().last().unwrap_or("shim exited without a word");
+        return Err(ApiError::internal(format!("failed to start shim: {last}")));
+    }
+    let resp: Response = serde_json::from_str(line.trim())
+        .map_err(|e| ApiError::internal(format!("bad ready line from shim: {e}: {line}")))?;
+    Ok(resp)
+}
+
+/// The socket path in a shim's directory.
+pub fn socket(dir: &Path) -> PathBuf {
+    dir.join(shim::SOCKET_FILE)
+}
+
+/// A connection on which a request was sent and its response read.
+pub struct Conn {
+    pub reader: BufReader<OwnedReadHalf>,
+    pub writer: OwnedWriteHalf,
+}
+
+/// Connect, send `req`, read the response line. The connection stays open for frames.
+pub async fn open(dir: &Path, req: &Request) -> Result<(Response, Conn), ApiError> {
+    let stream = UnixStream::connect(socket(dir))
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot reach the container's shim: {e}")))?;
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_vec(req).map_err(|e| ApiError::internal(e.to_string()))?;
+    line.push(b'\n');
+    w.write_all(&line)
+        .await
+        .map_err(|e| ApiError::internal(format!("shim: {e}")))?;
+    let mut reader = BufReader::new(r);
+    let mut resp = String::new();
+    let n = reader
+        .read_line(&mut resp)
+        .await
+        .map_err(|e| ApiError::internal(format!("shim: {e}")))?;
+    if n == 0 {
+        return Err(ApiError::internal("shim closed the connection"));
+    }
+    let resp: Response = serde_json::from_str(resp.trim())
+        .map_err(|e| ApiError::internal(format!("bad answer from shim: {e}")))?;
+    Ok((resp, Conn { reader, writer: w }))
+}
+
+/// One request, one answer; an answer with `ok: false` becomes an error.
+pub async fn call(dir: &Path, req: &Request) -> Result<Response, ApiError> {
+    let (resp, _) = open(dir, req).await?;
+    if resp.ok {
+        Ok(resp)
+    } else {
+        Err(ApiError::internal(
+            resp.error.unwrap_or_else(|| "shim error".into()),
+        ))
+    }
+}
+
+/// Read one frame. `Ok(None)` at end of stream.
+pub async fn read_frame(
+    r: &mut (impl AsyncReadExt + Unpin),
+) -> std::io::Result<Option<(FrameKind, Vec<u8>)>> {
+    let mut h = [0u8; 8];
+    match r.read_exact(&mut h).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let (kind, len) = shim::parse_header(&h)?;
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    Ok(Some((kind, buf)))
+}
+
+/// Write one frame.
+pub async fn write_frame(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    kind: FrameKind,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(8 + payload.len());
+    buf.extend_from_slice(&shim::frame_header(kind, payload.len()));
+    buf.extend_from_slice(payload);
+    w.write_all(&buf).await
+}
+
+/// Read `state.json`, if the shim wrote one.
+pub fn read_state(dir: &Path) -> Option<shim::State> {
+    let data = std::fs::read(dir.join(shim::STATE_FILE)).ok()?;
+    serde_json::from_slice(&data).ok()
+}

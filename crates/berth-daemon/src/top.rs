@@ -1,0 +1,142 @@
+//! `GET /containers/{id}/top`: the container's processes, read from /proc like `ps -ef`.
+
+use crate::Daemon;
+use berth_api::models::ContainerTopResponse;
+use berth_api::ApiError;
+use std::collections::HashMap;
+use std::path::Path;
+
+struct Proc {
+    pid: i32,
+    ppid: i32,
+    uid: u32,
+    tty: String,
+    start: String,
+    time: String,
+    cmd: String,
+}
+
+fn ns_of(pid: i32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
+}
+
+fn read_proc(pid: i32, boot: i64, hz: i64) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command sits in parentheses and may hold spaces: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ppid = f.get(1)?.parse().ok()?;
+    let tty_nr: i64 = f.get(4)?.parse().ok()?;
+    let utime: i64 = f.get(11)?.parse().ok()?;
+    let stime: i64 = f.get(12)?.parse().ok()?;
+    let starttime: i64 = f.get(19)?.parse().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(0);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut cmd = cmdline
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if cmd.is_empty() {
+        let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+        cmd = format!("[{comm}]");
+    }
+    let secs = (utime + stime) / hz.max(1);
+    let start = chrono::DateTime::from_timestamp(boot + starttime / hz.max(1), 0)
+        .map(|t| t.with_timezone(&chrono::Local).format("%H:%M").to_string())
+        .unwrap_or_default();
+    let tty = if tty_nr == 0 {
+        "?".into()
+    } else {
+        let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+        let major = (tty_nr >> 8) & 0xfff;
+        if major == 136 {
+            format!("pts/{minor}")
+        } else {
+            format!("tty{minor}")
+        }
+    };
+    Some(Proc {
+        pid,
+        ppid,
+        uid,
+        tty,
+        start,
+        time: format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60),
+        cmd,
+    })
+}
+
+fn user_names() -> HashMap<u32, String> {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
+        })
+        .collect()
+}
+
+impl Daemon {
+    /// Every process in the container's pid namespace, in `ps -ef` columns.
+    pub fn top(&self, name: &str) -> Result<ContainerTopResponse, ApiError> {
+        let c = self.container(name)?;
+        let rec = c.record();
+        if !rec.state.status.is_live() || rec.state.pid <= 0 {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        let ns = ns_of(rec.state.pid)
+            .ok_or_else(|| ApiError::conflict(format!("Container {} is not running", rec.id)))?;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("btime "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as i64;
+        let users = user_names();
+        let mut procs: Vec<Proc> = std::fs::read_dir(Path::new("/proc"))
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| ns_of(*pid).as_ref() == Some(&ns))
+            .filter_map(|pid| read_proc(pid, boot, hz))
+            .collect();
+        procs.sort_by_key(|p| p.pid);
+        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"];
+        Ok(ContainerTopResponse {
+            titles: Some(titles.iter().map(|s| s.to_string()).collect()),
+            processes: Some(
+                procs
+                    .into_iter()
+                    .map(|p| {
+                        vec![
+                            users.get(&p.uid).cloned().unwrap_or_else(|| p.uid.to_string()),
+                            p.pid.to_string(),
+                            p.ppid.to_string(),
+                            "0".into(),
+                            p.start,
+                            p.tty,
+                            p.time,
+                            p.cmd,
+                        ]
+                    })
+                    .collect(),
+            ),
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! `docker rmi` semantics and layer garbage collection.
+
+use std::collections::HashSet;
+
+use berth_content::Digest;
+
+use crate::error::ImageError;
+use crate::store::{ImageStore, Result, State};
+
+/// One line of `docker rmi` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteItem {
+    /// `Untagged: busybox:latest`
+    Untagged(String),
+    /// `Deleted: sha256:…` (the image, then each removed layer's chain id)
+    Deleted(String),
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+fn cannot(id: &Digest, force_msg: &str, message: String) -> ImageError {
+    ImageError::Conflict(format!(
+        "conflict: unable to delete {} ({force_msg}) - {message}",
+        id.short()
+    ))
+}
+
+impl ImageStore {
+    /// Deletes (or untags) an image with Docker's semantics. `users(image_id)`
+    /// returns the containers using the image as `(container id, running)`.
+    pub fn delete(
+        &self,
+        name_or_id: &str,
+        force: bool,
+        users: &dyn Fn(&str) -> Vec<(String, bool)>,
+    ) -> Result<Vec<DeleteItem>> {
+        // Ask about containers without holding our lock (no lock-order issues).
+        let (id, _) = {
+            let state = self.lock();
+            self.resolve(&state, name_or_id)?
+        };
+        let containers = users(&id.to_string());
+        let running = containers.iter().find(|(_, r)| *r);
+        let stopped = containers.iter().find(|(_, r)| !*r);
+
+        let mut state = self.lock();
+        let (id2, by_ref) = self.resolve(&state, name_or_id)?;
+        if id2 != id {
+            return Err(ImageError::Conflict(format!(
+                "conflict: image {name_or_id} changed while being deleted, try again"
+            )));
+        }
+        let all_refs: Vec<String> = state
+            .refs
+            .iter()
+            .filter(|(_, i)| **i == id)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let children = state
+            .images
+            .values()
+            .any(|l| l.record.parent.as_ref() == Some(&id));
+        let mut items = Vec::new();
+
+        // Hard conflicts that would block the final deletion.
+        let hard_conflict = || {
+            if children {
+                return Some(cannot(
+                    &id,
+                    "cannot be forced",
+                    "image has dependent child images".into(),
+                ));
+            }
+            running.map(|(c, _)| {
+                cannot(
+                    &id,
+                    "cannot be forced",
+                    format!("image is being used by running container {}", short(c)),
+                )
+            })
+        };
+
+        if let Some(r) = by_ref {
+            if !force && all_refs.len() == 1 {
+                if let Some((c, _)) = containers.first() {
+                    return Err(ImageError::Conflict(format!(
+                        "conflict: unable to remove repository reference \"{name_or_id}\" (must force) - container {} is using its referenced image {}",
+                        short(c),
+                        id.short()
+                    )));
+                }
+            }
+            if all_refs.len() > 1 {
+                state.refs.remove(&r.familiar());
+                self.persist(&state)?;
+                return Ok(vec![DeleteItem::Untagged(r.familiar())]);
+            }
+            // Removing the last reference deletes the image: check first so a
+            // refusal leaves the tag in place.
+            if let Some(e) = hard_conflict() {
+                return Err(e);
+            }
+        } else {
+            if let Some(e) = hard_conflict() {
+                return Err(e);
+            }
+            if !force {
+                if all_refs.len() > 1 {
+                    return Err(cannot(
+                        &id,
+                        "must be forced",
+                        "image is referenced in multiple repositories".into(),
+                    ));
+                }
+                if let Some((c, _)) = stopped {
+                    return Err(cannot(
+                        &id,
+                        "must be forced",
+                        format!("image is being used by stopped container {}", short(c)),
+                    ));
+                }
+            }
+        }
+
+        for r in &all_refs {
+            state.refs.remove(r);
+            items.push(DeleteItem::Untagged(r.clone()));
+        }
+        let Some(loaded) = state.images.remove(&id) else {
+            return Err(ImageError::NotFound(name_or_id.to_string()));
+        };
+        self.persist(&state)?;
+        items.push(DeleteItem::Deleted(id.to_string()));
+
+        let mut blobs = vec![id.clone(), loaded.record.manifest.clone()];
+        // Containers (stopped, force-deleted image) still need the layers.
+        let layers = if containers.is_empty() {
+            blobs.extend(loaded.layer_blobs.iter().cloned());
+            loaded.chain_ids.clone()
+        } else {
+            Vec::new()
+        };
+        let removed = self.gc_unneeded(&state, &layers, &blobs)?;
+        // Docker lists removed layers top-most first.
+        items.extend(
+            removed
+                .into_iter()
+                .rev()
+                .map(|d| DeleteItem::Deleted(d.to_string())),
+        );
+        Ok(items)
+    }
+
+    /// Removes snapshots in `layers` and blobs in `blobs` that no image (nor
+    /// an import in flight) needs. Returns the removed snapshots' chain ids.
+    pub(crate) fn gc_unneeded(
+        &self,
+        state: &State,
+        layers: &[Digest],
+        blobs: &[Digest],
+    ) -> Result<Vec<Digest>> {
+        let mut needed_layers: HashSet<&Digest> = state.pending.keys().collect();
+        let mut needed_blobs: HashSet<&Digest> = state.pending.keys().collect();
+        for (id, l) in &state.images {
+            needed_layers.extend(l.chain_ids.iter());
+            needed_blobs.insert(id);
+            needed_blobs.insert(&l.record.manifest);
+            needed_blobs.extend(l.layer_blobs.iter());
+        }
+        let mut removed = Vec::new();
+        for c in layers {
+            if !needed_layers.contains(c) && self.snapshots.exists(c) {
+                self.snapshots.remove(c)?;
+                removed.push(c.clone());
+            }
+        }
+        for b in blobs {
+            if !needed_blobs.contains(b) {
+                self.content.delete(b)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes every snapshot and blob that no image needs, except the
+    /// snapshots in `keep` (chain ids still used by containers, e.g. of
+    /// force-deleted images). Returns the removed chain ids. Call it at
+    /// startup to clean up after crashes.
+    pub fn prune_unused(&self, keep: &[Digest]) -> Result<Vec<Digest>> {
+        let state = self.lock();
+        let keep: HashSet<&Digest> = keep.iter().collect();
+        let layers: Vec<Digest> = self
+            .snapshots
+            .list()?
+            .into_iter()
+            .map(|s| s.chain_id)
+            .filter(|c| !keep.contains(c))
+            .collect();
+        let mut blobs = self.content.list()?;
+        // Keep the layer blobs of kept snapshots.
+        let kept_diffs: HashSet<Digest> = keep
+            .iter()
+            .filter_map(|c| self.snapshots.get(c).ok())
+            .map(|s| s.diff_id)
+            .collect();
+        blobs.retain(|b| !kept_diffs.contains(b));
+        self.gc_unneeded(&state, &layers, &blobs)
+    }
+}

@@ -1,0 +1,440 @@
+//! The image store: records, references, lookups, history.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use berth_content::{ContentStore, Digest};
+use berth_snapshot::{chain_id, ApplyOptions, SnapshotStore};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ImageConfig, Manifest};
+use crate::error::ImageError;
+use crate::reference::Reference;
+
+pub(crate) type Result<T, E = ImageError> = std::result::Result<T, E>;
+
+const IMAGES_FILE: &str = "images.json";
+const REFERENCES_FILE: &str = "references.json";
+
+/// What `images.json` stores per image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ImageRecord {
+    pub manifest: Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
+    pub created: DateTime<Utc>,
+}
+
+/// An image loaded in memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub record: ImageRecord,
+    pub raw_config: Vec<u8>,
+    pub config: ImageConfig,
+    pub chain_ids: Vec<Digest>,
+    pub layer_blobs: Vec<Digest>,
+    pub layer_sizes: Vec<u64>,
+}
+
+impl Loaded {
+    pub fn size(&self) -> u64 {
+        self.layer_sizes.iter().sum()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub images: BTreeMap<Digest, Loaded>,
+    /// Familiar `repo:tag` (or `repo@digest`) → image id.
+    pub refs: BTreeMap<String, Digest>,
+    /// Layers (chain ids / blob digests) of imports in flight, protected from GC.
+    pub pending: HashMap<Digest, usize>,
+}
+
+impl State {
+    pub fn tags_of(&self, id: &Digest) -> Vec<String> {
+        self.refs
+            .iter()
+            .filter(|(r, i)| *i == id && !r.contains('@'))
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    pub fn digests_of(&self, id: &Digest) -> Vec<String> {
+        self.refs
+            .iter()
+            .filter(|(r, i)| *i == id && r.contains('@'))
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+}
+
+/// An image as returned by [`ImageStore::get`].
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// `sha256:` digest of the config blob.
+    pub id: Digest,
+    /// Familiar `repo:tag` references.
+    pub repo_tags: Vec<String>,
+    /// Familiar `repo@sha256:…` references.
+    pub repo_digests: Vec<String>,
+    /// The parent image, if known.
+    pub parent: Option<Digest>,
+    /// The manifest blob's digest.
+    pub manifest_digest: Digest,
+    /// The parsed config.
+    pub config: ImageConfig,
+    /// The config blob exactly as stored.
+    pub raw_config: Vec<u8>,
+    /// Creation time (from the config, else when it was stored).
+    pub created: DateTime<Utc>,
+    /// Sum of the layers' sizes.
+    pub size: u64,
+    /// Chain ids, bottom-most layer first.
+    pub chain_ids: Vec<Digest>,
+}
+
+/// An entry of [`ImageStore::list`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSummary {
+    pub id: Digest,
+    pub parent_id: Option<Digest>,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    /// Unix seconds.
+    pub created: i64,
+    pub size: u64,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An entry of [`ImageStore::history`], newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryItem {
+    /// The image id for the top entry, `<missing>` otherwise.
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub created_by: String,
+    pub tags: Vec<String>,
+    pub size: u64,
+    pub comment: String,
+}
+
+/// The image store under a data root.
+#[derive(Debug)]
+pub struct ImageStore {
+    pub(crate) content: ContentStore,
+    pub(crate) snapshots: SnapshotStore,
+    pub(crate) dir: PathBuf,
+    pub(crate) state: Mutex<State>,
+    pub(crate) apply_opts: ApplyOptions,
+}
+
+impl ImageStore {
+    /// Opens (creating if needed) `<data_root>/{content,snapshots,images}` and
+    /// loads the image records.
+    pub fn open(data_root: &Path) -> Result<Self> {
+        let content = ContentStore::open(&data_root.join("content"))?;
+        let snapshots = SnapshotStore::open(&data_root.join("snapshots"))?;
+        let dir = data_root.join("images");
+        fs::create_dir_all(&dir).map_err(ImageError::io(format!("create {}", dir.display())))?;
+        let records: BTreeMap<Digest, ImageRecord> = read_json(&dir.join(IMAGES_FILE))?;
+        let refs: BTreeMap<String, Digest> = read_json(&dir.join(REFERENCES_FILE))?;
+        let store = ImageStore {
+            content,
+            snapshots,
+            dir,
+            state: Mutex::new(State::default()),
+            apply_opts: ApplyOptions::default(),
+        };
+        let mut state = State::default();
+        for (id, record) in records {
+            match store.load(&id, record) {
+                Ok(loaded) => {
+                    state.images.insert(id, loaded);
+                }
+                Err(e) => tracing::warn!("skipping image {id}: {e}"),
+            }
+        }
+        state.refs = refs
+            .into_iter()
+            .filter(|(r, id)| {
+                let ok = state.images.contains_key(id);
+                if !ok {
+                    tracing::warn!("dropping reference {r} to missing image {id}");
+                }
+                ok
+            })
+            .collect();
+        *store.lock() = state;
+        Ok(store)
+    }
+
+    /// The content store.
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    /// The snapshot store.
+    pub fn snapshots(&self) -> &SnapshotStore {
+        &self.snapshots
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Builds the in-memory form of an image from its blobs and snapshots.
+    pub(crate) fn load(&self, id: &Digest, record: ImageRecord) -> Result<Loaded> {
+        let raw_config = self.content.get(id)?;
+        let config: ImageConfig =
+            serde_json::from_slice(&raw_config).map_err(|e| ImageError::Corrupt {
+                path: self.content.path(id).display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let manifest_raw = self.content.get(&record.manifest)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&manifest_raw).map_err(|e| ImageError::Corrupt {
+                path: self.content.path(&record.manifest).display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let mut chain_ids = Vec::new();
+        let mut layer_sizes = Vec::new();
+        let mut parent: Option<Digest> = None;
+        for diff in &config.rootfs.diff_ids {
+            let id = chain_id(parent.as_ref(), diff);
+            let snap = self.snapshots.get(&id)?;
+            layer_sizes.push(snap.size);
+            chain_ids.push(id.clone());
+            parent = Some(id);
+        }
+        Ok(Loaded {
+            record,
+            raw_config,
+            config,
+            chain_ids,
+            layer_blobs: manifest.layers.into_iter().map(|l| l.digest).collect(),
+            layer_sizes,
+        })
+    }
+
+    /// Writes images.json and references.json atomically.
+    pub(crate) fn persist(&self, state: &State) -> Result<()> {
+        let records: BTreeMap<&Digest, &ImageRecord> =
+            state.images.iter().map(|(id, l)| (id, &l.record)).collect();
+        write_json_atomic(&self.dir.join(IMAGES_FILE), &records)?;
+        write_json_atomic(&self.dir.join(REFERENCES_FILE), &state.refs)?;
+        Ok(())
+    }
+
+    /// Resolves `name_or_id` (reference, full id with or without `sha256:`,
+    /// or a unique id prefix) to an image id, and the reference if it was one.
+    pub(crate) fn resolve(
+        &self,
+        state: &State,
+        name_or_id: &str,
+    ) -> Result<(Digest, Option<Reference>)> {
+        let s = name_or_id.trim();
+        let hex = s.strip_prefix("sha256:").unwrap_or(s);
+        if berth_content::is_sha256_hex(hex) {
+            let id = Digest::from_hex(hex).map_err(|_| ImageError::NotFound(s.to_string()))?;
+            if state.images.contains_key(&id) {
+                return Ok((id, None));
+            }
+            return Err(ImageError::NotFound(s.to_string()));
+        }
+        let parsed = Reference::parse(s);
+        if let Ok(r) = &parsed {
+            let tagged = r.clone().with_default_tag();
+            if let Some(id) = state.refs.get(&tagged.familiar()) {
+                return Ok((id.clone(), Some(tagged)));
+            }
+        }
+        let is_prefix =
+            !hex.is_empty() && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if is_prefix {
+            let matches: Vec<&Digest> = state
+                .images
+                .keys()
+                .filter(|id| id.hex().starts_with(hex))
+                .collect();
+            match matches.len() {
+                0 => {}
+                1 => return Ok((matches[0].clone(), None)),
+                count => {
+                    return Err(ImageError::Ambiguous {
+                        prefix: s.to_string(),
+                        count,
+                    })
+                }
+            }
+        }
+        match parsed {
+            Ok(r) => Err(ImageError::NotFound(r.with_default_tag().familiar())),
+            Err(e) if !is_prefix => Err(e.into()),
+            Err(_) => Err(ImageError::NotFound(s.to_string())),
+        }
+    }
+
+    pub(crate) fn to_image(state: &State, id: &Digest, l: &Loaded) -> Image {
+        Image {
+            id: id.clone(),
+            repo_tags: state.tags_of(id),
+            repo_digests: state.digests_of(id),
+            parent: l.record.parent.clone(),
+            manifest_digest: l.record.manifest.clone(),
+            config: l.config.clone(),
+            raw_config: l.raw_config.clone(),
+            created: l.config.created.unwrap_or(l.record.created),
+            size: l.size(),
+            chain_ids: l.chain_ids.clone(),
+        }
+    }
+
+    /// Looks up an image by `repo[:tag]`, `repo@digest`, full id (with or
+    /// without `sha256:`) or unique id prefix.
+    pub fn get(&self, name_or_id: &str) -> Result<Image> {
+        let state = self.lock();
+        let (id, _) = self.resolve(&state, name_or_id)?;
+        let l = &state.images[&id];
+        Ok(Self::to_image(&state, &id, l))
+    }
+
+    /// All images, newest first. Without `all`, untagged images that are the
+    /// parent of another image (intermediate images) are hidden.
+    pub fn list(&self, all: bool) -> Vec<ImageSummary> {
+        let state = self.lock();
+        let parents: std::collections::HashSet<&Digest> = state
+            .images
+            .values()
+            .filter_map(|l| l.record.parent.as_ref())
+            .collect();
+        let mut out: Vec<ImageSummary> = state
+            .images
+            .iter()
+            .map(|(id, l)| ImageSummary {
+                id: id.clone(),
+                parent_id: l.record.parent.clone(),
+                repo_tags: state.tags_of(id),
+                repo_digests: state.digests_of(id),
+                created: l.config.created.unwrap_or(l.record.created).timestamp(),
+                size: l.size(),
+                labels: l
+                    .config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.clone())
+                    .unwrap_or_default(),
+            })
+            .filter(|s| all || !s.repo_tags.is_empty() || !parents.contains(&s.id))
+            .collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    /// The image's unpacked layers, top-most first (overlay lowerdir order).
+    pub fn lower_dirs(&self, image: &Image) -> Vec<PathBuf> {
+        image
+            .chain_ids
+            .iter()
+            .rev()
+            .map(|c| self.snapshots.fs_path(c))
+            .collect()
+    }
+
+    /// Tags `source` as `target` (`latest` if no tag); an existing tag moves.
+    pub fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let target_ref = Reference::parse(target)?;
+        if target_ref.digest().is_some() {
+            return Err(ImageError::InvalidArgument(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
+        let target_ref = target_ref.with_default_tag();
+        let mut state = self.lock();
+        let (id, _) = self.resolve(&state, source)?;
+        let old = state.refs.insert(target_ref.familiar(), id.clone());
+        if let Err(e) = self.persist(&state) {
+            match old {
+                Some(o) => state.refs.insert(target_ref.familiar(), o),
+                None => state.refs.remove(&target_ref.familiar()),
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Docker's `image history`, newest first.
+    pub fn history(&self, name_or_id: &str) -> Result<Vec<HistoryItem>> {
+        let state = self.lock();
+        let (id, _) = self.resolve(&state, name_or_id)?;
+        let l = &state.images[&id];
+        let mut items = Vec::new();
+        let mut layer = 0;
+        for h in &l.config.history {
+            let mut size = 0;
+            if !h.empty_layer {
+                size = l.layer_sizes.get(layer).copied().unwrap_or(0);
+                layer += 1;
+            }
+            items.push(HistoryItem {
+                id: "<missing>".into(),
+                created: h.created.map(|c| c.timestamp()).unwrap_or(0),
+                created_by: h.created_by.clone().unwrap_or_default(),
+                tags: Vec::new(),
+                size,
+                comment: h.comment.clone().unwrap_or_default(),
+            });
+        }
+        items.reverse();
+        // Fill in ids and tags along the parent chain.
+        let mut cur = Some(id);
+        for item in items.iter_mut() {
+            let Some(cid) = cur.take() else { break };
+            item.id = cid.to_string();
+            item.tags = state.tags_of(&cid);
+            cur = state
+                .images
+                .get(&cid)
+                .and_then(|l| l.record.parent.clone())
+                .filter(|p| state.images.contains_key(p));
+        }
+        Ok(items)
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    match fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data).map_err(|e| ImageError::Corrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(ImageError::io(format!("read {}", path.display()))(e)),
+    }
+}
+
+/// Write to a temp file, fsync, rename over `path`, fsync the directory.
+pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(|e| ImageError::Corrupt {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(ImageError::io(format!(
+        "create temp file in {}",
+        dir.display()
+    )))?;
+    tmp.write_all(&data)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(ImageError::io(format!("write {}", path.display())))?;
+    tmp.persist(path)
+        .map_err(|e| ImageError::io(format!("rename into {}", path.display()))(e.error))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ImageError::io(format!("fsync {}", dir.display())))
+}

@@ -1,0 +1,256 @@
+//! `/containers/...`
+
+use crate::query::{filters, flag, int, Query};
+use crate::stream::{body_from, hijack, MULTIPLEXED, RAW};
+use crate::{status, AppState, Error, Result};
+use axum::body::Body;
+use axum::extract::{Path, Query as Q, Request, State};
+use axum::http::{Response, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, ExecConfig, IdResponse};
+use berth_api::ApiError;
+use berth_daemon::attach::AttachOptions;
+use berth_daemon::inspect::ListOptions;
+use berth_daemon::lifecycle::WaitCondition;
+use berth_daemon::logs::{parse_timestamp, LogOptions};
+use tokio::io::AsyncWriteExt;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/containers/json", get(list))
+        .route("/containers/create", post(create))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/top", get(top))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/restart", post(restart))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/exec", post(exec_create))
+        .route("/containers/{id}", delete(remove))
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    if bytes.is_empty() {
+        return serde_json::from_slice(b"{}")
+            .map_err(|e| Error(ApiError::invalid(e.to_string())));
+    }
+    serde_json::from_slice(bytes).map_err(|e| Error(ApiError::invalid(format!("invalid JSON: {e}"))))
+}
+
+async fn list(State(d): State<AppState>, Q(q): Q<Query>) -> Result<impl IntoResponse> {
+    let mut limit: Option<i64> = int(&q, "limit")?;
+    if flag(&q, "latest") && limit.is_none() {
+        limit = Some(1);
+    }
+    let opts = ListOptions {
+        all: flag(&q, "all"),
+        limit: limit.filter(|n| *n > 0).map(|n| n as usize),
+        filters: filters(&q)?,
+    };
+    Ok(Json(d.list_containers(&opts)?))
+}
+
+async fn create(
+    State(d): State<AppState>,
+    Q(q): Q<Query>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse> {
+    let body: ContainerCreateBody = json_body(&body)?;
+    let id = d.create_container(q.get("name").cloned(), body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ContainerCreateResponse {
+            id,
+            warnings: vec![],
+        }),
+    ))
+}
+
+async fn inspect(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+    Ok(Json(d.inspect_container(&id)?))
+}
+
+async fn top(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+    let d2 = d.clone();
+    let r = tokio::task::spawn_blocking(move || d2.top(&id))
+        .await
+        .map_err(|e| Error(ApiError::internal(e.to_string())))??;
+    Ok(Json(r))
+}
+
+async fn logs(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<Response<Body>> {
+    let (c, tty) = d.logs_target(&id)?;
+    let opts = LogOptions {
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+        follow: flag(&q, "follow"),
+        timestamps: flag(&q, "timestamps"),
+        since: parse_timestamp(q.get("since").map(|s| s.as_str()).unwrap_or(""))?,
+        until: parse_timestamp(q.get("until").map(|s| s.as_str()).unwrap_or(""))?,
+        tail: match q.get("tail").map(|s| s.as_str()) {
+            None | Some("") | Some("all") => None,
+            Some(n) => Some(n.parse::<i64>().map_err(|_| {
+                Error(ApiError::invalid(format!("invalid value for tail: {n}")))
+            })?.max(0) as usize),
+        },
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(Error(ApiError::invalid(
+            "Bad parameters: you must choose at least one stream",
+        )));
+    }
+    Ok(body_from(if tty { RAW } else { MULTIPLEXED }, move |mut w| async move {
+        if let Err(e) = d.write_logs(&c, &opts, tty, &mut w).await {
+            tracing::warn!("logs: {e}");
+        }
+        let _ = w.shutdown().await;
+    }))
+}
+
+async fn start(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+    d.start_container(&id).await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+fn timeout(q: &Query) -> Result<Option<i64>> {
+    Ok(match int::<i64>(q, "t")? {
+        Some(t) => Some(t),
+        None => int(q, "timeout")?,
+    })
+}
+
+async fn stop(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    d.stop_container(&id, timeout(&q)?).await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+async fn restart(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    d.restart_container(&id, timeout(&q)?).await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+async fn kill(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    d.kill_container(&id, q.get("signal").map(|s| s.as_str()))
+        .await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+async fn pause(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+    d.pause_container(&id).await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+async fn unpause(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+    d.unpause_container(&id).await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+async fn rename(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    let name = q.get("name").cloned().unwrap_or_default();
+    d.rename_container(&id, &name).await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}
+
+async fn resize(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    let h: u16 = int(&q, "h")?.unwrap_or(0);
+    let w: u16 = int(&q, "w")?.unwrap_or(0);
+    d.resize_container(&id, h, w).await?;
+    Ok(status(StatusCode::OK))
+}
+
+async fn wait(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<Response<Body>> {
+    let cond = WaitCondition::parse(q.get("condition").map(|s| s.as_str()))?;
+    let fut = d.wait_container(&id, cond)?;
+    Ok(body_from("application/json", move |mut w| async move {
+        let body = match fut.await {
+            Ok(code) => serde_json::json!({ "StatusCode": code, "Error": null }),
+            Err(e) => serde_json::json!({ "StatusCode": -1, "Error": { "Message": e.message } }),
+        };
+        let _ = w.write_all(format!("{body}\n").as_bytes()).await;
+        let _ = w.shutdown().await;
+    }))
+}
+
+async fn attach(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+    mut req: Request,
+) -> Result<Response<Body>> {
+    let (c, tty) = d.attach_target(&id)?;
+    let opts = AttachOptions {
+        stdin: flag(&q, "stdin"),
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+        stream: flag(&q, "stream"),
+        logs: flag(&q, "logs"),
+        detach_keys: q.get("detachKeys").cloned(),
+    };
+    if let Some(k) = &opts.detach_keys {
+        if !k.is_empty() {
+            berth_daemon::attach::parse_detach_keys(k)?;
+        }
+    }
+    Ok(hijack(&mut req, if tty { RAW } else { MULTIPLEXED }, move |io| async move {
+        if let Err(e) = d.attach(c, opts, io).await {
+            tracing::warn!("attach: {e}");
+        }
+    }))
+}
+
+async fn exec_create(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse> {
+    let cfg: ExecConfig = json_body(&body)?;
+    let id = d.create_exec(&id, cfg)?;
+    Ok((StatusCode::CREATED, Json(IdResponse { id })))
+}
+
+async fn remove(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    d.remove_container(&id, flag(&q, "force"), flag(&q, "v"))
+        .await?;
+    Ok(status(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,60 @@
+//! `/exec/...`
+
+use crate::query::{int, Query};
+use crate::stream::{hijack, MULTIPLEXED, RAW};
+use crate::{status, AppState, Result};
+use axum::body::Body;
+use axum::extract::{Path, Query as Q, Request, State};
+use axum::http::{Response, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_api::models::ExecStartConfig;
+use berth_api::ApiError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/exec/{id}/start", post(start))
+        .route("/exec/{id}/resize", post(resize))
+        .route("/exec/{id}/json", get(inspect))
+}
+
+async fn start(State(d): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response<Body>> {
+    let e = d.exec(&id)?;
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let cfg: ExecStartConfig = if bytes.is_empty() {
+        ExecStartConfig::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?
+    };
+    let console = cfg
+        .console_size
+        .as_ref()
+        .filter(|s| s.len() == 2 && s[0] > 0)
+        .map(|s| (s[0] as u16, s[1] as u16));
+    if cfg.detach.unwrap_or(false) {
+        d.start_exec(e, None, console).await?;
+        return Ok(status(StatusCode::OK));
+    }
+    let tty = e.config.tty.unwrap_or(false) || cfg.tty.unwrap_or(false);
+    let mut req = Request::from_parts(parts, Body::empty());
+    Ok(hijack(&mut req, if tty { RAW } else { MULTIPLEXED }, move |io| async move {
+        if let Err(err) = d.start_exec(e, Some(io), console).await {
+            tracing::warn!("exec: {err}");
+        }
+    }))
+}
+
+async fn resize(State(d): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> Result<impl IntoResponse> {
+    let h: u16 = int(&q, "h")?.unwrap_or(0);
+    let w: u16 = int(&q, "w")?.unwrap_or(0);
+    d.resize_exec(&id, h, w).await?;
+    Ok(status(StatusCode::CREATED))
+}
+
+async fn inspect(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+    Ok(Json(d.inspect_exec(&id)?))
+}

@@ -1,0 +1,194 @@
+//! `/images/...`. Image names hold slashes, so the per-image routes are parsed by hand.
+
+use crate::query::{filters, flag, Query};
+use crate::{AppState, Error, Result};
+use axum::body::Body;
+use axum::extract::{Path, Query as Q, Request, State};
+use axum::http::{header, Response, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_api::ApiError;
+use berth_daemon::images::ImportRequest;
+use futures_util::TryStreamExt;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/images/json", get(list))
+        .route("/images/create", post(create))
+        .route(
+            "/images/{*rest}",
+            get(get_image).post(post_image).delete(delete_image),
+        )
+}
+
+async fn list(State(d): State<AppState>, Q(q): Q<Query>) -> Result<impl IntoResponse> {
+    let f = filters(&q)?;
+    let mut reference = f.get("reference").and_then(|v| v.first().cloned());
+    if let Some(r) = q.get("filter").filter(|s| !s.is_empty()) {
+        reference = Some(r.clone());
+    }
+    for k in f.keys() {
+        if k != "reference" && k != "dangling" && k != "label" {
+            return Err(Error(ApiError::invalid(format!("invalid filter '{k}'"))));
+        }
+    }
+    let mut v = d.list_images(flag(&q, "all"), reference.as_deref());
+    if let Some(dangling) = f.get("dangling").and_then(|v| v.first()) {
+        let want = dangling == "true" || dangling == "1";
+        v.retain(|i| i["RepoTags"].as_array().map(|a| a.is_empty()).unwrap_or(true) == want);
+    }
+    if let Some(labels) = f.get("label") {
+        v.retain(|i| {
+            labels.iter().all(|l| match l.split_once('=') {
+                Some((k, val)) => i["Labels"][k].as_str() == Some(val),
+                None => !i["Labels"][l].is_null(),
+            })
+        });
+    }
+    Ok(Json(v))
+}
+
+/// One line of Docker's JSON progress stream.
+fn progress(status: &str) -> String {
+    serde_json::json!({ "status": status }).to_string() + "\r\n"
+}
+
+async fn create(State(d): State<AppState>, Q(q): Q<Query>, req: Request) -> Result<Response<Body>> {
+    if let Some(image) = q.get("fromImage").filter(|s| !s.is_empty()) {
+        let tag = q.get("tag").cloned().unwrap_or_else(|| "latest".into());
+        return Err(Error(ApiError::not_found(format!(
+            "pull access denied for {image}:{tag}: pulling from registries is not available in this berth build yet"
+        ))));
+    }
+    let src = q
+        .get("fromSrc")
+        .cloned()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error(ApiError::invalid("either fromSrc or fromImage must be given")))?;
+    let repo = q.get("repo").cloned().unwrap_or_default();
+    let tag = q.get("tag").cloned().unwrap_or_default();
+    let reference = match (repo.is_empty(), tag.is_empty()) {
+        (true, _) => None,
+        (false, true) => Some(repo),
+        (false, false) => Some(format!("{repo}:{tag}")),
+    };
+    let import = ImportRequest {
+        reference,
+        changes: changes(req.uri().query().unwrap_or("")),
+        message: q.get("message").cloned().filter(|m| !m.is_empty()),
+        source: src.clone(),
+    };
+    let reader: Box<dyn std::io::Read + Send> = if src == "-" {
+        let stream = req
+            .into_body()
+            .into_data_stream()
+            .map_err(std::io::Error::other);
+        Box::new(SyncIoBridge::new(StreamReader::new(stream)))
+    } else {
+        fetch(&src).await?
+    };
+    let id = d.import_image(reader, import).await?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(progress(&id)))
+        .unwrap_or_default())
+}
+
+/// `changes` may repeat in the query string.
+fn changes(query: &str) -> Vec<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, v)| k == "changes" && !v.is_empty())
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+/// Download an import source over HTTP.
+async fn fetch(url: &str) -> Result<Box<dyn std::io::Read + Send>> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|e| Error(ApiError::invalid(format!("invalid URL {url}: {e}"))))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(Error(ApiError::invalid(format!(
+            "unsupported URL scheme in {url}: only http:// sources can be imported"
+        ))));
+    }
+    let client: Client<_, http_body_util::Empty<bytes::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let resp = client
+        .get(uri)
+        .await
+        .map_err(|e| Error(ApiError::invalid(format!("Get \"{url}\": {e}"))))?;
+    if !resp.status().is_success() {
+        return Err(Error(ApiError::invalid(format!(
+            "Get \"{url}\": unexpected status {}",
+            resp.status()
+        ))));
+    }
+    let stream = http_body_util::BodyDataStream::new(resp.into_body()).map_err(std::io::Error::other);
+    Ok(Box::new(SyncIoBridge::new(StreamReader::new(stream))))
+}
+
+/// Split `name/json`, `name/history`, `name/tag`, or a bare name.
+fn split(rest: &str, ops: &[&str]) -> (String, Option<String>) {
+    for op in ops {
+        if let Some(name) = rest.strip_suffix(&format!("/{op}")) {
+            return (name.to_string(), Some(op.to_string()));
+        }
+    }
+    (rest.to_string(), None)
+}
+
+async fn get_image(State(d): State<AppState>, Path(rest): Path<String>) -> Result<Response<Body>> {
+    match split(&rest, &["json", "history"]) {
+        (name, Some(op)) if op == "json" => Ok(Json(d.inspect_image(&name)?).into_response()),
+        (name, Some(_)) => Ok(Json(d.image_history(&name)?).into_response()),
+        (name, None) => Err(Error(ApiError::not_found(format!("page not found: /images/{name}")))),
+    }
+}
+
+async fn post_image(
+    State(d): State<AppState>,
+    Path(rest): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<Response<Body>> {
+    match split(&rest, &["tag"]) {
+        (name, Some(_)) => {
+            let repo = q.get("repo").cloned().unwrap_or_default();
+            let tag = q.get("tag").cloned().unwrap_or_default();
+            d.tag_image(&name, &repo, &tag)?;
+            Ok(StatusCode::CREATED.into_response())
+        }
+        (name, None) => Err(Error(ApiError::not_found(format!("page not found: /images/{name}")))),
+    }
+}
+
+async fn delete_image(
+    State(d): State<AppState>,
+    Path(rest): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(d.delete_image(&rest, flag(&q, "force")).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn repeated_changes_are_decoded() {
+        let c = super::changes("changes=CMD+%5B%22sh%22%5D&x=1&changes=ENV%20A%3D1");
+        assert_eq!(c, vec!["CMD [\"sh\"]".to_string(), "ENV A=1".to_string()]);
+    }
+
+    #[test]
+    fn names_split_from_operations() {
+        assert_eq!(
+            super::split("a/b:1/json", &["json", "history"]),
+            ("a/b:1".to_string(), Some("json".to_string()))
+        );
+        assert_eq!(super::split("busybox", &["tag"]), ("busybox".to_string(), None));
+    }
+}

@@ -1,0 +1,414 @@
+//! The OCI runtimes the shim can drive: libcontainer, built in, or an external binary (runc).
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+/// Errors from a runtime; the message is what a Docker client should see.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("failed to run {bin}: {source}")]
+    Spawn {
+        bin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no container")]
+    NoContainer,
+}
+
+/// How a process's stdio is connected.
+pub enum ProcStdio {
+    /// Its own file descriptors (pipes, `/dev/null` opened read-write).
+    Fds {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// A pseudo-terminal whose master is sent to this unix socket.
+    Console(PathBuf),
+}
+
+/// One container in an OCI runtime.
+pub trait Runtime {
+    /// Create the container from the bundle; its process waits for [`Runtime::start`].
+    /// Returns init's pid. On failure, nothing is left in the runtime.
+    fn create(&mut self, stdio: ProcStdio) -> Result<i32, RuntimeError>;
+    fn start(&mut self) -> Result<(), RuntimeError>;
+    /// Signal init.
+    fn kill(&mut self, signal: i32) -> Result<(), RuntimeError>;
+    fn pause(&mut self) -> Result<(), RuntimeError>;
+    fn resume(&mut self) -> Result<(), RuntimeError>;
+    /// Start another process (described by an OCI process JSON file) in the container;
+    /// returns its pid.
+    fn exec(&mut self, process_json: &Path, stdio: ProcStdio) -> Result<i32, RuntimeError>;
+    /// Remove the container from the runtime (its cgroup included), killing what is left.
+    fn delete(&mut self) -> Result<(), RuntimeError>;
+}
+
+/// Turn a runtime's error into Docker's wording where we can.
+pub fn docker_message(raw: &str) -> String {
+    // `exec: "x": executable file not found in $PATH` (runc) or youki's variants.
+    if let Some(i) = raw.find("exec: \"") {
+        let rest = &raw[i..];
+        let end = rest
+            .find("in $PATH")
+            .map(|e| e + "in $PATH".len())
+            .or_else(|| rest.find(": no such file or directory").map(|e| e + 27))
+            .or_else(|| rest.find(": permission denied").map(|e| e + 19))
+            .unwrap_or(rest.len());
+        return rest[..end].trim_end().to_string();
+    }
+    for marker in ["executable not found", "executable file not found", "not found in $PATH"] {
+        if raw.contains(marker) {
+            if let Some(name) = quoted(raw) {
+                return format!("exec: \"{name}\": executable file not found in $PATH");
+            }
+        }
+    }
+    raw.trim().to_string()
+}
+
+fn quoted(s: &str) -> Option<String> {
+    let a = s.find('"')?;
+    let b = s[a + 1..].find('"')?;
+    Some(s[a + 1..a + 1 + b].to_string())
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// libcontainer, in process.
+pub struct Builtin {
+    id: String,
+    root: PathBuf,
+    bundle: PathBuf,
+    /// The spec as libcontainer must see it (see [`Builtin::new`]).
+    patched_bundle: PathBuf,
+    container: Option<Container>,
+}
+
+impl Builtin {
+    /// `scratch` is a directory the shim owns, where the spec libcontainer reads is written:
+    /// the bundle's `config.json` with an absolute root path and `MASKED_EQ` seccomp
+    /// arguments swapped (libcontainer 0.7 reads `value`/`valueTwo` the other way round from
+    /// runc and Docker).
+    pub fn new(id: &str, root: &Path, bundle: &Path, scratch: &Path) -> Self {
+        Builtin {
+            id: id.to_string(),
+            root: root.to_path_buf(),
+            bundle: bundle.to_path_buf(),
+            patched_bundle: scratch.to_path_buf(),
+            container: None,
+        }
+    }
+
+    fn prepare_bundle(&self) -> Result<(), RuntimeError> {
+        let failed = |e: &dyn std::error::Error| RuntimeError::Failed(chain(e));
+        let mut spec = Spec::load(self.bundle.join(berth_runtime::shim::SPEC_FILE))
+            .map_err(|e| failed(&e))?;
+        if let Some(mut root) = spec.root().clone() {
+            if root.path().is_relative() {
+                root.set_path(self.bundle.join(root.path()));
+                spec.set_root(Some(root));
+            }
+        }
+        if let Some(mut linux) = spec.linux().clone() {
+            if let Some(mut sc) = linux.seccomp().clone() {
+                berth_runtime::seccomp::swap_masked_eq(&mut sc);
+                linux.set_seccomp(Some(sc));
+                spec.set_linux(Some(linux));
+            }
+        }
+        fs::create_dir_all(&self.patched_bundle).map_err(|source| RuntimeError::Io {
+            what: "create bundle".into(),
+            source,
+        })?;
+        spec.save(self.patched_bundle.join(berth_runtime::shim::SPEC_FILE))
+            .map_err(|e| failed(&e))
+    }
+
+    fn builder(&self, stdio: ProcStdio) -> Result<ContainerBuilder, RuntimeError> {
+        let mut b = ContainerBuilder::new(self.id.clone(), SyscallType::default())
+            .with_root_path(&self.root)
+            .map_err(|e| RuntimeError::Failed(chain(&e)))?;
+        match stdio {
+            ProcStdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                b = b.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr);
+            }
+            ProcStdio::Console(p) => b = b.with_console_socket(Some(p)),
+        }
+        Ok(b)
+    }
+
+    fn container(&mut self) -> Result<&mut Container, RuntimeError> {
+        self.container.as_mut().ok_or(RuntimeError::NoContainer)
+    }
+}
+
+fn lc_err(e: libcontainer::error::LibcontainerError) -> RuntimeError {
+    RuntimeError::Failed(docker_message(&chain(&e)))
+}
+
+impl Runtime for Builtin {
+    fn create(&mut self, stdio: ProcStdio) -> Result<i32, RuntimeError> {
+        self.prepare_bundle()?;
+        let container = self
+            .builder(stdio)?
+            .validate_id()
+            .map_err(lc_err)?
+            .as_init(&self.patched_bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(lc_err)?;
+        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        self.container = Some(container);
+        Ok(pid)
+    }
+
+    fn start(&mut self) -> Result<(), RuntimeError> {
+        self.container()?.start().map_err(lc_err)
+    }
+
+    fn kill(&mut self, signal: i32) -> Result<(), RuntimeError> {
+        let pid = self
+            .container()?
+            .pid()
+            .ok_or(RuntimeError::NoContainer)?;
+        let sig = Signal::try_from(signal)
+            .map_err(|_| RuntimeError::Failed(format!("invalid signal: {signal}")))?;
+        match kill(pid, sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(RuntimeError::Failed(format!("failed to kill: {e}"))),
+        }
+    }
+
+    fn pause(&mut self) -> Result<(), RuntimeError> {
+        self.container()?.pause().map_err(lc_err)
+    }
+
+    fn resume(&mut self) -> Result<(), RuntimeError> {
+        self.container()?.resume().map_err(lc_err)
+    }
+
+    fn exec(&mut self, process_json: &Path, stdio: ProcStdio) -> Result<i32, RuntimeError> {
+        let pid = self
+            .builder(stdio)?
+            .as_tenant()
+            .with_detach(true)
+            .with_process(Some(process_json))
+            .build()
+            .map_err(lc_err)?;
+        Ok(pid.as_raw())
+    }
+
+    fn delete(&mut self) -> Result<(), RuntimeError> {
+        let r = match self.container.as_mut() {
+            Some(c) => c.delete(true).map_err(lc_err),
+            None => Ok(()),
+        };
+        let _ = fs::remove_dir_all(&self.patched_bundle);
+        r
+    }
+}
+
+/// An OCI runtime binary with runc's command line.
+pub struct External {
+    bin: PathBuf,
+    root: PathBuf,
+    id: String,
+    bundle: PathBuf,
+    /// Where pid files, the runtime's log and exec files go.
+    dir: PathBuf,
+    pid: i32,
+}
+
+impl External {
+    pub fn new(bin: &Path, root: &Path, id: &str, bundle: &Path, dir: &Path) -> Self {
+        External {
+            bin: bin.to_path_buf(),
+            root: root.to_path_buf(),
+            id: id.to_string(),
+            bundle: bundle.to_path_buf(),
+            dir: dir.to_path_buf(),
+            pid: 0,
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("runtime.log")
+    }
+
+    /// The last error the runtime logged (runc's `--log-format json`).
+    fn last_error(&self) -> Option<String> {
+        let text = fs::read_to_string(self.log_path()).ok()?;
+        text.lines().rev().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            if v.get("level")?.as_str()? == "error" {
+                Some(v.get("msg")?.as_str()?.to_string())
+            } else {
+                None
+            }
+        })
+    }
+
+    fn run(&self, args: &[&str], stdio: Option<ProcStdio>) -> Result<(), RuntimeError> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(self.log_path())
+            .arg("--log-format")
+            .arg("json")
+            .args(args);
+        match stdio {
+            Some(ProcStdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            }) => {
+                cmd.stdin(stdin).stdout(stdout).stderr(stderr);
+            }
+            _ => {
+                cmd.stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+            }
+        }
+        let status = cmd.status().map_err(|source| RuntimeError::Spawn {
+            bin: self.bin.display().to_string(),
+            source,
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            let msg = self
+                .last_error()
+                .unwrap_or_else(|| format!("{} {} failed: {status}", self.bin.display(), args[0]));
+            Err(RuntimeError::Failed(docker_message(&msg)))
+        }
+    }
+
+    fn read_pid(path: &Path) -> Result<i32, RuntimeError> {
+        let s = fs::read_to_string(path).map_err(|source| RuntimeError::Io {
+            what: format!("read {}", path.display()),
+            source,
+        })?;
+        let _ = fs::remove_file(path);
+        s.trim()
+            .parse()
+            .map_err(|_| RuntimeError::Failed(format!("bad pid file {}", path.display())))
+    }
+}
+
+impl Runtime for External {
+    fn create(&mut self, stdio: ProcStdio) -> Result<i32, RuntimeError> {
+        let pid_file = self.dir.join("init.pid");
+        let pid_s = pid_file.to_string_lossy().to_string();
+        let bundle = self.bundle.to_string_lossy().to_string();
+        let mut args = vec!["create", "--bundle", &bundle, "--pid-file", &pid_s];
+        let console;
+        if let ProcStdio::Console(p) = &stdio {
+            console = p.to_string_lossy().to_string();
+            args.push("--console-socket");
+            args.push(&console);
+        }
+        args.push(&self.id);
+        if let Err(e) = self.run(&args, Some(stdio)) {
+            let _ = self.run(&["delete", "-f", &self.id], None);
+            return Err(e);
+        }
+        self.pid = Self::read_pid(&pid_file)?;
+        Ok(self.pid)
+    }
+
+    fn start(&mut self) -> Result<(), RuntimeError> {
+        self.run(&["start", &self.id], None)
+    }
+
+    fn kill(&mut self, signal: i32) -> Result<(), RuntimeError> {
+        // Signal init directly: `runc kill` refuses stopped containers and needs no more.
+        let sig = Signal::try_from(signal)
+            .map_err(|_| RuntimeError::Failed(format!("invalid signal: {signal}")))?;
+        match kill(Pid::from_raw(self.pid), sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(RuntimeError::Failed(format!("failed to kill: {e}"))),
+        }
+    }
+
+    fn pause(&mut self) -> Result<(), RuntimeError> {
+        self.run(&["pause", &self.id], None)
+    }
+
+    fn resume(&mut self) -> Result<(), RuntimeError> {
+        self.run(&["resume", &self.id], None)
+    }
+
+    fn exec(&mut self, process_json: &Path, stdio: ProcStdio) -> Result<i32, RuntimeError> {
+        let pid_file = process_json.with_extension("pid");
+        let pid_s = pid_file.to_string_lossy().to_string();
+        let proc_s = process_json.to_string_lossy().to_string();
+        let mut args = vec!["exec", "--process", &proc_s, "--detach", "--pid-file", &pid_s];
+        let console;
+        if let ProcStdio::Console(p) = &stdio {
+            console = p.to_string_lossy().to_string();
+            args.push("--console-socket");
+            args.push(&console);
+        }
+        args.push(&self.id);
+        self.run(&args, Some(stdio))?;
+        Self::read_pid(&pid_file)
+    }
+
+    fn delete(&mut self) -> Result<(), RuntimeError> {
+        let r = self.run(&["delete", "-f", &self.id], None);
+        let _ = fs::remove_file(self.log_path());
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::docker_message;
+
+    #[test]
+    fn docker_wording() {
+        assert_eq!(
+            docker_message("runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH"),
+            "exec: \"nosuchcmd\": executable file not found in $PATH"
+        );
+        assert_eq!(docker_message("something else "), "something else");
+    }
+}

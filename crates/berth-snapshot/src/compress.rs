@@ -1,0 +1,106 @@
+//! Sniffing and undoing layer compression.
+
+use std::io::{self, Cursor, Read};
+
+/// Errors from [`decompress`].
+#[derive(Debug, thiserror::Error)]
+pub enum CompressionError {
+    /// A known compression format that is not supported.
+    #[error("unsupported compression format {0}: use gzip, zstd or an uncompressed tar")]
+    Unsupported(&'static str),
+    /// Reading the magic bytes failed.
+    #[error("read archive header: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The compression of a layer stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar (or anything unrecognised: the tar parser reports the error).
+    None,
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// zstd (`28 b5 2f fd`).
+    Zstd,
+}
+
+const MAGIC_LEN: usize = 6;
+
+/// Detects the compression from the first bytes of a stream.
+pub fn detect_compression(head: &[u8]) -> Result<Compression, CompressionError> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Compression::Gzip)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Ok(Compression::Zstd)
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Err(CompressionError::Unsupported("xz"))
+    } else if head.starts_with(b"BZh") {
+        Err(CompressionError::Unsupported("bzip2"))
+    } else {
+        Ok(Compression::None)
+    }
+}
+
+/// Sniffs gzip / zstd / plain tar and returns a reader of the uncompressed stream.
+pub fn decompress<'a, R: Read + Send + 'a>(
+    mut reader: R,
+) -> Result<Box<dyn Read + Send + 'a>, CompressionError> {
+    let mut head = [0u8; MAGIC_LEN];
+    let mut n = 0;
+    while n < MAGIC_LEN {
+        match reader.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let head = head[..n].to_vec();
+    let compression = detect_compression(&head)?;
+    let stream = Cursor::new(head).chain(reader);
+    Ok(match compression {
+        Compression::None => Box::new(stream),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(stream)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn roundtrip(data: &[u8], encoded: Vec<u8>) {
+        let mut out = Vec::new();
+        decompress(&encoded[..])
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn sniffs_formats() {
+        let data = b"some tar bytes, not really a tar but fine".repeat(50);
+        roundtrip(&data, data.clone());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&data).unwrap();
+        roundtrip(&data, gz.finish().unwrap());
+        roundtrip(&data, zstd::encode_all(&data[..], 1).unwrap());
+        roundtrip(b"", Vec::new());
+        roundtrip(b"abc", b"abc".to_vec());
+    }
+
+    #[test]
+    fn rejects_unsupported() {
+        let err = decompress(&b"BZh91AY&SY"[..]).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unsupported compression format bzip2: use gzip, zstd or an uncompressed tar"
+        );
+        assert!(matches!(
+            detect_compression(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+            Err(CompressionError::Unsupported("xz"))
+        ));
+    }
+}

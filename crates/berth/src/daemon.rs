@@ -1,0 +1,170 @@
+//! `berth daemon`: dockerd's flags, the pid file, the sockets, and a clean stop on signals.
+//! Containers keep running when the daemon stops: their shims own them.
+
+use anyhow::{bail, Context};
+use berth_daemon::{Config, Daemon};
+use clap::Parser;
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+/// The berth engine: serves the Docker Engine API.
+#[derive(Parser, Debug)]
+#[command(name = "berth daemon", version)]
+struct Args {
+    /// Daemon socket(s) to connect to
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Root directory of persistent berth state
+    #[arg(long, default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// Root directory for execution state files
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Path to use for daemon PID file
+    #[arg(short = 'p', long)]
+    pidfile: Option<PathBuf>,
+    /// Daemon configuration file
+    #[arg(long, default_value = "/etc/berth/daemon.json")]
+    config_file: PathBuf,
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
+    #[arg(short = 'l', long, default_value = "info")]
+    log_level: String,
+    /// Set parent cgroup for all containers
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// Default OCI runtime for containers (default: the built-in one)
+    #[arg(long)]
+    default_runtime: Option<String>,
+}
+
+pub fn main(args: Vec<OsString>) -> i32 {
+    let args = match Args::try_parse_from(args.iter().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 125 } else { 0 };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth daemon: {e:#}");
+            1
+        }
+    }
+}
+
+fn config(args: &Args) -> anyhow::Result<Config> {
+    let mut cfg = Config::new(args.data_root.clone(), args.exec_root.clone());
+    if args.config_file.exists() {
+        cfg.apply_file(&args.config_file)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    // Flags win over the file.
+    if args.data_root != PathBuf::from("/var/lib/berth") {
+        cfg.data_root = args.data_root.clone();
+    }
+    if args.exec_root != PathBuf::from("/run/berth") {
+        cfg.exec_root = args.exec_root.clone();
+        let sock = cfg.exec_root.join("berth.sock");
+        cfg.hosts = vec![format!("unix://{}", sock.display())];
+        cfg.pidfile = cfg.exec_root.join("berth.pid");
+    }
+    if !args.hosts.is_empty() {
+        cfg.hosts = args.hosts.clone();
+    }
+    if let Some(p) = &args.pidfile {
+        cfg.pidfile = p.clone();
+    }
+    if let Some(c) = &args.cgroup_parent {
+        cfg.cgroup_parent = c.clone();
+    }
+    if let Some(r) = &args.default_runtime {
+        cfg.default_runtime = Some(r.clone());
+    }
+    for h in &cfg.hosts {
+        if !h.starts_with("unix://") {
+            bail!("unsupported host {h}: only unix:// sockets are served");
+        }
+    }
+    Ok(cfg)
+}
+
+fn write_pidfile(path: &std::path::Path) -> anyhow::Result<()> {
+    if let Ok(old) = std::fs::read_to_string(path) {
+        if let Ok(pid) = old.trim().parse::<i32>() {
+            let alive = pid != std::process::id() as i32
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+                && std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+                    == std::env::current_exe().ok();
+            if alive {
+                bail!(
+                    "pid file found, ensure berth is not running or delete {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = config(&args)?;
+    std::fs::create_dir_all(&cfg.exec_root)
+        .with_context(|| format!("cannot create {}", cfg.exec_root.display()))?;
+    std::fs::create_dir_all(&cfg.data_root)
+        .with_context(|| format!("cannot create {}", cfg.data_root.display()))?;
+    write_pidfile(&cfg.pidfile)?;
+    let pidfile = cfg.pidfile.clone();
+    let sockets = cfg.socket_paths();
+    let daemon = Daemon::new(cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut listeners = Vec::new();
+    for path in &sockets {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let _ = std::fs::remove_file(path);
+        let l = tokio::net::UnixListener::bind(path)
+            .with_context(|| format!("cannot listen on {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        listeners.push(l);
+    }
+    tracing::info!(sockets = ?sockets, "berth daemon ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let result = tokio::select! {
+        r = berth_server::serve(daemon, listeners) => r.map_err(anyhow::Error::from),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = term.recv() => Ok(()),
+    };
+    for path in &sockets {
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    tracing::info!("berth daemon stopped; containers keep running");
+    result
+}

@@ -1,0 +1,353 @@
+//! The end-to-end harness: every test gets its own daemon, data root, exec root, cgroup parent
+//! and network namespace, and leaves nothing behind (containers, mounts, cgroups, processes).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// A daemon of the test's own.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub sock: PathBuf,
+    pub cgroup_parent: String,
+    daemon: Option<Child>,
+}
+
+/// Command output, decoded.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    /// Panics with the whole output unless the command succeeded.
+    pub fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "command failed: {self:#?}");
+        self
+    }
+    pub fn trimmed(&self) -> &str {
+        self.stdout.trim()
+    }
+}
+
+/// A busybox rootfs tarball (Debian's static busybox plus its applet links), made once.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("berth-e2e-busybox-{}", std::process::id()));
+        let tar = PathBuf::from(format!("{}.tar", dir.display()));
+        let root = dir.join("rootfs");
+        for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static must be installed (apt-get install busybox-static)");
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+            }
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("etc/group"),
+            "root:x:0:\nnogroup:x:65534:\nalice:x:1000:\nstaff:x:50:alice\n",
+        )
+        .unwrap();
+        let st = Command::new("tar")
+            .args(["-C"])
+            .arg(&root)
+            .args(["-cf"])
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let _ = std::fs::remove_dir_all(&dir);
+        tar
+    })
+}
+
+impl Env {
+    /// Start a daemon in a new network namespace; wait until it answers.
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir_in("/tmp").unwrap();
+        let data_root = dir.path().join("data");
+        let exec_root = dir.path().join("run");
+        let sock = exec_root.join("berth.sock");
+        let cgroup_parent = format!("berth-test-{:08x}", rand::random::<u32>());
+        let mut env = Env {
+            dir,
+            data_root,
+            exec_root,
+            sock,
+            cgroup_parent,
+            daemon: None,
+        };
+        env.spawn_daemon();
+        env
+    }
+
+    /// Start `berth daemon` on this env's roots, in a new network namespace whose loopback is
+    /// up, and wait until it answers.
+    fn spawn_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let d = Command::new("unshare")
+            .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+            .arg(BERTH)
+            .arg("daemon")
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--config-file")
+            .arg(self.dir.path().join("no-daemon.json"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon");
+        self.daemon = Some(d);
+        self.wait_ready();
+    }
+
+    /// The daemon's pid (it runs in its own network namespace).
+    pub fn daemon_pid(&self) -> i32 {
+        self.daemon.as_ref().map(|d| d.id() as i32).unwrap_or(0)
+    }
+
+    /// Run a host command inside the daemon's network namespace.
+    pub fn in_daemon_netns(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("-t").arg(self.daemon_pid().to_string()).arg("-n").args(args);
+        c
+    }
+
+    /// Wait for the socket to answer `_ping`.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.sock.exists() && self.berth(&["version"]).code == 0 {
+                return;
+            }
+            if let Some(d) = self.daemon.as_mut() {
+                if let Ok(Some(st)) = d.try_wait() {
+                    panic!("daemon exited with {st}: {}", self.daemon_log());
+                }
+            }
+            assert!(Instant::now() < deadline, "daemon did not come up: {}", self.daemon_log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// A berth CLI command against this daemon.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BERTH);
+        c.arg("-H").arg(self.host()).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Out {
+        Out::from(self.cmd(args).output().unwrap())
+    }
+
+    /// Run with bytes on stdin.
+    pub fn berth_stdin(&self, args: &[&str], input: &[u8]) -> Out {
+        use std::io::Write;
+        let mut c = self.cmd(args);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.to_vec();
+        let w = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let o = child.wait_with_output().unwrap();
+        let _ = w.join();
+        Out::from(o)
+    }
+
+    /// The real docker CLI against this daemon, when it is installed.
+    pub fn docker(&self, args: &[&str]) -> Option<Out> {
+        if !docker_cli() {
+            return None;
+        }
+        let o = Command::new("docker")
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Some(Out::from(o))
+    }
+
+    /// Import the busybox rootfs as `busybox:latest`.
+    pub fn with_busybox(self) -> Env {
+        let tar = busybox_tar().to_str().unwrap().to_string();
+        self.berth(&["import", &tar, "busybox"]).ok();
+        self
+    }
+
+    /// Kill the daemon with SIGKILL (containers keep running) and start a new one on the same roots.
+    pub fn kill_and_restart_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        self.spawn_daemon();
+    }
+
+    /// Poll until `f` holds (at most 10 s).
+    pub fn eventually(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+pub fn docker_cli() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        let ok = Command::new("docker")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("note: the docker CLI is not installed; docker compatibility checks are skipped");
+        }
+        ok
+    })
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Remove every container, then stop the daemon.
+        if self.daemon.is_some() {
+            let ids = self.berth(&["ps", "-aq"]).stdout;
+            for id in ids.split_whitespace() {
+                let _ = self.berth(&["rm", "-f", id]);
+            }
+        }
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(d.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = d.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        // Anything still mounted below our directory (a failed test) goes.
+        let root = self.dir.path().to_string_lossy().into_owned();
+        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let mut points: Vec<&str> = mi
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| p.starts_with(&root))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let c = std::ffi::CString::new(p).unwrap();
+                // SAFETY: a valid C string; MNT_DETACH on a path under our temp dir.
+                unsafe {
+                    libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+                }
+            }
+        }
+        // The cgroup parent in every hierarchy.
+        if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+            let mut dirs: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path().join(&self.cgroup_parent))
+                .collect();
+            dirs.push(Path::new("/sys/fs/cgroup").join(&self.cgroup_parent));
+            for d in dirs {
+                if d.exists() {
+                    if let Ok(children) = std::fs::read_dir(&d) {
+                        for c in children.flatten() {
+                            if c.path().is_dir() {
+                                let _ = std::fs::remove_dir(c.path());
+                            }
+                        }
+                    }
+                    let _ = std::fs::remove_dir(&d);
+                }
+            }
+        }
+    }
+}
+
+/// Leftovers of a test: mounts under its dir, cgroups under its parent.
+pub fn leftovers(env: &Env) -> Vec<String> {
+    let mut out = Vec::new();
+    let root = env.dir.path().to_string_lossy().into_owned();
+    if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for l in mi.lines() {
+            if let Some(p) = l.split(' ').nth(4) {
+                if p.starts_with(&root) {
+                    out.push(format!("mount {p}"));
+                }
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in entries.flatten() {
+            let d = e.path().join(&env.cgroup_parent);
+            if let Ok(children) = std::fs::read_dir(&d) {
+                for c in children.flatten() {
+                    if c.path().is_dir() {
+                        out.push(format!("cgroup {}", c.path().display()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,1 +1,0 @@
-//! End-to-end test harness for berth: a real daemon per test.
