@@ -1,4 +1,5 @@
-//! Human-readable durations and sizes, as Docker prints them (go-units).
+//! Human-readable durations, as Docker prints them (go-units `HumanDuration`); shared by the
+//! daemon (`ps` STATUS) and the CLI (CREATED).
 
 use std::time::Duration;
 
@@ -42,33 +43,6 @@ pub fn human_duration(d: Duration) -> String {
     format!("{} years", (secs / 3600.0 / 24.0 / 365.0) as i64)
 }
 
-/// `HumanSize`: decimal units with 3 significant digits (`%.3g`), as in `docker images`: "4.26MB".
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut size = bytes as f64;
-    let mut i = 0;
-    while size >= 1000.0 && i < UNITS.len() - 1 {
-        size /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", format_sig(size, 3), UNITS[i])
-}
-
-/// Go's `%.3g`: up to `sig` significant digits, trailing zeros dropped.
-fn format_sig(v: f64, sig: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let digits = v.abs().log10().floor() as i32 + 1;
-    let decimals = (sig as i32 - digits).max(0) as usize;
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,14 +61,5 @@ mod tests {
         assert_eq!(human_duration(s(21 * 86400)), "3 weeks");
         assert_eq!(human_duration(s(90 * 86400)), "3 months");
         assert_eq!(human_duration(s(800 * 86400)), "2 years");
-    }
-
-    #[test]
-    fn sizes_read_like_docker() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(4_261_234), "4.26MB");
-        assert_eq!(human_size(1_000_000), "1MB");
-        assert_eq!(human_size(123_456_789), "123MB");
     }
 }

@@ -313,27 +313,31 @@ impl ImageStore {
             .values()
             .filter_map(|l| l.record.parent.as_ref())
             .collect();
-        let mut out: Vec<ImageSummary> = state
+        let mut out: Vec<(DateTime<Utc>, ImageSummary)> = state
             .images
             .iter()
-            .map(|(id, l)| ImageSummary {
-                id: id.clone(),
-                parent_id: l.record.parent.clone(),
-                repo_tags: state.tags_of(id),
-                repo_digests: state.digests_of(id),
-                created: l.config.created.unwrap_or(l.record.created).timestamp(),
-                size: l.size(),
-                labels: l
-                    .config
-                    .config
-                    .as_ref()
-                    .and_then(|c| c.labels.clone())
-                    .unwrap_or_default(),
+            .map(|(id, l)| {
+                let created = l.config.created.unwrap_or(l.record.created);
+                let summary = ImageSummary {
+                    id: id.clone(),
+                    parent_id: l.record.parent.clone(),
+                    repo_tags: state.tags_of(id),
+                    repo_digests: state.digests_of(id),
+                    created: created.timestamp(),
+                    size: l.size(),
+                    labels: l
+                        .config
+                        .config
+                        .as_ref()
+                        .and_then(|c| c.labels.clone())
+                        .unwrap_or_default(),
+                };
+                (created, summary)
             })
-            .filter(|s| all || !s.repo_tags.is_empty() || !parents.contains(&s.id))
+            .filter(|(_, s)| all || !s.repo_tags.is_empty() || !parents.contains(&s.id))
             .collect();
-        out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
-        out
+        out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        out.into_iter().map(|(_, s)| s).collect()
     }
 
     /// The image's unpacked layers, top-most first (overlay lowerdir order).
