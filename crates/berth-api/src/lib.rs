@@ -30,6 +30,8 @@ mod tests {
     fn versions_parse() {
         assert_eq!(super::parse_version("1.41"), Some((1, 41)));
         assert_eq!(super::parse_version("x"), None);
-        assert!(super::parse_version(super::MIN_API_VERSION) < super::parse_version(super::API_VERSION));
+        assert!(
+            super::parse_version(super::MIN_API_VERSION) < super::parse_version(super::API_VERSION)
+        );
     }
 }

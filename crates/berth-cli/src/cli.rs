@@ -211,6 +211,18 @@ pub struct ContainerOpts {
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
+    /// Runtime to use for this container (an OCI runtime binary such as runc)
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     pub read_only: bool,

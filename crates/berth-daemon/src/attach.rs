@@ -40,17 +40,25 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {
         if let Some(c) = p.strip_prefix("ctrl-") {
             let b = c.as_bytes();
             if b.len() != 1 {
-                return Err(ApiError::invalid(format!("Invalid escape keys ({s}) provided")));
+                return Err(ApiError::invalid(format!(
+                    "Invalid escape keys ({s}) provided"
+                )));
             }
             let ch = b[0].to_ascii_uppercase();
             match ch {
                 b'@'..=b'_' => out.push(ch - b'@'),
-                _ => return Err(ApiError::invalid(format!("Invalid escape keys ({s}) provided"))),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid escape keys ({s}) provided"
+                    )))
+                }
             }
         } else if p.len() == 1 {
             out.push(p.as_bytes()[0]);
         } else {
-            return Err(ApiError::invalid(format!("Invalid escape keys ({s}) provided")));
+            return Err(ApiError::invalid(format!(
+                "Invalid escape keys ({s}) provided"
+            )));
         }
     }
     Ok(out)
@@ -106,7 +114,11 @@ impl Daemon {
     }
 
     /// Connect to the shim now if the container runs, or to the shim of its next start.
-    async fn connect_attach(&self, c: &Arc<Container>, opts: &AttachOptions) -> Result<Conn, ApiError> {
+    async fn connect_attach(
+        &self,
+        c: &Arc<Container>,
+        opts: &AttachOptions,
+    ) -> Result<Conn, ApiError> {
         let req = Request::Attach {
             stdin: opts.stdin,
             stdout: opts.stdout,
@@ -139,7 +151,10 @@ impl Daemon {
     pub async fn resize_container(&self, name: &str, h: u16, w: u16) -> Result<(), ApiError> {
         let c = self.container(name)?;
         if !c.status().is_live() {
-            return Err(ApiError::conflict(format!("Container {} is not running", c.id)));
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         shim_client::call(
             &self.bundle_dir(&c.id),
@@ -205,7 +220,8 @@ pub async fn proxy(
             let n = match got {
                 Ok(0) | Err(_) => {
                     if !held.is_empty() {
-                        let _ = shim_client::write_frame(&mut writer, FrameKind::Stdin, &held).await;
+                        let _ =
+                            shim_client::write_frame(&mut writer, FrameKind::Stdin, &held).await;
                     }
                     // End of the client's input: close the process's stdin.
                     let _ = shim_client::write_frame(&mut writer, FrameKind::Stdin, &[]).await;
@@ -221,7 +237,8 @@ pub async fn proxy(
                     held.push(b);
                     if held.len() == keys.len() {
                         if !out.is_empty() {
-                            let _ = shim_client::write_frame(&mut writer, FrameKind::Stdin, &out).await;
+                            let _ =
+                                shim_client::write_frame(&mut writer, FrameKind::Stdin, &out).await;
                         }
                         let _ = detach_tx.send(());
                         return;

@@ -12,7 +12,10 @@ const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loop
 
 impl Daemon {
     /// Mount the rootfs and write `config.json` and `shim.json` into the bundle directory.
-    pub(crate) async fn prepare_bundle(self: &Arc<Self>, rec: &ContainerRecord) -> Result<(), ApiError> {
+    pub(crate) async fn prepare_bundle(
+        self: &Arc<Self>,
+        rec: &ContainerRecord,
+    ) -> Result<(), ApiError> {
         let d = self.clone();
         let rec = rec.clone();
         blocking(move || d.prepare_bundle_blocking(&rec)).await
@@ -25,13 +28,20 @@ impl Daemon {
         let _ = berth_snapshot::unmount(&rootfs);
         let _ = std::fs::remove_dir_all(&bundle);
         std::fs::create_dir_all(&rootfs).map_err(io_err)?;
-        let image = self
-            .images
-            .get(&rec.image_id)
-            .map_err(crate::images::map_err)?;
-        let lowers = self.images.lower_dirs(&image);
-        berth_snapshot::mount_overlay(&lowers, &dir.join("rw/upper"), &dir.join("rw/work"), &rootfs)
-            .map_err(|e| ApiError::internal(format!("error mounting the container's rootfs: {e}")))?;
+        let lowers = self.layer_dirs(rec);
+        if let Some(missing) = lowers.iter().find(|l| !l.exists()) {
+            return Err(ApiError::internal(format!(
+                "the container's image layer {} is missing",
+                missing.display()
+            )));
+        }
+        berth_snapshot::mount_overlay(
+            &lowers,
+            &dir.join("rw/upper"),
+            &dir.join("rw/work"),
+            &rootfs,
+        )
+        .map_err(|e| ApiError::internal(format!("error mounting the container's rootfs: {e}")))?;
 
         let user = berth_runtime::user::resolve(&rootfs, rec.config.user.as_deref().unwrap_or(""))
             .map_err(|e| ApiError::invalid(format!("unable to find user: {e}")))?;
@@ -76,7 +86,8 @@ impl Daemon {
             ..SpecOptions::default()
         };
         let spec = spec::build(&opts).map_err(|e| ApiError::invalid(e.to_string()))?;
-        let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+        let spec_json =
+            serde_json::to_vec_pretty(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
         write_atomic(&bundle.join(shim::SPEC_FILE), &spec_json).map_err(io_err)?;
 
         let runtime = self.config.runtime_path(hc.runtime.as_deref())?;

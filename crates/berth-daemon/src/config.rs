@@ -115,7 +115,9 @@ impl Config {
         if let Some(p) = find_in_path(name) {
             return Ok(Some(p));
         }
-        Err(ApiError::invalid(format!("unknown or invalid runtime name: {name}")))
+        Err(ApiError::invalid(format!(
+            "unknown or invalid runtime name: {name}"
+        )))
     }
 }
 
@@ -190,7 +192,10 @@ mod tests {
         assert_eq!(c.data_root, PathBuf::from("/tmp/x"));
         assert_eq!(c.log_max_size, 1 << 20);
         assert_eq!(c.log_max_files, 2);
-        assert_eq!(c.runtime_path(Some("r")).unwrap(), Some(PathBuf::from("/bin/r")));
+        assert_eq!(
+            c.runtime_path(Some("r")).unwrap(),
+            Some(PathBuf::from("/bin/r"))
+        );
         std::fs::write(&f, "{bad").unwrap();
         assert!(c.apply_file(&f).is_err());
     }

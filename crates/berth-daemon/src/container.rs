@@ -71,6 +71,10 @@ pub struct ContainerRecord {
     pub state: StateRecord,
     #[serde(default)]
     pub restart_count: i64,
+    /// The image's layers (chain ids, bottom-most first): the container keeps them even if
+    /// its image is deleted with `rmi -f`.
+    #[serde(default)]
+    pub layers: Vec<String>,
 }
 
 pub const RECORD_FILE: &str = "config.v2.json";
@@ -144,11 +148,19 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
-        self.rec.lock().unwrap_or_else(|e| e.into_inner()).state.status
+        self.rec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state
+            .status
     }
 
     pub fn name(&self) -> String {
-        self.rec.lock().unwrap_or_else(|e| e.into_inner()).name.clone()
+        self.rec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .name
+            .clone()
     }
 
     pub fn pending_attaches(&self) -> usize {

@@ -18,7 +18,9 @@ impl Daemon {
             .image
             .clone()
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::invalid("config cannot be empty in order to create a container"))?;
+            .ok_or_else(|| {
+                ApiError::invalid("config cannot be empty in order to create a container")
+            })?;
         let images = self.images.clone();
         let lookup = image_name.clone();
         let image = blocking(move || images.get(&lookup).map_err(crate::images::map_err)).await?;
@@ -89,12 +91,7 @@ impl Daemon {
         if argv.is_empty() {
             return Err(ApiError::invalid("No command specified"));
         }
-        if host_config
-            .network_mode
-            .as_deref()
-            .unwrap_or("")
-            .is_empty()
-        {
+        if host_config.network_mode.as_deref().unwrap_or("").is_empty() {
             host_config.network_mode = Some("default".into());
         }
         if host_config.log_config.is_none() {
@@ -115,6 +112,7 @@ impl Daemon {
             args: argv[1..].to_vec(),
             state: StateRecord::default(),
             restart_count: 0,
+            layers: image.chain_ids.iter().map(|c| c.to_string()).collect(),
         })
     }
 }

@@ -142,12 +142,16 @@ impl Daemon {
         if !resp.ok {
             let msg = resp.error.unwrap_or_default();
             let mut st = e.state.lock().unwrap_or_else(|x| x.into_inner());
-            st.exit_code = Some(if msg.contains("not found") || msg.contains("no such file") {
-                127
-            } else {
-                126
-            });
-            return Err(ApiError::internal(format!("OCI runtime exec failed: {msg}: unknown")));
+            st.exit_code = Some(
+                if msg.contains("not found") || msg.contains("no such file") {
+                    127
+                } else {
+                    126
+                },
+            );
+            return Err(ApiError::internal(format!(
+                "OCI runtime exec failed: {msg}: unknown"
+            )));
         }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         {
@@ -183,7 +187,12 @@ impl Daemon {
     /// `POST /exec/{id}/resize`.
     pub async fn resize_exec(&self, id: &str, h: u16, w: u16) -> Result<(), ApiError> {
         let e = self.exec(id)?;
-        let tx = e.state.lock().unwrap_or_else(|x| x.into_inner()).resize.clone();
+        let tx = e
+            .state
+            .lock()
+            .unwrap_or_else(|x| x.into_inner())
+            .resize
+            .clone();
         match tx {
             Some(tx) => {
                 let _ = tx.send((h, w)).await;

@@ -163,7 +163,9 @@ impl Daemon {
     /// `POST /images/{name}/tag?repo=…&tag=…`.
     pub fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<(), ApiError> {
         if repo.is_empty() {
-            return Err(ApiError::invalid("repository name must have at least one component"));
+            return Err(ApiError::invalid(
+                "repository name must have at least one component",
+            ));
         }
         let target = if tag.is_empty() {
             repo.to_string()
@@ -174,7 +176,11 @@ impl Daemon {
     }
 
     /// `DELETE /images/{name}`.
-    pub async fn delete_image(self: &Arc<Self>, name: &str, force: bool) -> Result<Value, ApiError> {
+    pub async fn delete_image(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+    ) -> Result<Value, ApiError> {
         let d = self.clone();
         let name = name.to_string();
         blocking(move || {
@@ -185,7 +191,9 @@ impl Daemon {
                     .into_iter()
                     .map(|i| match i {
                         berth_image::DeleteItem::Untagged(r) => json!({ "Untagged": r }),
-                        berth_image::DeleteItem::Deleted(id) => json!({ "Deleted": id.to_string() }),
+                        berth_image::DeleteItem::Deleted(id) => {
+                            json!({ "Deleted": id.to_string() })
+                        }
                     })
                     .collect::<Vec<_>>(),
             )
@@ -213,6 +221,9 @@ mod tests {
         assert!(super::reference_matches("busybox:1", "busybox:1"));
         assert!(!super::reference_matches("busybox:2", "busybox:1"));
         assert!(!super::reference_matches("busy", "busybox:1"));
-        assert!(super::reference_matches("localhost:5000/a", "localhost:5000/a:t"));
+        assert!(super::reference_matches(
+            "localhost:5000/a",
+            "localhost:5000/a:t"
+        ));
     }
 }

@@ -91,11 +91,13 @@ impl Daemon {
         for (key, values) in filters {
             let ok = match key.as_str() {
                 "id" => values.iter().any(|v| rec.id.starts_with(v.as_str())),
-                "name" => values.iter().any(|v| rec.name.contains(v.trim_start_matches('/'))),
-                "status" => values.iter().any(|v| v == rec.state.status.as_str()),
-                "exited" => values
+                "name" => values
                     .iter()
-                    .any(|v| rec.state.status == Status::Exited && v.parse() == Ok(rec.state.exit_code)),
+                    .any(|v| rec.name.contains(v.trim_start_matches('/'))),
+                "status" => values.iter().any(|v| v == rec.state.status.as_str()),
+                "exited" => values.iter().any(|v| {
+                    rec.state.status == Status::Exited && v.parse() == Ok(rec.state.exit_code)
+                }),
                 "label" => values.iter().all(|v| {
                     let labels = rec.config.labels.clone().unwrap_or_default();
                     match v.split_once('=') {
@@ -171,23 +173,24 @@ impl Daemon {
             .map(|e| e.id.clone())
             .collect();
         let lowers = self
-            .images
-            .get(&rec.image_id)
-            .map(|i| self.images.lower_dirs(&i))
-            .map(|l| {
-                l.iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":")
-            })
-            .unwrap_or_default();
+            .layer_dirs(&rec)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
         let mut graph = HashMap::new();
         graph.insert("LowerDir".to_string(), lowers);
-        graph.insert("UpperDir".into(), dir.join("rw/upper").display().to_string());
+        graph.insert(
+            "UpperDir".into(),
+            dir.join("rw/upper").display().to_string(),
+        );
         graph.insert("WorkDir".into(), dir.join("rw/work").display().to_string());
         graph.insert(
             "MergedDir".into(),
-            self.bundle_dir(&rec.id).join("rootfs").display().to_string(),
+            self.bundle_dir(&rec.id)
+                .join("rootfs")
+                .display()
+                .to_string(),
         );
         Ok(ContainerInspectResponse {
             id: Some(rec.id.clone()),
@@ -262,6 +265,7 @@ mod tests {
                 ..Default::default()
             },
             restart_count: 0,
+            layers: vec![],
         }
     }
 

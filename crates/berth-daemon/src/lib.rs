@@ -69,6 +69,7 @@ impl Daemon {
             started: std::time::Instant::now(),
         });
         d.load_containers().await;
+        d.collect_garbage().await;
         Ok(d)
     }
 
@@ -194,6 +195,36 @@ impl Daemon {
                 (r.image_id == image_id).then(|| (r.id.clone(), r.state.status.is_live()))
             })
             .collect()
+    }
+
+    /// The container's image layers as overlay lowerdirs, top-most first.
+    pub fn layer_dirs(&self, rec: &ContainerRecord) -> Vec<PathBuf> {
+        rec.layers
+            .iter()
+            .rev()
+            .filter_map(|c| berth_content::Digest::parse(c).ok())
+            .map(|c| self.images.snapshots().fs_path(&c))
+            .collect()
+    }
+
+    /// Remove layers and blobs that neither an image nor a container needs (after a crash,
+    /// or once the last container of a force-deleted image is gone).
+    pub async fn collect_garbage(self: &Arc<Self>) {
+        let keep: Vec<berth_content::Digest> = self
+            .all_containers()
+            .iter()
+            .flat_map(|c| c.record().layers)
+            .filter_map(|c| berth_content::Digest::parse(&c).ok())
+            .collect();
+        let images = self.images.clone();
+        let r = blocking(move || images.prune_unused(&keep).map_err(crate::images::map_err)).await;
+        match r {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(count = removed.len(), "removed unused layers")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("garbage collection failed: {e}"),
+        }
     }
 
     pub fn uptime(&self) -> std::time::Duration {

@@ -24,9 +24,7 @@ impl WaitCondition {
             "" | "not-running" => Ok(WaitCondition::NotRunning),
             "next-exit" => Ok(WaitCondition::NextExit),
             "removed" => Ok(WaitCondition::Removed),
-            other => Err(ApiError::invalid(format!(
-                "invalid condition: \"{other}\""
-            ))),
+            other => Err(ApiError::invalid(format!("invalid condition: \"{other}\""))),
         }
     }
 }
@@ -35,7 +33,11 @@ impl WaitCondition {
 pub fn parse_signal(s: &str) -> Result<i32, ApiError> {
     let bad = || ApiError::invalid(format!("Invalid signal: {s}"));
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let up = s.to_ascii_uppercase();
     let name = if up.starts_with("SIG") {
@@ -60,7 +62,10 @@ impl Daemon {
         let rec = c.record();
         match rec.state.status {
             Status::Running | Status::Paused => {
-                return Err(ApiError::new(ErrorKind::NotModified, "container already started"))
+                return Err(ApiError::new(
+                    ErrorKind::NotModified,
+                    "container already started",
+                ))
             }
             Status::Removing | Status::Dead => {
                 return Err(ApiError::conflict(format!(
@@ -117,7 +122,9 @@ impl Daemon {
     /// Record a failed start the way Docker does and build the error the client sees.
     fn start_failed(&self, c: &Arc<Container>, msg: String) -> ApiError {
         self.cleanup_bundle(&c.id);
-        let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        let code = if msg.contains("executable file not found")
+            || msg.contains("no such file or directory")
+        {
             127
         } else if msg.contains("permission denied") {
             126
@@ -132,7 +139,11 @@ impl Daemon {
             r.state.exit_code = code;
         });
         ApiError::new(
-            if code == 128 { ErrorKind::Internal } else { ErrorKind::InvalidArgument },
+            if code == 128 {
+                ErrorKind::Internal
+            } else {
+                ErrorKind::InvalidArgument
+            },
             full,
         )
     }
@@ -214,7 +225,11 @@ impl Daemon {
                     Some(berth_runtime::shim::Status::Paused)
                 );
                 c.update(&self.container_dir(&c.id), |rec| {
-                    rec.state.status = if paused { Status::Paused } else { Status::Running };
+                    rec.state.status = if paused {
+                        Status::Paused
+                    } else {
+                        Status::Running
+                    };
                 });
                 self.spawn_monitor(c.clone());
             }
@@ -260,7 +275,10 @@ impl Daemon {
     async fn stop_locked(&self, c: &Container, timeout: Option<i64>) -> Result<(), ApiError> {
         let rec = c.record();
         if !rec.state.status.is_live() {
-            return Err(ApiError::new(ErrorKind::NotModified, "container already stopped"));
+            return Err(ApiError::new(
+                ErrorKind::NotModified,
+                "container already stopped",
+            ));
         }
         let seen = c.progress.borrow().exits;
         let sig = match rec.config.stop_signal.as_deref() {
@@ -307,14 +325,22 @@ impl Daemon {
         match c.status() {
             Status::Running => {}
             Status::Paused => {
-                return Err(ApiError::conflict(format!("Container {} is already paused", c.id)))
+                return Err(ApiError::conflict(format!(
+                    "Container {} is already paused",
+                    c.id
+                )))
             }
             _ => {
-                return Err(ApiError::conflict(format!("Container {} is not running", c.id)))
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not running",
+                    c.id
+                )))
             }
         }
         shim_client::call(&self.bundle_dir(&c.id), &Request::Pause).await?;
-        c.update(&self.container_dir(&c.id), |r| r.state.status = Status::Paused);
+        c.update(&self.container_dir(&c.id), |r| {
+            r.state.status = Status::Paused
+        });
         Ok(())
     }
 
@@ -323,10 +349,15 @@ impl Daemon {
         let c = self.container(name)?;
         let _op = c.op.lock().await;
         if c.status() != Status::Paused {
-            return Err(ApiError::conflict(format!("Container {} is not paused", c.id)));
+            return Err(ApiError::conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
         }
         shim_client::call(&self.bundle_dir(&c.id), &Request::Resume).await?;
-        c.update(&self.container_dir(&c.id), |r| r.state.status = Status::Running);
+        c.update(&self.container_dir(&c.id), |r| {
+            r.state.status = Status::Running
+        });
         Ok(())
     }
 
@@ -374,6 +405,10 @@ impl Daemon {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, e| e.container != c.id);
         c.progress.send_modify(|p| p.removed = true);
+        if self.images.get(&c.record().image_id).is_err() {
+            // Its image was deleted with -f: the layers may now be unused.
+            self.collect_garbage().await;
+        }
         Ok(())
     }
 

@@ -69,7 +69,12 @@ fn read_proc(pid: i32, boot: i64, hz: i64) -> Option<Proc> {
         uid,
         tty,
         start,
-        time: format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60),
+        time: format!(
+            "{:02}:{:02}:{:02}",
+            secs / 3600,
+            (secs / 60) % 60,
+            secs % 60
+        ),
         cmd,
     })
 }
@@ -125,7 +130,10 @@ impl Daemon {
                     .into_iter()
                     .map(|p| {
                         vec![
-                            users.get(&p.uid).cloned().unwrap_or_else(|| p.uid.to_string()),
+                            users
+                                .get(&p.uid)
+                                .cloned()
+                                .unwrap_or_else(|| p.uid.to_string()),
                             p.pid.to_string(),
                             p.ppid.to_string(),
                             "0".into(),

@@ -221,7 +221,10 @@ pub fn frame_header(kind: FrameKind, len: usize) -> [u8; 8] {
 /// Decode a frame header into its kind and payload length.
 pub fn parse_header(h: &[u8; 8]) -> io::Result<(FrameKind, usize)> {
     let kind = FrameKind::from_u8(h[0]).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("bad frame kind {}", h[0]))
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad frame kind {}", h[0]),
+        )
     })?;
     let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
     if len > MAX_FRAME {

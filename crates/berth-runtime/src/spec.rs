@@ -348,7 +348,12 @@ pub fn default_mounts(opts: &SpecOptions) -> Result<Vec<Mount>, SpecError> {
                 "gid=5",
             ],
         )?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", sys_ro])?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_ro],
+        )?,
         mount(
             "/sys/fs/cgroup",
             "cgroup",
@@ -372,7 +377,11 @@ pub fn default_mounts(opts: &SpecOptions) -> Result<Vec<Mount>, SpecError> {
 
 fn bind_mount(b: &BindMount) -> Result<Mount, SpecError> {
     let mut options = vec!["rbind".to_string()];
-    if !b.options.iter().any(|o| o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave")) {
+    if !b
+        .options
+        .iter()
+        .any(|o| o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave"))
+    {
         options.push("rprivate".into());
     }
     options.extend(b.options.iter().cloned());
@@ -426,9 +435,7 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
     if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
-    let mut user = UserBuilder::default()
-        .uid(opts.user.uid)
-        .gid(opts.user.gid);
+    let mut user = UserBuilder::default().uid(opts.user.uid).gid(opts.user.gid);
     if !opts.user.additional_gids.is_empty() {
         user = user.additional_gids(opts.user.additional_gids.clone());
     }
@@ -436,11 +443,17 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
         .terminal(opts.tty)
         .args(opts.args.clone())
         .env(env)
-        .cwd(if opts.cwd.is_empty() { "/" } else { opts.cwd.as_str() })
+        .cwd(if opts.cwd.is_empty() {
+            "/"
+        } else {
+            opts.cwd.as_str()
+        })
         .user(user.build()?)
         .capabilities(capabilities)
-        .no_new_privileges(opts.no_new_privileges)
         .build()?;
+    // Only `true` is written: libcontainer treats any `noNewPrivileges` value, even `false`, as
+    // set, and then loads seccomp after dropping CAP_SYS_ADMIN, which fails.
+    process.set_no_new_privileges(opts.no_new_privileges.then_some(true));
     process.set_rlimits(None);
     process.set_apparmor_profile(None);
     process.set_oom_score_adj(opts.oom_score_adj);
@@ -547,7 +560,13 @@ mod tests {
             .as_ref()
             .unwrap()
             .iter()
-            .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_string())
+            .map(|c| {
+                serde_json::to_value(c)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         v.sort();
         v
@@ -566,17 +585,26 @@ mod tests {
         assert_eq!(p.user().gid(), 1000);
         assert_eq!(p.user().additional_gids().as_ref().unwrap(), &[10, 20]);
         assert!(!p.terminal().unwrap());
-        assert_eq!(p.no_new_privileges(), Some(false));
+        assert_eq!(p.no_new_privileges(), None);
         assert!(p.rlimits().is_none());
         assert_eq!(spec.hostname().as_deref(), Some("abc123"));
-        assert_eq!(spec.root().as_ref().unwrap().path().to_str(), Some("rootfs"));
+        assert_eq!(
+            spec.root().as_ref().unwrap().path().to_str(),
+            Some("rootfs")
+        );
         assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(false));
     }
 
     #[test]
     fn default_capabilities() {
         let spec = build(&opts()).unwrap();
-        let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
         let mut want: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect();
         want.sort();
         assert_eq!(cap_names(caps.bounding()), want);
@@ -599,10 +627,7 @@ mod tests {
         o.cap_add = vec!["KILL".into()];
         assert_eq!(effective_capabilities(&o).unwrap(), vec!["CAP_KILL"]);
         o.cap_add = vec!["NOPE".into()];
-        assert!(matches!(
-            build(&o),
-            Err(SpecError::UnknownCapability(_))
-        ));
+        assert!(matches!(build(&o), Err(SpecError::UnknownCapability(_))));
     }
 
     #[test]
@@ -657,17 +682,28 @@ mod tests {
         };
         let dev = find("/dev");
         assert!(dev.options().as_ref().unwrap().contains(&"mode=755".into()));
-        assert!(dev.options().as_ref().unwrap().contains(&"size=65536k".into()));
+        assert!(dev
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"size=65536k".into()));
         let pts = find("/dev/pts");
         for o in ["newinstance", "ptmxmode=0666", "gid=5", "mode=0620"] {
-            assert!(pts.options().as_ref().unwrap().contains(&o.to_string()), "{o}");
+            assert!(
+                pts.options().as_ref().unwrap().contains(&o.to_string()),
+                "{o}"
+            );
         }
         assert!(find("/dev/shm")
             .options()
             .as_ref()
             .unwrap()
             .contains(&"size=67108864".into()));
-        assert!(find("/sys").options().as_ref().unwrap().contains(&"ro".into()));
+        assert!(find("/sys")
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"ro".into()));
         assert!(find("/sys/fs/cgroup")
             .options()
             .as_ref()
@@ -749,8 +785,12 @@ mod tests {
         o.cap_add = vec!["SYS_ADMIN".into()];
         let spec = build(&o).unwrap();
         let sc = spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
-        assert!(sc.syscalls().as_ref().unwrap().iter().any(|s| s.args().is_none()
-            && s.names().iter().any(|x| x == "mount")));
+        assert!(sc
+            .syscalls()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|s| s.args().is_none() && s.names().iter().any(|x| x == "mount")));
     }
 
     #[test]
@@ -761,8 +801,17 @@ mod tests {
         let linux = spec.linux().as_ref().unwrap();
         assert!(linux.seccomp().is_none());
         assert!(linux.masked_paths().is_none());
-        let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
-        assert_eq!(caps.bounding().as_ref().unwrap().len(), ALL_CAPABILITIES.len());
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            caps.bounding().as_ref().unwrap().len(),
+            ALL_CAPABILITIES.len()
+        );
     }
 
     #[test]

@@ -276,7 +276,11 @@ mod tests {
     #[test]
     fn symlinks_stay_inside_rootfs() {
         let outside = tempfile::tempdir().unwrap();
-        fs::write(outside.path().join("passwd"), "evil:x:6666:6666::/:/bin/sh\n").unwrap();
+        fs::write(
+            outside.path().join("passwd"),
+            "evil:x:6666:6666::/:/bin/sh\n",
+        )
+        .unwrap();
         let d = tempfile::tempdir().unwrap();
         fs::create_dir_all(d.path().join("etc")).unwrap();
         // An absolute symlink pointing at a host file, and a relative one climbing out.
@@ -284,7 +288,10 @@ mod tests {
             .unwrap();
         assert!(resolve(d.path(), "evil").is_err());
         fs::remove_file(d.path().join("etc/passwd")).unwrap();
-        let up = format!("../../../../../../..{}", outside.path().join("passwd").display());
+        let up = format!(
+            "../../../../../../..{}",
+            outside.path().join("passwd").display()
+        );
         std::os::unix::fs::symlink(&up, d.path().join("etc/passwd")).unwrap();
         assert!(resolve(d.path(), "evil").is_err());
         // A symlink inside the rootfs is followed within it.

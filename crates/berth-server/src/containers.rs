@@ -40,10 +40,10 @@ pub fn routes() -> Router<AppState> {
 
 fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     if bytes.is_empty() {
-        return serde_json::from_slice(b"{}")
-            .map_err(|e| Error(ApiError::invalid(e.to_string())));
+        return serde_json::from_slice(b"{}").map_err(|e| Error(ApiError::invalid(e.to_string())));
     }
-    serde_json::from_slice(bytes).map_err(|e| Error(ApiError::invalid(format!("invalid JSON: {e}"))))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error(ApiError::invalid(format!("invalid JSON: {e}"))))
 }
 
 async fn list(State(d): State<AppState>, Q(q): Q<Query>) -> Result<impl IntoResponse> {
@@ -102,9 +102,11 @@ async fn logs(
         until: parse_timestamp(q.get("until").map(|s| s.as_str()).unwrap_or(""))?,
         tail: match q.get("tail").map(|s| s.as_str()) {
             None | Some("") | Some("all") => None,
-            Some(n) => Some(n.parse::<i64>().map_err(|_| {
-                Error(ApiError::invalid(format!("invalid value for tail: {n}")))
-            })?.max(0) as usize),
+            Some(n) => Some(
+                n.parse::<i64>()
+                    .map_err(|_| Error(ApiError::invalid(format!("invalid value for tail: {n}"))))?
+                    .max(0) as usize,
+            ),
         },
     };
     if !opts.stdout && !opts.stderr {
@@ -112,12 +114,15 @@ async fn logs(
             "Bad parameters: you must choose at least one stream",
         )));
     }
-    Ok(body_from(if tty { RAW } else { MULTIPLEXED }, move |mut w| async move {
-        if let Err(e) = d.write_logs(&c, &opts, tty, &mut w).await {
-            tracing::warn!("logs: {e}");
-        }
-        let _ = w.shutdown().await;
-    }))
+    Ok(body_from(
+        if tty { RAW } else { MULTIPLEXED },
+        move |mut w| async move {
+            if let Err(e) = d.write_logs(&c, &opts, tty, &mut w).await {
+                tracing::warn!("logs: {e}");
+            }
+            let _ = w.shutdown().await;
+        },
+    ))
 }
 
 async fn start(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
@@ -228,11 +233,15 @@ async fn attach(
             berth_daemon::attach::parse_detach_keys(k)?;
         }
     }
-    Ok(hijack(&mut req, if tty { RAW } else { MULTIPLEXED }, move |io| async move {
-        if let Err(e) = d.attach(c, opts, io).await {
-            tracing::warn!("attach: {e}");
-        }
-    }))
+    Ok(hijack(
+        &mut req,
+        if tty { RAW } else { MULTIPLEXED },
+        move |io| async move {
+            if let Err(e) = d.attach(c, opts, io).await {
+                tracing::warn!("attach: {e}");
+            }
+        },
+    ))
 }
 
 async fn exec_create(

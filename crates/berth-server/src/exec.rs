@@ -19,7 +19,11 @@ pub fn routes() -> Router<AppState> {
         .route("/exec/{id}/json", get(inspect))
 }
 
-async fn start(State(d): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response<Body>> {
+async fn start(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response<Body>> {
     let e = d.exec(&id)?;
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, 1 << 20)
@@ -28,7 +32,8 @@ async fn start(State(d): State<AppState>, Path(id): Path<String>, req: Request) 
     let cfg: ExecStartConfig = if bytes.is_empty() {
         ExecStartConfig::default()
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?
     };
     let console = cfg
         .console_size
@@ -41,14 +46,22 @@ async fn start(State(d): State<AppState>, Path(id): Path<String>, req: Request) 
     }
     let tty = e.config.tty.unwrap_or(false) || cfg.tty.unwrap_or(false);
     let mut req = Request::from_parts(parts, Body::empty());
-    Ok(hijack(&mut req, if tty { RAW } else { MULTIPLEXED }, move |io| async move {
-        if let Err(err) = d.start_exec(e, Some(io), console).await {
-            tracing::warn!("exec: {err}");
-        }
-    }))
+    Ok(hijack(
+        &mut req,
+        if tty { RAW } else { MULTIPLEXED },
+        move |io| async move {
+            if let Err(err) = d.start_exec(e, Some(io), console).await {
+                tracing::warn!("exec: {err}");
+            }
+        },
+    ))
 }
 
-async fn resize(State(d): State<AppState>, Path(id): Path<String>, Q(q): Q<Query>) -> Result<impl IntoResponse> {
+async fn resize(
+    State(d): State<AppState>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
     let h: u16 = int(&q, "h")?.unwrap_or(0);
     let w: u16 = int(&q, "w")?.unwrap_or(0);
     d.resize_exec(&id, h, w).await?;

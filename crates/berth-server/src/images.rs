@@ -37,7 +37,13 @@ async fn list(State(d): State<AppState>, Q(q): Q<Query>) -> Result<impl IntoResp
     let mut v = d.list_images(flag(&q, "all"), reference.as_deref());
     if let Some(dangling) = f.get("dangling").and_then(|v| v.first()) {
         let want = dangling == "true" || dangling == "1";
-        v.retain(|i| i["RepoTags"].as_array().map(|a| a.is_empty()).unwrap_or(true) == want);
+        v.retain(|i| {
+            i["RepoTags"]
+                .as_array()
+                .map(|a| a.is_empty())
+                .unwrap_or(true)
+                == want
+        });
     }
     if let Some(labels) = f.get("label") {
         v.retain(|i| {
@@ -66,7 +72,11 @@ async fn create(State(d): State<AppState>, Q(q): Q<Query>, req: Request) -> Resu
         .get("fromSrc")
         .cloned()
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error(ApiError::invalid("either fromSrc or fromImage must be given")))?;
+        .ok_or_else(|| {
+            Error(ApiError::invalid(
+                "either fromSrc or fromImage must be given",
+            ))
+        })?;
     let repo = q.get("repo").cloned().unwrap_or_default();
     let tag = q.get("tag").cloned().unwrap_or_default();
     let reference = match (repo.is_empty(), tag.is_empty()) {
@@ -129,7 +139,8 @@ async fn fetch(url: &str) -> Result<Box<dyn std::io::Read + Send>> {
             resp.status()
         ))));
     }
-    let stream = http_body_util::BodyDataStream::new(resp.into_body()).map_err(std::io::Error::other);
+    let stream =
+        http_body_util::BodyDataStream::new(resp.into_body()).map_err(std::io::Error::other);
     Ok(Box::new(SyncIoBridge::new(StreamReader::new(stream))))
 }
 
@@ -147,7 +158,9 @@ async fn get_image(State(d): State<AppState>, Path(rest): Path<String>) -> Resul
     match split(&rest, &["json", "history"]) {
         (name, Some(op)) if op == "json" => Ok(Json(d.inspect_image(&name)?).into_response()),
         (name, Some(_)) => Ok(Json(d.image_history(&name)?).into_response()),
-        (name, None) => Err(Error(ApiError::not_found(format!("page not found: /images/{name}")))),
+        (name, None) => Err(Error(ApiError::not_found(format!(
+            "page not found: /images/{name}"
+        )))),
     }
 }
 
@@ -163,7 +176,9 @@ async fn post_image(
             d.tag_image(&name, &repo, &tag)?;
             Ok(StatusCode::CREATED.into_response())
         }
-        (name, None) => Err(Error(ApiError::not_found(format!("page not found: /images/{name}")))),
+        (name, None) => Err(Error(ApiError::not_found(format!(
+            "page not found: /images/{name}"
+        )))),
     }
 }
 
@@ -189,6 +204,9 @@ mod tests {
             super::split("a/b:1/json", &["json", "history"]),
             ("a/b:1".to_string(), Some("json".to_string()))
         );
-        assert_eq!(super::split("busybox", &["tag"]), ("busybox".to_string(), None));
+        assert_eq!(
+            super::split("busybox", &["tag"]),
+            ("busybox".to_string(), None)
+        );
     }
 }

@@ -59,7 +59,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .merge(exec::routes())
         .merge(images::routes())
         .fallback(|uri: Uri| async move {
-            Error(ApiError::not_found(format!("page not found: {}", uri.path())))
+            Error(ApiError::not_found(format!(
+                "page not found: {}",
+                uri.path()
+            )))
         })
         .with_state(daemon)
         .layer(axum::middleware::map_response(add_headers))
@@ -67,7 +70,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
 
 async fn add_headers(mut r: axum::response::Response) -> axum::response::Response {
     let h = r.headers_mut();
-    h.insert("Api-Version", HeaderValue::from_static(berth_api::API_VERSION));
+    h.insert(
+        "Api-Version",
+        HeaderValue::from_static(berth_api::API_VERSION),
+    );
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     if let Ok(v) = HeaderValue::from_str(&format!("Berth/{} (linux)", berth_api::VERSION)) {
@@ -112,7 +118,10 @@ fn strip_version(mut req: Request<Body>) -> std::result::Result<Request<Body>, A
 }
 
 /// Serve the API on unix sockets until the process is told to stop.
-pub async fn serve(daemon: Arc<Daemon>, listeners: Vec<tokio::net::UnixListener>) -> std::io::Result<()> {
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    listeners: Vec<tokio::net::UnixListener>,
+) -> std::io::Result<()> {
     let svc = router(daemon);
     let mut tasks = Vec::new();
     for l in listeners {

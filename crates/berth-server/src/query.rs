@@ -28,8 +28,8 @@ pub fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>, ApiError> {
     let Some(raw) = q.get("filters").filter(|s| !s.is_empty()) else {
         return Ok(HashMap::new());
     };
-    let v: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(raw).map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
     let obj = v
         .as_object()
         .ok_or_else(|| ApiError::invalid("invalid filter: not an object"))?;

@@ -18,9 +18,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use berth_runtime::shim::{
-    self as proto, FrameKind, Request, Response, ShimConfig, State, Status,
-};
+use berth_runtime::shim::{self as proto, FrameKind, Request, Response, ShimConfig, State, Status};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -45,7 +43,10 @@ pub fn main(dir: &Path) -> i32 {
     let dir = match dir.canonicalize() {
         Ok(d) => d,
         Err(e) => {
-            ready_line(&Response::err(format!("shim directory {}: {e}", dir.display())));
+            ready_line(&Response::err(format!(
+                "shim directory {}: {e}",
+                dir.display()
+            )));
             return 1;
         }
     };
@@ -225,8 +226,13 @@ fn recv_console(listener: &UnixListener) -> anyhow::Result<File> {
     let mut buf = [0u8; 4096];
     let mut iov = [io::IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .context("recvmsg on console socket")?;
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .context("recvmsg on console socket")?;
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(&fd) = fds.first() {
@@ -323,7 +329,12 @@ struct PreparedIo {
     console: Option<(UnixListener, PathBuf)>,
 }
 
-fn prepare_io(dir: &Path, tty: bool, open_stdin: bool, sock_name: &str) -> anyhow::Result<PreparedIo> {
+fn prepare_io(
+    dir: &Path,
+    tty: bool,
+    open_stdin: bool,
+    sock_name: &str,
+) -> anyhow::Result<PreparedIo> {
     if tty {
         let path = dir.join(sock_name);
         let _ = fs::remove_file(&path);
@@ -366,7 +377,11 @@ fn prepare_io(dir: &Path, tty: bool, open_stdin: bool, sock_name: &str) -> anyho
 }
 
 /// After the runtime created the process: collect the pty master if there is one.
-fn finish_io(p: &mut Option<(UnixListener, PathBuf)>, io: &mut Io, want_stdin: bool) -> anyhow::Result<()> {
+fn finish_io(
+    p: &mut Option<(UnixListener, PathBuf)>,
+    io: &mut Io,
+    want_stdin: bool,
+) -> anyhow::Result<()> {
     if let Some((listener, path)) = p.take() {
         let r = recv_console(&listener);
         let _ = fs::remove_file(&path);
@@ -523,7 +538,13 @@ impl Shim {
         let sigpipe = install_signals()?;
 
         let runtime: Box<dyn Runtime> = match &cfg.runtime {
-            Some(bin) => Box::new(External::new(bin, &cfg.runtime_root, &cfg.id, &cfg.bundle, dir)),
+            Some(bin) => Box::new(External::new(
+                bin,
+                &cfg.runtime_root,
+                &cfg.id,
+                &cfg.bundle,
+                dir,
+            )),
             None => Box::new(Builtin::new(
                 &cfg.id,
                 &cfg.runtime_root,
@@ -581,10 +602,7 @@ impl Shim {
 
     fn create(&mut self) -> anyhow::Result<()> {
         let mut p = prepare_io(&self.dir, self.cfg.tty, self.cfg.open_stdin, "console.sock")?;
-        let pid = self
-            .runtime
-            .create(p.stdio)
-            .map_err(|e| anyhow!("{e}"))?;
+        let pid = self.runtime.create(p.stdio).map_err(|e| anyhow!("{e}"))?;
         finish_io(&mut p.console, &mut p.io, self.cfg.open_stdin)?;
         self.init = p.io;
         self.state.pid = pid;
@@ -998,7 +1016,11 @@ impl Shim {
                 ..Default::default()
             },
             Request::Wait => {
-                if let Some(code) = self.state.exit_code.filter(|_| self.state.status == Status::Stopped) {
+                if let Some(code) = self
+                    .state
+                    .exit_code
+                    .filter(|_| self.state.status == Status::Stopped)
+                {
                     Response {
                         ok: true,
                         exit_code: Some(code),
@@ -1072,10 +1094,7 @@ impl Shim {
 
     fn start(&mut self) -> Response {
         if self.state.status != Status::Created {
-            return Response::err(format!(
-                "container {} is not in created state",
-                self.cfg.id
-            ));
+            return Response::err(format!("container {} is not in created state", self.cfg.id));
         }
         match self.runtime.start() {
             Ok(()) => {
@@ -1229,8 +1248,7 @@ impl Shim {
             .execs
             .iter()
             .filter(|(_, e)| {
-                e.exit.is_some()
-                    && (e.io.outputs_done() || e.deadline.is_some_and(|d| now >= d))
+                e.exit.is_some() && (e.io.outputs_done() || e.deadline.is_some_and(|d| now >= d))
             })
             .map(|(k, _)| *k)
             .collect();
@@ -1253,7 +1271,10 @@ impl Shim {
             for _ in 0..64 {
                 let before = self.init.outputs_done();
                 self.read_init(stderr);
-                if before || (stderr && self.init.err.is_none()) || (!stderr && self.init.out.is_none()) {
+                if before
+                    || (stderr && self.init.err.is_none())
+                    || (!stderr && self.init.out.is_none())
+                {
                     break;
                 }
             }

@@ -33,10 +33,7 @@ pub struct JsonLog {
 
 impl JsonLog {
     pub fn open(path: &Path, max_size: u64, max_files: u32) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
         Ok(JsonLog {
             path: path.to_path_buf(),

@@ -75,7 +75,11 @@ pub fn docker_message(raw: &str) -> String {
             .unwrap_or(rest.len());
         return rest[..end].trim_end().to_string();
     }
-    for marker in ["executable not found", "executable file not found", "not found in $PATH"] {
+    for marker in [
+        "executable not found",
+        "executable file not found",
+        "not found in $PATH",
+    ] {
         if raw.contains(marker) {
             if let Some(name) = quoted(raw) {
                 return format!("exec: \"{name}\": executable file not found in $PATH");
@@ -132,8 +136,8 @@ impl Builtin {
 
     fn prepare_bundle(&self) -> Result<(), RuntimeError> {
         let failed = |e: &dyn std::error::Error| RuntimeError::Failed(chain(e));
-        let mut spec = Spec::load(self.bundle.join(berth_runtime::shim::SPEC_FILE))
-            .map_err(|e| failed(&e))?;
+        let mut spec =
+            Spec::load(self.bundle.join(berth_runtime::shim::SPEC_FILE)).map_err(|e| failed(&e))?;
         if let Some(mut root) = spec.root().clone() {
             if root.path().is_relative() {
                 root.set_path(self.bundle.join(root.path()));
@@ -203,10 +207,7 @@ impl Runtime for Builtin {
     }
 
     fn kill(&mut self, signal: i32) -> Result<(), RuntimeError> {
-        let pid = self
-            .container()?
-            .pid()
-            .ok_or(RuntimeError::NoContainer)?;
+        let pid = self.container()?.pid().ok_or(RuntimeError::NoContainer)?;
         let sig = Signal::try_from(signal)
             .map_err(|_| RuntimeError::Failed(format!("invalid signal: {signal}")))?;
         match kill(pid, sig) {
@@ -380,7 +381,14 @@ impl Runtime for External {
         let pid_file = process_json.with_extension("pid");
         let pid_s = pid_file.to_string_lossy().to_string();
         let proc_s = process_json.to_string_lossy().to_string();
-        let mut args = vec!["exec", "--process", &proc_s, "--detach", "--pid-file", &pid_s];
+        let mut args = vec![
+            "exec",
+            "--process",
+            &proc_s,
+            "--detach",
+            "--pid-file",
+            &pid_s,
+        ];
         let console;
         if let ProcStdio::Console(p) = &stdio {
             console = p.to_string_lossy().to_string();

@@ -36,7 +36,10 @@ fn make_rootfs(root: &Path) {
 
 impl Env {
     fn new(runtime: Option<PathBuf>) -> Env {
-        let tmp = tempfile::Builder::new().prefix("bshim").tempdir_in("/tmp").unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("bshim")
+            .tempdir_in("/tmp")
+            .unwrap();
         let rootfs = tmp.path().join("rootfs");
         make_rootfs(&rootfs);
         Env {
@@ -75,7 +78,11 @@ impl Env {
             stdin_once: open_stdin,
             rootfs_mount: None,
         };
-        fs::write(dir.join(shim::CONFIG_FILE), serde_json::to_vec(&cfg).unwrap()).unwrap();
+        fs::write(
+            dir.join(shim::CONFIG_FILE),
+            serde_json::to_vec(&cfg).unwrap(),
+        )
+        .unwrap();
         dir
     }
 
@@ -200,7 +207,11 @@ fn read_frames(r: &mut impl std::io::Read) -> (String, String, Option<i32>) {
             _ => {}
         }
     }
-    (String::from_utf8_lossy(&o).into(), String::from_utf8_lossy(&e).into(), None)
+    (
+        String::from_utf8_lossy(&o).into(),
+        String::from_utf8_lossy(&e).into(),
+        None,
+    )
 }
 
 fn test_echo(env: &Env) {
@@ -214,19 +225,33 @@ fn test_echo(env: &Env) {
     assert_eq!(st.status, Status::Stopped);
     assert_eq!(st.exit_code, Some(0));
     assert!(st.finished_at.is_some() && st.started_at.is_some());
-    assert!(!env.tmp.path().join("runtime/echo").exists(), "runtime state left");
+    assert!(
+        !env.tmp.path().join("runtime/echo").exists(),
+        "runtime state left"
+    );
 }
 
 fn test_exit_code_and_stderr(env: &Env) {
     let (dir, code) = run_to_exit(
         env,
         "exit3",
-        &["/bin/sh", "-c", "echo out; echo err >&2; ls / | cat >/dev/null; exit 3"],
+        &[
+            "/bin/sh",
+            "-c",
+            "echo out; echo err >&2; ls / | cat >/dev/null; exit 3",
+        ],
     );
     assert_eq!(code, 3);
     let lines = log_lines(&dir, "exit3");
-    assert!(lines.iter().any(|l| l["log"] == "err\n" && l["stream"] == "stderr"), "{lines:?}");
-    assert!(lines.iter().any(|l| l["log"] == "out\n" && l["stream"] == "stdout"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["log"] == "err\n" && l["stream"] == "stderr"),
+        "{lines:?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l["log"] == "out\n" && l["stream"] == "stdout"));
 }
 
 fn test_kill(env: &Env) {
@@ -288,7 +313,10 @@ fn test_exec_and_pause(env: &Env) {
     assert!(resp.ok, "{resp:?}");
     assert!(resp.pid.unwrap() > 0);
     let (out, err, code) = read_frames(&mut r);
-    assert_eq!((out.as_str(), err.as_str(), code), ("hi\n", "oops\n", Some(5)));
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        ("hi\n", "oops\n", Some(5))
+    );
 
     // A missing command fails the exec request.
     let mut bad = process.clone();
@@ -322,10 +350,16 @@ fn test_exec_and_pause(env: &Env) {
     assert_eq!(code, Some(0));
 
     assert!(request(&dir, &Request::Pause).ok);
-    assert_eq!(request(&dir, &Request::State).state.unwrap().status, Status::Paused);
+    assert_eq!(
+        request(&dir, &Request::State).state.unwrap().status,
+        Status::Paused
+    );
     assert_eq!(state(&dir).status, Status::Paused);
     assert!(request(&dir, &Request::Resume).ok);
-    assert_eq!(request(&dir, &Request::State).state.unwrap().status, Status::Running);
+    assert_eq!(
+        request(&dir, &Request::State).state.unwrap().status,
+        Status::Running
+    );
     assert!(request(&dir, &Request::Kill { signal: 9 }).ok);
     let w = connect(&dir, &Request::Wait);
     let mut line = String::new();
@@ -339,7 +373,12 @@ fn test_exec_and_pause(env: &Env) {
 }
 
 fn test_tty(env: &Env) {
-    let dir = env.container("tty", &["/bin/sh", "-c", "tty; stty size; read x; echo got $x"], true, true);
+    let dir = env.container(
+        "tty",
+        &["/bin/sh", "-c", "tty; stty size; read x; echo got $x"],
+        true,
+        true,
+    );
     let ready = spawn(&dir);
     assert!(ready.ok, "{ready:?}");
     let (mut s, mut r, resp) = connect(
@@ -351,7 +390,16 @@ fn test_tty(env: &Env) {
         },
     );
     assert!(resp.ok);
-    assert!(request(&dir, &Request::Resize { height: 30, width: 100 }).ok);
+    assert!(
+        request(
+            &dir,
+            &Request::Resize {
+                height: 30,
+                width: 100
+            }
+        )
+        .ok
+    );
     assert!(request(&dir, &Request::Start).ok);
     shim::write_frame(&mut s, FrameKind::Stdin, b"abc\n").unwrap();
     let (out, _, code) = read_frames(&mut r);
@@ -371,9 +419,15 @@ fn test_missing_command(env: &Env) {
     let err = ready.error.unwrap();
     eprintln!("    create error: {err}");
     assert!(err.contains("nosuchcmd"), "{err}");
-    assert!(err.contains("not found") || err.contains("no such file"), "{err}");
+    assert!(
+        err.contains("not found") || err.contains("no such file"),
+        "{err}"
+    );
     wait_gone(&dir);
-    assert!(!env.tmp.path().join("runtime/missing").exists(), "runtime state left");
+    assert!(
+        !env.tmp.path().join("runtime/missing").exists(),
+        "runtime state left"
+    );
     let st = state(&dir);
     assert_eq!(st.status, Status::Stopped);
     assert!(st.error.is_some());
@@ -404,7 +458,9 @@ fn run_suite(runtime: Option<PathBuf>) -> usize {
                 println!("test {label} {name} ... FAILED");
                 for d in fs::read_dir(env.tmp.path()).unwrap().flatten() {
                     let log = d.path().join("shim.log");
-                    if d.file_name() == *name || log.exists() && name.contains(&*d.file_name().to_string_lossy()) {
+                    if d.file_name() == *name
+                        || log.exists() && name.contains(&*d.file_name().to_string_lossy())
+                    {
                         eprintln!("{}", fs::read_to_string(&log).unwrap_or_default());
                     }
                 }

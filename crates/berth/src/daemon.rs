@@ -140,9 +140,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     write_pidfile(&cfg.pidfile)?;
     let pidfile = cfg.pidfile.clone();
     let sockets = cfg.socket_paths();
-    let daemon = Daemon::new(cfg)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let daemon = Daemon::new(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut listeners = Vec::new();
     for path in &sockets {
         if let Some(dir) = path.parent() {

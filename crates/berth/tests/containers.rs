@@ -15,7 +15,11 @@ fn run_echo_and_exit_codes() {
     assert!(o.stderr.contains("executable file not found"), "{o:?}");
     let o = env.berth(&["run", "--rm", "nosuchimage"]);
     assert_eq!(o.code, 125, "{o:?}");
-    assert!(o.stderr.contains("Unable to find image 'nosuchimage:latest' locally"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("Unable to find image 'nosuchimage:latest' locally"),
+        "{o:?}"
+    );
     // --rm left nothing.
     assert_eq!(env.berth(&["ps", "-aq"]).ok().trimmed(), "");
     assert!(leftovers(&env).is_empty(), "{:?}", leftovers(&env));
@@ -28,17 +32,40 @@ fn run_options_env_workdir_user_hostname_entrypoint() {
     std::fs::write(&envfile, "# comment\nFROM_FILE=yes\n").unwrap();
     let o = env
         .berth(&[
-            "run", "--rm", "-e", "A=1", "--env-file", envfile.to_str().unwrap(), "-w", "/tmp",
-            "-u", "alice", "--hostname", "boxy", "busybox", "sh", "-c",
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "--env-file",
+            envfile.to_str().unwrap(),
+            "-w",
+            "/tmp",
+            "-u",
+            "alice",
+            "--hostname",
+            "boxy",
+            "busybox",
+            "sh",
+            "-c",
             "echo $A $FROM_FILE; pwd; id -u; id -g; hostname; cat /etc/hostname",
         ])
         .ok();
     assert_eq!(o.stdout, "1 yes\n/tmp\n1000\n1000\nboxy\nboxy\n");
     let o = env
-        .berth(&["run", "--rm", "--entrypoint", "echo", "busybox", "from", "entrypoint"])
+        .berth(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "echo",
+            "busybox",
+            "from",
+            "entrypoint",
+        ])
         .ok();
     assert_eq!(o.stdout, "from entrypoint\n");
-    let o = env.berth(&["run", "--rm", "-u", "1234:50", "busybox", "id"]).ok();
+    let o = env
+        .berth(&["run", "--rm", "-u", "1234:50", "busybox", "id"])
+        .ok();
     assert!(o.stdout.starts_with("uid=1234 gid=50"), "{o:?}");
     let o = env.berth(&["run", "--rm", "-u", "nobodyhere", "busybox", "true"]);
     assert_ne!(o.code, 0);
@@ -55,19 +82,34 @@ fn detached_ps_logs_stop_rm() {
         .trimmed()
         .to_string();
     assert_eq!(id.len(), 64);
-    env.eventually("logs", || env.berth(&["logs", "web"]).stdout.contains("started"));
+    env.eventually("logs", || {
+        env.berth(&["logs", "web"]).stdout.contains("started")
+    });
     let ps = env.berth(&["ps"]).ok().stdout;
     let mut lines = ps.lines();
     let header = lines.next().unwrap();
-    for col in ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
         assert!(header.contains(col), "{header}");
     }
     let row = lines.next().unwrap();
     assert!(row.starts_with(&id[..12]), "{row}");
-    assert!(row.contains("busybox") && row.contains("Up ") && row.ends_with("web"), "{row}");
+    assert!(
+        row.contains("busybox") && row.contains("Up ") && row.ends_with("web"),
+        "{row}"
+    );
     assert_eq!(env.berth(&["ps", "-q"]).ok().trimmed(), &id[..12]);
     assert_eq!(env.berth(&["ps", "-q", "--no-trunc"]).ok().trimmed(), id);
-    let o = env.berth(&["ps", "-q", "--filter", "label=tier=front"]).ok();
+    let o = env
+        .berth(&["ps", "-q", "--filter", "label=tier=front"])
+        .ok();
     assert_eq!(o.trimmed(), &id[..12]);
     // logs: streams and --tail, -t
     let o = env.berth(&["logs", "web"]).ok();
@@ -79,7 +121,10 @@ fn detached_ps_logs_stop_rm() {
     // rm refuses a running container
     let o = env.berth(&["rm", "web"]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("You cannot remove a running container"), "{o:?}");
+    assert!(
+        o.stderr.contains("You cannot remove a running container"),
+        "{o:?}"
+    );
     // stop: SIGTERM runs the trap
     let o = env.berth(&["stop", "-t", "5", "web"]).ok();
     assert_eq!(o.trimmed(), "web");
@@ -97,11 +142,16 @@ fn detached_ps_logs_stop_rm() {
 fn stop_kills_after_timeout_and_kill_signals() {
     let env = Env::new().with_busybox();
     // sh as pid 1 ignores SIGTERM without a trap: stop must fall back to SIGKILL.
-    env.berth(&["run", "-d", "--name", "stubborn", "busybox", "sleep", "1000"]).ok();
+    env.berth(&[
+        "run", "-d", "--name", "stubborn", "busybox", "sleep", "1000",
+    ])
+    .ok();
     let t = std::time::Instant::now();
     env.berth(&["stop", "-t", "1", "stubborn"]).ok();
     assert!(t.elapsed() < std::time::Duration::from_secs(8));
-    let code = env.berth(&["inspect", "--format", "{{.State.ExitCode}}", "stubborn"]).ok();
+    let code = env
+        .berth(&["inspect", "--format", "{{.State.ExitCode}}", "stubborn"])
+        .ok();
     assert_eq!(code.trimmed(), "137");
     env.berth(&["start", "stubborn"]).ok();
     env.berth(&["kill", "-s", "USR1", "stubborn"]).ok();
@@ -111,16 +161,30 @@ fn stop_kills_after_timeout_and_kill_signals() {
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("is not running"), "{o:?}");
     // rm -f kills a running one
-    env.berth(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]).ok();
+    env.berth(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"])
+        .ok();
     env.berth(&["rm", "-f", "victim"]).ok();
-    assert_eq!(env.berth(&["ps", "-aq", "--filter", "name=victim"]).ok().trimmed(), "");
+    assert_eq!(
+        env.berth(&["ps", "-aq", "--filter", "name=victim"])
+            .ok()
+            .trimmed(),
+        ""
+    );
 }
 
 #[test]
 fn create_start_attach_restart_rename() {
     let env = Env::new().with_busybox();
     let id = env
-        .berth(&["create", "--name", "c1", "busybox", "sh", "-c", "echo run-$((RANDOM%1000))"])
+        .berth(&[
+            "create",
+            "--name",
+            "c1",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run-$((RANDOM%1000))",
+        ])
         .ok()
         .trimmed()
         .to_string();
@@ -142,14 +206,23 @@ fn create_start_attach_restart_rename() {
     assert!(o.stderr.contains("is already in use by container"), "{o:?}");
     // random names look like docker's
     env.berth(&["create", "busybox", "true"]).ok();
-    let names = env.berth(&["ps", "-a", "--format", "{{.Names}}"]).ok().stdout;
-    assert!(names.lines().any(|n| n != "c2" && n.contains('_')), "{names}");
+    let names = env
+        .berth(&["ps", "-a", "--format", "{{.Names}}"])
+        .ok()
+        .stdout;
+    assert!(
+        names.lines().any(|n| n != "c2" && n.contains('_')),
+        "{names}"
+    );
 }
 
 #[test]
 fn stdin_is_forwarded_with_i() {
     let env = Env::new().with_busybox();
-    let o = env.berth_stdin(&["run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z"], b"shout\n");
+    let o = env.berth_stdin(
+        &["run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z"],
+        b"shout\n",
+    );
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(o.stdout, "SHOUT\n");
 }
@@ -157,39 +230,91 @@ fn stdin_is_forwarded_with_i() {
 #[test]
 fn exec_top_pause_inspect_nsenter() {
     let env = Env::new().with_busybox();
-    env.berth(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]).ok();
+    env.berth(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"])
+        .ok();
     let o = env.berth(&["exec", "box", "echo", "in", "box"]).ok();
     assert_eq!(o.stdout, "in box\n");
-    let o = env.berth(&["exec", "-u", "alice", "-w", "/tmp", "-e", "X=42", "box", "sh", "-c", "id -u; pwd; echo $X"]).ok();
+    let o = env
+        .berth(&[
+            "exec",
+            "-u",
+            "alice",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=42",
+            "box",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X",
+        ])
+        .ok();
     assert_eq!(o.stdout, "1000\n/tmp\n42\n");
     let o = env.berth(&["exec", "box", "sh", "-c", "exit 7"]);
     assert_eq!(o.code, 7);
     let o = env.berth_stdin(&["exec", "-i", "box", "cat"], b"piped\n");
     assert_eq!(o.stdout, "piped\n");
-    env.berth(&["exec", "-d", "box", "sh", "-c", "sleep 1 && touch /tmp/detached"]).ok();
-    env.eventually("detached exec", || env.berth(&["exec", "box", "ls", "/tmp/detached"]).code == 0);
+    env.berth(&[
+        "exec",
+        "-d",
+        "box",
+        "sh",
+        "-c",
+        "sleep 1 && touch /tmp/detached",
+    ])
+    .ok();
+    env.eventually("detached exec", || {
+        env.berth(&["exec", "box", "ls", "/tmp/detached"]).code == 0
+    });
     // top
     let o = env.berth(&["top", "box"]).ok();
     assert!(o.stdout.lines().next().unwrap().contains("PID"), "{o:?}");
     assert!(o.stdout.contains("sleep 1000"), "{o:?}");
     // pause / unpause
     env.berth(&["pause", "box"]).ok();
-    let st = env.berth(&["inspect", "--format", "{{.State.Status}}", "box"]).ok();
+    let st = env
+        .berth(&["inspect", "--format", "{{.State.Status}}", "box"])
+        .ok();
     assert_eq!(st.trimmed(), "paused");
     assert!(env.berth(&["ps"]).ok().stdout.contains("(Paused)"));
     env.berth(&["unpause", "box"]).ok();
     assert_eq!(env.berth(&["exec", "box", "true"]).code, 0);
     // inspect --format and nsenter through the host pid
-    let pid = env.berth(&["inspect", "--format", "{{.State.Pid}}", "box"]).ok();
+    let pid = env
+        .berth(&["inspect", "--format", "{{.State.Pid}}", "box"])
+        .ok();
     let pid = pid.trimmed().to_string();
     assert!(pid.parse::<i32>().unwrap() > 1);
     let o = std::process::Command::new("nsenter")
-        .args(["--target", &pid, "--mount", "--uts", "--ipc", "--net", "--pid", "--", "/bin/busybox", "hostname"])
+        .args([
+            "--target",
+            &pid,
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--pid",
+            "--",
+            "/bin/busybox",
+            "hostname",
+        ])
         .output()
         .unwrap();
-    let hostname = env.berth(&["inspect", "--format", "{{.Config.Hostname}}", "box"]).ok();
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), hostname.trimmed());
-    let o = env.berth(&["inspect", "--format", "{{.Name}} {{json .Config.Cmd}}", "box"]).ok();
+    let hostname = env
+        .berth(&["inspect", "--format", "{{.Config.Hostname}}", "box"])
+        .ok();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        hostname.trimmed()
+    );
+    let o = env
+        .berth(&[
+            "inspect",
+            "--format",
+            "{{.Name}} {{json .Config.Cmd}}",
+            "box",
+        ])
+        .ok();
     assert_eq!(o.trimmed(), r#"/box ["sleep","1000"]"#);
     let o = env.berth(&["inspect", "--format", "{{.Nope", "box"]);
     assert_ne!(o.code, 0);
@@ -208,24 +333,53 @@ fn isolation_matches_docker_defaults() {
     assert!(out.contains("Seccomp:\t2"), "{out}");
     assert!(out.contains("pid1=sh"), "{out}");
     assert!(out.contains("Read-only file system"), "{out}");
-    for d in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm"] {
+    for d in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm",
+    ] {
         assert!(out.contains(d), "/dev lacks {d}: {out}");
     }
     // A syscall Docker's profile refuses.
-    let o = env.berth(&["run", "--rm", "busybox", "sh", "-c", "mount -t tmpfs none /mnt"]);
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /mnt",
+    ]);
     assert_ne!(o.code, 0);
 }
 
 #[test]
 fn daemon_kill_keeps_containers_running() {
     let mut env = Env::new().with_busybox();
-    env.berth(&["run", "-d", "--name", "survivor", "busybox", "sh", "-c", "echo before; sleep 2; echo after; exit 5"]).ok();
-    env.berth(&["run", "-d", "--name", "steady", "busybox", "sleep", "1000"]).ok();
-    let pid_before = env.berth(&["inspect", "--format", "{{.State.Pid}}", "steady"]).ok().stdout;
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; sleep 2; echo after; exit 5",
+    ])
+    .ok();
+    env.berth(&["run", "-d", "--name", "steady", "busybox", "sleep", "1000"])
+        .ok();
+    let pid_before = env
+        .berth(&["inspect", "--format", "{{.State.Pid}}", "steady"])
+        .ok()
+        .stdout;
     env.kill_and_restart_daemon();
-    let pid_after = env.berth(&["inspect", "--format", "{{.State.Pid}}", "steady"]).ok().stdout;
+    let pid_after = env
+        .berth(&["inspect", "--format", "{{.State.Pid}}", "steady"])
+        .ok()
+        .stdout;
     assert_eq!(pid_before, pid_after);
-    assert_eq!(env.berth(&["exec", "steady", "echo", "alive"]).ok().stdout, "alive\n");
+    assert_eq!(
+        env.berth(&["exec", "steady", "echo", "alive"]).ok().stdout,
+        "alive\n"
+    );
     // the one that exits while no daemon... or after the restart: its exit code is found
     let o = env.berth(&["wait", "survivor"]).ok();
     assert_eq!(o.trimmed(), "5");

@@ -21,7 +21,10 @@ fn docker_cli_images() {
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.trim().starts_with("sha256:"), "{o:?}");
     let o = docker!(env, "images").ok();
-    assert!(o.stdout.contains("REPOSITORY") && o.stdout.contains("busybox"), "{o:?}");
+    assert!(
+        o.stdout.contains("REPOSITORY") && o.stdout.contains("busybox"),
+        "{o:?}"
+    );
     docker!(env, "tag", "busybox", "other:1").ok();
     let o = docker!(env, "image", "inspect", "--format", "{{.Id}}", "other:1").ok();
     assert!(o.stdout.starts_with("sha256:"));
@@ -42,7 +45,17 @@ fn docker_cli_containers() {
     assert_eq!(o.stdout, "hello\n");
     let o = docker!(env, "run", "--rm", "busybox", "sh", "-c", "exit 4");
     assert_eq!(o.code, 4, "{o:?}");
-    let o = docker!(env, "run", "-d", "--name", "d1", "busybox", "sh", "-c", "echo up; sleep 1000");
+    let o = docker!(
+        env,
+        "run",
+        "-d",
+        "--name",
+        "d1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up; sleep 1000"
+    );
     assert_eq!(o.code, 0, "{o:?}");
     env.eventually("logs", || docker!(env, "logs", "d1").stdout.contains("up"));
     let o = docker!(env, "ps").ok();
@@ -50,7 +63,14 @@ fn docker_cli_containers() {
     let o = docker!(env, "exec", "d1", "sh", "-c", "echo exec-ok; exit 3");
     assert_eq!(o.code, 3, "{o:?}");
     assert_eq!(o.stdout, "exec-ok\n");
-    let o = docker!(env, "inspect", "--format", "{{.State.Running}} {{.Name}}", "d1").ok();
+    let o = docker!(
+        env,
+        "inspect",
+        "--format",
+        "{{.State.Running}} {{.Name}}",
+        "d1"
+    )
+    .ok();
     assert_eq!(o.stdout.trim(), "true /d1");
     let o = docker!(env, "top", "d1").ok();
     assert!(o.stdout.contains("sleep 1000"), "{o:?}");

@@ -9,13 +9,31 @@ fn import_from_file_stdin_and_url_with_changes() {
     let env = Env::new();
     let tar = busybox_tar().to_str().unwrap().to_string();
     let id = env
-        .berth(&["import", "-c", "CMD [\"echo\", \"from-cmd\"]", "-c", "ENV GREETING=hi", "-m", "my import", &tar, "bb:1"])
+        .berth(&[
+            "import",
+            "-c",
+            "CMD [\"echo\", \"from-cmd\"]",
+            "-c",
+            "ENV GREETING=hi",
+            "-m",
+            "my import",
+            &tar,
+            "bb:1",
+        ])
         .ok()
         .trimmed()
         .to_string();
     assert!(id.starts_with("sha256:"), "{id}");
-    assert_eq!(env.berth(&["run", "--rm", "bb:1"]).ok().stdout, "from-cmd\n");
-    assert_eq!(env.berth(&["run", "--rm", "bb:1", "sh", "-c", "echo $GREETING"]).ok().stdout, "hi\n");
+    assert_eq!(
+        env.berth(&["run", "--rm", "bb:1"]).ok().stdout,
+        "from-cmd\n"
+    );
+    assert_eq!(
+        env.berth(&["run", "--rm", "bb:1", "sh", "-c", "echo $GREETING"])
+            .ok()
+            .stdout,
+        "hi\n"
+    );
     let hist = env.berth(&["history", "bb:1"]).ok().stdout;
     assert!(hist.contains("my import"), "{hist}");
     // stdin
@@ -23,14 +41,32 @@ fn import_from_file_stdin_and_url_with_changes() {
     env.berth_stdin(&["import", "-", "bb:stdin"], &data).ok();
     // a URL, served inside the daemon's network namespace
     let port = 18000 + (rand::random::<u16>() % 1000);
-    let dir = std::path::Path::new(&tar).parent().unwrap().to_str().unwrap().to_string();
+    let dir = std::path::Path::new(&tar)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let mut server = env
-        .in_daemon_netns(&["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", &dir, &port.to_string()])
+        .in_daemon_netns(&[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            &dir,
+            &port.to_string(),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let name = std::path::Path::new(&tar).file_name().unwrap().to_str().unwrap();
+    let name = std::path::Path::new(&tar)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
     let url = format!("http://127.0.0.1:{port}/{name}");
     let mut ok = false;
     for _ in 0..50 {
@@ -49,31 +85,51 @@ fn import_from_file_stdin_and_url_with_changes() {
         assert!(header.contains(col), "{header}");
     }
     for tag in ["1", "stdin", "url"] {
-        assert!(images.lines().any(|l| l.starts_with("bb ") && l.contains(&format!(" {tag} "))), "{images}");
+        assert!(
+            images
+                .lines()
+                .any(|l| l.starts_with("bb ") && l.contains(&format!(" {tag} "))),
+            "{images}"
+        );
     }
 }
 
 #[test]
 fn images_filters_quiet_tag_and_rmi() {
     let env = Env::new().with_busybox();
-    let id = env.berth(&["images", "-q", "busybox"]).ok().trimmed().to_string();
+    let id = env
+        .berth(&["images", "-q", "busybox"])
+        .ok()
+        .trimmed()
+        .to_string();
     assert_eq!(id.len(), 12);
-    let full = env.berth(&["images", "-q", "--no-trunc", "busybox"]).ok().trimmed().to_string();
+    let full = env
+        .berth(&["images", "-q", "--no-trunc", "busybox"])
+        .ok()
+        .trimmed()
+        .to_string();
     assert_eq!(full.len(), 71);
     assert!(full.starts_with("sha256:") && full[7..].starts_with(&id));
     env.berth(&["tag", "busybox", "mine/box"]).ok();
     let o = env.berth(&["images", "mine/box:latest"]).ok().stdout;
     assert!(o.contains("mine/box") && o.contains(&id), "{o}");
-    let o = env.berth(&["image", "inspect", "--format", "{{.Id}}", "mine/box"]).ok();
+    let o = env
+        .berth(&["image", "inspect", "--format", "{{.Id}}", "mine/box"])
+        .ok();
     assert_eq!(o.trimmed(), full);
     // rmi of one tag untags only
     let o = env.berth(&["rmi", "mine/box"]).ok();
     assert_eq!(o.trimmed(), "Untagged: mine/box:latest");
     // used by a container: refused, then forced
-    env.berth(&["create", "--name", "user", "busybox", "true"]).ok();
+    env.berth(&["create", "--name", "user", "busybox", "true"])
+        .ok();
     let o = env.berth(&["rmi", "busybox"]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("conflict: unable to remove repository reference \"busybox\""), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("conflict: unable to remove repository reference \"busybox\""),
+        "{o:?}"
+    );
     env.berth(&["rm", "user"]).ok();
     let o = env.berth(&["rmi", "busybox"]).ok();
     assert!(o.stdout.contains("Untagged: busybox:latest"), "{o:?}");
@@ -83,7 +139,9 @@ fn images_filters_quiet_tag_and_rmi() {
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("No such image: busybox:latest"), "{o:?}");
     // the store holds no layer any more
-    let snaps = std::fs::read_dir(env.data_root.join("snapshots")).map(|d| d.count()).unwrap_or(0);
+    let snaps = std::fs::read_dir(env.data_root.join("snapshots"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(snaps, 0);
 }
 
@@ -100,7 +158,11 @@ fn hostile_tarball_is_refused_and_changes_nothing() {
         tar.display(),
         target.display().to_string().trim_start_matches('/')
     );
-    assert!(Command::new("python3").args(["-c", &script]).status().unwrap().success());
+    assert!(Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap()
+        .success());
     let o = env.berth(&["import", tar.to_str().unwrap(), "evil"]);
     assert_eq!(o.code, 1, "{o:?}");
     assert!(!o.stderr.is_empty());
@@ -112,9 +174,16 @@ fn hostile_tarball_is_refused_and_changes_nothing() {
         tar2.display(),
         dir.display()
     );
-    assert!(Command::new("python3").args(["-c", &script]).status().unwrap().success());
+    assert!(Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap()
+        .success());
     let _ = env.berth(&["import", tar2.to_str().unwrap(), "evil2"]);
-    assert!(!dir.join("file").exists(), "a write escaped through a symlink");
+    assert!(
+        !dir.join("file").exists(),
+        "a write escaped through a symlink"
+    );
     // garbage
     let junk = env.dir.path().join("junk.tar");
     std::fs::write(&junk, b"this is not a tarball at all").unwrap();
@@ -131,7 +200,14 @@ fn version_and_info() {
     env.berth(&["run", "-d", "busybox", "sleep", "100"]).ok();
     env.berth(&["create", "busybox", "true"]).ok();
     let info = env.berth(&["info"]).ok().stdout;
-    for s in ["Containers: 2", "Running: 1", "Stopped: 1", "Images: 1", "Storage Driver: overlay2", "Cgroup Version:"] {
+    for s in [
+        "Containers: 2",
+        "Running: 1",
+        "Stopped: 1",
+        "Images: 1",
+        "Storage Driver: overlay2",
+        "Cgroup Version:",
+    ] {
         assert!(info.contains(s), "info lacks {s}: {info}");
     }
     assert!(info.contains(env.data_root.to_str().unwrap()), "{info}");

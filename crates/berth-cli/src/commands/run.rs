@@ -130,6 +130,10 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
             "Privileged": o.privileged,
             "PublishAllPorts": o.publish_all,
             "ReadonlyRootfs": o.read_only,
+            "Runtime": o.runtime.clone().unwrap_or_default(),
+            "CgroupParent": o.cgroup_parent.clone().unwrap_or_default(),
+            "CapAdd": if o.cap_add.is_empty() { Value::Null } else { json!(o.cap_add) },
+            "CapDrop": if o.cap_drop.is_empty() { Value::Null } else { json!(o.cap_drop) },
         },
     });
     if !exposed.is_empty() {

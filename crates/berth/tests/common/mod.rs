@@ -91,9 +91,14 @@ pub fn busybox_tar() -> &'static Path {
 impl Env {
     /// Start a daemon in a new network namespace; wait until it answers.
     pub fn new() -> Env {
-        let dir = tempfile::Builder::new().prefix("berth-e2e-").tempdir_in("/tmp").unwrap();
+        // Short paths: a shim socket lives at <exec-root>/containers/<64-hex-id>/shim.sock, and unix
+        // socket paths are limited to 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("b-")
+            .tempdir_in("/tmp")
+            .unwrap();
         let data_root = dir.path().join("data");
-        let exec_root = dir.path().join("run");
+        let exec_root = dir.path().join("r");
         let sock = exec_root.join("berth.sock");
         let cgroup_parent = format!("berth-test-{:08x}", rand::random::<u32>());
         let mut env = Env {
@@ -117,7 +122,13 @@ impl Env {
             .open(self.dir.path().join("daemon.log"))
             .unwrap();
         let d = Command::new("unshare")
-            .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+            .args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
             .arg(BERTH)
             .arg("daemon")
             .arg("--data-root")
@@ -145,7 +156,10 @@ impl Env {
     /// Run a host command inside the daemon's network namespace.
     pub fn in_daemon_netns(&self, args: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg("-t").arg(self.daemon_pid().to_string()).arg("-n").args(args);
+        c.arg("-t")
+            .arg(self.daemon_pid().to_string())
+            .arg("-n")
+            .args(args);
         c
     }
 
@@ -161,7 +175,11 @@ impl Env {
                     panic!("daemon exited with {st}: {}", self.daemon_log());
                 }
             }
-            assert!(Instant::now() < deadline, "daemon did not come up: {}", self.daemon_log());
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up: {}",
+                self.daemon_log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -190,7 +208,9 @@ impl Env {
     pub fn berth_stdin(&self, args: &[&str], input: &[u8]) -> Out {
         use std::io::Write;
         let mut c = self.cmd(args);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         let data = input.to_vec();
@@ -254,7 +274,9 @@ pub fn docker_cli() -> bool {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            eprintln!("note: the docker CLI is not installed; docker compatibility checks are skipped");
+            eprintln!(
+                "note: the docker CLI is not installed; docker compatibility checks are skipped"
+            );
         }
         ok
     })
