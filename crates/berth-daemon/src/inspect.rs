@@ -245,8 +245,7 @@ mod tests {
     use super::*;
     use crate::container::StateRecord;
 
-    fn rec(status: Status, code: i32) -> ContainerRecord {
-        let now = Utc::now();
+    fn rec(status: Status, code: i32, now: DateTime<Utc>) -> ContainerRecord {
         ContainerRecord {
             id: "a".repeat(64),
             name: "x".into(),
@@ -260,7 +259,7 @@ mod tests {
             state: StateRecord {
                 status,
                 exit_code: code,
-                started_at: Some(now - chrono::Duration::seconds(120)),
+                started_at: Some(now - chrono::Duration::seconds(150)),
                 finished_at: Some(now - chrono::Duration::seconds(5)),
                 ..Default::default()
             },
@@ -272,16 +271,19 @@ mod tests {
     #[test]
     fn status_reads_like_docker() {
         let now = Utc::now();
-        assert_eq!(status_text(&rec(Status::Running, 0), now), "Up 2 minutes");
         assert_eq!(
-            status_text(&rec(Status::Exited, 3), now),
+            status_text(&rec(Status::Running, 0, now), now),
+            "Up 2 minutes"
+        );
+        assert_eq!(
+            status_text(&rec(Status::Exited, 3, now), now),
             "Exited (3) 5 seconds ago"
         );
-        assert_eq!(status_text(&rec(Status::Created, 0), now), "Created");
+        assert_eq!(status_text(&rec(Status::Created, 0, now), now), "Created");
         assert_eq!(
-            status_text(&rec(Status::Paused, 0), now),
+            status_text(&rec(Status::Paused, 0, now), now),
             "Up 2 minutes (Paused)"
         );
-        assert_eq!(command(&rec(Status::Created, 0)), "echo hi");
+        assert_eq!(command(&rec(Status::Created, 0, now)), "echo hi");
     }
 }

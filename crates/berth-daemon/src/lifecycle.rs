@@ -50,6 +50,29 @@ pub fn parse_signal(s: &str) -> Result<i32, ApiError> {
         .map_err(|_| bad())
 }
 
+/// The runtime's reason for a failed start, in Docker's words where it has some: the docker
+/// CLI picks its exit code (127, 126) from them.
+pub fn docker_start_error(msg: &str) -> String {
+    let quoted = |m: &str| -> Option<String> {
+        let start = m.find("executable '")? + "executable '".len();
+        let end = m[start..].find('\'')? + start;
+        Some(m[start..end].to_string())
+    };
+    if let Some(exe) = quoted(msg) {
+        if msg.contains("not found in $PATH") {
+            return if exe.contains('/') {
+                format!("exec: \"{exe}\": stat {exe}: no such file or directory")
+            } else {
+                format!("exec: \"{exe}\": executable file not found in $PATH")
+            };
+        }
+        if msg.contains("does not have correct permissions") {
+            return format!("exec: \"{exe}\": permission denied");
+        }
+    }
+    msg.to_string()
+}
+
 impl Daemon {
     /// `POST /containers/{id}/start`.
     pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
@@ -122,6 +145,7 @@ impl Daemon {
     /// Record a failed start the way Docker does and build the error the client sees.
     fn start_failed(&self, c: &Arc<Container>, msg: String) -> ApiError {
         self.cleanup_bundle(&c.id);
+        let msg = docker_start_error(&msg);
         let code = if msg.contains("executable file not found")
             || msg.contains("no such file or directory")
         {
@@ -132,7 +156,7 @@ impl Daemon {
             128
         };
         let full = format!(
-            "failed to create task for container: failed to create shim task: OCI runtime create failed: {msg}: unknown"
+            "failed to create task for container: failed to create shim task: OCI runtime create failed: unable to start container process: {msg}: unknown"
         );
         c.update(&self.container_dir(&c.id), |r| {
             r.state.error = full.clone();
@@ -455,5 +479,36 @@ impl Daemon {
                 .clone();
             Ok(p.last_exit as i64)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_read_like_docker() {
+        let m = "exec process failed with error error in executing process : executable 'nosuch' not found in $PATH";
+        assert_eq!(
+            docker_start_error(m),
+            "exec: \"nosuch\": executable file not found in $PATH"
+        );
+        let m = "executable '/x' not found in $PATH";
+        assert_eq!(
+            docker_start_error(m),
+            "exec: \"/x\": stat /x: no such file or directory"
+        );
+        let m = "executable '/etc' at path '\"/etc\"' does not have correct permissions";
+        assert_eq!(docker_start_error(m), "exec: \"/etc\": permission denied");
+        assert_eq!(docker_start_error("other"), "other");
+    }
+
+    #[test]
+    fn signals_parse() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
     }
 }

@@ -9,7 +9,7 @@ use axum::http::{Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, ExecConfig, IdResponse};
+use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, ExecConfig};
 use berth_api::ApiError;
 use berth_daemon::attach::AttachOptions;
 use berth_daemon::inspect::ListOptions;
@@ -251,7 +251,7 @@ async fn exec_create(
 ) -> Result<impl IntoResponse> {
     let cfg: ExecConfig = json_body(&body)?;
     let id = d.create_exec(&id, cfg)?;
-    Ok((StatusCode::CREATED, Json(IdResponse { id })))
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))))
 }
 
 async fn remove(

@@ -137,6 +137,21 @@ fn connect(dir: &Path, req: &Request) -> (UnixStream, BufReader<UnixStream>, Res
     (s, r, resp)
 }
 
+/// Send `wait`; the answer comes when init exits.
+fn wait_conn(dir: &Path) -> BufReader<UnixStream> {
+    let mut s = UnixStream::connect(dir.join(shim::SOCKET_FILE)).unwrap();
+    s.write_all(b"{\"op\":\"wait\"}\n").unwrap();
+    BufReader::new(s)
+}
+
+fn wait_answer(mut r: BufReader<UnixStream>) -> i32 {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let w: Response = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    assert!(w.ok, "{w:?}");
+    w.exit_code.unwrap()
+}
+
 fn request(dir: &Path, req: &Request) -> Response {
     connect(dir, req).2
 }
@@ -167,18 +182,14 @@ fn run_to_exit(env: &Env, name: &str, args: &[&str]) -> (PathBuf, i32) {
     let dir = env.container(name, args, false, false);
     let ready = spawn(&dir);
     assert!(ready.ok, "{ready:?}");
-    let (_s, mut r, resp) = connect(&dir, &Request::Wait);
-    assert!(resp.ok || resp.exit_code.is_none());
+    let r = wait_conn(&dir);
+    let r2 = wait_conn(&dir);
     let start = request(&dir, &Request::Start);
     assert!(start.ok, "{start:?}");
-    let mut line = String::new();
-    if resp.exit_code.is_some() {
-        return (dir, resp.exit_code.unwrap());
-    }
-    r.read_line(&mut line).unwrap();
-    let w: Response = serde_json::from_str(&line).unwrap();
+    let code = wait_answer(r);
+    assert_eq!(wait_answer(r2), code, "every waiter gets the exit code");
     wait_gone(&dir);
-    (dir, w.exit_code.unwrap())
+    (dir, code)
 }
 
 fn log_lines(dir: &Path, name: &str) -> Vec<serde_json::Value> {
@@ -260,12 +271,9 @@ fn test_kill(env: &Env) {
     assert!(request(&dir, &Request::Start).ok);
     let st = request(&dir, &Request::State).state.unwrap();
     assert_eq!(st.status, Status::Running);
-    let (_s, mut r, _) = connect(&dir, &Request::Wait);
+    let r = wait_conn(&dir);
     assert!(request(&dir, &Request::Kill { signal: 15 }).ok);
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let w: Response = serde_json::from_str(&line).unwrap();
-    assert_eq!(w.exit_code, Some(143));
+    assert_eq!(wait_answer(r), 143);
     wait_gone(&dir);
     assert_eq!(state(&dir).exit_code, Some(143));
 }
@@ -360,15 +368,9 @@ fn test_exec_and_pause(env: &Env) {
         request(&dir, &Request::State).state.unwrap().status,
         Status::Running
     );
+    let r = wait_conn(&dir);
     assert!(request(&dir, &Request::Kill { signal: 9 }).ok);
-    let w = connect(&dir, &Request::Wait);
-    let mut line = String::new();
-    let mut r = w.1;
-    if w.2.exit_code.is_none() {
-        r.read_line(&mut line).unwrap();
-        let w: Response = serde_json::from_str(&line).unwrap();
-        assert_eq!(w.exit_code, Some(137));
-    }
+    assert_eq!(wait_answer(r), 137);
     wait_gone(&dir);
 }
 

@@ -57,7 +57,11 @@ fn docker_cli_containers() {
         "echo up; sleep 1000"
     );
     assert_eq!(o.code, 0, "{o:?}");
-    env.eventually("logs", || docker!(env, "logs", "d1").stdout.contains("up"));
+    env.eventually("logs", || {
+        env.docker(&["logs", "d1"])
+            .map(|o| o.stdout.contains("up"))
+            .unwrap_or(false)
+    });
     let o = docker!(env, "ps").ok();
     assert!(o.stdout.contains("d1") && o.stdout.contains("Up "), "{o:?}");
     let o = docker!(env, "exec", "d1", "sh", "-c", "echo exec-ok; exit 3");
