@@ -119,6 +119,25 @@ impl Daemon {
         io: Option<Box<dyn Stream>>,
         console: Option<(u16, u16)>,
     ) -> Result<(), ApiError> {
+        let mut io = io;
+        let r = self.start_exec_inner(e, &mut io, console).await;
+        if let (Err(err), Some(mut io)) = (&r, io) {
+            // As Docker does: the client reads the failure on the hijacked stream.
+            use tokio::io::AsyncWriteExt;
+            let _ = io
+                .write_all(format!("{}\r\n", err.message).as_bytes())
+                .await;
+            let _ = io.shutdown().await;
+        }
+        r
+    }
+
+    async fn start_exec_inner(
+        self: &Arc<Self>,
+        e: Arc<Exec>,
+        io: &mut Option<Box<dyn Stream>>,
+        console: Option<(u16, u16)>,
+    ) -> Result<(), ApiError> {
         {
             let mut st = e.state.lock().unwrap_or_else(|x| x.into_inner());
             if st.started {
@@ -163,7 +182,7 @@ impl Daemon {
         if let Some((h, w)) = console {
             let _ = tx.send((h, w)).await;
         }
-        let end = match io {
+        let end = match io.take() {
             Some(io) => {
                 let keys = match e.config.detach_keys.as_deref() {
                     Some(k) if !k.is_empty() => parse_detach_keys(k)?,

@@ -109,6 +109,8 @@ pub enum Status {
 }
 
 /// One request on `shim.sock`, a JSON line.
+// `Exec` carries a whole OCI process; requests are short-lived, so the size is harmless.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {

@@ -10,7 +10,7 @@ pub mod runtime;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -916,9 +916,8 @@ impl Shim {
                         self.client_frame(None, stdin, kind, &payload);
                     }
                     if eof {
-                        if stdin && self.cfg.stdin_once {
-                            self.init.close_stdin();
-                        }
+                        // Only an explicit empty Stdin frame closes stdin: a client that
+                        // detached (ctrl-p ctrl-q) just goes away, and the process keeps it.
                         if let Some(c) = self.clients.get_mut(&id) {
                             c.dead = true;
                         }
@@ -1179,7 +1178,8 @@ impl Shim {
             serde_json::to_vec(&process).map_err(|e| e.to_string())?,
         )
         .map_err(|e| format!("write {}: {e}", file.display()))?;
-        let sock = format!("exec-{exec_id}.sock");
+        // Socket paths are limited to 108 bytes: a short name, unique within this shim.
+        let sock = format!("e{}.sock", self.next_id);
         let mut p = prepare_io(&self.dir, tty, stdin, &sock).map_err(|e| format!("{e:#}"))?;
         let r = self.runtime.exec(&file, p.stdio);
         let pid = match r {
@@ -1317,7 +1317,3 @@ impl Shim {
         log!("container {} exited with {code}", self.cfg.id);
     }
 }
-
-// Keep the `AsFd` import meaningful for readers: descriptors handed to runtimes are OwnedFd.
-#[allow(dead_code)]
-fn _assert_fd<T: AsFd>(_: &T) {}

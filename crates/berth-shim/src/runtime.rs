@@ -90,8 +90,9 @@ pub fn docker_message(raw: &str) -> String {
 }
 
 fn quoted(s: &str) -> Option<String> {
-    let a = s.find('"')?;
-    let b = s[a + 1..].find('"')?;
+    let a = s.find(['"', '\''])?;
+    let q = s[a..].chars().next()?;
+    let b = s[a + 1..].find(q)?;
     Some(s[a + 1..a + 1 + b].to_string())
 }
 
@@ -415,6 +416,10 @@ mod tests {
     fn docker_wording() {
         assert_eq!(
             docker_message("runc create failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH"),
+            "exec: \"nosuchcmd\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            docker_message("failed to create container: exec process failed with error error in executing process : executable 'nosuchcmd' not found in $PATH"),
             "exec: \"nosuchcmd\": executable file not found in $PATH"
         );
         assert_eq!(docker_message("something else "), "something else");

@@ -127,6 +127,7 @@ fn spawn(dir: &Path) -> Response {
 
 fn connect(dir: &Path, req: &Request) -> (UnixStream, BufReader<UnixStream>, Response) {
     let mut s = UnixStream::connect(dir.join(shim::SOCKET_FILE)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut line = serde_json::to_vec(req).unwrap();
     line.push(b'\n');
     s.write_all(&line).unwrap();
@@ -140,6 +141,7 @@ fn connect(dir: &Path, req: &Request) -> (UnixStream, BufReader<UnixStream>, Res
 /// Send `wait`; the answer comes when init exits.
 fn wait_conn(dir: &Path) -> BufReader<UnixStream> {
     let mut s = UnixStream::connect(dir.join(shim::SOCKET_FILE)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.write_all(b"{\"op\":\"wait\"}\n").unwrap();
     BufReader::new(s)
 }
@@ -266,11 +268,33 @@ fn test_exit_code_and_stderr(env: &Env) {
 }
 
 fn test_kill(env: &Env) {
-    let dir = env.container("kill", &["/bin/sleep", "1000"], false, false);
+    // PID 1 of a pid namespace ignores signals it has no handler for, as in Docker.
+    let dir = env.container(
+        "kill",
+        &["/bin/sh", "-c", "trap 'exit 143' TERM; sleep 1000 & wait"],
+        false,
+        false,
+    );
     assert!(spawn(&dir).ok);
     assert!(request(&dir, &Request::Start).ok);
     let st = request(&dir, &Request::State).state.unwrap();
     assert_eq!(st.status, Status::Running);
+    // Until sh has set its trap, SIGTERM is ignored: wait for the trap to show in the state of
+    // init's signal handlers (SigCgt bit 15) before sending it.
+    let caught = |pid: i32| {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .map(|m| m & (1 << 14) != 0)
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !caught(st.pid) {
+        assert!(Instant::now() < deadline, "the trap was never set");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let r = wait_conn(&dir);
     assert!(request(&dir, &Request::Kill { signal: 15 }).ok);
     assert_eq!(wait_answer(r), 143);
@@ -435,13 +459,15 @@ fn test_missing_command(env: &Env) {
     assert!(st.error.is_some());
 }
 
-fn run_suite(runtime: Option<PathBuf>) -> usize {
+/// Runs every case against one runtime; returns (passed, failed).
+fn run_suite(runtime: Option<PathBuf>) -> (usize, usize) {
     let label = match &runtime {
         Some(p) => format!("runtime {}", p.display()),
         None => "libcontainer".to_string(),
     };
     let env = Env::new(runtime);
-    let tests: &[(&str, fn(&Env))] = &[
+    type Case = (&'static str, fn(&Env));
+    let tests: &[Case] = &[
         ("echo", test_echo),
         ("exit_code_and_stderr", test_exit_code_and_stderr),
         ("kill", test_kill),
@@ -450,11 +476,14 @@ fn run_suite(runtime: Option<PathBuf>) -> usize {
         ("tty", test_tty),
         ("missing_command", test_missing_command),
     ];
-    let mut failed = 0;
+    let (mut passed, mut failed) = (0, 0);
     for (name, f) in tests {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&env)));
         match r {
-            Ok(()) => println!("test {label} {name} ... ok"),
+            Ok(()) => {
+                passed += 1;
+                println!("test {label} {name} ... ok");
+            }
             Err(_) => {
                 failed += 1;
                 println!("test {label} {name} ... FAILED");
@@ -471,7 +500,7 @@ fn run_suite(runtime: Option<PathBuf>) -> usize {
     }
     std::thread::sleep(Duration::from_millis(100));
     env.cleanup();
-    failed
+    (passed, failed)
 }
 
 fn main() {
@@ -484,19 +513,28 @@ fn main() {
         return;
     }
     let filter = args.get(1).cloned();
-    let mut failed = 0;
+    let started = Instant::now();
+    let (mut passed, mut failed) = (0, 0);
+    let mut add = |(p, f): (usize, usize)| {
+        passed += p;
+        failed += f;
+    };
     if filter.as_deref() != Some("runc") {
-        failed += run_suite(None);
+        add(run_suite(None));
     }
     match which("runc") {
-        Some(runc) => failed += run_suite(Some(runc)),
+        Some(runc) => add(run_suite(Some(runc))),
         None => println!("runc is not installed: skipping the external-runtime tests"),
     }
+    // libtest's closing line, so that test runners count these cases.
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
+        if failed == 0 { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
     if failed > 0 {
-        println!("{failed} shim tests failed");
         std::process::exit(1);
     }
-    println!("test result: ok");
 }
 
 fn which(bin: &str) -> Option<PathBuf> {
