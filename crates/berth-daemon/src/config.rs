@@ -61,6 +61,8 @@ impl Config {
             self.data_root = d;
         }
         if let Some(d) = f.exec_root {
+            self.hosts = vec![format!("unix://{}", d.join("berth.sock").display())];
+            self.pidfile = d.join("berth.pid");
             self.exec_root = d;
         }
         if let Some(h) = f.hosts {

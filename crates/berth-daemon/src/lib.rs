@@ -123,7 +123,7 @@ impl Daemon {
             .values()
             .map(|c| (c.record().created, c.clone()))
             .collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|x| std::cmp::Reverse(x.0));
         v.into_iter().map(|(_, c)| c).collect()
     }
 

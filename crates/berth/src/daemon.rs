@@ -15,12 +15,12 @@ struct Args {
     /// Daemon socket(s) to connect to
     #[arg(short = 'H', long = "host")]
     hosts: Vec<String>,
-    /// Root directory of persistent berth state
-    #[arg(long, default_value = "/var/lib/berth")]
-    data_root: PathBuf,
-    /// Root directory for execution state files
-    #[arg(long, default_value = "/run/berth")]
-    exec_root: PathBuf,
+    /// Root directory of persistent berth state (default "/var/lib/berth")
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Root directory for execution state files (default "/run/berth")
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
     /// Path to use for daemon PID file
     #[arg(short = 'p', long)]
     pidfile: Option<PathBuf>,
@@ -74,17 +74,25 @@ pub fn main(args: Vec<OsString>) -> i32 {
 }
 
 fn config(args: &Args) -> anyhow::Result<Config> {
-    let mut cfg = Config::new(args.data_root.clone(), args.exec_root.clone());
+    let exec_root = args
+        .exec_root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/run/berth"));
+    let data_root = args
+        .data_root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/lib/berth"));
+    let mut cfg = Config::new(data_root, exec_root);
     if args.config_file.exists() {
         cfg.apply_file(&args.config_file)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     // Flags win over the file.
-    if args.data_root != PathBuf::from("/var/lib/berth") {
-        cfg.data_root = args.data_root.clone();
+    if let Some(d) = &args.data_root {
+        cfg.data_root = d.clone();
     }
-    if args.exec_root != PathBuf::from("/run/berth") {
-        cfg.exec_root = args.exec_root.clone();
+    if let Some(e) = &args.exec_root {
+        cfg.exec_root = e.clone();
         let sock = cfg.exec_root.join("berth.sock");
         cfg.hosts = vec![format!("unix://{}", sock.display())];
         cfg.pidfile = cfg.exec_root.join("berth.pid");
