@@ -2,7 +2,7 @@
 
 use berth_api::ApiError;
 use berth_runtime::shim::{self, FrameKind, Request, Response};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -49,11 +49,6 @@ pub async fn spawn(exe: &Path, dir: &Path) -> Result<Response, ApiError> {
     Ok(resp)
 }
 
-/// The socket path in a shim's directory.
-pub fn socket(dir: &Path) -> PathBuf {
-    dir.join(shim::SOCKET_FILE)
-}
-
 /// A connection on which a request was sent and its response read.
 pub struct Conn {
     pub reader: BufReader<OwnedReadHalf>,
@@ -62,7 +57,9 @@ pub struct Conn {
 
 /// Connect, send `req`, read the response line. The connection stays open for frames.
 pub async fn open(dir: &Path, req: &Request) -> Result<(Response, Conn), ApiError> {
-    let stream = UnixStream::connect(socket(dir))
+    let short = shim::socket_path(dir, shim::SOCKET_FILE)
+        .map_err(|e| ApiError::internal(format!("cannot reach the container's shim: {e}")))?;
+    let stream = UnixStream::connect(&short.path)
         .await
         .map_err(|e| ApiError::internal(format!("cannot reach the container's shim: {e}")))?;
     let (r, mut w) = stream.into_split();

@@ -73,6 +73,41 @@ pub struct ShimConfig {
     pub rootfs_mount: Option<PathBuf>,
 }
 
+/// A unix socket path in `dir` that fits `sun_path` (108 bytes): `dir/name` itself when it is
+/// short enough, else `/proc/<pid>/fd/<n>/name` through an `O_PATH` handle on `dir`, which
+/// stays valid (for this process and for others) while this value lives.
+#[derive(Debug)]
+pub struct SocketPath {
+    pub path: PathBuf,
+    _dir: Option<std::fs::File>,
+}
+
+/// See [`SocketPath`].
+pub fn socket_path(dir: &std::path::Path, name: &str) -> io::Result<SocketPath> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let full = dir.join(name);
+    if full.as_os_str().len() < 100 {
+        return Ok(SocketPath {
+            path: full,
+            _dir: None,
+        });
+    }
+    let d = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)?;
+    let path = PathBuf::from(format!(
+        "/proc/{}/fd/{}/{name}",
+        std::process::id(),
+        d.as_raw_fd()
+    ));
+    Ok(SocketPath {
+        path,
+        _dir: Some(d),
+    })
+}
+
 /// The container's state, as the shim records it in `state.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct State {
@@ -295,6 +330,29 @@ mod tests {
             Some((FrameKind::Exit, 7i32.to_be_bytes().to_vec()))
         );
         assert_eq!(read_frame(&mut r).unwrap(), None);
+    }
+
+    #[test]
+    fn long_socket_paths_are_shortened() {
+        let base = tempfile_dir();
+        let deep = base.join("d".repeat(120));
+        std::fs::create_dir_all(&deep).unwrap();
+        let p = socket_path(&deep, "x.sock").unwrap();
+        assert!(p.path.as_os_str().len() < 100);
+        let l = std::os::unix::net::UnixListener::bind(&p.path).unwrap();
+        assert!(deep.join("x.sock").exists());
+        let q = socket_path(&deep, "x.sock").unwrap();
+        std::os::unix::net::UnixStream::connect(&q.path).unwrap();
+        drop(l);
+        let short = socket_path(&base, "y.sock").unwrap();
+        assert_eq!(short.path, base.join("y.sock"));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("berth-sock-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 
     #[test]

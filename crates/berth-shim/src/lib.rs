@@ -326,7 +326,7 @@ impl Io {
 struct PreparedIo {
     io: Io,
     stdio: ProcStdio,
-    console: Option<(UnixListener, PathBuf)>,
+    console: Option<(UnixListener, PathBuf, proto::SocketPath)>,
 }
 
 fn prepare_io(
@@ -338,12 +338,13 @@ fn prepare_io(
     if tty {
         let path = dir.join(sock_name);
         let _ = fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)
+        let short = proto::socket_path(dir, sock_name)?;
+        let listener = UnixListener::bind(&short.path)
             .with_context(|| format!("bind console socket {}", path.display()))?;
         return Ok(PreparedIo {
             io: Io::default(),
-            stdio: ProcStdio::Console(path.clone()),
-            console: Some((listener, path)),
+            stdio: ProcStdio::Console(short.path.clone()),
+            console: Some((listener, path, short)),
         });
     }
     let (out_r, out_w) = pipe()?;
@@ -378,11 +379,11 @@ fn prepare_io(
 
 /// After the runtime created the process: collect the pty master if there is one.
 fn finish_io(
-    p: &mut Option<(UnixListener, PathBuf)>,
+    p: &mut Option<(UnixListener, PathBuf, proto::SocketPath)>,
     io: &mut Io,
     want_stdin: bool,
 ) -> anyhow::Result<()> {
-    if let Some((listener, path)) = p.take() {
+    if let Some((listener, path, _short)) = p.take() {
         let r = recv_console(&listener);
         let _ = fs::remove_file(&path);
         let master = r?;
@@ -554,7 +555,8 @@ impl Shim {
         };
         let sock = dir.join(proto::SOCKET_FILE);
         let _ = fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock).context("bind shim.sock")?;
+        let listener = UnixListener::bind(&proto::socket_path(&dir, proto::SOCKET_FILE)?.path)
+            .context("bind shim.sock")?;
         listener.set_nonblocking(true)?;
         let log = match &cfg.log_path {
             Some(p) => Some(
@@ -1186,7 +1188,7 @@ impl Shim {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = fs::remove_file(&file);
-                if let Some((_, path)) = p.console.take() {
+                if let Some((_, path, _)) = p.console.take() {
                     let _ = fs::remove_file(path);
                 }
                 return Err(e.to_string());
