@@ -100,7 +100,9 @@ impl Daemon {
         }
         let bundle = self.bundle_dir(&c.id);
         let dir = self.container_dir(&c.id);
+        let t0 = std::time::Instant::now();
         let prepared = self.prepare_bundle(&rec).await;
+        let t_prepare = t0.elapsed();
         if let Err(e) = prepared {
             self.cleanup_bundle(&c.id);
             c.update(&dir, |r| {
@@ -110,6 +112,7 @@ impl Daemon {
             return Err(e);
         }
         let ready = shim_client::spawn(&self.config.shim_exe, &bundle).await;
+        let t_shim = t0.elapsed();
         let ready = match ready {
             Ok(r) if r.ok => r,
             Ok(r) => Err(self.start_failed(c, r.error.unwrap_or_default()))?,
@@ -139,6 +142,13 @@ impl Daemon {
         });
         c.progress.send_modify(|p| p.starts += 1);
         self.spawn_monitor(c.clone());
+        tracing::debug!(
+            id = %c.id,
+            prepare = ?t_prepare,
+            shim_ready = ?t_shim,
+            started = ?t0.elapsed(),
+            "container started"
+        );
         Ok(())
     }
 

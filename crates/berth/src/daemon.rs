@@ -53,6 +53,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
         )
         .with_writer(std::io::stderr)
         .init();
+    // One malloc arena: per-thread arenas keep the memory of a finished import resident, and
+    // an idle daemon should stay small.
+    // SAFETY: mallopt with integer arguments, before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
