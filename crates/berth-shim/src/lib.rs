@@ -555,7 +555,7 @@ impl Shim {
         };
         let sock = dir.join(proto::SOCKET_FILE);
         let _ = fs::remove_file(&sock);
-        let listener = UnixListener::bind(&proto::socket_path(&dir, proto::SOCKET_FILE)?.path)
+        let listener = UnixListener::bind(&proto::socket_path(dir, proto::SOCKET_FILE)?.path)
             .context("bind shim.sock")?;
         listener.set_nonblocking(true)?;
         let log = match &cfg.log_path {
