@@ -240,8 +240,15 @@ fn parse_cap(name: &str) -> Result<Capability, SpecError> {
 /// The capability names (`CAP_...`) a container gets: Docker's defaults, or all of them when
 /// privileged, then `cap_add`, then `cap_drop` (`ALL` works in both, as in Docker).
 pub fn effective_capabilities(opts: &SpecOptions) -> Result<Vec<String>, SpecError> {
+    let all = || -> Vec<String> {
+        ALL_CAPABILITIES
+            .iter()
+            .filter(|c| grantable(c))
+            .map(|s| s.to_string())
+            .collect()
+    };
     let mut caps: Vec<String> = if opts.privileged {
-        ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect()
+        all()
     } else {
         DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect()
     };
@@ -259,7 +266,7 @@ pub fn effective_capabilities(opts: &SpecOptions) -> Result<Vec<String>, SpecErr
             caps.retain(|c| !drops.contains(c));
         }
         if adds.iter().any(|a| a == "ALL") {
-            caps = ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect();
+            caps = all();
             if !drops.iter().any(|d| d == "ALL") {
                 caps.retain(|c| !drops.contains(c));
             }
@@ -271,6 +278,25 @@ pub fn effective_capabilities(opts: &SpecOptions) -> Result<Vec<String>, SpecErr
         }
     }
     Ok(caps)
+}
+
+/// Whether this process can hand `cap` (a `CAP_…` name) to a container: it must be in our own
+/// bounding set. "All capabilities" means all that we have, as on a host whose bounding set
+/// was narrowed (a sandbox, a container running berth).
+fn grantable(cap: &str) -> bool {
+    static BOUNDING: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let bnd = BOUNDING.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    });
+    let Some(bnd) = bnd else { return true };
+    match caps::Capability::from_str(cap) {
+        Ok(c) => bnd & c.bitmask() != 0,
+        Err(_) => false,
+    }
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
@@ -808,10 +834,11 @@ mod tests {
             .capabilities()
             .as_ref()
             .unwrap();
-        assert_eq!(
-            caps.bounding().as_ref().unwrap().len(),
-            ALL_CAPABILITIES.len()
-        );
+        // Every capability this process may grant (the host's bounding set may be narrower
+        // than the kernel's list, as in a sandbox).
+        let grantable = ALL_CAPABILITIES.iter().filter(|c| grantable(c)).count();
+        assert!(grantable > DEFAULT_CAPABILITIES.len());
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), grantable);
     }
 
     #[test]
