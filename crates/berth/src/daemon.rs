@@ -145,6 +145,28 @@ fn write_pidfile(path: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Shims detach (double fork) so that they outlive the daemon; while the daemon lives, it is
+/// their subreaper and reaps them when they exit, so none is left a zombie on hosts whose
+/// init does not reap.
+fn reap_orphans() -> anyhow::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("PR_SET_CHILD_SUBREAPER");
+    }
+    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
+    tokio::spawn(async move {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        while sigchld.recv().await.is_some() {
+            while let Ok(st) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                if st == WaitStatus::StillAlive {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = config(&args)?;
     std::fs::create_dir_all(&cfg.exec_root)
@@ -154,6 +176,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     write_pidfile(&cfg.pidfile)?;
     let pidfile = cfg.pidfile.clone();
     let sockets = cfg.socket_paths();
+    reap_orphans()?;
     let daemon = Daemon::new(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut listeners = Vec::new();
     for path in &sockets {
