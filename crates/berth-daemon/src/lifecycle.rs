@@ -243,31 +243,48 @@ impl Daemon {
     pub(crate) async fn reconcile(self: &Arc<Self>, c: &Arc<Container>) {
         let status = c.status();
         let bundle = self.bundle_dir(&c.id);
-        if !status.is_live() {
-            if bundle.exists() {
-                self.cleanup_bundle(&c.id);
-            }
-            if status == Status::Removing {
-                let _ = self.remove_container(&c.id, true, false).await;
-            }
-            return;
-        }
-        match shim_client::call(&bundle, &Request::State).await {
-            Ok(r) => {
-                let paused = matches!(
-                    r.state.as_ref().map(|s| s.status),
-                    Some(berth_runtime::shim::Status::Paused)
-                );
+        let shim = if bundle.exists() {
+            shim_client::call(&bundle, &Request::State)
+                .await
+                .ok()
+                .and_then(|r| r.state)
+        } else {
+            None
+        };
+        use berth_runtime::shim::Status as S;
+        match (status.is_live(), shim) {
+            // The daemon died between the shim's start and recording it: adopt the container.
+            (_, Some(st)) if matches!(st.status, S::Running | S::Paused) => {
+                let paused = st.status == S::Paused;
                 c.update(&self.container_dir(&c.id), |rec| {
-                    rec.state.status = if paused {
-                        Status::Paused
-                    } else {
-                        Status::Running
-                    };
+                    rec.state.status = if paused { Status::Paused } else { Status::Running };
+                    rec.state.pid = st.pid;
+                    if rec.state.started_at.is_none() {
+                        rec.state.started_at = Some(chrono::Utc::now());
+                    }
                 });
                 self.spawn_monitor(c.clone());
             }
-            Err(_) => self.on_exit(c, None).await,
+            // A shim whose container was never started (the daemon died mid-start): stop it.
+            (_, Some(_)) => {
+                let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    shim_client::call(&bundle, &Request::Wait),
+                )
+                .await;
+                self.cleanup_bundle(&c.id);
+            }
+            // Running when the daemon went away, no shim now: it exited meanwhile.
+            (true, None) => self.on_exit(c, None).await,
+            (false, None) => {
+                if bundle.exists() {
+                    self.cleanup_bundle(&c.id);
+                }
+                if status == Status::Removing {
+                    let _ = self.remove_container(&c.id, true, false).await;
+                }
+            }
         }
     }
 
