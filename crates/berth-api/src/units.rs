@@ -56,7 +56,14 @@ mod tests {
         );
         assert_eq!(human_duration(s(1)), "1 second");
         assert_eq!(human_duration(s(45)), "45 seconds");
+        assert_eq!(human_duration(s(60)), "About a minute");
         assert_eq!(human_duration(s(90)), "About a minute");
+        assert_eq!(human_duration(s(119)), "About a minute");
+        assert_eq!(human_duration(s(3599)), "59 minutes");
+        assert_eq!(human_duration(s(5400)), "2 hours");
+        assert_eq!(human_duration(s(47 * 3600)), "47 hours");
+        assert_eq!(human_duration(s(15 * 86400)), "2 weeks");
+        assert_eq!(human_duration(s(70 * 86400)), "2 months");
         assert_eq!(human_duration(s(120)), "2 minutes");
         assert_eq!(human_duration(s(3600)), "About an hour");
         assert_eq!(human_duration(s(3 * 3600)), "3 hours");

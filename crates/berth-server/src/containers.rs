@@ -1,6 +1,6 @@
 //! `/containers/...`
 
-use crate::query::{filters, flag, int, Query};
+use crate::query::{filters, flag, int, size, Query};
 use crate::stream::{body_from, hijack, MULTIPLEXED, RAW};
 use crate::{status, AppState, Error, Result};
 use axum::body::Body;
@@ -190,8 +190,7 @@ async fn resize(
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
-    let h: u16 = int(&q, "h")?.unwrap_or(0);
-    let w: u16 = int(&q, "w")?.unwrap_or(0);
+    let (h, w) = size(&q)?;
     d.resize_container(&id, h, w).await?;
     Ok(status(StatusCode::OK))
 }

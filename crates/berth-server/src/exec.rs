@@ -1,6 +1,6 @@
 //! `/exec/...`
 
-use crate::query::{int, Query};
+use crate::query::{size, Query};
 use crate::stream::{hijack, MULTIPLEXED, RAW};
 use crate::{status, AppState, Result};
 use axum::body::Body;
@@ -62,8 +62,7 @@ async fn resize(
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
-    let h: u16 = int(&q, "h")?.unwrap_or(0);
-    let w: u16 = int(&q, "w")?.unwrap_or(0);
+    let (h, w) = size(&q)?;
     d.resize_exec(&id, h, w).await?;
     Ok(status(StatusCode::CREATED))
 }

@@ -23,6 +23,11 @@ pub fn int<T: std::str::FromStr>(q: &Query, key: &str) -> Result<Option<T>, ApiE
     }
 }
 
+/// A terminal size from `h` and `w`.
+pub fn size(q: &Query) -> Result<(u16, u16), ApiError> {
+    Ok((int(q, "h")?.unwrap_or(0), int(q, "w")?.unwrap_or(0)))
+}
+
 /// The `filters` parameter: `{"key":["v"]}`, or the older `{"key":{"v":true}}`.
 pub fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>, ApiError> {
     let Some(raw) = q.get("filters").filter(|s| !s.is_empty()) else {

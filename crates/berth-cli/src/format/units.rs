@@ -208,28 +208,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        let s = Duration::from_secs;
-        assert_eq!(
-            human_duration(Duration::from_millis(300)),
-            "Less than a second"
-        );
-        assert_eq!(human_duration(s(1)), "1 second");
-        assert_eq!(human_duration(s(45)), "45 seconds");
-        assert_eq!(human_duration(s(60)), "About a minute");
-        assert_eq!(human_duration(s(119)), "About a minute");
-        assert_eq!(human_duration(s(120)), "2 minutes");
-        assert_eq!(human_duration(s(3599)), "59 minutes");
-        assert_eq!(human_duration(s(3600)), "About an hour");
-        assert_eq!(human_duration(s(5400)), "2 hours");
-        assert_eq!(human_duration(s(47 * 3600)), "47 hours");
-        assert_eq!(human_duration(s(3 * 86400)), "3 days");
-        assert_eq!(human_duration(s(15 * 86400)), "2 weeks");
-        assert_eq!(human_duration(s(70 * 86400)), "2 months");
-        assert_eq!(human_duration(s(800 * 86400)), "2 years");
-    }
-
-    #[test]
     fn sizes() {
         assert_eq!(human_size_prec(0.0, 3), "0B");
         assert_eq!(human_size_prec(123.0, 3), "123B");
