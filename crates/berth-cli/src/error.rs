@@ -10,6 +10,8 @@ pub enum CliError {
     Msg(String),
     /// Exit with this code without printing anything more.
     Status(i32),
+    /// Print the message, exit with the code (docker's `cli.StatusError`).
+    Coded { message: String, code: i32 },
 }
 
 impl CliError {
@@ -28,6 +30,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Status(c) => *c,
+            CliError::Coded { code, .. } => *code,
             _ => 1,
         }
     }
@@ -38,6 +41,7 @@ impl fmt::Display for CliError {
         match self {
             CliError::Daemon { message, .. } => write!(f, "Error response from daemon: {message}"),
             CliError::Msg(m) => f.write_str(m),
+            CliError::Coded { message, .. } => f.write_str(message),
             CliError::Status(_) => Ok(()),
         }
     }

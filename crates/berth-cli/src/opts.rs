@@ -93,21 +93,22 @@ pub fn filters_json(filters: &[String]) -> Result<Option<String>, String> {
     if filters.is_empty() {
         return Ok(None);
     }
-    let mut m: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    // Go encodes maps with sorted keys; so do we.
+    let mut m: std::collections::BTreeMap<String, std::collections::BTreeMap<String, bool>> =
+        Default::default();
     for f in filters {
         let Some((k, v)) = f.split_once('=') else {
             return Err(format!(
                 "bad format of filter (expected name=value)\n'{f}' is not a valid filter"
             ));
         };
-        let entry = m
-            .entry(k.trim().to_lowercase())
-            .or_insert_with(|| serde_json::Value::Object(Default::default()));
-        if let Some(o) = entry.as_object_mut() {
-            o.insert(v.to_string(), serde_json::Value::Bool(true));
-        }
+        m.entry(k.trim().to_lowercase())
+            .or_default()
+            .insert(v.to_string(), true);
     }
-    Ok(Some(serde_json::Value::Object(m).to_string()))
+    serde_json::to_string(&m)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Split `name[:tag]` into (repository, tag); a `:` before the last `/` is a registry port.

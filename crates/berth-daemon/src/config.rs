@@ -25,6 +25,8 @@ pub struct Config {
     /// Default log rotation: bytes per file (0 = unbounded) and files kept.
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// daemon.json's `log-opts` as written, given to each new container's LogConfig.
+    pub log_opts: HashMap<String, String>,
     /// The binary to run as `<exe> shim --dir …`.
     pub shim_exe: PathBuf,
 }
@@ -43,6 +45,7 @@ impl Config {
             runtimes: HashMap::new(),
             log_max_size: 10 * 1000 * 1000,
             log_max_files: 3,
+            log_opts: HashMap::new(),
             shim_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth")),
         }
     }
@@ -81,6 +84,7 @@ impl Config {
             self.runtimes.insert(name, rt.path);
         }
         if let Some(opts) = f.log_opts {
+            self.log_opts = opts.clone();
             if let Some(s) = opts.get("max-size") {
                 self.log_max_size = parse_size(s)?;
             }

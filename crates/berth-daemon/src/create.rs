@@ -4,7 +4,6 @@ use crate::container::{Container, ContainerRecord, StateRecord};
 use crate::{blocking, names, new_id, Daemon};
 use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfigLogConfig};
 use berth_api::ApiError;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Daemon {
@@ -94,12 +93,25 @@ impl Daemon {
         if host_config.network_mode.as_deref().unwrap_or("").is_empty() {
             host_config.network_mode = Some("default".into());
         }
-        if host_config.log_config.is_none() {
-            host_config.log_config = Some(HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(HashMap::new()),
+        // As dockerd does: the daemon's log options fill in what the container leaves unset.
+        let mut log = host_config
+            .log_config
+            .take()
+            .unwrap_or(HostConfigLogConfig {
+                typ: None,
+                config: None,
             });
+        if log.typ.as_deref().unwrap_or("").is_empty() {
+            log.typ = Some("json-file".into());
         }
+        let mut opts = log.config.take().unwrap_or_default();
+        if log.typ.as_deref() == Some("json-file") {
+            for (k, v) in &self.config.log_opts {
+                opts.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        log.config = Some(opts);
+        host_config.log_config = Some(log);
         Ok(ContainerRecord {
             id: id.to_string(),
             name: name.to_string(),

@@ -119,6 +119,18 @@ impl Daemon {
         Ok(true)
     }
 
+    /// The IMAGE column: the name the container was created with while it still names the
+    /// same image, else the image's short id (as after `rmi -f` or a re-tag).
+    fn image_display(&self, rec: &ContainerRecord) -> String {
+        match self.images.get(&rec.image) {
+            Ok(i) if i.id.to_string() == rec.image_id => rec.image.clone(),
+            _ => {
+                let hex = rec.image_id.trim_start_matches("sha256:");
+                hex[..hex.len().min(12)].to_string()
+            }
+        }
+    }
+
     fn summary(&self, rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
         let state = match rec.state.status {
             Status::Created => ContainerSummaryStateEnum::CREATED,
@@ -132,7 +144,7 @@ impl Daemon {
         ContainerSummary {
             id: Some(rec.id.clone()),
             names: Some(vec![format!("/{}", rec.name)]),
-            image: Some(rec.image.clone()),
+            image: Some(self.image_display(rec)),
             image_id: Some(rec.image_id.clone()),
             command: Some(command(rec)),
             created: Some(rec.created.timestamp()),

@@ -257,7 +257,11 @@ impl Daemon {
             (_, Some(st)) if matches!(st.status, S::Running | S::Paused) => {
                 let paused = st.status == S::Paused;
                 c.update(&self.container_dir(&c.id), |rec| {
-                    rec.state.status = if paused { Status::Paused } else { Status::Running };
+                    rec.state.status = if paused {
+                        Status::Paused
+                    } else {
+                        Status::Running
+                    };
                     rec.state.pid = st.pid;
                     if rec.state.started_at.is_none() {
                         rec.state.started_at = Some(chrono::Utc::now());

@@ -99,14 +99,39 @@ fn docker_cli_run_it_resizes_echoes_and_detaches() {
     }
     let env = Env::new().with_busybox();
     let host = format!("DOCKER_HOST={}", env.host());
-    let cfg = format!("DOCKER_CONFIG={}", env.dir.path().join("docker-config").display());
+    let cfg = format!(
+        "DOCKER_CONFIG={}",
+        env.dir.path().join("docker-config").display()
+    );
     let o = Command::new("python3")
-        .args(["-c", DRIVER, "/usr/bin/env", &host, &cfg, "docker", "run", "-it", "--name", "dtty", "busybox", "sh"])
+        .args([
+            "-c",
+            DRIVER,
+            "/usr/bin/env",
+            &host,
+            &cfg,
+            "docker",
+            "run",
+            "-it",
+            "--name",
+            "dtty",
+            "busybox",
+            "sh",
+        ])
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("prompt-ok=True exit=0"), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("33 111"), "the terminal size did not reach the container: {out}");
-    let st = env.berth(&["inspect", "--format", "{{.State.Running}}", "dtty"]).ok();
+    assert!(
+        out.contains("prompt-ok=True exit=0"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("33 111"),
+        "the terminal size did not reach the container: {out}"
+    );
+    let st = env
+        .berth(&["inspect", "--format", "{{.State.Running}}", "dtty"])
+        .ok();
     assert_eq!(st.trimmed(), "true");
 }

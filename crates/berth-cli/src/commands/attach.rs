@@ -287,7 +287,7 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
         }
     }
     match attach_session(c, &id, &o, false).await {
-        Ok(Outcome::Detached) => Ok(0),
+        Ok(Outcome::Detached) => Err(CliError::msg("read escape sequence")),
         Ok(Outcome::Exited(code)) => Ok(code),
         Err((e, _)) => Err(e),
     }
@@ -316,7 +316,7 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
                 .unwrap_or(false),
         };
         return match attach_session(c, &id, &o, true).await {
-            Ok(Outcome::Detached) => Ok(0),
+            Ok(Outcome::Detached) => Err(CliError::msg("read escape sequence")),
             Ok(Outcome::Exited(code)) => Ok(code),
             Err((e, _)) => Err(e),
         };

@@ -83,11 +83,19 @@ pub async fn rename(c: &Client, a: RenameArgs) -> Result<i32> {
             "Error: Neither old nor new names may be empty",
         ));
     }
-    c.post(
-        &format!("/containers/{}/rename", seg(&a.container)),
-        &Query::new().add("name", new),
-    )
-    .await?;
+    if let Err(e) = c
+        .post(
+            &format!("/containers/{}/rename", seg(&a.container)),
+            &Query::new().add("name", new),
+        )
+        .await
+    {
+        eprintln!("{e}");
+        return Err(CliError::msg(format!(
+            "Error: failed to rename container named {}",
+            a.container
+        )));
+    }
     Ok(0)
 }
 

@@ -6,7 +6,7 @@ use crate::cli::{ImageInspectArgs, InspectArgs};
 use crate::client::{seg, Client, Query};
 use crate::error::{CliError, Result};
 use crate::format::json::indent;
-use crate::format::template::{json_to_value, Tmpl};
+use crate::format::template::Tmpl;
 
 async fn get_raw(c: &Client, kind: &str, name: &str, size: bool) -> Result<Option<Bytes>> {
     let path = match kind {
@@ -33,8 +33,12 @@ async fn inspect_all(
 ) -> Result<i32> {
     let tmpl = match format {
         Some(f) if !f.is_empty() && f != "json" => Some(
-            Tmpl::parse(&f.replace("\\t", "\t").replace("\\n", "\n"))
-                .map_err(|e| CliError::msg(format!("template parsing error: {e}")))?,
+            Tmpl::parse(&f.replace("\\t", "\t").replace("\\n", "\n")).map_err(|e| {
+                CliError::Coded {
+                    message: format!("template parsing error: {e}"),
+                    code: 64,
+                }
+            })?,
         ),
         _ => None,
     };
@@ -56,7 +60,7 @@ async fn inspect_all(
         match &tmpl {
             Some(t) => {
                 let v: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
-                match t.render(json_to_value(&v)) {
+                match t.render_json(&v) {
                     Ok(s) => {
                         out.push_str(&s);
                         out.push('\n');

@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::cli::{InfoArgs, VersionArgs};
 use crate::client::{Client, Query, CLIENT_API_VERSION};
 use crate::error::{CliError, Result};
-use crate::format::template::{json_to_value, Tmpl};
+use crate::format::template::Tmpl;
 use crate::format::units::bytes_size;
 
 fn s(v: &Value) -> String {
@@ -97,7 +97,7 @@ pub async fn version(host: Option<String>, a: &VersionArgs) -> Result<i32> {
         });
         let t =
             Tmpl::parse(f).map_err(|e| CliError::msg(format!("template parsing error: {e}")))?;
-        println!("{}", t.render(json_to_value(&ctx)).map_err(CliError::msg)?);
+        println!("{}", t.render_json(&ctx).map_err(CliError::msg)?);
         return Ok(0);
     }
     match c {
@@ -248,7 +248,7 @@ pub async fn info(c: &Client, a: InfoArgs) -> Result<i32> {
     if let Some(f) = &a.format {
         let t =
             Tmpl::parse(f).map_err(|e| CliError::msg(format!("template parsing error: {e}")))?;
-        println!("{}", t.render(json_to_value(&v)).map_err(CliError::msg)?);
+        println!("{}", t.render_json(&v).map_err(CliError::msg)?);
         return Ok(0);
     }
     print!("{}", info_text(&v));

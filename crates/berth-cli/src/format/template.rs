@@ -109,6 +109,64 @@ fn f_json(args: &[Value]) -> Result<Value, FuncError> {
         .ok_or(FuncError::ExactlyXArgs("json".into(), 1))?;
     Ok(Value::String(value_to_json(v).to_string()))
 }
+thread_local! {
+    /// The document being rendered, as the daemon sent it (key order kept), for `json`.
+    static DOC: std::cell::RefCell<Option<serde_json::Value>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `json .A.B` rewritten by [`keep_json_order`]: serialize that path of the original
+/// document, so that keys keep the daemon's (Go struct) order.
+fn f_jsonpath(args: &[Value]) -> Result<Value, FuncError> {
+    let path = arg_str(args, 0)?;
+    let fallback = args.get(1).map(|v| value_to_json(v).to_string());
+    let out = DOC.with(|d| {
+        let d = d.borrow();
+        let mut cur = d.as_ref()?;
+        for seg in path.split('.').filter(|s| !s.is_empty()) {
+            cur = cur.get(seg)?;
+        }
+        Some(cur.to_string())
+    });
+    Ok(Value::String(
+        out.or(fallback).unwrap_or_else(|| "null".into()),
+    ))
+}
+
+/// Rewrite `json .Path` inside actions into `__jsonpath ".Path" .Path`.
+fn keep_json_order(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        let end = after.find("}}").map(|j| j + 2).unwrap_or(after.len());
+        let action = &after[..end];
+        let mut a = String::new();
+        let mut r = action;
+        while let Some(k) = r.find("json .") {
+            let before_ok =
+                k == 0 || matches!(r.as_bytes()[k - 1], b' ' | b'(' | b'{' | b'-' | b'\t');
+            let path_start = k + "json ".len();
+            let path_len = r[path_start..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .unwrap_or(r.len() - path_start);
+            let path = &r[path_start..path_start + path_len];
+            a.push_str(&r[..k]);
+            if before_ok && !path.ends_with('.') || path == "." {
+                a.push_str(&format!("__jsonpath \"{path}\" {path}"));
+            } else {
+                a.push_str(&r[k..path_start + path_len]);
+            }
+            r = &r[path_start + path_len..];
+        }
+        a.push_str(r);
+        out.push_str(&a);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn f_upper(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(arg_str(args, 0)?.to_uppercase()))
 }
@@ -153,6 +211,38 @@ fn f_join(args: &[Value]) -> Result<Value, FuncError> {
         Some(Value::Nil) | Some(Value::NoValue) => Ok(Value::String(String::new())),
         _ => Err(FuncError::UnableToConvertFromValue),
     }
+}
+/// Go's `index`: a missing map key gives the zero value, which for docker's string maps
+/// (labels, options) prints as an empty string.
+fn f_index(args: &[Value]) -> Result<Value, FuncError> {
+    let mut cur = args
+        .first()
+        .cloned()
+        .ok_or(FuncError::AtLeastXArgs("index".into(), 1))?;
+    for key in &args[1..] {
+        cur = match (&cur, key) {
+            (Value::Map(m), k) => m
+                .get(&k.to_string())
+                .cloned()
+                .unwrap_or_else(|| Value::String(String::new())),
+            (Value::Object(m), k) => m
+                .get(&k.to_string())
+                .cloned()
+                .unwrap_or_else(|| Value::String(String::new())),
+            (Value::Array(a), Value::Number(n)) => {
+                let i = n.as_i64().ok_or(FuncError::UnableToConvertFromValue)?;
+                if i < 0 || i as usize >= a.len() {
+                    return Err(FuncError::Generic(format!(
+                        "error calling index: index out of range: {i}"
+                    )));
+                }
+                a[i as usize].clone()
+            }
+            (Value::Nil, _) | (Value::NoValue, _) => Value::String(String::new()),
+            _ => return Err(FuncError::UnableToConvertFromValue),
+        };
+    }
+    Ok(cur)
 }
 fn f_truncate(args: &[Value]) -> Result<Value, FuncError> {
     let s = arg_str(args, 0)?;
@@ -291,9 +381,22 @@ pub fn go_exec_error(text: &str, err: &str, type_name: Option<&str>) -> String {
 impl Tmpl {
     /// Parse; the error is gtmpl's message (callers add docker's prefix).
     pub fn parse(text: &str) -> Result<Tmpl, String> {
+        // Go's parser names this error precisely; gtmpl reports it obscurely.
+        let mut rest = text;
+        let mut line = 1;
+        while let Some(i) = rest.find("{{") {
+            line += rest[..i].matches('\n').count();
+            let after = &rest[i + 2..];
+            match after.find("}}") {
+                Some(j) => rest = &after[j + 2..],
+                None => return Err(format!("template: :{line}: unclosed action")),
+            }
+        }
         let mut t = Template::default();
-        let funcs: [(&str, Func); 9] = [
+        let funcs: [(&str, Func); 11] = [
             ("__gofmt", f_gofmt),
+            ("__jsonpath", f_jsonpath),
+            ("index", f_index),
             ("json", f_json),
             ("upper", f_upper),
             ("lower", f_lower),
@@ -304,13 +407,21 @@ impl Tmpl {
             ("pad", f_pad),
         ];
         t.add_funcs(&funcs);
-        t.parse(wrap_actions(text))
-            .map_err(|e| format!("template: :{e}"))?;
+        t.parse(wrap_actions(&keep_json_order(text)))
+            .map_err(|e| format!("template: :{}", e.to_string().replace('\0', "")))?;
         Ok(Tmpl {
             t,
             text: text.to_string(),
             type_name: None,
         })
+    }
+
+    /// Render a JSON document, keeping its key order for `json`.
+    pub fn render_json(&self, doc: &serde_json::Value) -> Result<String, String> {
+        DOC.with(|d| *d.borrow_mut() = Some(doc.clone()));
+        let r = self.render(json_to_value(doc));
+        DOC.with(|d| *d.borrow_mut() = None);
+        r
     }
 
     pub fn render(&self, ctx: Value) -> Result<String, String> {
@@ -387,6 +498,14 @@ mod tests {
         );
         assert_eq!(render("{{json .Config.Labels}}", v.clone()), r#"{"a":"b"}"#);
         assert_eq!(render("{{index .Config.Labels \"a\"}}", v.clone()), "b");
+        assert_eq!(render("{{index .Config.Labels \"nope\"}}", v.clone()), "");
+        let doc = serde_json::from_str::<serde_json::Value>(r#"{"S":{"Z":1,"A":{"Y":2,"B":3}}}"#)
+            .unwrap();
+        let t = Tmpl::parse("{{json .S}} {{json .S.A}}").unwrap();
+        assert_eq!(
+            t.render_json(&doc).unwrap(),
+            r#"{"Z":1,"A":{"Y":2,"B":3}} {"Y":2,"B":3}"#
+        );
         assert_eq!(render("{{upper .Config.Image}}", v.clone()), "BUSYBOX");
         assert_eq!(
             render("{{title \"hello world\"}}", v.clone()),
@@ -425,7 +544,14 @@ mod tests {
 
     #[test]
     fn bad_template() {
-        assert!(Tmpl::parse("{{.Foo").is_err());
+        assert_eq!(
+            Tmpl::parse("{{.Foo").err().unwrap(),
+            "template: :1: unclosed action"
+        );
+        assert_eq!(
+            Tmpl::parse("a\n{{.A}}\n{{.B").err().unwrap(),
+            "template: :3: unclosed action"
+        );
         let t = Tmpl::parse("{{.Foo}}").unwrap();
         let e = t
             .render(json_to_value(&serde_json::json!({"A": 1})))

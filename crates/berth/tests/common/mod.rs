@@ -373,3 +373,201 @@ pub fn leftovers(env: &Env) -> Vec<String> {
     }
     out
 }
+
+// ---- Daemon control and process helpers for the daemon/lifecycle tests (appended). ----
+
+impl Env {
+    /// Stop the daemon with SIGTERM (as an init system would) and wait for it to exit (at most
+    /// 10 s, then SIGKILL). Returns its exit status. Containers keep running.
+    pub fn stop_daemon(&mut self) -> Option<std::process::ExitStatus> {
+        let mut d = self.daemon.take()?;
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(d.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = d.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = d.kill();
+        d.wait().ok()
+    }
+
+    /// Kill the daemon with SIGKILL and leave it down (containers keep running); `start_daemon`
+    /// brings it back. Don't panic while it is down: the cleanup in Drop needs a daemon.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    /// Start the daemon again on the same roots (after `stop_daemon` or `kill_daemon`).
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "the daemon is already running");
+        self.spawn_daemon();
+    }
+
+    /// Start the daemon on this env's roots with extra flags, and a daemon.json of our choice
+    /// (instead of the harness's absent one). The daemon must not be running.
+    pub fn start_daemon_with(&mut self, config_file: Option<&Path>, extra: &[&str]) {
+        assert!(self.daemon.is_none(), "the daemon is already running");
+        let default_cfg = self.dir.path().join("no-daemon.json");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let d = Command::new("unshare")
+            .args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
+            .arg(BERTH)
+            .arg("daemon")
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--config-file")
+            .arg(config_file.unwrap_or(&default_cfg))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon");
+        self.daemon = Some(d);
+        self.wait_ready();
+    }
+
+    /// Whether a daemon of ours is running.
+    pub fn daemon_running(&mut self) -> bool {
+        match self.daemon.as_mut() {
+            Some(d) => matches!(d.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+/// Run `berth daemon <args>` (in a new network namespace) that is expected to refuse to start:
+/// killed after `secs` seconds if it is still running (then `code` is 124, as from timeout(1)).
+pub fn run_daemon_expecting_failure(args: &[&str], secs: u32) -> Out {
+    let o = Command::new("timeout")
+        .arg("-s")
+        .arg("KILL")
+        .arg(secs.to_string())
+        .args(["unshare", "--net", "--"])
+        .arg(BERTH)
+        .arg("daemon")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Out::from(o)
+}
+
+/// A child process whose stdout is read line by line on a thread, so tests can wait for a line
+/// with a timeout. Killed (and reaped) on drop.
+pub struct Streaming {
+    pub child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Streaming {
+    pub fn spawn(mut cmd: Command) -> Streaming {
+        use std::io::BufRead;
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines() {
+                match l {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        Streaming {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait (at most `secs`) for a line satisfying `f`; every line read is kept in `seen`.
+    pub fn wait_line(&mut self, secs: u64, f: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if f(&l) {
+                        return Some(l);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Wait (at most `secs`) for the process to exit; its code (-1 for a signal), or None.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                // Collect what is left of stdout.
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return Some(st.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Everything on stderr (only after the process exited).
+    pub fn stderr(&mut self) -> String {
+        use std::io::Read;
+        let mut s = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a process is alive (and not a zombie).
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            // The state follows the command's closing parenthesis.
+            let state = s.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
