@@ -2,7 +2,7 @@
 //! Each test is skipped, with a note, where the docker CLI is not installed.
 
 mod common;
-use common::{busybox_tar, Env};
+use common::Env;
 
 macro_rules! docker {
     ($env:expr, $($arg:expr),+) => {
@@ -16,7 +16,7 @@ macro_rules! docker {
 #[test]
 fn docker_cli_images() {
     let env = Env::new();
-    let tar = busybox_tar().to_str().unwrap().to_string();
+    let tar = env.busybox_tar();
     let o = docker!(env, "import", "-c", "CMD [\"sh\"]", &tar, "busybox");
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.trim().starts_with("sha256:"), "{o:?}");

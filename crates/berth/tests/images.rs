@@ -1,13 +1,13 @@
 //! End-to-end: images through the berth CLI.
 
 mod common;
-use common::{busybox_tar, Env};
+use common::Env;
 use std::process::Command;
 
 #[test]
 fn import_from_file_stdin_and_url_with_changes() {
     let env = Env::new();
-    let tar = busybox_tar().to_str().unwrap().to_string();
+    let tar = env.busybox_tar();
     let id = env
         .berth(&[
             "import",

@@ -46,45 +46,54 @@ impl Out {
     }
 }
 
-/// A busybox rootfs tarball (Debian's static busybox plus its applet links), made once.
-pub fn busybox_tar() -> &'static Path {
-    static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("berth-e2e-busybox-{}", std::process::id()));
-        let tar = PathBuf::from(format!("{}.tar", dir.display()));
-        let root = dir.join("rootfs");
-        for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
+/// A busybox rootfs tarball (Debian's static busybox plus its applet links), made in `dir`.
+pub fn make_busybox_tar(dir: &Path) -> PathBuf {
+    let tar = dir.join("busybox.tar");
+    if tar.exists() {
+        return tar;
+    }
+    let root = dir.join("busybox-rootfs");
+    for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static must be installed (apt-get install busybox-static)");
+    for applet in busybox_applets() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
         }
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static must be installed (apt-get install busybox-static)");
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-            }
-        }
-        std::fs::write(
-            root.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nalice:x:1000:1000::/home/alice:/bin/sh\n",
-        )
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nnogroup:x:65534:\nalice:x:1000:\nstaff:x:50:alice\n",
+    )
+    .unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
         .unwrap();
-        std::fs::write(
-            root.join("etc/group"),
-            "root:x:0:\nnogroup:x:65534:\nalice:x:1000:\nstaff:x:50:alice\n",
-        )
-        .unwrap();
-        let st = Command::new("tar")
-            .args(["-C"])
-            .arg(&root)
-            .args(["-cf"])
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let _ = std::fs::remove_dir_all(&dir);
-        tar
+    assert!(st.success());
+    let _ = std::fs::remove_dir_all(&root);
+    tar
+}
+
+fn busybox_applets() -> &'static [String] {
+    static LIST: OnceLock<Vec<String>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let out = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
     })
 }
 
@@ -237,9 +246,14 @@ impl Env {
         Some(Out::from(o))
     }
 
+    /// A busybox rootfs tarball in this env's directory (removed with it).
+    pub fn busybox_tar(&self) -> String {
+        make_busybox_tar(self.dir.path()).display().to_string()
+    }
+
     /// Import the busybox rootfs as `busybox:latest`.
     pub fn with_busybox(self) -> Env {
-        let tar = busybox_tar().to_str().unwrap().to_string();
+        let tar = self.busybox_tar();
         self.berth(&["import", &tar, "busybox"]).ok();
         self
     }
