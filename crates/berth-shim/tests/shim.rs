@@ -93,7 +93,20 @@ impl Env {
                 for c in fs::read_dir(&p).unwrap().flatten() {
                     if c.path().is_dir() {
                         eprintln!("leftover cgroup {}", c.path().display());
-                        let _ = fs::remove_dir(c.path());
+                        // A failed case may leave its container running: kill what is inside,
+                        // so the cgroup can go.
+                        let procs = fs::read_to_string(c.path().join("cgroup.procs"))
+                            .unwrap_or_default();
+                        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        while fs::remove_dir(c.path()).is_err() && Instant::now() < deadline {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
                     }
                 }
                 fs::remove_dir(&p).unwrap_or_else(|e| panic!("rmdir {}: {e}", p.display()));
