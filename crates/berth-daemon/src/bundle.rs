@@ -101,7 +101,7 @@ impl Daemon {
             id: rec.id.clone(),
             bundle: bundle.clone(),
             runtime,
-            runtime_root: self.config.exec_root.join("runtime"),
+            runtime_root: crate::layout::runtime_root(&self.config.exec_root),
             log_path: (log_driver != "none").then(|| crate::logs::log_path(&dir, &rec.id)),
             log_max_size: max_size,
             log_max_files: max_files,

@@ -13,6 +13,7 @@ pub mod exec;
 mod fsutil;
 pub mod images;
 pub mod inspect;
+pub mod layout;
 pub mod lifecycle;
 pub mod logs;
 pub mod names;
@@ -75,12 +76,12 @@ impl Daemon {
 
     /// `<data-root>/containers/<id>`: the record, the rw layer, the log.
     pub fn container_dir(&self, id: &str) -> PathBuf {
-        self.config.data_root.join("containers").join(id)
+        layout::container_dir(&self.config.data_root, id)
     }
 
     /// `<exec-root>/containers/<id>`: the bundle and the shim's files.
     pub fn bundle_dir(&self, id: &str) -> PathBuf {
-        self.config.exec_root.join("containers").join(id)
+        layout::bundle_dir(&self.config.exec_root, id)
     }
 
     /// Find a container by full id, name, or unique id prefix.

@@ -11,10 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-/// `<container-dir>/<id>-json.log`
-pub fn log_path(dir: &Path, id: &str) -> PathBuf {
-    dir.join(format!("{id}-json.log"))
-}
+pub use crate::layout::log_path;
 
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {

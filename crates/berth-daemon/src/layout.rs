@@ -1,0 +1,52 @@
+//! Where everything lives on disk: the one drawing of berth's layout, and the functions that
+//! name its paths. The parts owned by other crates (content, snapshots, images) are drawn
+//! here too and named by those crates' own `open(root)`.
+//!
+//! ```text
+//! <data-root>/                      --data-root, default /var/lib/berth
+//!   content/                        berth_content::ContentStore
+//!     blobs/sha256/<hex>            immutable blobs: image configs, manifests, layer tars
+//!     ingest/                       blobs being written (temp, fsync, rename into blobs/)
+//!   snapshots/                      berth_snapshot::SnapshotStore
+//!     <chain-id-hex>/fs/            an unpacked layer (an overlay lowerdir)
+//!     <chain-id-hex>/snapshot.json  { parent, diff_id, size }
+//!   images/                         berth_image::ImageStore
+//!     images.json                   image records
+//!     references.json               "repo:tag" -> image id
+//!   containers/<id>/                container_dir()
+//!     config.v2.json                the container's record (RECORD_FILE)
+//!     rw/upper  rw/work             its writable layer
+//!     <id>-json.log[.N]             its log, json-file format, rotated (log_path())
+//!     hostname  hosts  resolv.conf  bind-mounted into /etc
+//!
+//! <exec-root>/                      --exec-root, default /run/berth
+//!   berth.sock  berth.pid           the API socket (0660) and the daemon's pid
+//!   runtime/<id>/                   libcontainer's (or runc's) own state
+//!   containers/<id>/                bundle_dir(): the OCI bundle and the shim's files
+//!     config.json                   the runtime spec
+//!     rootfs/                       the overlay mount point
+//!     shim.json shim.sock shim.pid  the shim's config, control socket and pid
+//!     state.json  shim.log          the container's state as the shim records it; its log
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// `<data-root>/containers/<id>`
+pub fn container_dir(data_root: &Path, id: &str) -> PathBuf {
+    data_root.join("containers").join(id)
+}
+
+/// `<exec-root>/containers/<id>`
+pub fn bundle_dir(exec_root: &Path, id: &str) -> PathBuf {
+    exec_root.join("containers").join(id)
+}
+
+/// `<container-dir>/<id>-json.log`
+pub fn log_path(container_dir: &Path, id: &str) -> PathBuf {
+    container_dir.join(format!("{id}-json.log"))
+}
+
+/// `<exec-root>/runtime`: the OCI runtime's state root.
+pub fn runtime_root(exec_root: &Path) -> PathBuf {
+    exec_root.join("runtime")
+}
