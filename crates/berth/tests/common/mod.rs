@@ -125,36 +125,7 @@ impl Env {
     /// Start `berth daemon` on this env's roots, in a new network namespace whose loopback is
     /// up, and wait until it answers.
     fn spawn_daemon(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .unwrap();
-        let d = Command::new("unshare")
-            .args([
-                "--net",
-                "--",
-                "sh",
-                "-c",
-                "ip link set lo up && exec \"$0\" \"$@\"",
-            ])
-            .arg(BERTH)
-            .arg("daemon")
-            .arg("--data-root")
-            .arg(&self.data_root)
-            .arg("--exec-root")
-            .arg(&self.exec_root)
-            .arg("--cgroup-parent")
-            .arg(&self.cgroup_parent)
-            .arg("--config-file")
-            .arg(self.dir.path().join("no-daemon.json"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start the daemon");
-        self.daemon = Some(d);
-        self.wait_ready();
+        self.start_daemon_with(None, &[]);
     }
 
     /// The daemon's pid (it runs in its own network namespace).
