@@ -52,6 +52,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // One malloc arena: per-thread arenas keep the memory of a finished import resident, and
     // an idle daemon should stay small.
