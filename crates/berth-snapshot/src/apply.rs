@@ -86,7 +86,7 @@ pub enum ApplyError {
     #[error("layer exceeds the maximum uncompressed size of {limit} bytes")]
     TooLarge { limit: u64 },
     /// The tar stream could not be read or parsed.
-    #[error("invalid tar archive: {0}")]
+    #[error("invalid tar archive: {}", tidy(.0))]
     Archive(#[source] io::Error),
     /// A filesystem operation failed.
     #[error("apply tar entry {path:?}: {op}: {source}")]
@@ -119,6 +119,17 @@ impl<R: Read> Read for LimitReader<R> {
             return Err(io::Error::other("layer size limit exceeded"));
         }
         Ok(n)
+    }
+}
+
+/// The tar parser quotes the raw header bytes of a bad archive; a user is better served by
+/// Go's plain wording than by a screenful of binary.
+fn tidy(e: &io::Error) -> String {
+    let m = e.to_string();
+    if m.len() > 120 || m.chars().any(|c| c.is_control()) {
+        "invalid tar header".into()
+    } else {
+        m
     }
 }
 
