@@ -95,8 +95,8 @@ impl Env {
                         eprintln!("leftover cgroup {}", c.path().display());
                         // A failed case may leave its container running: kill what is inside,
                         // so the cgroup can go.
-                        let procs = fs::read_to_string(c.path().join("cgroup.procs"))
-                            .unwrap_or_default();
+                        let procs =
+                            fs::read_to_string(c.path().join("cgroup.procs")).unwrap_or_default();
                         for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
                             let _ = nix::sys::signal::kill(
                                 nix::unistd::Pid::from_raw(pid),

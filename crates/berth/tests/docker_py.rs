@@ -1,0 +1,68 @@
+//! End-to-end: the Docker SDK for Python (docker-py) against berth's Engine API.
+//! Skipped, with a note, where the `docker` Python package is not installed.
+
+mod common;
+use common::Env;
+use std::process::Command;
+
+const SCRIPT: &str = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1])
+assert c.ping()
+print("version", c.version()["ApiVersion"])
+print("images", [t for i in c.images.list() for t in i.tags])
+print("run", c.containers.run("busybox", ["echo", "hi from docker-py"], remove=True).decode().strip())
+ct = c.containers.run("busybox", ["sh", "-c", "echo started; sleep 100"], detach=True, name="py1")
+ct.reload()
+print("status", ct.status, ct.attrs["State"]["Pid"] > 0)
+r = ct.exec_run(["sh", "-c", "echo exec; exit 3"])
+print("exec", r.exit_code, r.output.decode().strip())
+print("list", [x.name for x in c.containers.list()])
+ct.stop(timeout=1)
+ct.reload()
+print("stopped", ct.status, ct.attrs["State"]["ExitCode"])
+print("logs", ct.logs().decode().strip())
+ct.remove()
+try:
+    c.containers.get("py1")
+    print("still there")
+except docker.errors.NotFound as e:
+    print("gone", e.response.status_code)
+"#;
+
+#[test]
+fn docker_py_drives_berth() {
+    let has = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !has {
+        eprintln!("note: the docker Python package is not installed; docker-py checks are skipped");
+        return;
+    }
+    let env = Env::new().with_busybox();
+    let o = Command::new("python3")
+        .args(["-c", SCRIPT, &env.host()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let expect = [
+        "images ['busybox:latest']",
+        "run hi from docker-py",
+        "status running True",
+        "exec 3 exec",
+        "list ['py1']",
+        "stopped exited 137",
+        "logs started",
+        "gone 404",
+    ];
+    for e in expect {
+        assert!(out.lines().any(|l| l == e), "missing {e:?} in:\n{out}");
+    }
+}
