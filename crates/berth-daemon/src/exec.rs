@@ -103,6 +103,11 @@ impl Daemon {
         u.set_gid(user.gid);
         u.set_additional_gids(Some(user.additional_gids.clone()));
         let mut p = oci_spec::runtime::Process::default();
+        // oci-spec's defaults (three capabilities, an RLIMIT_NOFILE) are not the container's:
+        // leave them unset so that the shim gives the exec the container's own.
+        p.set_capabilities(None);
+        p.set_rlimits(None);
+        p.set_no_new_privileges(None);
         p.set_args(e.config.cmd.clone());
         p.set_env(Some(env));
         p.set_cwd(cwd.into());

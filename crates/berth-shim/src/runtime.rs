@@ -110,6 +110,33 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// libcontainer 0.7 builds an exec's spec without the container's seccomp profile; this
+/// executor loads the profile in the exec'd process, right before it runs the command, as
+/// Docker's runtimes do for every process of a container.
+#[derive(Clone)]
+struct SeccompThenExec {
+    profile: Option<oci_spec::runtime::LinuxSeccomp>,
+}
+
+impl libcontainer::workload::Executor for SeccompThenExec {
+    fn exec(&self, spec: &Spec) -> Result<(), libcontainer::workload::ExecutorError> {
+        if let Some(p) = &self.profile {
+            // Loading a filter without CAP_SYS_ADMIN needs no_new_privs; libcontainer sets it
+            // for execs already, this makes sure of it.
+            // SAFETY: prctl with integer arguments only.
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            libcontainer::seccomp::initialize_seccomp(p).map_err(|e| {
+                libcontainer::workload::ExecutorError::Other(format!("seccomp: {e}"))
+            })?;
+        }
+        libcontainer::workload::default::get_executor().exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), libcontainer::workload::ExecutorValidationError> {
+        libcontainer::workload::default::get_executor().validate(spec)
+    }
+}
+
 /// libcontainer, in process.
 pub struct Builtin {
     id: String,
@@ -226,8 +253,12 @@ impl Runtime for Builtin {
     }
 
     fn exec(&mut self, process_json: &Path, stdio: ProcStdio) -> Result<i32, RuntimeError> {
+        let profile = Spec::load(self.patched_bundle.join(berth_runtime::shim::SPEC_FILE))
+            .ok()
+            .and_then(|s| s.linux().as_ref().and_then(|l| l.seccomp().clone()));
         let pid = self
             .builder(stdio)?
+            .with_executor(SeccompThenExec { profile })
             .as_tenant()
             .with_detach(true)
             .with_process(Some(process_json))

@@ -401,3 +401,23 @@ fn daemon_kill_keeps_containers_running() {
     assert_eq!(logs, "before\nafter\n");
     env.berth(&["stop", "-t", "1", "steady"]).ok();
 }
+
+#[test]
+fn exec_gets_the_containers_capabilities_and_seccomp() {
+    let env = Env::new().with_busybox();
+    env.berth(&["run", "-d", "--name", "iso", "busybox", "sleep", "1000"])
+        .ok();
+    let o = env
+        .berth(&[
+            "exec",
+            "iso",
+            "grep",
+            "-E",
+            "^(CapEff|CapBnd|Seccomp):",
+            "/proc/self/status",
+        ])
+        .ok();
+    assert!(o.stdout.contains("CapEff:\t00000000a80425fb"), "{o:?}");
+    assert!(o.stdout.contains("CapBnd:\t00000000a80425fb"), "{o:?}");
+    assert!(o.stdout.contains("Seccomp:\t2"), "{o:?}");
+}
