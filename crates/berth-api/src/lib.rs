@@ -4,6 +4,7 @@
 //! and shapes are Docker's own.
 
 pub mod error;
+pub mod types;
 pub mod units;
 
 pub use bollard_stubs::models;

@@ -4,33 +4,12 @@
 use crate::container::{Container, Status};
 use crate::shim_client::{self, Conn};
 use crate::{Daemon, Stream};
+pub use berth_api::types::{AttachOptions, StreamEnd};
 use berth_api::ApiError;
 use berth_runtime::shim::{FrameKind, Request};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// What the client asked to attach.
-#[derive(Debug, Clone, Default)]
-pub struct AttachOptions {
-    pub stdin: bool,
-    pub stdout: bool,
-    pub stderr: bool,
-    pub stream: bool,
-    pub logs: bool,
-    pub detach_keys: Option<String>,
-}
-
-/// How a proxied stream ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamEnd {
-    /// The process exited with this code.
-    Exited(i32),
-    /// The client typed the detach keys.
-    Detached,
-    /// Either side went away.
-    Closed,
-}
 
 /// Docker's `--detach-keys` format: `ctrl-p,ctrl-q`, or single characters.
 pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {

@@ -2,6 +2,7 @@
 
 use crate::{blocking, Daemon};
 use berth_api::models::ContainerConfig;
+pub use berth_api::types::ImportRequest;
 use berth_api::{ApiError, ErrorKind};
 use berth_image::{Image, ImageError};
 use serde_json::{json, Value};
@@ -39,17 +40,6 @@ pub fn release_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// What `docker import` was asked to do.
-#[derive(Debug, Clone, Default)]
-pub struct ImportRequest {
-    /// `repo[:tag]` to tag the new image with.
-    pub reference: Option<String>,
-    pub changes: Vec<String>,
-    pub message: Option<String>,
-    /// `-` or the URL, for the history comment.
-    pub source: String,
 }
 
 impl Daemon {

@@ -6,6 +6,7 @@ use berth_api::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
     ContainerSummaryHostConfig, ContainerSummaryStateEnum, DriverData, NetworkSettings,
 };
+pub use berth_api::types::ListOptions;
 use berth_api::units::human_duration;
 use berth_api::ApiError;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -49,14 +50,6 @@ fn command(rec: &ContainerRecord) -> String {
         .chain(rec.args.iter().map(|s| s.as_str()))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Filters of `GET /containers/json` that berth understands.
-#[derive(Debug, Default, Clone)]
-pub struct ListOptions {
-    pub all: bool,
-    pub limit: Option<usize>,
-    pub filters: HashMap<String, Vec<String>>,
 }
 
 impl Daemon {

@@ -21,6 +21,7 @@ pub mod shim_client;
 pub mod system;
 pub mod top;
 
+pub use berth_api::types::Stream;
 pub use config::Config;
 
 use berth_api::ApiError;
@@ -29,11 +30,6 @@ use container::{Container, ContainerRecord};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use tokio::io::{AsyncRead, AsyncWrite};
-
-/// A bidirectional byte stream: a hijacked HTTP connection.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// The engine.
 pub struct Daemon {

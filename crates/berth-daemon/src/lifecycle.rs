@@ -4,30 +4,12 @@
 use crate::container::{Container, Status};
 use crate::shim_client;
 use crate::Daemon;
+pub use berth_api::types::WaitCondition;
 use berth_api::{ApiError, ErrorKind};
 use berth_runtime::shim::Request;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What `wait` waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitCondition {
-    NotRunning,
-    NextExit,
-    Removed,
-}
-
-impl WaitCondition {
-    pub fn parse(s: Option<&str>) -> Result<WaitCondition, ApiError> {
-        match s.unwrap_or("") {
-            "" | "not-running" => Ok(WaitCondition::NotRunning),
-            "next-exit" => Ok(WaitCondition::NextExit),
-            "removed" => Ok(WaitCondition::Removed),
-            other => Err(ApiError::invalid(format!("invalid condition: \"{other}\""))),
-        }
-    }
-}
 
 /// Parse a signal as Docker accepts it: `KILL`, `SIGKILL`, `9`.
 pub fn parse_signal(s: &str) -> Result<i32, ApiError> {

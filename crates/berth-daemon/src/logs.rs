@@ -2,6 +2,7 @@
 
 use crate::container::Container;
 use crate::Daemon;
+pub use berth_api::types::{parse_timestamp, LogOptions};
 use berth_api::ApiError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
@@ -13,30 +14,6 @@ use tokio::io::AsyncWriteExt;
 
 pub use crate::layout::log_path;
 
-#[derive(Debug, Clone, Default)]
-pub struct LogOptions {
-    pub stdout: bool,
-    pub stderr: bool,
-    pub follow: bool,
-    pub timestamps: bool,
-    /// Unix seconds; entries before it are skipped.
-    pub since: Option<f64>,
-    /// Unix seconds; entries after it are skipped.
-    pub until: Option<f64>,
-    /// Only the last N entries.
-    pub tail: Option<usize>,
-}
-
-/// Docker's `since`/`until` parameter: unix seconds with an optional fraction.
-pub fn parse_timestamp(s: &str) -> Result<Option<f64>, ApiError> {
-    if s.is_empty() || s == "0" {
-        return Ok(None);
-    }
-    s.parse::<f64>()
-        .map(Some)
-        .map_err(|_| ApiError::invalid(format!("invalid value for time: {s}")))
-}
-
 #[derive(Deserialize)]
 struct Entry {
     log: String,
@@ -44,48 +21,46 @@ struct Entry {
     time: String,
 }
 
-impl LogOptions {
-    /// Render one json-file line as the bytes the client gets, or nothing if filtered out.
-    fn render(&self, line: &str, tty: bool) -> Option<Vec<u8>> {
-        let e: Entry = serde_json::from_str(line).ok()?;
-        let stderr = e.stream == "stderr";
-        if (stderr && !self.stderr) || (!stderr && !self.stdout) {
+/// Render one json-file line as the bytes the client gets, or nothing if filtered out.
+fn render(this: &LogOptions, line: &str, tty: bool) -> Option<Vec<u8>> {
+    let e: Entry = serde_json::from_str(line).ok()?;
+    let stderr = e.stream == "stderr";
+    if (stderr && !this.stderr) || (!stderr && !this.stdout) {
+        return None;
+    }
+    let t: Option<DateTime<Utc>> = DateTime::parse_from_rfc3339(&e.time)
+        .ok()
+        .map(|t| t.with_timezone(&Utc));
+    if let (Some(since), Some(t)) = (this.since, t) {
+        if (t.timestamp_nanos_opt().unwrap_or(0) as f64) / 1e9 < since {
             return None;
         }
-        let t: Option<DateTime<Utc>> = DateTime::parse_from_rfc3339(&e.time)
-            .ok()
-            .map(|t| t.with_timezone(&Utc));
-        if let (Some(since), Some(t)) = (self.since, t) {
-            if (t.timestamp_nanos_opt().unwrap_or(0) as f64) / 1e9 < since {
-                return None;
-            }
-        }
-        if let (Some(until), Some(t)) = (self.until, t) {
-            if (t.timestamp_nanos_opt().unwrap_or(0) as f64) / 1e9 > until {
-                return None;
-            }
-        }
-        let mut payload = Vec::new();
-        if self.timestamps {
-            let ts = t
-                .map(|t| t.to_rfc3339_opts(SecondsFormat::Nanos, true))
-                .unwrap_or(e.time);
-            payload.extend_from_slice(ts.as_bytes());
-            payload.push(b' ');
-        }
-        payload.extend_from_slice(e.log.as_bytes());
-        if tty {
-            return Some(payload);
-        }
-        let kind = if stderr {
-            berth_runtime::shim::FrameKind::Stderr
-        } else {
-            berth_runtime::shim::FrameKind::Stdout
-        };
-        let mut out = berth_runtime::shim::frame_header(kind, payload.len()).to_vec();
-        out.extend_from_slice(&payload);
-        Some(out)
     }
+    if let (Some(until), Some(t)) = (this.until, t) {
+        if (t.timestamp_nanos_opt().unwrap_or(0) as f64) / 1e9 > until {
+            return None;
+        }
+    }
+    let mut payload = Vec::new();
+    if this.timestamps {
+        let ts = t
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Nanos, true))
+            .unwrap_or(e.time);
+        payload.extend_from_slice(ts.as_bytes());
+        payload.push(b' ');
+    }
+    payload.extend_from_slice(e.log.as_bytes());
+    if tty {
+        return Some(payload);
+    }
+    let kind = if stderr {
+        berth_runtime::shim::FrameKind::Stderr
+    } else {
+        berth_runtime::shim::FrameKind::Stdout
+    };
+    let mut out = berth_runtime::shim::frame_header(kind, payload.len()).to_vec();
+    out.extend_from_slice(&payload);
+    Some(out)
 }
 
 impl Daemon {
@@ -127,7 +102,7 @@ impl Daemon {
             None => 0,
         };
         for l in &lines[start..] {
-            if let Some(b) = opts.render(l, tty) {
+            if let Some(b) = render(opts, l, tty) {
                 if out.write_all(&b).await.is_err() {
                     return Ok(());
                 }
@@ -144,7 +119,7 @@ impl Daemon {
             let (new_lines, new_pos) = read_from(&path, pos, &mut partial);
             pos = new_pos;
             for l in &new_lines {
-                if let Some(b) = opts.render(l, tty) {
+                if let Some(b) = render(opts, l, tty) {
                     if out.write_all(&b).await.is_err() {
                         return Ok(());
                     }
@@ -236,16 +211,16 @@ mod tests {
             ..Default::default()
         };
         let l = r#"{"log":"hi\n","stream":"stdout","time":"2026-11-28T01:02:03.5Z"}"#;
-        let b = o.render(l, false).unwrap();
+        let b = render(&o, l, false).unwrap();
         assert_eq!(b[0], 1);
         assert_eq!(&b[8..], b"2026-11-28T01:02:03.500000000Z hi\n");
         let e = r#"{"log":"x\n","stream":"stderr","time":"2026-11-28T01:02:03Z"}"#;
-        assert!(o.render(e, false).is_none());
+        assert!(render(&o, e, false).is_none());
         let tty = LogOptions {
             stdout: true,
             ..Default::default()
         };
-        assert_eq!(tty.render(l, true).unwrap(), b"hi\n");
+        assert_eq!(render(&tty, l, true).unwrap(), b"hi\n");
     }
 
     #[test]
@@ -256,6 +231,6 @@ mod tests {
             ..Default::default()
         };
         let l = r#"{"log":"hi\n","stream":"stdout","time":"2026-11-28T01:02:03Z"}"#;
-        assert!(o.render(l, true).is_none());
+        assert!(render(&o, l, true).is_none());
     }
 }

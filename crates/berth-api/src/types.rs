@@ -1,0 +1,96 @@
+//! The requests the engine serves, in typed form: what the HTTP layer parses a request into
+//! before the backend sees it, and the stream type of hijacked connections.
+
+use crate::ApiError;
+use std::collections::HashMap;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A bidirectional byte stream: a hijacked HTTP connection.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// Filters of `GET /containers/json` that berth understands.
+#[derive(Debug, Default, Clone)]
+pub struct ListOptions {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub filters: HashMap<String, Vec<String>>,
+}
+
+/// What `GET /containers/{id}/logs` asked for.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub follow: bool,
+    pub timestamps: bool,
+    /// Unix seconds; entries before it are skipped.
+    pub since: Option<f64>,
+    /// Unix seconds; entries after it are skipped.
+    pub until: Option<f64>,
+    /// Only the last N entries.
+    pub tail: Option<usize>,
+}
+
+/// Docker's `since`/`until` parameter: unix seconds with an optional fraction.
+pub fn parse_timestamp(s: &str) -> Result<Option<f64>, ApiError> {
+    if s.is_empty() || s == "0" {
+        return Ok(None);
+    }
+    s.parse::<f64>()
+        .map(Some)
+        .map_err(|_| ApiError::invalid(format!("invalid value for time: {s}")))
+}
+
+/// What the client asked to attach.
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub stream: bool,
+    pub logs: bool,
+    pub detach_keys: Option<String>,
+}
+
+/// How a proxied stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The process exited with this code.
+    Exited(i32),
+    /// The client typed the detach keys.
+    Detached,
+    /// Either side went away.
+    Closed,
+}
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: Option<&str>) -> Result<WaitCondition, ApiError> {
+        match s.unwrap_or("") {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(ApiError::invalid(format!("invalid condition: \"{other}\""))),
+        }
+    }
+}
+
+/// What `docker import` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ImportRequest {
+    /// `repo[:tag]` to tag the new image with.
+    pub reference: Option<String>,
+    pub changes: Vec<String>,
+    pub message: Option<String>,
+    /// `-` or the URL, for the history comment.
+    pub source: String,
+}
+
