@@ -94,3 +94,34 @@ pub struct ImportRequest {
     pub source: String,
 }
 
+/// Docker's `--detach-keys` format: `ctrl-p,ctrl-q`, or single characters.
+pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let p = part.trim();
+        if let Some(c) = p.strip_prefix("ctrl-") {
+            let b = c.as_bytes();
+            if b.len() != 1 {
+                return Err(ApiError::invalid(format!(
+                    "Invalid escape keys ({s}) provided"
+                )));
+            }
+            let ch = b[0].to_ascii_uppercase();
+            match ch {
+                b'@'..=b'_' => out.push(ch - b'@'),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid escape keys ({s}) provided"
+                    )))
+                }
+            }
+        } else if p.len() == 1 {
+            out.push(p.as_bytes()[0]);
+        } else {
+            return Err(ApiError::invalid(format!(
+                "Invalid escape keys ({s}) provided"
+            )));
+        }
+    }
+    Ok(out)
+}

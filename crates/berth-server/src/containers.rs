@@ -1,8 +1,9 @@
 //! `/containers/...`
 
+use crate::backend::{ContainerBackend, ExecBackend};
 use crate::query::{filters, flag, int, size, Query};
 use crate::stream::{body_from, hijack, MULTIPLEXED, RAW};
-use crate::{status, AppState, Error, Result};
+use crate::{status, Error, Result};
 use axum::body::Body;
 use axum::extract::{Path, Query as Q, Request, State};
 use axum::http::{Response, StatusCode};
@@ -10,32 +11,30 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, ExecConfig};
+use berth_api::types::{parse_timestamp, AttachOptions, ListOptions, LogOptions, WaitCondition};
 use berth_api::ApiError;
-use berth_daemon::attach::AttachOptions;
-use berth_daemon::inspect::ListOptions;
-use berth_daemon::lifecycle::WaitCondition;
-use berth_daemon::logs::{parse_timestamp, LogOptions};
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes<B: ContainerBackend + ExecBackend>() -> Router<Arc<B>> {
     Router::new()
-        .route("/containers/json", get(list))
-        .route("/containers/create", post(create))
-        .route("/containers/{id}/json", get(inspect))
-        .route("/containers/{id}/top", get(top))
-        .route("/containers/{id}/logs", get(logs))
-        .route("/containers/{id}/start", post(start))
-        .route("/containers/{id}/stop", post(stop))
-        .route("/containers/{id}/restart", post(restart))
-        .route("/containers/{id}/kill", post(kill))
-        .route("/containers/{id}/pause", post(pause))
-        .route("/containers/{id}/unpause", post(unpause))
-        .route("/containers/{id}/rename", post(rename))
-        .route("/containers/{id}/resize", post(resize))
-        .route("/containers/{id}/wait", post(wait))
-        .route("/containers/{id}/attach", post(attach))
-        .route("/containers/{id}/exec", post(exec_create))
-        .route("/containers/{id}", delete(remove))
+        .route("/containers/json", get(list::<B>))
+        .route("/containers/create", post(create::<B>))
+        .route("/containers/{id}/json", get(inspect::<B>))
+        .route("/containers/{id}/top", get(top::<B>))
+        .route("/containers/{id}/logs", get(logs::<B>))
+        .route("/containers/{id}/start", post(start::<B>))
+        .route("/containers/{id}/stop", post(stop::<B>))
+        .route("/containers/{id}/restart", post(restart::<B>))
+        .route("/containers/{id}/kill", post(kill::<B>))
+        .route("/containers/{id}/pause", post(pause::<B>))
+        .route("/containers/{id}/unpause", post(unpause::<B>))
+        .route("/containers/{id}/rename", post(rename::<B>))
+        .route("/containers/{id}/resize", post(resize::<B>))
+        .route("/containers/{id}/wait", post(wait::<B>))
+        .route("/containers/{id}/attach", post(attach::<B>))
+        .route("/containers/{id}/exec", post(exec_create::<B>))
+        .route("/containers/{id}", delete(remove::<B>))
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -46,7 +45,10 @@ fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         .map_err(|e| Error(ApiError::invalid(format!("invalid JSON: {e}"))))
 }
 
-async fn list(State(d): State<AppState>, Q(q): Q<Query>) -> Result<impl IntoResponse> {
+async fn list<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
     let mut limit: Option<i64> = int(&q, "limit")?;
     if flag(&q, "latest") && limit.is_none() {
         limit = Some(1);
@@ -59,8 +61,8 @@ async fn list(State(d): State<AppState>, Q(q): Q<Query>) -> Result<impl IntoResp
     Ok(Json(d.list_containers(&opts)?))
 }
 
-async fn create(
-    State(d): State<AppState>,
+async fn create<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Q(q): Q<Query>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse> {
@@ -75,24 +77,26 @@ async fn create(
     ))
 }
 
-async fn inspect(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+async fn inspect<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
     Ok(Json(d.inspect_container(&id)?))
 }
 
-async fn top(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
-    let d2 = d.clone();
-    let r = tokio::task::spawn_blocking(move || d2.top(&id))
-        .await
-        .map_err(|e| Error(ApiError::internal(e.to_string())))??;
-    Ok(Json(r))
+async fn top<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(d.top(&id).await?))
 }
 
-async fn logs(
-    State(d): State<AppState>,
+async fn logs<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<Response<Body>> {
-    let (c, tty) = d.logs_target(&id)?;
+    let tty = d.logs_target(&id)?;
     let opts = LogOptions {
         stdout: flag(&q, "stdout"),
         stderr: flag(&q, "stderr"),
@@ -116,16 +120,18 @@ async fn logs(
     }
     Ok(body_from(
         if tty { RAW } else { MULTIPLEXED },
-        move |mut w| async move {
-            if let Err(e) = d.write_logs(&c, &opts, tty, &mut w).await {
+        move |w| async move {
+            if let Err(e) = d.write_logs(&id, opts, w).await {
                 tracing::warn!("logs: {e}");
             }
-            let _ = w.shutdown().await;
         },
     ))
 }
 
-async fn start(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+async fn start<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
     d.start_container(&id).await?;
     Ok(status(StatusCode::NO_CONTENT))
 }
@@ -137,8 +143,8 @@ fn timeout(q: &Query) -> Result<Option<i64>> {
     })
 }
 
-async fn stop(
-    State(d): State<AppState>,
+async fn stop<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
@@ -146,8 +152,8 @@ async fn stop(
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-async fn restart(
-    State(d): State<AppState>,
+async fn restart<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
@@ -155,8 +161,8 @@ async fn restart(
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-async fn kill(
-    State(d): State<AppState>,
+async fn kill<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
@@ -165,18 +171,24 @@ async fn kill(
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-async fn pause(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+async fn pause<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
     d.pause_container(&id).await?;
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-async fn unpause(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+async fn unpause<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
     d.unpause_container(&id).await?;
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-async fn rename(
-    State(d): State<AppState>,
+async fn rename<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
@@ -185,8 +197,8 @@ async fn rename(
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-async fn resize(
-    State(d): State<AppState>,
+async fn resize<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
@@ -195,8 +207,8 @@ async fn resize(
     Ok(status(StatusCode::OK))
 }
 
-async fn wait(
-    State(d): State<AppState>,
+async fn wait<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<Response<Body>> {
@@ -212,13 +224,13 @@ async fn wait(
     }))
 }
 
-async fn attach(
-    State(d): State<AppState>,
+async fn attach<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
     mut req: Request,
 ) -> Result<Response<Body>> {
-    let (c, tty) = d.attach_target(&id)?;
+    let tty = d.attach_target(&id)?;
     let opts = AttachOptions {
         stdin: flag(&q, "stdin"),
         stdout: flag(&q, "stdout"),
@@ -229,22 +241,22 @@ async fn attach(
     };
     if let Some(k) = &opts.detach_keys {
         if !k.is_empty() {
-            berth_daemon::attach::parse_detach_keys(k)?;
+            berth_api::types::parse_detach_keys(k)?;
         }
     }
     Ok(hijack(
         &mut req,
         if tty { RAW } else { MULTIPLEXED },
         move |io| async move {
-            if let Err(e) = d.attach(c, opts, io).await {
+            if let Err(e) = d.attach(&id, opts, io).await {
                 tracing::warn!("attach: {e}");
             }
         },
     ))
 }
 
-async fn exec_create(
-    State(d): State<AppState>,
+async fn exec_create<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse> {
@@ -253,8 +265,8 @@ async fn exec_create(
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))))
 }
 
-async fn remove(
-    State(d): State<AppState>,
+async fn remove<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {

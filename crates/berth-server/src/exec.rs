@@ -1,8 +1,9 @@
 //! `/exec/...`
 
+use crate::backend::ExecBackend;
 use crate::query::{size, Query};
 use crate::stream::{hijack, MULTIPLEXED, RAW};
-use crate::{status, AppState, Result};
+use crate::{status, Result};
 use axum::body::Body;
 use axum::extract::{Path, Query as Q, Request, State};
 use axum::http::{Response, StatusCode};
@@ -11,20 +12,21 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_api::models::ExecStartConfig;
 use berth_api::ApiError;
+use std::sync::Arc;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes<B: ExecBackend>() -> Router<Arc<B>> {
     Router::new()
-        .route("/exec/{id}/start", post(start))
-        .route("/exec/{id}/resize", post(resize))
-        .route("/exec/{id}/json", get(inspect))
+        .route("/exec/{id}/start", post(start::<B>))
+        .route("/exec/{id}/resize", post(resize::<B>))
+        .route("/exec/{id}/json", get(inspect::<B>))
 }
 
-async fn start(
-    State(d): State<AppState>,
+async fn start<B: ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response<Body>> {
-    let e = d.exec(&id)?;
+    let exec_tty = d.exec_tty(&id)?;
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
@@ -41,24 +43,24 @@ async fn start(
         .filter(|s| s.len() == 2 && s[0] > 0)
         .map(|s| (s[0] as u16, s[1] as u16));
     if cfg.detach.unwrap_or(false) {
-        d.start_exec(e, None, console).await?;
+        d.start_exec(&id, None, console).await?;
         return Ok(status(StatusCode::OK));
     }
-    let tty = e.config.tty.unwrap_or(false) || cfg.tty.unwrap_or(false);
+    let tty = exec_tty || cfg.tty.unwrap_or(false);
     let mut req = Request::from_parts(parts, Body::empty());
     Ok(hijack(
         &mut req,
         if tty { RAW } else { MULTIPLEXED },
         move |io| async move {
-            if let Err(err) = d.start_exec(e, Some(io), console).await {
+            if let Err(err) = d.start_exec(&id, Some(io), console).await {
                 tracing::warn!("exec: {err}");
             }
         },
     ))
 }
 
-async fn resize(
-    State(d): State<AppState>,
+async fn resize<B: ExecBackend>(
+    State(d): State<Arc<B>>,
     Path(id): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
@@ -67,6 +69,9 @@ async fn resize(
     Ok(status(StatusCode::CREATED))
 }
 
-async fn inspect(State(d): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+async fn inspect<B: ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
     Ok(Json(d.inspect_exec(&id)?))
 }

@@ -1,29 +1,36 @@
 //! `/images/...`. Image names hold slashes, so the per-image routes are parsed by hand.
 
+use crate::backend::ImageBackend;
 use crate::query::{filters, flag, Query};
-use crate::{AppState, Error, Result};
+use crate::{Error, Result};
 use axum::body::Body;
 use axum::extract::{Path, Query as Q, Request, State};
 use axum::http::{header, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use berth_api::types::ImportRequest;
 use berth_api::ApiError;
-use berth_daemon::images::ImportRequest;
 use futures_util::TryStreamExt;
+use std::sync::Arc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes<B: ImageBackend>() -> Router<Arc<B>> {
     Router::new()
-        .route("/images/json", get(list))
-        .route("/images/create", post(create))
+        .route("/images/json", get(list::<B>))
+        .route("/images/create", post(create::<B>))
         .route(
             "/images/{*rest}",
-            get(get_image).post(post_image).delete(delete_image),
+            get(get_image::<B>)
+                .post(post_image::<B>)
+                .delete(delete_image::<B>),
         )
 }
 
-async fn list(State(d): State<AppState>, Q(q): Q<Query>) -> Result<impl IntoResponse> {
+async fn list<B: ImageBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
     let f = filters(&q)?;
     let mut reference = f.get("reference").and_then(|v| v.first().cloned());
     if let Some(r) = q.get("filter").filter(|s| !s.is_empty()) {
@@ -61,7 +68,11 @@ fn progress(status: &str) -> String {
     serde_json::json!({ "status": status }).to_string() + "\r\n"
 }
 
-async fn create(State(d): State<AppState>, Q(q): Q<Query>, req: Request) -> Result<Response<Body>> {
+async fn create<B: ImageBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+    req: Request,
+) -> Result<Response<Body>> {
     if let Some(image) = q.get("fromImage").filter(|s| !s.is_empty()) {
         let tag = q.get("tag").cloned().unwrap_or_else(|| "latest".into());
         return Err(Error(ApiError::not_found(format!(
@@ -154,7 +165,10 @@ fn split(rest: &str, ops: &[&str]) -> (String, Option<String>) {
     (rest.to_string(), None)
 }
 
-async fn get_image(State(d): State<AppState>, Path(rest): Path<String>) -> Result<Response<Body>> {
+async fn get_image<B: ImageBackend>(
+    State(d): State<Arc<B>>,
+    Path(rest): Path<String>,
+) -> Result<Response<Body>> {
     match split(&rest, &["json", "history"]) {
         (name, Some(op)) if op == "json" => Ok(Json(d.inspect_image(&name)?).into_response()),
         (name, Some(_)) => Ok(Json(d.image_history(&name)?).into_response()),
@@ -164,8 +178,8 @@ async fn get_image(State(d): State<AppState>, Path(rest): Path<String>) -> Resul
     }
 }
 
-async fn post_image(
-    State(d): State<AppState>,
+async fn post_image<B: ImageBackend>(
+    State(d): State<Arc<B>>,
     Path(rest): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<Response<Body>> {
@@ -182,8 +196,8 @@ async fn post_image(
     }
 }
 
-async fn delete_image(
-    State(d): State<AppState>,
+async fn delete_image<B: ImageBackend>(
+    State(d): State<Arc<B>>,
     Path(rest): Path<String>,
     Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {

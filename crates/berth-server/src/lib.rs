@@ -3,6 +3,7 @@
 //! Each resource has its module; handlers parse the request into typed calls on
 //! [`berth_daemon::Daemon`], and [`ApiError`]s become responses in one place ([`error_response`]).
 
+pub mod backend;
 mod containers;
 mod exec;
 mod images;
@@ -14,11 +15,9 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Router;
+pub use backend::Backend;
 use berth_api::{ApiError, ErrorKind};
-use berth_daemon::Daemon;
 use std::sync::Arc;
-
-type AppState = Arc<Daemon>;
 
 /// An error as a response: Docker's `{"message": …}` with the kind's status.
 pub struct Error(pub ApiError);
@@ -52,19 +51,19 @@ pub fn error_response(e: &ApiError) -> axum::response::Response {
 type Result<T> = std::result::Result<T, Error>;
 
 /// The API's routes, without the version prefix.
-pub fn router(daemon: Arc<Daemon>) -> Router {
+pub fn router<B: Backend>(backend: Arc<B>) -> Router {
     Router::new()
-        .merge(system::routes())
-        .merge(containers::routes())
-        .merge(exec::routes())
-        .merge(images::routes())
+        .merge(system::routes::<B>())
+        .merge(containers::routes::<B>())
+        .merge(exec::routes::<B>())
+        .merge(images::routes::<B>())
         .fallback(|uri: Uri| async move {
             Error(ApiError::not_found(format!(
                 "page not found: {}",
                 uri.path()
             )))
         })
-        .with_state(daemon)
+        .with_state(backend)
         .layer(axum::middleware::map_response(add_headers))
 }
 
@@ -118,11 +117,11 @@ fn strip_version(mut req: Request<Body>) -> std::result::Result<Request<Body>, A
 }
 
 /// Serve the API on unix sockets until the process is told to stop.
-pub async fn serve(
-    daemon: Arc<Daemon>,
+pub async fn serve<B: Backend>(
+    backend: Arc<B>,
     listeners: Vec<tokio::net::UnixListener>,
 ) -> std::io::Result<()> {
-    let svc = router(daemon);
+    let svc = router(backend);
     let mut tasks = Vec::new();
     for l in listeners {
         let svc = svc.clone();

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
-use berth_daemon::Stream;
+use berth_api::types::Stream;
 use futures_util::Future;
 use hyper_util::rt::TokioIo;
 

@@ -1,17 +1,18 @@
 //! `/_ping`, `/version`, `/info`.
 
-use crate::AppState;
+use crate::backend::SystemBackend;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use std::sync::Arc;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes<B: SystemBackend>() -> Router<Arc<B>> {
     Router::new()
         .route("/_ping", get(ping).head(ping))
-        .route("/version", get(version))
-        .route("/info", get(info))
+        .route("/version", get(version::<B>))
+        .route("/info", get(info::<B>))
 }
 
 async fn ping() -> impl IntoResponse {
@@ -25,14 +26,10 @@ async fn ping() -> impl IntoResponse {
     )
 }
 
-async fn version(State(d): State<AppState>) -> impl IntoResponse {
+async fn version<B: SystemBackend>(State(d): State<Arc<B>>) -> impl IntoResponse {
     Json(d.version())
 }
 
-async fn info(State(d): State<AppState>) -> impl IntoResponse {
-    let d2 = d.clone();
-    let v = tokio::task::spawn_blocking(move || d2.info())
-        .await
-        .unwrap_or_default();
-    Json(v)
+async fn info<B: SystemBackend>(State(d): State<Arc<B>>) -> impl IntoResponse {
+    Json(d.info().await)
 }

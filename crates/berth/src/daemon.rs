@@ -193,7 +193,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(sockets = ?sockets, "berth daemon ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = tokio::select! {
-        r = berth_server::serve(daemon, listeners) => r.map_err(anyhow::Error::from),
+        r = berth_server::serve(std::sync::Arc::new(crate::engine::Engine(daemon)), listeners) => r.map_err(anyhow::Error::from),
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
     };

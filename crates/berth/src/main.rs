@@ -2,6 +2,7 @@
 //! (`berth shim`, started by the daemon).
 
 mod daemon;
+mod engine;
 
 use std::ffi::OsString;
 

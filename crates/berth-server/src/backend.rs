@@ -1,0 +1,108 @@
+//! What the routes need from the engine, one narrow trait per resource (moby's router
+//! backends). The server sees these traits only; the binary wires the engine in.
+
+use berth_api::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerTopResponse,
+    ExecConfig, ExecInspectResponse,
+};
+use berth_api::types::{
+    AttachOptions, ImportRequest, ListOptions, LogOptions, Stream, WaitCondition,
+};
+use berth_api::ApiError;
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+
+type Res<T> = Result<T, ApiError>;
+
+/// A future the server can hold past the request that made it.
+pub type Pending<T> = Pin<Box<dyn Future<Output = Res<T>> + Send + 'static>>;
+
+/// `/containers/...`
+pub trait ContainerBackend: Send + Sync + 'static {
+    fn list_containers(&self, opts: &ListOptions) -> Res<Vec<ContainerSummary>>;
+    fn create_container(
+        &self,
+        name: Option<String>,
+        body: ContainerCreateBody,
+    ) -> impl Future<Output = Res<String>> + Send;
+    fn inspect_container(&self, name: &str) -> Res<ContainerInspectResponse>;
+    fn top(&self, name: &str) -> impl Future<Output = Res<ContainerTopResponse>> + Send;
+    /// Checks a logs request; returns whether the container has a tty (raw stream).
+    fn logs_target(&self, name: &str) -> Res<bool>;
+    /// Writes the logs into `out`, following them if asked.
+    fn write_logs(
+        &self,
+        name: &str,
+        opts: LogOptions,
+        out: tokio::io::DuplexStream,
+    ) -> impl Future<Output = Res<()>> + Send;
+    fn start_container(&self, name: &str) -> impl Future<Output = Res<()>> + Send;
+    fn stop_container(&self, name: &str, t: Option<i64>) -> impl Future<Output = Res<()>> + Send;
+    fn restart_container(&self, name: &str, t: Option<i64>)
+        -> impl Future<Output = Res<()>> + Send;
+    fn kill_container(
+        &self,
+        name: &str,
+        signal: Option<&str>,
+    ) -> impl Future<Output = Res<()>> + Send;
+    fn pause_container(&self, name: &str) -> impl Future<Output = Res<()>> + Send;
+    fn unpause_container(&self, name: &str) -> impl Future<Output = Res<()>> + Send;
+    fn rename_container(&self, name: &str, to: &str) -> impl Future<Output = Res<()>> + Send;
+    fn resize_container(&self, name: &str, h: u16, w: u16) -> impl Future<Output = Res<()>> + Send;
+    /// Registers the waiter at once; the future gives the exit code.
+    fn wait_container(&self, name: &str, cond: WaitCondition) -> Res<Pending<i64>>;
+    /// Checks an attach request; returns whether the container has a tty.
+    fn attach_target(&self, name: &str) -> Res<bool>;
+    fn attach(
+        &self,
+        name: &str,
+        opts: AttachOptions,
+        io: Box<dyn Stream>,
+    ) -> impl Future<Output = Res<()>> + Send;
+    fn remove_container(
+        &self,
+        name: &str,
+        force: bool,
+        volumes: bool,
+    ) -> impl Future<Output = Res<()>> + Send;
+}
+
+/// `/containers/{id}/exec` and `/exec/...`
+pub trait ExecBackend: Send + Sync + 'static {
+    fn create_exec(&self, container: &str, cfg: ExecConfig) -> Res<String>;
+    /// Whether the exec has a tty.
+    fn exec_tty(&self, id: &str) -> Res<bool>;
+    fn start_exec(
+        &self,
+        id: &str,
+        io: Option<Box<dyn Stream>>,
+        console: Option<(u16, u16)>,
+    ) -> impl Future<Output = Res<()>> + Send;
+    fn resize_exec(&self, id: &str, h: u16, w: u16) -> impl Future<Output = Res<()>> + Send;
+    fn inspect_exec(&self, id: &str) -> Res<ExecInspectResponse>;
+}
+
+/// `/images/...`
+pub trait ImageBackend: Send + Sync + 'static {
+    fn list_images(&self, all: bool, reference: Option<&str>) -> Vec<Value>;
+    fn import_image(
+        &self,
+        reader: Box<dyn std::io::Read + Send>,
+        req: ImportRequest,
+    ) -> impl Future<Output = Res<String>> + Send;
+    fn inspect_image(&self, name: &str) -> Res<Value>;
+    fn image_history(&self, name: &str) -> Res<Value>;
+    fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Res<()>;
+    fn delete_image(&self, name: &str, force: bool) -> impl Future<Output = Res<Value>> + Send;
+}
+
+/// `/_ping`, `/version`, `/info`
+pub trait SystemBackend: Send + Sync + 'static {
+    fn version(&self) -> Value;
+    fn info(&self) -> impl Future<Output = Value> + Send;
+}
+
+/// Everything the API serves.
+pub trait Backend: ContainerBackend + ExecBackend + ImageBackend + SystemBackend {}
+impl<T: ContainerBackend + ExecBackend + ImageBackend + SystemBackend> Backend for T {}

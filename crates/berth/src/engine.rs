@@ -1,0 +1,151 @@
+//! The wiring: the engine (`berth_daemon::Daemon`) serves the routes' backend traits.
+
+use berth_api::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerTopResponse,
+    ExecConfig, ExecInspectResponse,
+};
+use berth_api::types::{
+    AttachOptions, ImportRequest, ListOptions, LogOptions, Stream, WaitCondition,
+};
+use berth_api::ApiError;
+use berth_daemon::{blocking, Daemon};
+use berth_server::backend::{ContainerBackend, ExecBackend, ImageBackend, Pending, SystemBackend};
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+type Res<T> = Result<T, ApiError>;
+
+/// The daemon, as the API server sees it.
+pub struct Engine(pub Arc<Daemon>);
+
+impl ContainerBackend for Engine {
+    fn list_containers(&self, opts: &ListOptions) -> Res<Vec<ContainerSummary>> {
+        self.0.list_containers(opts)
+    }
+    async fn create_container(
+        &self,
+        name: Option<String>,
+        body: ContainerCreateBody,
+    ) -> Res<String> {
+        self.0.create_container(name, body).await
+    }
+    fn inspect_container(&self, name: &str) -> Res<ContainerInspectResponse> {
+        self.0.inspect_container(name)
+    }
+    async fn top(&self, name: &str) -> Res<ContainerTopResponse> {
+        let d = self.0.clone();
+        let name = name.to_string();
+        blocking(move || d.top(&name)).await
+    }
+    fn logs_target(&self, name: &str) -> Res<bool> {
+        self.0.logs_target(name).map(|(_, tty)| tty)
+    }
+    async fn write_logs(
+        &self,
+        name: &str,
+        opts: LogOptions,
+        mut out: tokio::io::DuplexStream,
+    ) -> Res<()> {
+        let (c, tty) = self.0.logs_target(name)?;
+        let r = self.0.write_logs(&c, &opts, tty, &mut out).await;
+        let _ = out.shutdown().await;
+        r
+    }
+    async fn start_container(&self, name: &str) -> Res<()> {
+        self.0.start_container(name).await
+    }
+    async fn stop_container(&self, name: &str, t: Option<i64>) -> Res<()> {
+        self.0.stop_container(name, t).await
+    }
+    async fn restart_container(&self, name: &str, t: Option<i64>) -> Res<()> {
+        self.0.restart_container(name, t).await
+    }
+    async fn kill_container(&self, name: &str, signal: Option<&str>) -> Res<()> {
+        self.0.kill_container(name, signal).await
+    }
+    async fn pause_container(&self, name: &str) -> Res<()> {
+        self.0.pause_container(name).await
+    }
+    async fn unpause_container(&self, name: &str) -> Res<()> {
+        self.0.unpause_container(name).await
+    }
+    async fn rename_container(&self, name: &str, to: &str) -> Res<()> {
+        self.0.rename_container(name, to).await
+    }
+    async fn resize_container(&self, name: &str, h: u16, w: u16) -> Res<()> {
+        self.0.resize_container(name, h, w).await
+    }
+    fn wait_container(&self, name: &str, cond: WaitCondition) -> Res<Pending<i64>> {
+        Ok(Box::pin(self.0.wait_container(name, cond)?))
+    }
+    fn attach_target(&self, name: &str) -> Res<bool> {
+        self.0.attach_target(name).map(|(_, tty)| tty)
+    }
+    async fn attach(&self, name: &str, opts: AttachOptions, io: Box<dyn Stream>) -> Res<()> {
+        let (c, _) = self.0.attach_target(name)?;
+        self.0.attach(c, opts, io).await.map(|_| ())
+    }
+    async fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Res<()> {
+        self.0.remove_container(name, force, volumes).await
+    }
+}
+
+impl ExecBackend for Engine {
+    fn create_exec(&self, container: &str, cfg: ExecConfig) -> Res<String> {
+        self.0.create_exec(container, cfg)
+    }
+    fn exec_tty(&self, id: &str) -> Res<bool> {
+        Ok(self.0.exec(id)?.config.tty.unwrap_or(false))
+    }
+    async fn start_exec(
+        &self,
+        id: &str,
+        io: Option<Box<dyn Stream>>,
+        console: Option<(u16, u16)>,
+    ) -> Res<()> {
+        let e = self.0.exec(id)?;
+        self.0.start_exec(e, io, console).await
+    }
+    async fn resize_exec(&self, id: &str, h: u16, w: u16) -> Res<()> {
+        self.0.resize_exec(id, h, w).await
+    }
+    fn inspect_exec(&self, id: &str) -> Res<ExecInspectResponse> {
+        self.0.inspect_exec(id)
+    }
+}
+
+impl ImageBackend for Engine {
+    fn list_images(&self, all: bool, reference: Option<&str>) -> Vec<Value> {
+        self.0.list_images(all, reference)
+    }
+    async fn import_image(
+        &self,
+        reader: Box<dyn std::io::Read + Send>,
+        req: ImportRequest,
+    ) -> Res<String> {
+        self.0.import_image(reader, req).await
+    }
+    fn inspect_image(&self, name: &str) -> Res<Value> {
+        self.0.inspect_image(name)
+    }
+    fn image_history(&self, name: &str) -> Res<Value> {
+        self.0.image_history(name)
+    }
+    fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Res<()> {
+        self.0.tag_image(name, repo, tag)
+    }
+    async fn delete_image(&self, name: &str, force: bool) -> Res<Value> {
+        self.0.delete_image(name, force).await
+    }
+}
+
+impl SystemBackend for Engine {
+    fn version(&self) -> Value {
+        self.0.version()
+    }
+    async fn info(&self) -> Value {
+        let d = self.0.clone();
+        blocking(move || Ok(d.info())).await.unwrap_or_default()
+    }
+}
