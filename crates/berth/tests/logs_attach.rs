@@ -381,6 +381,18 @@ while time.time() < end:
 if status is None:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
+# What the client wrote just before exiting may still sit in the pty: read it all.
+while True:
+    try:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if not r:
+            break
+        data = os.read(fd, 4096)
+        if not data:
+            break
+        out += data
+    except OSError:
+        break
 sys.stdout.write(repr(out) + "\n")
 sys.stdout.write("output-ok=%s exit=%s\n" % (ok, status))
 "#;
