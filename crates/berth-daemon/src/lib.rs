@@ -6,6 +6,7 @@
 
 pub mod attach;
 mod bundle;
+mod cgroups;
 pub mod config;
 pub mod container;
 pub mod create;

@@ -83,6 +83,7 @@ impl Daemon {
         let bundle = self.bundle_dir(&c.id);
         let dir = self.container_dir(&c.id);
         let t0 = std::time::Instant::now();
+        crate::cgroups::prime_migration_lock();
         let prepared = self.prepare_bundle(&rec).await;
         let t_prepare = t0.elapsed();
         if let Err(e) = prepared {
