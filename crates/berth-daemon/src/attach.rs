@@ -91,6 +91,7 @@ impl Daemon {
         }
         .await;
         c.pending_attach.fetch_sub(1, Ordering::SeqCst);
+        c.attach_settled.notify_waiters();
         r
     }
 

@@ -119,6 +119,8 @@ pub struct Container {
     pub progress: tokio::sync::watch::Sender<Progress>,
     /// Attach requests waiting for the shim of the next start.
     pub pending_attach: AtomicUsize,
+    /// Signalled each time a waiting attach request has connected (or given up).
+    pub attach_settled: tokio::sync::Notify,
 }
 
 impl Container {
@@ -129,6 +131,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             progress: tokio::sync::watch::channel(Progress::default()).0,
             pending_attach: AtomicUsize::new(0),
+            attach_settled: tokio::sync::Notify::new(),
         }
     }
 

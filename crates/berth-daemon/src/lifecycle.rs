@@ -103,11 +103,17 @@ impl Daemon {
         };
         // Let attach requests that wait for this start connect to the shim first.
         c.progress.send_modify(|p| p.shims += 1);
-        for _ in 0..2000 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let settled = c.attach_settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
             if c.pending_attach.load(Ordering::SeqCst) == 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                break;
+            }
         }
         if let Err(e) = shim_client::call(&bundle, &Request::Start).await {
             let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
