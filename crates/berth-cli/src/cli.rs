@@ -52,10 +52,10 @@ pub enum Cmd {
     /// Show the history of an image
     #[command(override_usage = "berth history [OPTIONS] IMAGE")]
     History(HistoryArgs),
-    /// Return low-level information on Docker objects
+    /// Return low-level information on berth objects
     #[command(override_usage = "berth inspect [OPTIONS] NAME|ID [NAME|ID...]")]
     Inspect(InspectArgs),
-    /// Show the Docker version information
+    /// Show the berth version information
     Version(VersionArgs),
     /// Display system-wide information
     Info(InfoArgs),
