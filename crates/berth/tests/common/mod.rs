@@ -18,6 +18,9 @@ pub struct Env {
     pub sock: PathBuf,
     pub cgroup_parent: String,
     daemon: Option<Child>,
+    /// Run the daemon where `/sys/fs/cgroup` is a pure cgroup v2 hierarchy (a private mount
+    /// namespace), to test the v2 paths on a v1 or hybrid host.
+    cgroup_v2: bool,
 }
 
 /// Command output, decoded.
@@ -100,6 +103,16 @@ fn busybox_applets() -> &'static [String] {
 impl Env {
     /// Start a daemon in a new network namespace; wait until it answers.
     pub fn new() -> Env {
+        Env::build(false)
+    }
+
+    /// A daemon that sees a pure cgroup v2 host: `/sys/fs/cgroup` is the unified hierarchy,
+    /// mounted in a private mount namespace of its own.
+    pub fn with_cgroup_v2() -> Env {
+        Env::build(true)
+    }
+
+    fn build(cgroup_v2: bool) -> Env {
         // Short paths: a shim socket lives at <exec-root>/containers/<64-hex-id>/shim.sock, and unix
         // socket paths are limited to 108 bytes.
         let dir = tempfile::Builder::new()
@@ -117,6 +130,7 @@ impl Env {
             sock,
             cgroup_parent,
             daemon: None,
+            cgroup_v2,
         };
         env.spawn_daemon();
         env
@@ -406,14 +420,28 @@ impl Env {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .unwrap();
-        let d = Command::new("unshare")
-            .args([
+        let mut d = Command::new("unshare");
+        if self.cgroup_v2 {
+            d.args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                "mount -t cgroup2 none /sys/fs/cgroup && ip link set lo up && exec \"$0\" \"$@\"",
+            ]);
+        } else {
+            d.args([
                 "--net",
                 "--",
                 "sh",
                 "-c",
                 "ip link set lo up && exec \"$0\" \"$@\"",
-            ])
+            ]);
+        }
+        let d = d
             .arg(BERTH)
             .arg("daemon")
             .arg("--data-root")
