@@ -46,24 +46,12 @@ sys.stdout.write(repr(out) + "\n")
 sys.stdout.write("prompt-ok=%s exit=%s\n" % (ok, status))
 "#;
 
-#[test]
-fn run_it_resizes_echoes_and_detaches() {
-    let env = Env::new().with_busybox();
-    let host = env.host();
+/// Run `argv` on a pty under DRIVER; assert the prompt came, the client detached with 0, and
+/// the 33x111 terminal size reached the container.
+fn drive_run_it(argv: &[&str]) {
     let o = Command::new("python3")
-        .args([
-            "-c",
-            DRIVER,
-            common::BERTH,
-            "-H",
-            &host,
-            "run",
-            "-it",
-            "--name",
-            "tty1",
-            "busybox",
-            "sh",
-        ])
+        .args(["-c", DRIVER])
+        .args(argv)
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
@@ -76,6 +64,23 @@ fn run_it_resizes_echoes_and_detaches() {
         out.contains("33 111"),
         "the terminal size did not reach the container: {out}"
     );
+}
+
+#[test]
+fn run_it_resizes_echoes_and_detaches() {
+    let env = Env::new().with_busybox();
+    let host = env.host();
+    drive_run_it(&[
+        common::BERTH,
+        "-H",
+        &host,
+        "run",
+        "-it",
+        "--name",
+        "tty1",
+        "busybox",
+        "sh",
+    ]);
     let st = env
         .berth(&[
             "inspect",
@@ -103,33 +108,18 @@ fn docker_cli_run_it_resizes_echoes_and_detaches() {
         "DOCKER_CONFIG={}",
         env.dir.path().join("docker-config").display()
     );
-    let o = Command::new("python3")
-        .args([
-            "-c",
-            DRIVER,
-            "/usr/bin/env",
-            &host,
-            &cfg,
-            "docker",
-            "run",
-            "-it",
-            "--name",
-            "dtty",
-            "busybox",
-            "sh",
-        ])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains("prompt-ok=True exit=0"),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        out.contains("33 111"),
-        "the terminal size did not reach the container: {out}"
-    );
+    drive_run_it(&[
+        "/usr/bin/env",
+        &host,
+        &cfg,
+        "docker",
+        "run",
+        "-it",
+        "--name",
+        "dtty",
+        "busybox",
+        "sh",
+    ]);
     let st = env
         .berth(&["inspect", "--format", "{{.State.Running}}", "dtty"])
         .ok();

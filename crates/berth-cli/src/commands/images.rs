@@ -153,18 +153,12 @@ pub async fn images(c: &Client, a: ImagesArgs) -> Result<i32> {
         .iter()
         .flat_map(|i| image_rows(i, !a.no_trunc, a.digests))
         .collect();
-    let format = if a.quiet {
-        "{{.ID}}".to_string()
-    } else {
-        match a.format.as_deref() {
-            None | Some("") | Some("table") => {
-                let d = if a.digests { "{{.Digest}}\t" } else { "" };
-                format!("table {{{{.Repository}}}}\t{{{{.Tag}}}}\t{d}{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.Size}}}}")
-            }
-            Some("json") => "{{json .}}".to_string(),
-            Some(f) => f.to_string(),
-        }
-    };
+    let d = if a.digests { "{{.Digest}}\t" } else { "" };
+    let format = list_format(
+        a.quiet,
+        a.format.as_deref(),
+        &format!("table {{{{.Repository}}}}\t{{{{.Tag}}}}\t{d}{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.Size}}}}"),
+    );
     let out = render_rows("*formatter.imageContext", &format, IMAGE_HEADERS, &rows)
         .map_err(CliError::msg)?;
     print!("{out}");
@@ -217,6 +211,18 @@ pub fn history_row(h: &Value, trunc: bool, human: bool) -> HashMap<String, T> {
     m
 }
 
+/// The template of a listing: IDs only with `-q`, the default table, `json`, or the user's.
+fn list_format(quiet: bool, format: Option<&str>, table: &str) -> String {
+    if quiet {
+        return "{{.ID}}".to_string();
+    }
+    match format {
+        None | Some("") | Some("table") => table.to_string(),
+        Some("json") => "{{json .}}".to_string(),
+        Some(f) => f.to_string(),
+    }
+}
+
 pub async fn history(c: &Client, a: HistoryArgs) -> Result<i32> {
     let list: Vec<Value> = c
         .get(&format!("/images/{}/history", seg(&a.image)), &Query::new())
@@ -225,18 +231,11 @@ pub async fn history(c: &Client, a: HistoryArgs) -> Result<i32> {
         .iter()
         .map(|h| history_row(h, !a.no_trunc, a.human))
         .collect();
-    let format = if a.quiet {
-        "{{.ID}}".to_string()
-    } else {
-        match a.format.as_deref() {
-            None | Some("") | Some("table") => {
-                "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
-                    .to_string()
-            }
-            Some("json") => "{{json .}}".to_string(),
-            Some(f) => f.to_string(),
-        }
-    };
+    let format = list_format(
+        a.quiet,
+        a.format.as_deref(),
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+    );
     let out = render_rows("*formatter.historyContext", &format, HISTORY_HEADERS, &rows)
         .map_err(CliError::msg)?;
     print!("{out}");
