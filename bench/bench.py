@@ -57,11 +57,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="berth-bench-")
     tar = busybox_tar(tmp)
     engines, procs, results = [], [], {}
+    cgroup_parent = None
     try:
         # berth
         bsock = os.path.join(tmp, "berth/run/berth.sock")
+        cgroup_parent = "berth-bench-%d" % os.getpid()
         p = subprocess.Popen([a.berth, "daemon", "--data-root", os.path.join(tmp, "berth/data"),
                               "--exec-root", os.path.join(tmp, "berth/run"),
+                              "--cgroup-parent", cgroup_parent,
                               "--config-file", "/nonexistent"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(p)
@@ -112,6 +115,12 @@ def main():
                 p.kill()
         sh(["sh", "-c", f"grep -o ' {tmp}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l"])
         shutil.rmtree(tmp, ignore_errors=True)
+        if cgroup_parent:
+            for root in ["/sys/fs/cgroup"] + [os.path.join("/sys/fs/cgroup", d) for d in os.listdir("/sys/fs/cgroup")]:
+                try:
+                    os.rmdir(os.path.join(root, cgroup_parent))
+                except OSError:
+                    pass
 
 if __name__ == "__main__":
     sys.exit(main())
