@@ -4,7 +4,7 @@ use berth_api::models::{ContainerConfig, HostConfig};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
 
 /// Docker's container states.
@@ -90,10 +90,6 @@ impl ContainerRecord {
         let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         crate::fsutil::write_atomic(&dir.join(RECORD_FILE), &data)
     }
-
-    pub fn short_id(&self) -> &str {
-        &self.id[..12]
-    }
 }
 
 /// Counters that move on state changes; waiters watch them.
@@ -164,9 +160,5 @@ impl Container {
             .unwrap_or_else(|e| e.into_inner())
             .name
             .clone()
-    }
-
-    pub fn pending_attaches(&self) -> usize {
-        self.pending_attach.load(Ordering::SeqCst)
     }
 }

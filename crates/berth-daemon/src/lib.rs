@@ -40,7 +40,6 @@ pub struct Daemon {
     /// name → id; also guards name uniqueness.
     names: RwLock<HashMap<String, String>>,
     execs: RwLock<HashMap<String, Arc<exec::Exec>>>,
-    started: std::time::Instant,
 }
 
 impl Daemon {
@@ -64,7 +63,6 @@ impl Daemon {
             containers: RwLock::new(HashMap::new()),
             names: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
-            started: std::time::Instant::now(),
         });
         d.load_containers().await;
         d.collect_garbage().await;
@@ -230,10 +228,6 @@ impl Daemon {
             Ok(_) => {}
             Err(e) => tracing::warn!("garbage collection failed: {e}"),
         }
-    }
-
-    pub fn uptime(&self) -> std::time::Duration {
-        self.started.elapsed()
     }
 }
 
