@@ -3,12 +3,18 @@
 
 mod apply;
 mod compress;
+mod fsutil;
 mod mount;
 mod store;
+mod tarw;
+#[cfg(test)]
+mod testutil;
+mod tree;
 mod usage;
 
 pub use apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats, DEFAULT_MAX_LAYER_SIZE};
 pub use compress::{decompress, detect_compression, Compression, CompressionError};
 pub use mount::{create_rw, mount_overlay, remove_rw, unmount, MountError};
 pub use store::{chain_id, PendingSnapshot, Snapshot, SnapshotError, SnapshotStore};
+pub use tree::{write_tree, TreeError};
 pub use usage::{dir_size, UsageError};
