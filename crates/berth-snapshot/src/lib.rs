@@ -3,6 +3,7 @@
 
 mod apply;
 mod compress;
+mod diff;
 mod fsutil;
 mod mount;
 mod store;
@@ -14,6 +15,7 @@ mod usage;
 
 pub use apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats, DEFAULT_MAX_LAYER_SIZE};
 pub use compress::{decompress, detect_compression, Compression, CompressionError};
+pub use diff::{changes, write_layer, Change, ChangeKind, DiffError, LayerStats};
 pub use mount::{create_rw, mount_overlay, remove_rw, unmount, MountError};
 pub use store::{chain_id, PendingSnapshot, Snapshot, SnapshotError, SnapshotStore};
 pub use tree::{write_tree, TreeError};
