@@ -47,6 +47,9 @@ pub enum ImageError {
     /// Content store failure.
     #[error(transparent)]
     Content(#[from] ContentError),
+    /// A `docker load` archive that is malformed, incomplete or fails verification.
+    #[error("invalid archive: {0}")]
+    InvalidArchive(String),
     /// A store file is corrupt.
     #[error("corrupt image store file {path}: {reason}")]
     Corrupt { path: String, reason: String },
@@ -68,7 +71,8 @@ impl ImageError {
             ImageError::Ambiguous { .. }
             | ImageError::Reference(_)
             | ImageError::Changes(_)
-            | ImageError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            | ImageError::InvalidArgument(_)
+            | ImageError::InvalidArchive(_) => ErrorKind::InvalidArgument,
             ImageError::Compression(CompressionError::Unsupported(_)) => ErrorKind::InvalidArgument,
             ImageError::Snapshot(SnapshotError::Apply(e)) => match e {
                 ApplyError::Io { .. } => ErrorKind::Internal,

@@ -56,7 +56,7 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-fn host_arch() -> &'static str {
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -161,6 +161,7 @@ impl ImageStore {
                 manifest: manifest_digest.clone(),
                 parent: None,
                 created: now,
+                broken: None,
             },
             raw_config,
             config,
@@ -200,7 +201,7 @@ impl ImageStore {
 
 /// Registers layers as in-flight; on drop without success, removes whatever
 /// no image needs.
-struct PendingGuard<'a> {
+pub(crate) struct PendingGuard<'a> {
     store: &'a ImageStore,
     layers: Vec<Digest>,
     blobs: Vec<Digest>,
@@ -208,7 +209,7 @@ struct PendingGuard<'a> {
 }
 
 impl<'a> PendingGuard<'a> {
-    fn new(store: &'a ImageStore, layers: Vec<Digest>) -> Self {
+    pub(crate) fn new(store: &'a ImageStore, layers: Vec<Digest>) -> Self {
         let mut state = store.lock();
         for l in &layers {
             *state.pending.entry(l.clone()).or_default() += 1;
@@ -221,11 +222,11 @@ impl<'a> PendingGuard<'a> {
         }
     }
 
-    fn extra_blobs(mut self, blobs: Vec<Digest>) {
+    pub(crate) fn extra_blobs(mut self, blobs: Vec<Digest>) {
         self.blobs = blobs;
     }
 
-    fn success(mut self) {
+    pub(crate) fn success(mut self) {
         self.ok = true;
     }
 }

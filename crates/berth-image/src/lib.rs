@@ -14,9 +14,13 @@ mod changes;
 mod config;
 mod delete;
 mod error;
+mod gojson;
 mod import;
+mod load;
 mod reference;
+mod save;
 mod store;
+mod tario;
 
 pub use changes::{apply_changes, ChangesError};
 pub use config::{
@@ -26,7 +30,12 @@ pub use config::{
 pub use delete::DeleteItem;
 pub use error::{ErrorKind, ImageError};
 pub use import::{ImportOptions, ImportResult};
+pub use load::{LoadedImage, MAX_JSON_SIZE};
 pub use reference::{Reference, ReferenceError, DEFAULT_TAG};
+pub use save::{
+    ArchiveFormat, LayerCompression, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD,
+};
 pub use store::{HistoryItem, Image, ImageStore, ImageSummary};
 
 pub use berth_content::Digest;

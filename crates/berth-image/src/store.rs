@@ -27,6 +27,9 @@ pub(crate) struct ImageRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Digest>,
     pub created: DateTime<Utc>,
+    /// Why the image is unusable, when [`ImageStore::check`] found it broken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
 }
 
 /// An image loaded in memory.
@@ -96,6 +99,9 @@ pub struct Image {
     pub size: u64,
     /// Chain ids, bottom-most layer first.
     pub chain_ids: Vec<Digest>,
+    /// Set when [`ImageStore::check`] found the image broken (missing or
+    /// corrupt content): it can be inspected and removed, not run.
+    pub broken: Option<String>,
 }
 
 /// An entry of [`ImageStore::list`].
@@ -153,12 +159,11 @@ impl ImageStore {
         };
         let mut state = State::default();
         for (id, record) in records {
-            match store.load(&id, record) {
-                Ok(loaded) => {
-                    state.images.insert(id, loaded);
-                }
-                Err(e) => tracing::warn!("skipping image {id}: {e}"),
+            let loaded = store.load_lenient(&id, record);
+            if let Some(reason) = &loaded.record.broken {
+                tracing::warn!("image {id} is broken: {reason}");
             }
+            state.images.insert(id, loaded);
         }
         state.refs = refs
             .into_iter()
@@ -189,7 +194,7 @@ impl ImageStore {
     }
 
     /// Builds the in-memory form of an image from its blobs and snapshots.
-    pub(crate) fn load(&self, id: &Digest, record: ImageRecord) -> Result<Loaded> {
+    pub(crate) fn load_image(&self, id: &Digest, record: ImageRecord) -> Result<Loaded> {
         let raw_config = self.content.get(id)?;
         let config: ImageConfig =
             serde_json::from_slice(&raw_config).map_err(|e| ImageError::Corrupt {
@@ -220,6 +225,47 @@ impl ImageStore {
             layer_blobs: manifest.layers.into_iter().map(|l| l.digest).collect(),
             layer_sizes,
         })
+    }
+
+    /// Like [`Self::load`], but an image whose content is missing or corrupt
+    /// is kept (so it can still be inspected and removed) with what could be
+    /// read, and marked broken.
+    pub(crate) fn load_lenient(&self, id: &Digest, record: ImageRecord) -> Loaded {
+        match self.load_image(id, record.clone()) {
+            Ok(l) => l,
+            Err(e) => {
+                let raw_config = self.content.get(id).unwrap_or_default();
+                let config: ImageConfig = serde_json::from_slice(&raw_config).unwrap_or_default();
+                let mut chain_ids = Vec::new();
+                let mut layer_sizes = Vec::new();
+                let mut parent: Option<Digest> = None;
+                for diff in &config.rootfs.diff_ids {
+                    let c = chain_id(parent.as_ref(), diff);
+                    layer_sizes.push(self.snapshots.get(&c).map(|s| s.size).unwrap_or(0));
+                    chain_ids.push(c.clone());
+                    parent = Some(c);
+                }
+                let layer_blobs = self
+                    .content
+                    .get(&record.manifest)
+                    .ok()
+                    .and_then(|m| serde_json::from_slice::<Manifest>(&m).ok())
+                    .map(|m| m.layers.into_iter().map(|l| l.digest).collect())
+                    .unwrap_or_else(|| config.rootfs.diff_ids.clone());
+                let mut record = record;
+                if record.broken.is_none() {
+                    record.broken = Some(e.to_string());
+                }
+                Loaded {
+                    record,
+                    raw_config,
+                    config,
+                    chain_ids,
+                    layer_blobs,
+                    layer_sizes,
+                }
+            }
+        }
     }
 
     /// Writes images.json and references.json atomically.
@@ -292,6 +338,7 @@ impl ImageStore {
             created: l.config.created.unwrap_or(l.record.created),
             size: l.size(),
             chain_ids: l.chain_ids.clone(),
+            broken: l.record.broken.clone(),
         }
     }
 
