@@ -11,6 +11,7 @@
 //! ```
 
 mod changes;
+mod commit;
 mod config;
 mod delete;
 mod error;
@@ -23,6 +24,7 @@ mod store;
 mod tario;
 
 pub use changes::{apply_changes, ChangesError};
+pub use commit::CommitRequest;
 pub use config::{
     ContainerConfig, Descriptor, History, ImageConfig, Manifest, RootFs, MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_LAYER, MEDIA_TYPE_MANIFEST,

@@ -63,18 +63,20 @@ enum Item {
     NotLayer(String),
 }
 
-struct LayerEntry {
+pub(crate) struct LayerEntry {
+    /// Tar entries in the layer.
+    pub(crate) entries: u64,
     /// Digest and size of the entry's bytes as stored in the archive.
-    raw_digest: Digest,
-    raw_size: u64,
+    pub(crate) raw_digest: Digest,
+    pub(crate) raw_size: u64,
     /// Digest of the uncompressed tar.
-    diff_id: Digest,
+    pub(crate) diff_id: Digest,
     /// Size of the unpacked files.
-    size: u64,
+    pub(crate) size: u64,
     /// The blob, until committed.
-    writer: Option<BlobWriter>,
+    pub(crate) writer: Option<BlobWriter>,
     /// The unpacked layer, until committed under its chain id.
-    pending: Option<PendingSnapshot>,
+    pub(crate) pending: Option<PendingSnapshot>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -339,7 +341,7 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-fn read_head<R: Read>(r: &mut R, head: &mut Vec<u8>, want: usize) -> io::Result<()> {
+pub(crate) fn read_head<R: Read>(r: &mut R, head: &mut Vec<u8>, want: usize) -> io::Result<()> {
     head.resize(want, 0);
     let mut n = 0;
     while n < want {
@@ -364,7 +366,7 @@ impl ImageStore {
     /// Unpacks one layer candidate (`head` already read from `rest`).
     /// `Ok(Err(reason))` when it is not a usable layer; `Err` on local
     /// failures (disk full...), which abort the load.
-    fn unpack_entry<R: Read>(
+    pub(crate) fn unpack_entry<R: Read>(
         &self,
         head: &[u8],
         rest: R,
@@ -418,6 +420,7 @@ impl ImageStore {
             None => diff_id.clone(),
         };
         Ok(Ok(LayerEntry {
+            entries: stats.entries,
             raw_digest,
             raw_size: raw.size,
             diff_id,

@@ -1,0 +1,214 @@
+//! `docker commit`: a container's changes become a new image on top of its
+//! image (moby `image.NewChildImage`).
+
+use std::io::Read;
+
+use berth_content::Digest;
+use berth_snapshot::chain_id;
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::config::{
+    ContainerConfig, Descriptor, History, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER,
+    MEDIA_TYPE_MANIFEST,
+};
+use crate::error::ImageError;
+use crate::import::{ImportResult, PendingGuard};
+use crate::load::read_head;
+use crate::reference::Reference;
+use crate::store::{ImageRecord, ImageStore, Loaded, Result};
+
+/// What [`ImageStore::commit`] needs to know about the container.
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    /// The container's image id (the new image's parent).
+    pub parent: Digest,
+    /// `repo[:tag]` to tag the new image with.
+    pub reference: Option<String>,
+    /// `--author`.
+    pub author: String,
+    /// `--message`.
+    pub comment: String,
+    /// The container's config after applying the `--change` instructions.
+    pub config: ContainerConfig,
+    /// The container's id (recorded as the config's `container`).
+    pub container_id: String,
+    /// The container's command line, for the history entry.
+    pub created_by: String,
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// Parses a tag for a new image (no digest; `latest` by default).
+pub(crate) fn parse_new_tag(reference: Option<&str>) -> Result<Option<Reference>> {
+    match reference.map(str::trim) {
+        Some(r) if !r.is_empty() => {
+            let parsed = Reference::parse(r)?;
+            if parsed.digest().is_some() {
+                return Err(ImageError::InvalidArgument(
+                    "refusing to create a tag with a digest reference".into(),
+                ));
+            }
+            Ok(Some(parsed.with_default_tag()))
+        }
+        _ => Ok(None),
+    }
+}
+
+impl ImageStore {
+    /// Creates an image from a container: the parent's layers plus `layer`
+    /// (a plain tar of the container's changes, OCI whiteouts), with the
+    /// parent's config updated from `req`. As in moby, an empty diff adds no
+    /// layer, only a history entry marked `empty_layer`. On failure nothing
+    /// is left behind.
+    pub fn commit<R: Read>(&self, req: CommitRequest, layer: R) -> Result<ImportResult> {
+        let reference = parse_new_tag(req.reference.as_deref())?;
+        let parent = {
+            let state = self.lock();
+            state
+                .images
+                .get(&req.parent)
+                .cloned()
+                .ok_or_else(|| ImageError::NotFound(req.parent.to_string()))?
+        };
+        if let Some(reason) = &parent.record.broken {
+            return Err(ImageError::Conflict(format!(
+                "image {} is broken ({reason}): cannot commit on top of it",
+                req.parent.short()
+            )));
+        }
+
+        let mut layer = layer;
+        let mut head = Vec::with_capacity(512);
+        read_head(&mut layer, &mut head, 512).map_err(ImageError::io("read layer"))?;
+        let mut entry = self
+            .unpack_entry(&head, layer)?
+            .map_err(|reason| ImageError::InvalidArgument(format!("commit layer: {reason}")))?;
+        let empty = entry.entries == 0;
+        let diff_id = entry.diff_id.clone();
+        let top = parent.chain_ids.last().cloned();
+        let chain = chain_id(top.as_ref(), &diff_id);
+        let guard = PendingGuard::new(
+            self,
+            if empty {
+                Vec::new()
+            } else {
+                vec![diff_id.clone(), chain.clone()]
+            },
+        );
+        if !empty {
+            if let Some(w) = entry.writer.take() {
+                w.commit(Some(&diff_id))?;
+            }
+            if let Some(p) = entry.pending.take() {
+                p.commit(top.as_ref(), &diff_id, entry.size)?;
+            }
+        }
+        drop(entry);
+
+        let now = Utc::now();
+        let mut config = parent.config.clone();
+        config.config = Some(req.config.clone());
+        config.author = non_empty(&req.author);
+        config.comment = non_empty(&req.comment);
+        config.created = Some(now);
+        config
+            .extra
+            .insert("container".into(), Value::String(req.container_id.clone()));
+        config.extra.insert(
+            "container_config".into(),
+            serde_json::to_value(&req.config).unwrap_or(Value::Null),
+        );
+        config.extra.remove("docker_version");
+        if !empty {
+            config.rootfs.diff_ids.push(diff_id.clone());
+        }
+        config.history.push(History {
+            created: Some(now),
+            created_by: non_empty(&req.created_by),
+            author: non_empty(&req.author),
+            comment: non_empty(&req.comment),
+            empty_layer: empty,
+        });
+        let raw_config = serde_json::to_vec(&config)
+            .map_err(|e| ImageError::InvalidArgument(format!("serialize image config: {e}")))?;
+        let id = self.content.put(&raw_config)?;
+        let mut layers = Vec::new();
+        for d in parent
+            .layer_blobs
+            .iter()
+            .chain(if empty { None } else { Some(&diff_id) })
+        {
+            layers.push(Descriptor {
+                media_type: MEDIA_TYPE_LAYER.into(),
+                digest: d.clone(),
+                size: self.content.size(d)?,
+            });
+        }
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+            config: Descriptor {
+                media_type: MEDIA_TYPE_CONFIG.into(),
+                digest: id.clone(),
+                size: raw_config.len() as u64,
+            },
+            layers,
+        };
+        let raw_manifest = serde_json::to_vec(&manifest)
+            .map_err(|e| ImageError::InvalidArgument(format!("serialize image manifest: {e}")))?;
+        let manifest_digest = self.content.put(&raw_manifest)?;
+        let record = ImageRecord {
+            manifest: manifest_digest.clone(),
+            parent: Some(req.parent.clone()),
+            created: now,
+            broken: None,
+        };
+        let loaded = match self.load_image(&id, record) {
+            Ok(l) => l,
+            Err(e) => {
+                guard.extra_blobs(vec![id, manifest_digest]);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.insert_image(&id, loaded, reference.as_ref()) {
+            guard.extra_blobs(vec![id, manifest_digest]);
+            return Err(e);
+        }
+        guard.success();
+        Ok(ImportResult {
+            id,
+            reference: reference.map(|r| r.familiar()),
+        })
+    }
+
+    /// Adds (or replaces) an image record and its tag, persisting both;
+    /// memory is rolled back if persisting fails.
+    pub(crate) fn insert_image(
+        &self,
+        id: &Digest,
+        loaded: Loaded,
+        reference: Option<&Reference>,
+    ) -> Result<()> {
+        let mut state = self.lock();
+        let previous_image = state.images.insert(id.clone(), loaded);
+        let previous_ref =
+            reference.map(|r| (r.familiar(), state.refs.insert(r.familiar(), id.clone())));
+        if let Err(e) = self.persist(&state) {
+            match previous_image {
+                Some(p) => state.images.insert(id.clone(), p),
+                None => state.images.remove(id),
+            };
+            if let Some((r, prev)) = previous_ref {
+                match prev {
+                    Some(p) => state.refs.insert(r, p),
+                    None => state.refs.remove(&r),
+                };
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! `commit`: a container's diff on top of its image.
+
+use std::fs;
+use std::path::Path;
+
+use berth_image::{CommitRequest, ContainerConfig, Digest, ErrorKind, ImageStore, ImportOptions};
+
+fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn base(store: &ImageStore) -> Digest {
+    let opts = ImportOptions {
+        reference: Some("base:1".into()),
+        changes: vec!["CMD [\"sh\"]".into()],
+        message: None,
+        source: "-".into(),
+    };
+    store
+        .import(&layer(&[("etc/motd", b"hi\n")])[..], &opts)
+        .unwrap()
+        .id
+}
+
+fn req(parent: &Digest, reference: Option<&str>) -> CommitRequest {
+    CommitRequest {
+        parent: parent.clone(),
+        reference: reference.map(str::to_string),
+        author: "Jane <jane@example.com>".into(),
+        comment: "added a file".into(),
+        config: ContainerConfig {
+            cmd: Some(vec!["/app".into()]),
+            env: Some(vec!["A=1".into()]),
+            ..Default::default()
+        },
+        container_id: "c0ffee".repeat(10) + "abcd",
+        created_by: "sh -c echo > /app".into(),
+    }
+}
+
+fn count(dir: &Path) -> usize {
+    fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn commit_adds_a_layer_and_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let parent = base(&store);
+    let diff = layer(&[("app", &[1u8; 1000][..]), (".wh.gone", b"")]);
+    let res = store.commit(req(&parent, Some("app")), &diff[..]).unwrap();
+    assert_eq!(res.reference.as_deref(), Some("app:latest"));
+    let img = store.get("app").unwrap();
+    assert_eq!(img.parent.as_ref(), Some(&parent));
+    assert_eq!(img.chain_ids.len(), 2);
+    assert_eq!(img.chain_ids[0], store.get("base:1").unwrap().chain_ids[0]);
+    assert_eq!(img.config.rootfs.diff_ids[1], Digest::of(&diff));
+    assert_eq!(
+        img.config.author.as_deref(),
+        Some("Jane <jane@example.com>")
+    );
+    assert_eq!(img.config.comment.as_deref(), Some("added a file"));
+    assert_eq!(
+        img.config.config.as_ref().unwrap().cmd,
+        Some(vec!["/app".to_string()])
+    );
+    assert_eq!(img.config.extra["container"], "c0ffee".repeat(10) + "abcd");
+    assert_eq!(img.config.extra["container_config"]["Cmd"][0], "/app");
+    let dirs = store.lower_dirs(&img);
+    assert_eq!(fs::read(dirs[0].join("app")).unwrap().len(), 1000);
+    assert!(store.content().exists(&Digest::of(&diff)));
+
+    // History: newest first, the new layer's size, ids along the parent chain.
+    let h = store.history("app").unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].id, res.id.to_string());
+    assert_eq!(h[0].size, 1000);
+    assert_eq!(h[0].created_by, "sh -c echo > /app");
+    assert_eq!(h[0].comment, "added a file");
+    assert_eq!(h[0].tags, vec!["app:latest".to_string()]);
+    assert_eq!(h[1].id, parent.to_string());
+    assert_eq!(h[1].size, 3);
+
+    // A second commit on top; then an empty one (no layer, empty_layer history).
+    let diff2 = layer(&[("more", b"12345")]);
+    let second = store.commit(req(&res.id, None), &diff2[..]).unwrap();
+    assert_eq!(second.reference, None);
+    let empty = store
+        .commit(req(&second.id, Some("empty:1")), &[0u8; 1024][..])
+        .unwrap();
+    let e = store.get("empty:1").unwrap();
+    assert_eq!(e.chain_ids, store.get(second.id.hex()).unwrap().chain_ids);
+    assert!(e.config.history.last().unwrap().empty_layer);
+    let h = store.history("empty:1").unwrap();
+    assert_eq!(
+        h.iter().map(|i| i.size).collect::<Vec<_>>(),
+        vec![0, 5, 1000, 3]
+    );
+    assert_eq!(h[0].id, empty.id.to_string());
+    assert_eq!(h[1].id, second.id.to_string());
+    // The intermediate untagged image is hidden from `images`, not from -a.
+    assert!(!store.list(false).iter().any(|s| s.id == second.id));
+    assert!(store.list(true).iter().any(|s| s.id == second.id));
+    // The parent cannot go while children exist.
+    let err = store.delete("base:1", false, &|_| Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+
+    // Survives a reopen.
+    drop(store);
+    let store = ImageStore::open(tmp.path()).unwrap();
+    assert_eq!(store.get("empty:1").unwrap().id, empty.id);
+    assert_eq!(store.history("app").unwrap()[0].size, 1000);
+}
+
+#[test]
+fn failed_commits_leave_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let store = ImageStore::open(root).unwrap();
+    let parent = base(&store);
+    let blobs = count(&root.join("content/blobs/sha256"));
+    let snaps = count(&root.join("snapshots"));
+
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..7].copy_from_slice(b"../evil");
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut evil = h.as_bytes().to_vec();
+    evil.resize(2048, 0);
+    let err = store
+        .commit(req(&parent, Some("x")), &evil[..])
+        .unwrap_err();
+    assert!(err.to_string().contains("path escapes the layer"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+
+    let err = store
+        .commit(req(&parent, Some("Bad:Ref")), &layer(&[("a", b"a")])[..])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let err = store
+        .commit(req(&Digest::of(b"nope"), None), &layer(&[("a", b"a")])[..])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let err = store
+        .commit(req(&parent, None), &[0x42u8; 4096][..])
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid tar"), "{err}");
+
+    assert_eq!(count(&root.join("content/blobs/sha256")), blobs);
+    assert_eq!(count(&root.join("snapshots")), snaps);
+    assert_eq!(count(&root.join("content/ingest")), 0);
+    assert_eq!(store.list(true).len(), 1);
+}
