@@ -179,12 +179,12 @@ struct Applier {
     stats: ApplyStats,
 }
 
-struct EntryMeta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: i64,
-    xattrs: Vec<(OsString, Vec<u8>)>,
+pub(crate) struct EntryMeta {
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mtime: i64,
+    pub(crate) xattrs: Vec<(OsString, Vec<u8>)>,
 }
 
 impl Applier {
@@ -609,7 +609,7 @@ fn remove_existing(parent: &File, name: &OsStr, keep_dir: bool, display: &str) -
 }
 
 /// Recursively removes directory `name` in `parent` without following symlinks.
-fn remove_all_at(parent: &File, name: &OsStr) -> Result<(), Errno> {
+pub(crate) fn remove_all_at(parent: &File, name: &OsStr) -> Result<(), Errno> {
     let dir = open_dir_at(Some(parent), name)
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
     let mut children = Vec::new();
@@ -642,7 +642,10 @@ fn remove_all_at(parent: &File, name: &OsStr) -> Result<(), Errno> {
     unlinkat(Some(parent.as_raw_fd()), name, UnlinkatFlags::RemoveDir)
 }
 
-fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, display: &str) -> Result<EntryMeta> {
+pub(crate) fn read_meta<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    display: &str,
+) -> Result<EntryMeta> {
     // Like Go's archive/tar, unparseable (e.g. empty) numeric fields read as 0.
     let header = entry.header();
     let mode = header.mode().unwrap_or(0) & 0o7777;

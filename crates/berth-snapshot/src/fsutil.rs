@@ -152,6 +152,9 @@ pub(crate) fn list_dir(dir: &File) -> Result<Vec<OsString>, Errno> {
     Ok(names)
 }
 
+/// Xattr names and values.
+pub(crate) type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Where to read xattrs from.
 pub(crate) enum XattrSrc<'a> {
     /// An open (not `O_PATH`) descriptor.
@@ -179,10 +182,7 @@ impl XattrSrc<'_> {
 
 /// The xattrs of `src`, minus overlay's own and those `keep` rejects, sorted
 /// by name. Filesystems without xattr support read as none.
-pub(crate) fn read_xattrs(
-    src: XattrSrc<'_>,
-    keep: impl Fn(&[u8]) -> bool,
-) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn read_xattrs(src: XattrSrc<'_>, keep: impl Fn(&[u8]) -> bool) -> io::Result<Xattrs> {
     let names = match src.list() {
         Ok(n) => n,
         Err(e) if is_unsupported(&e) => return Ok(Vec::new()),

@@ -3,6 +3,7 @@
 
 mod apply;
 mod compress;
+mod copy;
 mod diff;
 mod fsutil;
 mod mount;
@@ -15,6 +16,10 @@ mod usage;
 
 pub use apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats, DEFAULT_MAX_LAYER_SIZE};
 pub use compress::{decompress, detect_compression, Compression, CompressionError};
+pub use copy::{
+    archive_from_root, extract_into_root, stat_in_root, CopyError, CopyErrorKind, ExtractOptions,
+    PathStat, MODE_DIR, MODE_SYMLINK,
+};
 pub use diff::{changes, write_layer, Change, ChangeKind, DiffError, LayerStats};
 pub use mount::{create_rw, mount_overlay, remove_rw, unmount, MountError};
 pub use store::{chain_id, PendingSnapshot, Snapshot, SnapshotError, SnapshotStore};

@@ -18,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use nix::errno::Errno;
 use nix::sys::stat::FileStat;
 
-use crate::fsutil::{self, XattrSrc, OVERLAY_XATTR_PREFIX};
+use crate::fsutil::{self, XattrSrc, Xattrs, OVERLAY_XATTR_PREFIX};
 
 const BLOCK: usize = 512;
 const BUF_SIZE: usize = 1 << 20;
@@ -294,7 +294,7 @@ impl<W: Write> Walker<W> {
         }
     }
 
-    fn fd_xattrs(&self, f: &File, name: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, WalkError> {
+    fn fd_xattrs(&self, f: &File, name: &[u8]) -> Result<Xattrs, WalkError> {
         let flavor = self.flavor;
         fsutil::read_xattrs(XattrSrc::Fd(f), |k| keep(flavor, k)).map_err(werr(name, "read xattrs"))
     }
@@ -377,7 +377,7 @@ impl<W: Write> Walker<W> {
                     let key = (st.st_dev, st.st_ino);
                     if let Some(first) = self.links.get(&key) {
                         let first = first.clone();
-                        let xattrs = self.path_xattrs(at, pathfd, st, name)?;
+                        let xattrs = self.path_xattrs(at, name)?;
                         self.out
                             .header(name, tar::EntryType::Link, &meta, Some(&first), &xattrs)
                             .map_err(werr(name, "write"))?;
@@ -402,7 +402,7 @@ impl<W: Write> Walker<W> {
             }
             libc::S_IFLNK => {
                 let target = fsutil::readlink_fd(pathfd).map_err(eerr(name, "read link"))?;
-                let xattrs = self.path_xattrs(at, pathfd, st, name)?;
+                let xattrs = self.path_xattrs(at, name)?;
                 self.out
                     .header(name, tar::EntryType::Symlink, &meta, Some(&target), &xattrs)
                     .map_err(werr(name, "write"))?;
@@ -431,7 +431,7 @@ impl<W: Write> Walker<W> {
                     libc::S_IFBLK => tar::EntryType::Block,
                     _ => tar::EntryType::Fifo,
                 };
-                let xattrs = self.path_xattrs(at, pathfd, st, name)?;
+                let xattrs = self.path_xattrs(at, name)?;
                 self.out
                     .header(name, ty, &meta, None, &xattrs)
                     .map_err(werr(name, "write"))?;
@@ -446,15 +446,8 @@ impl<W: Write> Walker<W> {
 
     /// Xattrs of an entry that can't be opened for reading: looked up by
     /// name in its parent (not following a symlink).
-    fn path_xattrs(
-        &self,
-        at: Option<(&File, &OsStr)>,
-        pathfd: &File,
-        st: &FileStat,
-        name: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, WalkError> {
+    fn path_xattrs(&self, at: Option<(&File, &OsStr)>, name: &[u8]) -> Result<Xattrs, WalkError> {
         let flavor = self.flavor;
-        let _ = (pathfd, st);
         let Some((dir, n)) = at else {
             return Ok(Vec::new());
         };
