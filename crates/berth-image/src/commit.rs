@@ -64,6 +64,7 @@ impl ImageStore {
     /// layer, only a history entry marked `empty_layer`. On failure nothing
     /// is left behind.
     pub fn commit<R: Read>(&self, req: CommitRequest, layer: R) -> Result<ImportResult> {
+        let _busy = crate::store::BusyGuard::new(self);
         let reference = parse_new_tag(req.reference.as_deref())?;
         let parent = {
             let state = self.lock();

@@ -75,6 +75,7 @@ impl ImageStore {
     /// Imports a tar stream (gzip, zstd or plain) as a new single-layer image.
     /// On failure nothing is left behind.
     pub fn import<R: Read + Send>(&self, reader: R, opts: &ImportOptions) -> Result<ImportResult> {
+        let _busy = crate::store::BusyGuard::new(self);
         let reference = match opts.reference.as_deref().map(str::trim) {
             Some(r) if !r.is_empty() => {
                 let parsed = Reference::parse(r)?;

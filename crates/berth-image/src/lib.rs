@@ -11,19 +11,23 @@
 //! ```
 
 mod changes;
+mod check;
 mod commit;
 mod config;
 mod delete;
+mod du;
 mod error;
 mod gojson;
 mod import;
 mod load;
+mod prune;
 mod reference;
 mod save;
 mod store;
 mod tario;
 
 pub use changes::{apply_changes, ChangesError};
+pub use check::{CheckReport, Finding, FindingKind};
 pub use commit::CommitRequest;
 pub use config::{
     ContainerConfig, Descriptor, History, ImageConfig, Manifest, RootFs, MEDIA_TYPE_CONFIG,
@@ -33,6 +37,7 @@ pub use delete::DeleteItem;
 pub use error::{ErrorKind, ImageError};
 pub use import::{ImportOptions, ImportResult};
 pub use load::{LoadedImage, MAX_JSON_SIZE};
+pub use prune::{disk_bytes_of, DiskUsage, ImageUsage, PruneReport};
 pub use reference::{Reference, ReferenceError, DEFAULT_TAG};
 pub use save::{
     ArchiveFormat, LayerCompression, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX,

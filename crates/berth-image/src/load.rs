@@ -528,6 +528,7 @@ impl ImageStore {
     /// anything is stored; on failure nothing is left behind. An image that
     /// already exists is only (re)tagged.
     pub fn load<R: Read + Send>(&self, r: R) -> Result<Vec<LoadedImage>> {
+        let _busy = crate::store::BusyGuard::new(self);
         let mut archive = self.read_archive(r)?;
         let has = |p: &str| archive.items.contains_key(p) || archive.links.contains_key(p);
         let (index, layout, manifest, repositories) = (

@@ -141,6 +141,7 @@ impl ImageStore {
         compression: LayerCompression,
         w: W,
     ) -> Result<()> {
+        let _busy = crate::store::BusyGuard::new(self);
         if names.is_empty() {
             return Err(ImageError::InvalidArgument(
                 "no image names given to save".into(),

@@ -56,6 +56,9 @@ pub(crate) struct State {
     pub refs: BTreeMap<String, Digest>,
     /// Layers (chain ids / blob digests) of imports in flight, protected from GC.
     pub pending: HashMap<Digest, usize>,
+    /// Operations in flight that may own temp dirs (snapshot `tmp-*`,
+    /// content ingest files): `check` leaves temp files alone meanwhile.
+    pub busy: usize,
 }
 
 impl State {
@@ -73,6 +76,23 @@ impl State {
             .filter(|(r, i)| *i == id && r.contains('@'))
             .map(|(r, _)| r.clone())
             .collect()
+    }
+}
+
+/// Counts an operation in flight (see [`State::busy`]) until dropped.
+pub(crate) struct BusyGuard<'a>(&'a ImageStore);
+
+impl<'a> BusyGuard<'a> {
+    pub(crate) fn new(store: &'a ImageStore) -> Self {
+        store.lock().busy += 1;
+        BusyGuard(store)
+    }
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.busy = s.busy.saturating_sub(1);
     }
 }
 
