@@ -10,6 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
@@ -80,18 +81,37 @@ pub(crate) fn proc_fd_path(f: &File) -> PathBuf {
     p
 }
 
+/// `/proc/self/fd`, opened once: reopening through it costs one lookup
+/// instead of a walk from `/proc` for every file.
+fn proc_self_fd() -> Option<&'static File> {
+    static DIR: OnceLock<Option<File>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        openat(
+            None,
+            "/proc/self/fd",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .map(owned)
+    })
+    .as_ref()
+}
+
 /// Reopens an `O_PATH` descriptor (already checked to be a regular file) for
-/// reading, through its magic link: the same inode, no path lookup in the tree.
+/// reading, through its magic link: the same inode, no path lookup in the
+/// tree, so nothing can swap a device node or a symlink in meanwhile.
 pub(crate) fn reopen_regular(pathfd: &File) -> Result<File, Errno> {
-    let fd = openat(
-        None,
-        &proc_fd_path(pathfd),
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
-        Mode::empty(),
-    )?;
-    let f = owned(fd);
-    // O_NONBLOCK was only a guard against a FIFO sneaking in; regular files ignore it.
-    Ok(f)
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+    let fd = match proc_self_fd() {
+        Some(dir) => {
+            let num = pathfd.as_raw_fd().to_string();
+            openat(Some(dir.as_raw_fd()), num.as_str(), flags, Mode::empty())?
+        }
+        None => openat(None, &proc_fd_path(pathfd), flags, Mode::empty())?,
+    };
+    // O_NONBLOCK only guards against a FIFO; regular files ignore it.
+    Ok(owned(fd))
 }
 
 /// fstat of a descriptor.

@@ -142,3 +142,20 @@ fn empty_tree_is_just_the_end_marker() {
     assert_eq!(write_tree(tmp.path(), &mut out).unwrap(), 1024);
     assert!(out.iter().all(|b| *b == 0));
 }
+
+/// `BERTH_BENCH_TREE=<dir> BERTH_BENCH_OUT=<file> cargo test --release -p berth-snapshot
+/// bench_write_tree -- --ignored --nocapture`: times an export of a real tree,
+/// to compare with `tar -cf <file> -C <dir> .`.
+#[test]
+#[ignore]
+fn bench_write_tree() {
+    let (Some(dir), Some(out)) = (
+        std::env::var_os("BERTH_BENCH_TREE"),
+        std::env::var_os("BERTH_BENCH_OUT"),
+    ) else {
+        return;
+    };
+    let start = std::time::Instant::now();
+    let n = write_tree(Path::new(&dir), fs::File::create(out).unwrap()).unwrap();
+    eprintln!("write_tree: {n} bytes in {:?}", start.elapsed());
+}
