@@ -211,9 +211,14 @@ impl CopyError {
         self.kind() == CopyErrorKind::NotFound
     }
 
-    /// Whether this is [`CopyErrorKind::InvalidArgument`].
-    pub fn is_invalid_argument(&self) -> bool {
+    /// Whether this is [`CopyErrorKind::InvalidArgument`] (HTTP 400).
+    pub fn is_invalid(&self) -> bool {
         self.kind() == CopyErrorKind::InvalidArgument
+    }
+
+    /// Same as [`CopyError::is_invalid`].
+    pub fn is_invalid_argument(&self) -> bool {
+        self.is_invalid()
     }
 }
 
