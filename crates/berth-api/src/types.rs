@@ -125,3 +125,40 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ApiError> {
     }
     Ok(out)
 }
+
+/// Blocking work that writes a response body (an image archive, a container's files). It
+/// runs on a blocking thread once the response has started; an error then cuts the body
+/// short, so that the client sees a truncated transfer rather than a complete one.
+pub type Producer = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<(), ApiError> + Send>;
+
+/// `GET /images/get`: what to save and how.
+#[derive(Debug, Clone, Default)]
+pub struct SaveRequest {
+    pub names: Vec<String>,
+    /// An OCI image layout instead of Docker's archive (berth's `format=oci`).
+    pub oci: bool,
+    /// Layer compression of an OCI archive: `gzip` (default), `zstd` or `none`.
+    pub compression: Option<String>,
+}
+
+/// `POST /commit`.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    pub container: String,
+    /// `repo[:tag]`.
+    pub reference: Option<String>,
+    pub comment: String,
+    pub author: String,
+    pub pause: bool,
+    pub changes: Vec<String>,
+    /// The container config the client sent, if any (JSON `Config`).
+    pub config: Option<crate::models::ContainerConfig>,
+}
+
+/// `PUT /containers/{id}/archive`.
+#[derive(Debug, Clone, Default)]
+pub struct CopyToOptions {
+    pub path: String,
+    pub no_overwrite_dir_non_dir: bool,
+    pub copy_uid_gid: bool,
+}

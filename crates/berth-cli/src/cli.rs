@@ -33,7 +33,7 @@ pub enum Cmd {
     Container(ContainerCmd),
     /// Manage containers
     #[command(name = "container", subcommand)]
-    ContainerGroup(ContainerCmd),
+    ContainerGroup(ContainerGroupCmd),
     /// Manage images
     #[command(name = "image", subcommand)]
     ImageGroup(ImageCmd),
@@ -55,10 +55,46 @@ pub enum Cmd {
     /// Return low-level information on berth objects
     #[command(override_usage = "berth inspect [OPTIONS] NAME|ID [NAME|ID...]")]
     Inspect(InspectArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    #[command(override_usage = "berth save [OPTIONS] IMAGE [IMAGE...]")]
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    #[command(override_usage = "berth load [OPTIONS]")]
+    Load(LoadArgs),
+    /// Manage berth
+    #[command(name = "system", subcommand)]
+    System(SystemCmd),
     /// Show the berth version information
     Version(VersionArgs),
     /// Display system-wide information
     Info(InfoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCmd {
+    /// Show berth disk usage
+    #[command(override_usage = "berth system df [OPTIONS]")]
+    Df(DfArgs),
+    /// Remove unused data
+    #[command(override_usage = "berth system prune [OPTIONS]")]
+    Prune(SystemPruneArgs),
+    /// Verify the store: every blob's digest, every layer's references; report orphans and
+    /// corruption
+    #[command(override_usage = "berth system check [OPTIONS]")]
+    Check(CheckArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+}
+
+/// `berth container …`: every container command, and the ones only the group has.
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum ContainerGroupCmd {
+    #[command(flatten)]
+    Common(ContainerCmd),
+    /// Remove all stopped containers
+    #[command(override_usage = "berth container prune [OPTIONS]")]
+    Prune(ContainerPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,6 +157,20 @@ pub enum ContainerCmd {
     /// Unpause all processes within one or more containers
     #[command(override_usage = "berth unpause CONTAINER [CONTAINER...]")]
     Unpause(NamesArgs),
+    /// Export a container's filesystem as a tar archive
+    #[command(override_usage = "berth export [OPTIONS] CONTAINER")]
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    #[command(override_usage = "berth commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]")]
+    Commit(CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    #[command(override_usage = "berth diff CONTAINER")]
+    Diff(DiffArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(
+        override_usage = "berth cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       berth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
+    )]
+    Cp(CpArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,6 +199,15 @@ pub enum ImageCmd {
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     #[command(override_usage = "berth image tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")]
     Tag(TagArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    #[command(override_usage = "berth image save [OPTIONS] IMAGE [IMAGE...]")]
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    #[command(override_usage = "berth image load [OPTIONS]")]
+    Load(LoadArgs),
+    /// Remove unused images
+    #[command(override_usage = "berth image prune [OPTIONS]")]
+    Prune(ImagePruneArgs),
 }
 
 /// Flags shared by `run` and `create`.
@@ -563,4 +622,146 @@ pub struct InfoArgs {
     /// Format the output using the given Go template
     #[arg(short = 'f', long)]
     pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    /// Archive format: docker (Docker's `docker save` layout) or oci (an OCI image layout)
+    #[arg(long, default_value = "docker")]
+    pub format: String,
+    /// Layer compression of an OCI archive: gzip, zstd or none
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Save only the given platform variant
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short = 'i', long)]
+    pub input: Option<String>,
+    /// Suppress the load output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Load only the given platform variant
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = clap::value_parser!(bool), action = ArgAction::Set)]
+    pub pause: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
+    /// Suppress progress output during copy
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[arg(value_name = "SRC")]
+    pub src: String,
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagePruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Remove orphans and mark broken images
+    #[arg(long)]
+    pub repair: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }

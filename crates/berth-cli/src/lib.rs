@@ -214,7 +214,9 @@ mod tests {
         assert_eq!(c.host.as_deref(), Some("unix:///x.sock"));
         assert!(matches!(
             c.cmd,
-            Some(cli::Cmd::ContainerGroup(cli::ContainerCmd::Ps(_)))
+            Some(cli::Cmd::ContainerGroup(cli::ContainerGroupCmd::Common(
+                cli::ContainerCmd::Ps(_)
+            )))
         ));
         let c = parse(&["berth", "history", "-H=false", "img"]).unwrap();
         let Some(cli::Cmd::History(h)) = c.cmd else {

@@ -29,6 +29,8 @@ pub struct Config {
     pub log_opts: HashMap<String, String>,
     /// The binary to run as `<exe> shim --dir …`.
     pub shim_exe: PathBuf,
+    /// The cap on a layer's (or a copied archive's) uncompressed bytes.
+    pub max_layer_size: u64,
 }
 
 impl Config {
@@ -47,6 +49,7 @@ impl Config {
             log_max_files: 3,
             log_opts: HashMap::new(),
             shim_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth")),
+            max_layer_size: berth_snapshot::DEFAULT_MAX_LAYER_SIZE,
         }
     }
 
@@ -82,6 +85,9 @@ impl Config {
         }
         for (name, rt) in f.runtimes.unwrap_or_default() {
             self.runtimes.insert(name, rt.path);
+        }
+        if let Some(m) = f.max_layer_size {
+            self.max_layer_size = parse_size(&m)?;
         }
         if let Some(opts) = f.log_opts {
             self.log_opts = opts.clone();
@@ -165,6 +171,9 @@ struct DaemonJson {
     default_runtime: Option<String>,
     runtimes: Option<HashMap<String, RuntimeJson>>,
     log_opts: Option<HashMap<String, String>>,
+    /// berth's own: the cap on a layer's uncompressed size (`"64g"`), against
+    /// decompression bombs in import, load and cp.
+    max_layer_size: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,11 @@ impl Daemon {
         let images = self.images.clone();
         let lookup = image_name.clone();
         let image = blocking(move || images.get(&lookup).map_err(crate::images::map_err)).await?;
+        if let Some(why) = &image.broken {
+            return Err(ApiError::conflict(format!(
+                "image {image_name} is broken ({why}): remove it with `rmi` and load or import it again"
+            )));
+        }
 
         let id = new_id();
         let name = match name.filter(|n| !n.is_empty()) {

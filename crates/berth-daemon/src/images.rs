@@ -3,9 +3,11 @@
 use crate::{blocking, Daemon};
 use berth_api::models::ContainerConfig;
 pub use berth_api::types::ImportRequest;
+use berth_api::types::{Producer, SaveRequest};
 use berth_api::{ApiError, ErrorKind};
 use berth_image::{Image, ImageError};
 use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -187,18 +189,106 @@ impl Daemon {
         blocking(move || {
             let users = |id: &str| d.image_users(id);
             let items = d.images.delete(&name, force, &users).map_err(map_err)?;
-            Ok(serde_json::to_value(
-                items
-                    .into_iter()
-                    .map(|i| match i {
-                        berth_image::DeleteItem::Untagged(r) => json!({ "Untagged": r }),
-                        berth_image::DeleteItem::Deleted(id) => {
-                            json!({ "Deleted": id.to_string() })
-                        }
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .unwrap_or(Value::Null))
+            Ok(Value::Array(delete_items_json(items)))
+        })
+        .await
+    }
+}
+
+fn delete_items_json(items: Vec<berth_image::DeleteItem>) -> Vec<Value> {
+    items
+        .into_iter()
+        .map(|i| match i {
+            berth_image::DeleteItem::Untagged(r) => json!({ "Untagged": r }),
+            berth_image::DeleteItem::Deleted(id) => json!({ "Deleted": id.to_string() }),
+        })
+        .collect()
+}
+
+impl Daemon {
+    /// `GET /images/get`: checks every name first (Docker's 404 for an unknown one), then
+    /// gives the writer of the archive.
+    pub async fn save_images(self: &Arc<Self>, req: SaveRequest) -> Result<Producer, ApiError> {
+        for n in &req.names {
+            self.images.get(n).map_err(map_err)?;
+        }
+        let compression = match req.compression.as_deref() {
+            None | Some("gzip") => berth_image::LayerCompression::Gzip,
+            Some("zstd") => berth_image::LayerCompression::Zstd,
+            Some("none") => berth_image::LayerCompression::None,
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "unknown compression {other:?}: use gzip, zstd or none"
+                )))
+            }
+        };
+        let format = if req.oci {
+            berth_image::ArchiveFormat::Oci
+        } else {
+            berth_image::ArchiveFormat::Docker
+        };
+        let images = self.images.clone();
+        Ok(Box::new(move |w| {
+            let r = images
+                .save(&req.names, format, compression, w)
+                .map_err(map_err);
+            release_memory();
+            r
+        }))
+    }
+
+    /// `POST /images/load`: Docker's `Loaded image: …` lines.
+    pub async fn load_images(
+        self: &Arc<Self>,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<Vec<String>, ApiError> {
+        let images = self.images.clone();
+        blocking(move || {
+            let r = images.load(reader).map_err(map_err);
+            release_memory();
+            Ok(r?
+                .into_iter()
+                .map(|l| match l.reference {
+                    Some(r) => format!("Loaded image: {r}"),
+                    None => format!("Loaded image ID: {}", l.id),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// `POST /images/prune`: dangling images, or with `dangling=false` every image no
+    /// container uses.
+    pub async fn prune_images(
+        self: &Arc<Self>,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Value, ApiError> {
+        let mut all = false;
+        for (k, v) in &filters {
+            match k.as_str() {
+                "dangling" => {
+                    all = v.iter().any(|x| x == "false" || x == "0");
+                }
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "invalid filter '{k}' for image prune"
+                    )))
+                }
+            }
+        }
+        let containers = self.all_containers();
+        let in_use: HashSet<berth_content::Digest> = containers
+            .iter()
+            .filter_map(|c| berth_content::Digest::parse(&c.record().image_id).ok())
+            .collect();
+        let keep = self.container_layers();
+        let images = self.images.clone();
+        blocking(move || {
+            let report = images.prune(all, &in_use, &keep).map_err(map_err)?;
+            Ok(json!({
+                "ImagesDeleted": delete_items_json(report.deleted),
+                "SpaceReclaimed": report.space_reclaimed,
+            }))
         })
         .await
     }

@@ -27,6 +27,8 @@
 //!     rootfs/                       the overlay mount point
 //!     shim.json shim.sock shim.pid  the shim's config, control socket and pid
 //!     state.json  shim.log          the container's state as the shim records it; its log
+//!   mounts/<id>/                    scratch_mount(): a stopped container's root, mounted
+//!                                   while export, cp or commit read or write it
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -49,4 +51,10 @@ pub fn log_path(container_dir: &Path, id: &str) -> PathBuf {
 /// `<exec-root>/runtime`: the OCI runtime's state root.
 pub fn runtime_root(exec_root: &Path) -> PathBuf {
     exec_root.join("runtime")
+}
+
+/// `<exec-root>/mounts/<id>`: where a stopped container's root is mounted for `export`,
+/// `cp` and the like.
+pub fn scratch_mount(exec_root: &Path, id: &str) -> PathBuf {
+    exec_root.join("mounts").join(id)
 }

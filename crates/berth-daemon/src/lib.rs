@@ -21,6 +21,8 @@ pub mod names;
 pub mod shim_client;
 pub mod system;
 pub mod top;
+pub mod transfer;
+pub mod usage;
 
 pub use berth_api::types::Stream;
 pub use config::Config;
@@ -53,10 +55,13 @@ impl Daemon {
                 .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", d.display())))?;
         }
         let root = config.data_root.clone();
-        let images = tokio::task::spawn_blocking(move || ImageStore::open(&root))
+        let mut images = tokio::task::spawn_blocking(move || ImageStore::open(&root))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(|e| ApiError::internal(format!("cannot open the image store: {e}")))?;
+        images.set_apply_options(berth_snapshot::ApplyOptions {
+            max_size: config.max_layer_size,
+        });
         let d = Arc::new(Daemon {
             config,
             images: Arc::new(images),
@@ -64,6 +69,7 @@ impl Daemon {
             names: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
         });
+        d.unmount_scratch();
         d.load_containers().await;
         d.collect_garbage().await;
         Ok(d)
@@ -210,15 +216,19 @@ impl Daemon {
             .collect()
     }
 
-    /// Remove layers and blobs that neither an image nor a container needs (after a crash,
-    /// or once the last container of a force-deleted image is gone).
-    pub async fn collect_garbage(self: &Arc<Self>) {
-        let keep: Vec<berth_content::Digest> = self
-            .all_containers()
+    /// The chain ids of every container's layers: they stay while the container does.
+    pub fn container_layers(&self) -> Vec<berth_content::Digest> {
+        self.all_containers()
             .iter()
             .flat_map(|c| c.record().layers)
             .filter_map(|c| berth_content::Digest::parse(&c).ok())
-            .collect();
+            .collect()
+    }
+
+    /// Remove layers and blobs that neither an image nor a container needs (after a crash,
+    /// or once the last container of a force-deleted image is gone).
+    pub async fn collect_garbage(self: &Arc<Self>) {
+        let keep = self.container_layers();
         let images = self.images.clone();
         let r = blocking(move || images.prune_unused(&keep).map_err(crate::images::map_err)).await;
         match r {

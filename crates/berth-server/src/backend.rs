@@ -6,10 +6,12 @@ use berth_api::models::{
     ExecConfig, ExecInspectResponse,
 };
 use berth_api::types::{
-    AttachOptions, ImportRequest, ListOptions, LogOptions, Stream, WaitCondition,
+    AttachOptions, CommitRequest, CopyToOptions, ImportRequest, ListOptions, LogOptions, Producer,
+    SaveRequest, Stream, WaitCondition,
 };
 use berth_api::ApiError;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -66,6 +68,32 @@ pub trait ContainerBackend: Send + Sync + 'static {
         force: bool,
         volumes: bool,
     ) -> impl Future<Output = Res<()>> + Send;
+    /// `GET /containers/{id}/export`: the flattened filesystem as a tar.
+    fn export_container(&self, name: &str) -> impl Future<Output = Res<Producer>> + Send;
+    /// `GET /containers/{id}/changes`.
+    fn container_changes(&self, name: &str) -> impl Future<Output = Res<Value>> + Send;
+    /// `HEAD /containers/{id}/archive`: the `X-Docker-Container-Path-Stat` value.
+    fn stat_path(&self, name: &str, path: &str) -> impl Future<Output = Res<String>> + Send;
+    /// `GET /containers/{id}/archive`: the stat header value and the tar.
+    fn archive_path(
+        &self,
+        name: &str,
+        path: &str,
+    ) -> impl Future<Output = Res<(String, Producer)>> + Send;
+    /// `PUT /containers/{id}/archive`.
+    fn extract_archive(
+        &self,
+        name: &str,
+        opts: CopyToOptions,
+        body: Box<dyn std::io::Read + Send>,
+    ) -> impl Future<Output = Res<()>> + Send;
+    /// `POST /commit`: the new image's id.
+    fn commit_container(&self, req: CommitRequest) -> impl Future<Output = Res<String>> + Send;
+    /// `POST /containers/prune`.
+    fn prune_containers(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> impl Future<Output = Res<Value>> + Send;
 }
 
 /// `/containers/{id}/exec` and `/exec/...`
@@ -95,12 +123,28 @@ pub trait ImageBackend: Send + Sync + 'static {
     fn image_history(&self, name: &str) -> Res<Value>;
     fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Res<()>;
     fn delete_image(&self, name: &str, force: bool) -> impl Future<Output = Res<Value>> + Send;
+    /// `GET /images/get`, `GET /images/{name}/get`: checks the names, then writes the archive.
+    fn save_images(&self, req: SaveRequest) -> impl Future<Output = Res<Producer>> + Send;
+    /// `POST /images/load`: the lines to print (`Loaded image: busybox:latest`).
+    fn load_images(
+        &self,
+        reader: Box<dyn std::io::Read + Send>,
+    ) -> impl Future<Output = Res<Vec<String>>> + Send;
+    /// `POST /images/prune`.
+    fn prune_images(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> impl Future<Output = Res<Value>> + Send;
 }
 
 /// `/_ping`, `/version`, `/info`
 pub trait SystemBackend: Send + Sync + 'static {
     fn version(&self) -> Value;
     fn info(&self) -> impl Future<Output = Value> + Send;
+    /// `GET /system/df`.
+    fn disk_usage(&self) -> impl Future<Output = Res<Value>> + Send;
+    /// `POST /system/check` (berth's own): the store's consistency report.
+    fn system_check(&self, repair: bool) -> impl Future<Output = Res<Value>> + Send;
 }
 
 /// Everything the API serves.

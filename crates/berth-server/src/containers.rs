@@ -2,7 +2,7 @@
 
 use crate::backend::{ContainerBackend, ExecBackend};
 use crate::query::{filters, flag, int, size, Query};
-use crate::stream::{body_from, hijack, MULTIPLEXED, RAW};
+use crate::stream::{body_from, body_from_producer, body_reader, hijack, MULTIPLEXED, RAW};
 use crate::{status, Error, Result};
 use axum::body::Body;
 use axum::extract::{Path, Query as Q, Request, State};
@@ -11,7 +11,10 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, ExecConfig};
-use berth_api::types::{parse_timestamp, AttachOptions, ListOptions, LogOptions, WaitCondition};
+use berth_api::types::{
+    parse_timestamp, AttachOptions, CommitRequest, CopyToOptions, ListOptions, LogOptions,
+    WaitCondition,
+};
 use berth_api::ApiError;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -35,6 +38,131 @@ pub fn routes<B: ContainerBackend + ExecBackend>() -> Router<Arc<B>> {
         .route("/containers/{id}/attach", post(attach::<B>))
         .route("/containers/{id}/exec", post(exec_create::<B>))
         .route("/containers/{id}", delete(remove::<B>))
+        .route("/containers/{id}/export", get(export::<B>))
+        .route("/containers/{id}/changes", get(changes::<B>))
+        .route(
+            "/containers/{id}/archive",
+            get(archive_get::<B>)
+                .head(archive_head::<B>)
+                .put(archive_put::<B>),
+        )
+        .route("/containers/prune", post(prune::<B>))
+        .route("/commit", post(commit::<B>))
+}
+
+/// The header `docker cp` reads the stat of a path from.
+const PATH_STAT: &str = "X-Docker-Container-Path-Stat";
+
+async fn export<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Result<Response<Body>> {
+    let producer = d.export_container(&id).await?;
+    Ok(body_from_producer("application/x-tar", vec![], producer))
+}
+
+async fn changes<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(d.container_changes(&id).await?))
+}
+
+fn archive_path_param(q: &Query) -> Result<String> {
+    match q.get("path") {
+        Some(p) if !p.is_empty() => Ok(p.clone()),
+        _ => Err(Error(ApiError::invalid("path parameter is required"))),
+    }
+}
+
+async fn archive_head<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<Response<Body>> {
+    let path = archive_path_param(&q)?;
+    let stat = d.stat_path(&id, &path).await?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(PATH_STAT, stat)
+        .body(Body::empty())
+        .unwrap_or_default())
+}
+
+async fn archive_get<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<Response<Body>> {
+    let path = archive_path_param(&q)?;
+    let (stat, producer) = d.archive_path(&id, &path).await?;
+    Ok(body_from_producer(
+        "application/x-tar",
+        vec![(PATH_STAT, stat)],
+        producer,
+    ))
+}
+
+async fn archive_put<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+    req: Request,
+) -> Result<impl IntoResponse> {
+    let opts = CopyToOptions {
+        path: archive_path_param(&q)?,
+        no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
+        copy_uid_gid: flag(&q, "copyUIDGID"),
+    };
+    d.extract_archive(&id, opts, body_reader(req.into_body()))
+        .await?;
+    Ok(status(StatusCode::OK))
+}
+
+async fn prune<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(d.prune_containers(filters(&q)?).await?))
+}
+
+async fn commit<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+    req: Request,
+) -> Result<impl IntoResponse> {
+    let changes = crate::images::changes(req.uri().query().unwrap_or(""));
+    let body = axum::body::to_bytes(req.into_body(), 16 << 20)
+        .await
+        .map_err(|e| Error(ApiError::invalid(format!("read body: {e}"))))?;
+    let config: Option<berth_api::models::ContainerConfig> =
+        if body.iter().all(|b| b.is_ascii_whitespace()) || &body[..] == b"null" {
+            None
+        } else {
+            Some(json_body(&body)?)
+        };
+    let repo = q.get("repo").cloned().unwrap_or_default();
+    let tag = q.get("tag").cloned().unwrap_or_default();
+    let reference = match (repo.is_empty(), tag.is_empty()) {
+        (true, _) => None,
+        (false, true) => Some(repo),
+        (false, false) => Some(format!("{repo}:{tag}")),
+    };
+    let req = CommitRequest {
+        container: q.get("container").cloned().unwrap_or_default(),
+        reference,
+        comment: q.get("comment").cloned().unwrap_or_default(),
+        author: q.get("author").cloned().unwrap_or_default(),
+        // Docker pauses unless told `pause=0`/`false`.
+        pause: !matches!(
+            q.get("pause").map(|s| s.as_str()),
+            Some("0") | Some("false") | Some("False") | Some("FALSE")
+        ),
+        changes,
+        config,
+    };
+    let id = d.commit_container(req).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))))
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {

@@ -2,6 +2,7 @@
 
 use crate::backend::ImageBackend;
 use crate::query::{filters, flag, Query};
+use crate::stream::{body_from_producer, body_reader};
 use crate::{Error, Result};
 use axum::body::Body;
 use axum::extract::{Path, Query as Q, Request, State};
@@ -9,7 +10,7 @@ use axum::http::{header, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use berth_api::types::ImportRequest;
+use berth_api::types::{ImportRequest, SaveRequest};
 use berth_api::ApiError;
 use futures_util::TryStreamExt;
 use std::sync::Arc;
@@ -19,6 +20,9 @@ pub fn routes<B: ImageBackend>() -> Router<Arc<B>> {
     Router::new()
         .route("/images/json", get(list::<B>))
         .route("/images/create", post(create::<B>))
+        .route("/images/get", get(save::<B>))
+        .route("/images/load", post(load::<B>))
+        .route("/images/prune", post(prune::<B>))
         .route(
             "/images/{*rest}",
             get(get_image::<B>)
@@ -119,11 +123,75 @@ async fn create<B: ImageBackend>(
 }
 
 /// `changes` may repeat in the query string.
-fn changes(query: &str) -> Vec<String> {
+pub(crate) fn changes(query: &str) -> Vec<String> {
+    repeated(query, "changes")
+}
+
+/// Every non-empty value of a query parameter that may repeat (`names`, `changes`).
+fn repeated(query: &str, key: &str) -> Vec<String> {
     url::form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, v)| k == "changes" && !v.is_empty())
+        .filter(|(k, v)| k == key && !v.is_empty())
         .map(|(_, v)| v.into_owned())
         .collect()
+}
+
+/// `GET /images/get?names=…` (and `/images/{name}/get`): Docker's archive, or with berth's
+/// `format=oci` an OCI image layout (`compression=gzip|zstd|none`).
+async fn save<B: ImageBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+    req: Request,
+) -> Result<Response<Body>> {
+    let names = repeated(req.uri().query().unwrap_or(""), "names");
+    save_names(d, names, &q).await
+}
+
+async fn save_names<B: ImageBackend>(
+    d: Arc<B>,
+    names: Vec<String>,
+    q: &Query,
+) -> Result<Response<Body>> {
+    if names.is_empty() {
+        return Err(Error(ApiError::invalid("no image names given")));
+    }
+    let oci = match q.get("format").map(|s| s.as_str()) {
+        None | Some("") | Some("docker") => false,
+        Some("oci") => true,
+        Some(f) => {
+            return Err(Error(ApiError::invalid(format!(
+                "unknown archive format {f:?}: use docker or oci"
+            ))))
+        }
+    };
+    let req = SaveRequest {
+        names,
+        oci,
+        compression: q.get("compression").cloned().filter(|s| !s.is_empty()),
+    };
+    let producer = d.save_images(req).await?;
+    Ok(body_from_producer("application/x-tar", vec![], producer))
+}
+
+/// `POST /images/load`: Docker's JSON message stream, one `stream` line per image.
+/// (`quiet` only silences progress bars, which berth does not draw.)
+async fn load<B: ImageBackend>(State(d): State<Arc<B>>, req: Request) -> Result<Response<Body>> {
+    let lines = d.load_images(body_reader(req.into_body())).await?;
+    let mut out = String::new();
+    for l in lines {
+        out += &(serde_json::json!({ "stream": format!("{l}\n") }).to_string() + "\r\n");
+    }
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(out))
+        .unwrap_or_default())
+}
+
+async fn prune<B: ImageBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(d.prune_images(filters(&q)?).await?))
 }
 
 /// Download an import source over HTTP.
@@ -168,8 +236,10 @@ fn split(rest: &str, ops: &[&str]) -> (String, Option<String>) {
 async fn get_image<B: ImageBackend>(
     State(d): State<Arc<B>>,
     Path(rest): Path<String>,
+    Q(q): Q<Query>,
 ) -> Result<Response<Body>> {
-    match split(&rest, &["json", "history"]) {
+    match split(&rest, &["json", "history", "get"]) {
+        (name, Some(op)) if op == "get" => save_names(d, vec![name], &q).await,
         (name, Some(op)) if op == "json" => Ok(Json(d.inspect_image(&name)?).into_response()),
         (name, Some(_)) => Ok(Json(d.image_history(&name)?).into_response()),
         (name, None) => Err(Error(ApiError::not_found(format!(

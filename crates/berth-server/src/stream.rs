@@ -63,3 +63,92 @@ where
         .body(Body::from_stream(tokio_util::io::ReaderStream::new(r)))
         .unwrap_or_default()
 }
+
+/// A streamed body written by blocking work: `produce` runs on a blocking thread and writes
+/// into large chunks that flow to the client; if it fails, the body ends with an error so
+/// that the transfer is visibly cut short.
+pub fn body_from_producer(
+    content_type: &'static str,
+    headers: Vec<(&'static str, String)>,
+    produce: berth_api::types::Producer,
+) -> Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChunkWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let r = produce(&mut w).and_then(|()| {
+            std::io::Write::flush(&mut w).map_err(|e| berth_api::ApiError::internal(e.to_string()))
+        });
+        if let Err(e) = r {
+            tracing::warn!("streamed response failed: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.message)));
+        }
+    });
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type);
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    b.body(Body::from_stream(tokio_stream_from(rx)))
+        .unwrap_or_default()
+}
+
+const CHUNK: usize = 512 * 1024;
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Buffers writes into chunks and sends them to the response body.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(bytes::Bytes::from(chunk)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > CHUNK {
+            self.send()?;
+        }
+        if data.len() >= CHUNK {
+            self.tx
+                .blocking_send(Ok(bytes::Bytes::copy_from_slice(data)))
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")
+                })?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// A request body as a blocking reader (for the image store and the archive extractor).
+pub fn body_reader(body: Body) -> Box<dyn std::io::Read + Send> {
+    use futures_util::TryStreamExt;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    Box::new(tokio_util::io::SyncIoBridge::new(
+        tokio_util::io::StreamReader::new(stream),
+    ))
+}

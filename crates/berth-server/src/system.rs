@@ -1,10 +1,11 @@
 //! `/_ping`, `/version`, `/info`.
 
 use crate::backend::SystemBackend;
-use axum::extract::State;
+use crate::query::{flag, Query};
+use axum::extract::{Query as Q, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 
@@ -13,6 +14,31 @@ pub fn routes<B: SystemBackend>() -> Router<Arc<B>> {
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version::<B>))
         .route("/info", get(info::<B>))
+        .route("/system/df", get(df::<B>))
+        .route("/system/check", post(check::<B>))
+        // berth has neither user networks nor a build cache yet: nothing to prune.
+        .route(
+            "/networks/prune",
+            post(|| async { Json(serde_json::json!({ "NetworksDeleted": [] })) }),
+        )
+        .route(
+            "/build/prune",
+            post(|| async {
+                Json(serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }))
+            }),
+        )
+}
+
+async fn df<B: SystemBackend>(State(d): State<Arc<B>>) -> crate::Result<impl IntoResponse> {
+    Ok(Json(d.disk_usage().await?))
+}
+
+/// berth's own: `POST /system/check?repair=1`.
+async fn check<B: SystemBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+) -> crate::Result<impl IntoResponse> {
+    Ok(Json(d.system_check(flag(&q, "repair")).await?))
 }
 
 async fn ping() -> impl IntoResponse {

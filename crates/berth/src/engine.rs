@@ -5,12 +5,14 @@ use berth_api::models::{
     ExecConfig, ExecInspectResponse,
 };
 use berth_api::types::{
-    AttachOptions, ImportRequest, ListOptions, LogOptions, Stream, WaitCondition,
+    AttachOptions, CommitRequest, CopyToOptions, ImportRequest, ListOptions, LogOptions, Producer,
+    SaveRequest, Stream, WaitCondition,
 };
 use berth_api::ApiError;
 use berth_daemon::{blocking, Daemon};
 use berth_server::backend::{ContainerBackend, ExecBackend, ImageBackend, Pending, SystemBackend};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
@@ -86,6 +88,32 @@ impl ContainerBackend for Engine {
         let (c, _) = self.0.attach_target(name)?;
         self.0.attach(c, opts, io).await.map(|_| ())
     }
+    async fn export_container(&self, name: &str) -> Res<Producer> {
+        self.0.export_container(name).await
+    }
+    async fn container_changes(&self, name: &str) -> Res<Value> {
+        self.0.container_changes(name).await
+    }
+    async fn stat_path(&self, name: &str, path: &str) -> Res<String> {
+        self.0.stat_path(name, path).await
+    }
+    async fn archive_path(&self, name: &str, path: &str) -> Res<(String, Producer)> {
+        self.0.archive_path(name, path).await
+    }
+    async fn extract_archive(
+        &self,
+        name: &str,
+        opts: CopyToOptions,
+        body: Box<dyn std::io::Read + Send>,
+    ) -> Res<()> {
+        self.0.extract_archive(name, opts, body).await
+    }
+    async fn commit_container(&self, req: CommitRequest) -> Res<String> {
+        self.0.commit_container(req).await
+    }
+    async fn prune_containers(&self, filters: HashMap<String, Vec<String>>) -> Res<Value> {
+        self.0.prune_containers(filters).await
+    }
     async fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Res<()> {
         self.0.remove_container(name, force, volumes).await
     }
@@ -138,9 +166,24 @@ impl ImageBackend for Engine {
     async fn delete_image(&self, name: &str, force: bool) -> Res<Value> {
         self.0.delete_image(name, force).await
     }
+    async fn save_images(&self, req: SaveRequest) -> Res<Producer> {
+        self.0.save_images(req).await
+    }
+    async fn load_images(&self, reader: Box<dyn std::io::Read + Send>) -> Res<Vec<String>> {
+        self.0.load_images(reader).await
+    }
+    async fn prune_images(&self, filters: HashMap<String, Vec<String>>) -> Res<Value> {
+        self.0.prune_images(filters).await
+    }
 }
 
 impl SystemBackend for Engine {
+    async fn disk_usage(&self) -> Res<Value> {
+        self.0.disk_usage().await
+    }
+    async fn system_check(&self, repair: bool) -> Res<Value> {
+        self.0.system_check(repair).await
+    }
     fn version(&self) -> Value {
         self.0.version()
     }

@@ -106,13 +106,13 @@ pub async fn pull(c: &Client, image: &str, to_stderr: bool) -> Result<()> {
     display_stream(resp, to_stderr).await
 }
 
-fn file_body(file: tokio::fs::File) -> ReqBody {
+pub(crate) fn file_body(file: tokio::fs::File) -> ReqBody {
     use futures_util::StreamExt;
     let s = tokio_util::io::ReaderStream::new(file).map(|r| r.map(|b: Bytes| Frame::data(b)));
     BodyExt::boxed(StreamBody::new(s))
 }
 
-fn stdin_body() -> ReqBody {
+pub(crate) fn stdin_body() -> ReqBody {
     use futures_util::StreamExt;
     let s = tokio_util::io::ReaderStream::new(tokio::io::stdin())
         .map(|r| r.map(|b: Bytes| Frame::data(b)));

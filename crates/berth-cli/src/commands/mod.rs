@@ -2,15 +2,18 @@
 
 mod attach;
 mod container;
+mod cp;
 mod image;
 mod images;
 mod inspect;
 mod logs;
+mod prune;
 mod ps;
 mod run;
 mod system;
+mod transfer;
 
-use crate::cli::{Cmd, ContainerCmd, ImageCmd};
+use crate::cli::{Cmd, ContainerCmd, ContainerGroupCmd, ImageCmd, SystemCmd};
 use crate::client::Client;
 use crate::error::Result;
 
@@ -20,7 +23,10 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
     }
     let c = Client::connect(host).await?;
     match cmd {
-        Cmd::Container(cc) | Cmd::ContainerGroup(cc) => container_cmd(&c, cc).await,
+        Cmd::Container(cc) | Cmd::ContainerGroup(ContainerGroupCmd::Common(cc)) => {
+            container_cmd(&c, cc).await
+        }
+        Cmd::ContainerGroup(ContainerGroupCmd::Prune(a)) => prune::container_prune(&c, a).await,
         Cmd::ImageGroup(ic) => match ic {
             ImageCmd::Ls(a) => images::images(&c, a).await,
             ImageCmd::Rm(a) => image::rmi(&c, a).await,
@@ -28,6 +34,17 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
             ImageCmd::History(a) => images::history(&c, a).await,
             ImageCmd::Import(a) => image::import(&c, a).await,
             ImageCmd::Tag(a) => image::tag(&c, a).await,
+            ImageCmd::Save(a) => transfer::save(&c, a).await,
+            ImageCmd::Load(a) => transfer::load(&c, a).await,
+            ImageCmd::Prune(a) => prune::image_prune(&c, a).await,
+        },
+        Cmd::Save(a) => transfer::save(&c, a).await,
+        Cmd::Load(a) => transfer::load(&c, a).await,
+        Cmd::System(sc) => match sc {
+            SystemCmd::Df(a) => prune::df(&c, a).await,
+            SystemCmd::Prune(a) => prune::system_prune(&c, a).await,
+            SystemCmd::Check(a) => prune::check(&c, a).await,
+            SystemCmd::Info(a) => system::info(&c, a).await,
         },
         Cmd::Images(a) => images::images(&c, a).await,
         Cmd::Import(a) => image::import(&c, a).await,
@@ -58,6 +75,10 @@ async fn container_cmd(c: &Client, cmd: ContainerCmd) -> Result<i32> {
         ContainerCmd::Rename(a) => container::rename(c, a).await,
         ContainerCmd::Pause(a) => container::simple(c, a, "pause").await,
         ContainerCmd::Unpause(a) => container::simple(c, a, "unpause").await,
+        ContainerCmd::Export(a) => transfer::export(c, a).await,
+        ContainerCmd::Commit(a) => transfer::commit(c, a).await,
+        ContainerCmd::Diff(a) => transfer::diff(c, a).await,
+        ContainerCmd::Cp(a) => cp::cp(c, a).await,
     }
 }
 
