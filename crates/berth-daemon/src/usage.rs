@@ -5,34 +5,12 @@ use crate::container::Status;
 use crate::images::map_err;
 use crate::{blocking, Daemon};
 use berth_api::ApiError;
+/// Bytes a tree occupies on disk, as `du` counts them (the image store's own measure).
+use berth_image::disk_bytes_of as disk_bytes;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
-/// Bytes a tree occupies on disk, as `du` counts them (allocated blocks, each inode once).
-pub fn disk_bytes(path: &Path) -> u64 {
-    fn walk(p: &Path, seen: &mut std::collections::HashSet<(u64, u64)>, total: &mut u64) {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(md) = std::fs::symlink_metadata(p) else {
-            return;
-        };
-        if md.nlink() > 1 && !md.is_dir() && !seen.insert((md.dev(), md.ino())) {
-            return;
-        }
-        *total += md.blocks() * 512;
-        if md.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(p) {
-                for e in rd.flatten() {
-                    walk(&e.path(), seen, total);
-                }
-            }
-        }
-    }
-    let mut total = 0;
-    walk(path, &mut Default::default(), &mut total);
-    total
-}
 
 /// `label=k`, `label=k=v`, `label!=…` and `until=` of Docker's prune filters.
 fn prune_match(
