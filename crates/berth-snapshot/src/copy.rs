@@ -512,9 +512,9 @@ pub fn archive_from_root<W: Write>(root: &Path, path: &str, w: W) -> Result<Path
 /// `dest` is resolved inside the root with every symlink followed (the last
 /// one too); it must exist ([`CopyError::NotFound`]) and be a directory
 /// (else [`CopyErrorKind::InvalidArgument`], "extraction point is not a
-/// directory"). Entry names are cleaned like moby's: a leading `/` is
-/// stripped (absolute names land inside `dest`), `..` that would climb out
-/// of `dest` is refused. Parent directories are resolved inside the
+/// directory"). Entry names are cleaned like moby's, but stricter: an
+/// absolute name is refused (moby strips the `/`), as is `..` that would climb
+/// out of `dest`. Parent directories are resolved inside the
 /// container root and must stay inside `dest`: writing through a symlink
 /// that leads out of `dest` (one from the archive or one already in the
 /// container) is refused, as are hardlinks to targets outside `dest`, and
@@ -573,9 +573,12 @@ fn bad_archive(e: io::Error) -> CopyError {
     invalid(format!("invalid tar archive: {m}"))
 }
 
-/// Cleans a tar name like moby: leading `/` stripped, `.` and empty
-/// components dropped, `..` applied lexically; `None` if it climbs out.
+/// Cleans a tar name: `.` and empty components dropped, `..` applied
+/// lexically; `None` if it is absolute or climbs out.
 fn clean_entry_name(raw: &[u8]) -> Option<Vec<OsString>> {
+    if raw.first() == Some(&b'/') {
+        return None;
+    }
     let mut out: Vec<OsString> = Vec::new();
     for c in raw.split(|b| *b == b'/') {
         match c {
@@ -770,7 +773,7 @@ impl Extractor {
         let display = String::from_utf8_lossy(&raw).into_owned();
         let comps = clean_entry_name(&raw).ok_or_else(|| {
             invalid(format!(
-                "invalid tar entry {display:?}: path escapes the destination"
+                "invalid tar entry {display:?}: absolute, or escapes the destination"
             ))
         })?;
         let Some((name, parent_comps)) = comps.split_last() else {
