@@ -933,3 +933,60 @@ fn system_check_finds_and_repairs() {
     env.berth(&["import", &tar, "busybox"]).ok();
     env.berth(&["run", "--rm", "busybox", "true"]).ok();
 }
+
+/// A decompression bomb: daemon.json's `max-layer-size` caps what a layer may unpack to, in
+/// import and load alike; nothing of the refused image is left.
+#[test]
+fn layer_size_cap_stops_decompression_bombs() {
+    let mut env = Env::new().with_busybox();
+    use std::io::Read;
+    // A 64 MiB file of zeros, gzipped to a few dozen KiB.
+    let bomb = env.dir.path().join("bomb.tar.gz");
+    {
+        let f = std::fs::File::create(&bomb).unwrap();
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::best());
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(64 << 20);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "zeros", std::io::repeat(0).take(64 << 20))
+            .unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    // The same bytes as a layer of a saved image.
+    let saved = file(&env, "bomb-image.tar");
+    env.berth(&["import", &bomb.display().to_string(), "bomb:ok"])
+        .ok();
+    env.berth(&["save", "-o", &saved, "bomb:ok"]).ok();
+    env.berth(&["rmi", "bomb:ok"]).ok();
+
+    env.stop_daemon();
+    let cfg = env.dir.path().join("capped.json");
+    std::fs::write(&cfg, r#"{"max-layer-size": "8m"}"#).unwrap();
+    env.start_daemon_with(Some(&cfg), &[]);
+    let before = env.berth(&["images", "-aq"]).ok().stdout;
+    let r = env.berth(&["import", &bomb.display().to_string(), "bomb:1"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let r = env.berth(&["load", "-i", &saved]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(env.berth(&["images", "-aq"]).ok().stdout, before);
+    check_clean(&env);
+    // A bad value is refused at start.
+    let bad = env.dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"max-layer-size": "lots"}"#).unwrap();
+    let scratch = env.dir.path().join("scratch");
+    let out = common::run_daemon_expecting_failure(
+        &[
+            "--config-file",
+            &bad.display().to_string(),
+            "--data-root",
+            &scratch.join("d").display().to_string(),
+            "--exec-root",
+            &scratch.join("r").display().to_string(),
+        ],
+        10,
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+}
