@@ -584,3 +584,346 @@ pub fn pid_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+// ---- A private Docker daemon (dockerd 20.10) for the interoperability tests (appended). ----
+
+/// The docker CLI of the Docker 20.10 package, next to the newer one in PATH.
+pub const DOCKER_20: &str = "/usr/bin/docker";
+
+/// Where dockerd is, if it is installed.
+pub fn dockerd_path() -> Option<PathBuf> {
+    [
+        "/usr/bin/dockerd",
+        "/usr/sbin/dockerd",
+        "/usr/local/bin/dockerd",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// A dockerd of the test's own: its data root, exec root (so its own containerd, whose state
+/// and sockets live below the exec root), pidfile, socket, cgroup parent and containerd
+/// namespace are in a temp dir of its own or named after it, in a new network namespace
+/// without bridge or iptables rules. Drop removes its containers, stops it (and its
+/// containerd and shims), and removes its mounts and cgroups.
+pub struct Dockerd {
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub cgroup_parent: String,
+    daemon: Option<Child>,
+}
+
+impl Dockerd {
+    /// Start one and wait until it answers; None (with a note) when dockerd is not installed.
+    pub fn start() -> Option<Dockerd> {
+        let Some(bin) = dockerd_path() else {
+            eprintln!(
+                "note: dockerd is not installed; the dockerd interoperability checks are skipped"
+            );
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("b-d")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let sock = dir.path().join("docker.sock");
+        let tag = format!("{:08x}", rand::random::<u32>());
+        let cgroup_parent = format!("berth-test-dockerd-{tag}");
+        let cfg = dir.path().join("daemon.json");
+        std::fs::write(&cfg, "{}").unwrap();
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
+        let child = Command::new("unshare")
+            .args(["--net", "--"])
+            .arg(&bin)
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("r"))
+            .arg("--pidfile")
+            .arg(dir.path().join("docker.pid"))
+            .arg("--config-file")
+            .arg(&cfg)
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .args(["--ip-forward=false", "--ip-masq=false"])
+            .arg("--cgroup-parent")
+            .arg(&cgroup_parent)
+            .arg("--containerd-namespace")
+            .arg(format!("berth-test-{tag}"))
+            .arg("--containerd-plugins-namespace")
+            .arg(format!("berth-test-{tag}-plugins"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let mut d = Dockerd {
+            dir,
+            sock,
+            cgroup_parent,
+            daemon: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if d.sock.exists() && ping(&d.sock) {
+                break;
+            }
+            if let Some(c) = d.daemon.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("dockerd exited with {st}: {}", d.log());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not come up: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(d)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.daemon.as_ref().map(|d| d.id() as i32).unwrap_or(0)
+    }
+
+    /// A docker CLI command (`cli` is the binary) against this dockerd.
+    pub fn cmd_with(&self, cli: &str, args: &[&str]) -> Command {
+        docker_command(
+            cli,
+            &self.host(),
+            &self.dir.path().join("docker-config"),
+            args,
+        )
+    }
+
+    /// The docker CLI in PATH (Docker 28) against this dockerd.
+    pub fn docker(&self, args: &[&str]) -> Out {
+        Out::from(self.cmd_with("docker", args).output().unwrap())
+    }
+
+    /// Docker 20.10's own CLI against this dockerd.
+    pub fn docker20(&self, args: &[&str]) -> Out {
+        Out::from(self.cmd_with(DOCKER_20, args).output().unwrap())
+    }
+
+    /// The docker CLI with bytes on stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Out {
+        run_with_stdin(self.cmd_with("docker", args), input)
+    }
+
+    /// Import the busybox rootfs tarball at `tar` as `busybox:latest`.
+    pub fn import_busybox(&self, tar: &str) {
+        self.docker(&["import", "-c", "CMD [\"sh\"]", tar, "busybox"])
+            .ok();
+    }
+}
+
+/// A docker CLI command against `host`, with a config dir of its own.
+pub fn docker_command(cli: &str, host: &str, config: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(cli);
+    c.env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", config)
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .args(args)
+        .stdin(Stdio::null());
+    c
+}
+
+/// Run a command with bytes on its stdin; its output.
+pub fn run_with_stdin(mut c: Command, input: &[u8]) -> Out {
+    use std::io::Write;
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let o = child.wait_with_output().unwrap();
+    let _ = w.join();
+    Out::from(o)
+}
+
+/// Whether a Docker Engine API socket answers `GET /_ping` with 200.
+fn ping(sock: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: x\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200")
+}
+
+/// Pids of processes whose command line mentions `needle`.
+pub fn pids_mentioning(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(cl) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&cl).contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Unmount (lazily, deepest first) everything mounted at or below `root`.
+fn unmount_below(root: &str) {
+    if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+        let mut points: Vec<&str> = mi
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(root))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        points.dedup();
+        for p in points {
+            let c = std::ffi::CString::new(p).unwrap();
+            // SAFETY: a valid C string; MNT_DETACH on a path under our temp dir.
+            unsafe {
+                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+    }
+}
+
+/// Remove every cgroup directory named `name` (and what is below it) in every hierarchy,
+/// wherever it sits (a v1 hierarchy may nest it below the test's own cgroup).
+fn remove_cgroups_named(name: &str) {
+    fn rm_tree(d: &Path) {
+        if let Ok(children) = std::fs::read_dir(d) {
+            for c in children.flatten() {
+                if c.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    rm_tree(&c.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(d);
+    }
+    for d in cgroups_named(name) {
+        rm_tree(&d);
+    }
+}
+
+/// Cgroup directories named `name`, in every hierarchy (at most 4 levels down).
+pub fn cgroups_named(name: &str) -> Vec<PathBuf> {
+    fn walk(d: &Path, name: &str, depth: u32, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            if e.file_name().to_string_lossy() == name {
+                out.push(e.path());
+            } else if depth > 0 {
+                walk(&e.path(), name, depth - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), name, 4, &mut out);
+    out
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let root = self.dir.path().to_string_lossy().into_owned();
+        if let Some(mut child) = self.daemon.take() {
+            // Its containers first (dockerd would stop them anyway; rm also drops their layers).
+            let ids = self.docker(&["ps", "-aq"]).stdout;
+            for id in ids.split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Its containerd (and any shim) outlive it only if it died badly: they all name our dir.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = pids_mentioning(&root);
+            if left.is_empty() {
+                break;
+            }
+            let term = if Instant::now() < deadline {
+                libc::SIGTERM
+            } else {
+                libc::SIGKILL
+            };
+            for pid in left {
+                // SAFETY: kill(2) on a process of this dockerd's (its command line names our dir).
+                unsafe {
+                    libc::kill(pid, term);
+                }
+            }
+            if term == libc::SIGKILL {
+                std::thread::sleep(Duration::from_millis(200));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unmount_below(&root);
+        remove_cgroups_named(&self.cgroup_parent);
+    }
+}
+
+impl Env {
+    /// A docker CLI command (`cli`: "docker" for the one in PATH, or `DOCKER_20`) against this
+    /// berth daemon.
+    pub fn docker_cmd(&self, cli: &str, args: &[&str]) -> Command {
+        docker_command(
+            cli,
+            &self.host(),
+            &self.dir.path().join("docker-config"),
+            args,
+        )
+    }
+
+    /// Run `cli` against this berth daemon (the caller checked that it is installed).
+    pub fn docker_at(&self, cli: &str, args: &[&str]) -> Out {
+        Out::from(self.docker_cmd(cli, args).output().unwrap())
+    }
+
+    /// Run `cli` against this berth daemon with bytes on stdin.
+    pub fn docker_at_stdin(&self, cli: &str, args: &[&str], input: &[u8]) -> Out {
+        run_with_stdin(self.docker_cmd(cli, args), input)
+    }
+}
