@@ -93,21 +93,45 @@ fn socket_path(host: &str) -> Result<PathBuf, CliError> {
     }
 }
 
-async fn raw_send(
-    socket: &Path,
-    req: Request<ReqBody>,
-) -> Result<Response<Incoming>, std::io::Error> {
-    let stream = UnixStream::connect(socket).await?;
+/// Why a request got no response: nothing answered on the socket, or the exchange broke.
+#[derive(Debug)]
+enum SendError {
+    Connect(std::io::Error),
+    Exchange(String),
+}
+
+async fn raw_send(socket: &Path, req: Request<ReqBody>) -> Result<Response<Incoming>, SendError> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(SendError::Connect)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(std::io::Error::other)?;
+        .map_err(|e| SendError::Exchange(e.to_string()))?;
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
     });
-    sender
-        .send_request(req)
-        .await
-        .map_err(std::io::Error::other)
+    let what = format!("{} {}", req.method(), req.uri().path());
+    sender.send_request(req).await.map_err(|e| {
+        let mut m = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            m = format!("{m}: {s}");
+            src = s.source();
+        }
+        SendError::Exchange(format!("error during connect: {what}: {m}"))
+    })
+}
+
+impl Client {
+    fn send_error(&self, e: SendError) -> CliError {
+        match e {
+            SendError::Connect(_) => CliError::msg(format!(
+                "Cannot connect to the berth daemon at {}. Is the berth daemon running?",
+                self.host
+            )),
+            SendError::Exchange(m) => CliError::msg(m),
+        }
+    }
 }
 
 async fn ping(socket: &Path) -> Result<Option<String>, std::io::Error> {
@@ -117,7 +141,11 @@ async fn ping(socket: &Path) -> Result<Option<String>, std::io::Error> {
         .map_err(std::io::Error::other)?;
     let resp = tokio::time::timeout(Duration::from_secs(10), raw_send(socket, req))
         .await
-        .map_err(|_| std::io::Error::other("timeout"))??;
+        .map_err(|_| std::io::Error::other("timeout"))?
+        .map_err(|e| match e {
+            SendError::Connect(e) => e,
+            SendError::Exchange(m) => std::io::Error::other(m),
+        })?;
     Ok(resp
         .headers()
         .get("api-version")
@@ -236,12 +264,9 @@ impl Client {
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>, CliError> {
         let req = self.build(method, path, query, body, content_type);
-        let resp = raw_send(&self.socket, req).await.map_err(|_| {
-            CliError::msg(format!(
-                "Cannot connect to the berth daemon at {}. Is the berth daemon running?",
-                self.host
-            ))
-        })?;
+        let resp = raw_send(&self.socket, req)
+            .await
+            .map_err(|e| self.send_error(e))?;
         if resp.status().is_success() || resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             return Ok(resp);
         }
@@ -313,12 +338,9 @@ impl Client {
             .insert("Connection", http::HeaderValue::from_static("Upgrade"));
         req.headers_mut()
             .insert("Upgrade", http::HeaderValue::from_static("tcp"));
-        let resp = raw_send(&self.socket, req).await.map_err(|_| {
-            CliError::msg(format!(
-                "Cannot connect to the berth daemon at {}. Is the berth daemon running?",
-                self.host
-            ))
-        })?;
+        let resp = raw_send(&self.socket, req)
+            .await
+            .map_err(|e| self.send_error(e))?;
         let status = resp.status();
         if !status.is_success() && status != StatusCode::SWITCHING_PROTOCOLS {
             let body = read_all(resp).await.unwrap_or_default();

@@ -28,7 +28,7 @@ impl Daemon {
         let _ = berth_snapshot::unmount(&rootfs);
         let _ = std::fs::remove_dir_all(&bundle);
         std::fs::create_dir_all(&rootfs).map_err(io_err)?;
-        let lowers = self.layer_dirs(rec);
+        let lowers = self.rootfs_lowers(rec);
         if let Some(missing) = lowers.iter().find(|l| !l.exists()) {
             return Err(ApiError::internal(format!(
                 "the container's image layer {} is missing",

@@ -60,6 +60,7 @@ impl Daemon {
         let saved = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(dir.join("rw/upper"))?;
             std::fs::create_dir_all(dir.join("rw/work"))?;
+            crate::fsutil::make_init_layer(&crate::layout::init_layer(&dir))?;
             rec.save(&dir)
         })();
         if let Err(e) = saved {
@@ -176,13 +177,8 @@ pub fn merge(user: &mut ContainerConfig, image: &ContainerConfig) {
         env.retain(|x| x.split('=').next().unwrap_or("") != key);
         env.push(e);
     }
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
-    }
-    user.env = Some(env);
+    // (No default PATH here, as in Docker: the runtime spec adds it, and a commit must not.)
+    user.env = (!env.is_empty()).then_some(env);
     // An explicit empty entrypoint (`--entrypoint ""`) resets the image's.
     let user_ep_empty = user
         .entrypoint
@@ -282,6 +278,7 @@ mod tests {
         merge(&mut u, &image);
         assert_eq!(u.entrypoint, None);
         assert_eq!(u.cmd, v(&["ls"]));
-        assert!(u.env.unwrap()[0].starts_with("PATH="));
+        // Like Docker, no default PATH in the container's config (the runtime spec adds it).
+        assert_eq!(u.env, None);
     }
 }

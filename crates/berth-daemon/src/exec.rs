@@ -109,6 +109,9 @@ impl Daemon {
         p.set_rlimits(None);
         p.set_no_new_privileges(None);
         p.set_args(e.config.cmd.clone());
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, berth_runtime::spec::DEFAULT_PATH_ENV.to_string());
+        }
         p.set_env(Some(env));
         p.set_cwd(cwd.into());
         p.set_user(u);

@@ -39,3 +39,27 @@ pub fn is_mount_point(path: &Path) -> bool {
         .map(|t| t.lines().any(|l| l.split(' ').nth(4) == Some(target)))
         .unwrap_or(false)
 }
+
+/// A container's init layer (Docker's `-init` layer): the mount points the runtime needs
+/// (`/proc`, `/sys`, `/dev`, and the files bind-mounted over `/etc/hostname`, `/etc/hosts`,
+/// `/etc/resolv.conf`), so that creating them never lands in the writable layer, where `diff`
+/// and `commit` would see them. It sits between the image's layers and the writable layer.
+pub fn make_init_layer(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["dev/pts", "dev/shm", "proc", "sys", "etc"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    for d in ["", "dev", "dev/pts", "dev/shm", "proc", "sys", "etc"] {
+        std::fs::set_permissions(dir.join(d), std::fs::Permissions::from_mode(0o755))?;
+    }
+    for f in [
+        "etc/hostname",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "dev/console",
+    ] {
+        let f = std::fs::File::create(dir.join(f))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    std::os::unix::fs::symlink("/proc/mounts", dir.join("etc/mtab"))
+}

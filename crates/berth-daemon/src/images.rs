@@ -35,6 +35,12 @@ pub fn image_container_config(image: &Image) -> ContainerConfig {
 
 const GO_ZERO: &str = "0001-01-01T00:00:00Z";
 
+/// Read a request body to its end, so that an answer (an error above all) never races the
+/// client still sending: it then sees the daemon's message, not a broken pipe.
+pub fn drain(r: &mut dyn Read) {
+    let _ = std::io::copy(r, &mut std::io::sink());
+}
+
 /// Give the buffers of a large operation (an import streams whole layers) back to the
 /// system, so the idle daemon stays small.
 pub fn release_memory() {
@@ -59,10 +65,12 @@ impl Daemon {
                 message: req.message,
                 source: req.source,
             };
+            let mut reader = reader;
             let r = images
-                .import(reader, &opts)
+                .import(&mut reader, &opts)
                 .map(|r| r.id.to_string())
                 .map_err(map_err);
+            drain(&mut reader);
             release_memory();
             r
         })
@@ -244,7 +252,9 @@ impl Daemon {
     ) -> Result<Vec<String>, ApiError> {
         let images = self.images.clone();
         blocking(move || {
-            let r = images.load(reader).map_err(map_err);
+            let mut reader = reader;
+            let r = images.load(&mut reader).map_err(map_err);
+            drain(&mut reader);
             release_memory();
             Ok(r?
                 .into_iter()

@@ -178,7 +178,7 @@ impl Daemon {
             .map(|e| e.id.clone())
             .collect();
         let lowers = self
-            .layer_dirs(&rec)
+            .rootfs_lowers(&rec)
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()

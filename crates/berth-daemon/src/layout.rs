@@ -16,6 +16,8 @@
 //!   containers/<id>/                container_dir()
 //!     config.v2.json                the container's record (RECORD_FILE)
 //!     rw/upper  rw/work             its writable layer
+//!     init/                         init_layer(): the runtime's mount points (/proc, /etc/hosts…),
+//!                                   a read-only lower between the image and rw/
 //!     <id>-json.log[.N]             its log, json-file format, rotated (log_path())
 //!     hostname  hosts  resolv.conf  bind-mounted into /etc
 //!
@@ -57,4 +59,9 @@ pub fn runtime_root(exec_root: &Path) -> PathBuf {
 /// `cp` and the like.
 pub fn scratch_mount(exec_root: &Path, id: &str) -> PathBuf {
     exec_root.join("mounts").join(id)
+}
+
+/// `<container-dir>/init`: the container's init layer (`fsutil::make_init_layer`).
+pub fn init_layer(container_dir: &Path) -> PathBuf {
+    container_dir.join("init")
 }

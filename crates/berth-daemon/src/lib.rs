@@ -216,6 +216,18 @@ impl Daemon {
             .collect()
     }
 
+    /// The lower dirs of the container's root, top-most first: its init layer (when it has
+    /// one: containers created before berth made them have none), then its image's layers.
+    pub fn rootfs_lowers(&self, rec: &ContainerRecord) -> Vec<PathBuf> {
+        let init = layout::init_layer(&self.container_dir(&rec.id));
+        let mut v = Vec::new();
+        if init.is_dir() {
+            v.push(init);
+        }
+        v.extend(self.layer_dirs(rec));
+        v
+    }
+
     /// The chain ids of every container's layers: they stay while the container does.
     pub fn container_layers(&self) -> Vec<berth_content::Digest> {
         self.all_containers()

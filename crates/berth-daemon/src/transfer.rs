@@ -64,7 +64,7 @@ impl Daemon {
                 });
             }
         }
-        let lowers = self.layer_dirs(rec);
+        let lowers = self.rootfs_lowers(rec);
         if let Some(missing) = lowers.iter().find(|l| !l.exists()) {
             return Err(ApiError::internal(format!(
                 "the container's image layer {} is missing",
@@ -144,7 +144,7 @@ impl Daemon {
         let c = self.container(name)?;
         let rec = c.record();
         let upper = self.container_dir(&c.id).join("rw/upper");
-        let lowers = self.layer_dirs(&rec);
+        let lowers = self.rootfs_lowers(&rec);
         let changes = blocking(move || {
             berth_snapshot::changes(&upper, &lowers)
                 .map_err(|e| ApiError::internal(format!("diff: {e}")))
@@ -161,7 +161,7 @@ impl Daemon {
     /// `HEAD /containers/{id}/archive`: the stat header's value (base64 of its JSON).
     pub async fn stat_path(self: &Arc<Self>, name: &str, path: &str) -> Result<String, ApiError> {
         let c = self.container(name)?;
-        let (id, p) = (c.id.clone(), path.to_string());
+        let (id, p) = (name.to_string(), path.to_string());
         let stat = self
             .with_rootfs(&c, move |root| {
                 berth_snapshot::stat_in_root(root, &p).map_err(|e| copy_err(e, &id, &p))
@@ -178,7 +178,7 @@ impl Daemon {
     ) -> Result<(String, Producer), ApiError> {
         let header = self.stat_path(name, path).await?;
         let c = self.container(name)?;
-        let (id, p) = (c.id.clone(), path.to_string());
+        let (id, p) = (name.to_string(), path.to_string());
         let producer = self.rootfs_producer(c, move |root, w| {
             berth_snapshot::archive_from_root(root, &p, w)
                 .map(|_| ())
@@ -196,7 +196,7 @@ impl Daemon {
     ) -> Result<(), ApiError> {
         let c = self.container(name)?;
         let rec = c.record();
-        let id = c.id.clone();
+        let id = name.to_string();
         self.with_rootfs(&c, move |root| {
             let chown = if opts.copy_uid_gid {
                 // Docker's -a: the files belong to the container's user.
@@ -211,8 +211,12 @@ impl Daemon {
                 no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
                 chown,
             };
-            berth_snapshot::extract_into_root(root, &opts.path, body, &eo)
-                .map_err(|e| copy_err(e, &id, &opts.path))
+            let mut body = body;
+            let r = berth_snapshot::extract_into_root(root, &opts.path, &mut body, &eo)
+                .map_err(|e| copy_err(e, &id, &opts.path));
+            // What follows the archive's end (tar's zero padding), or the rest of a refused one.
+            crate::images::drain(&mut body);
+            r
         })
         .await
     }

@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-
 /// `label=k`, `label=k=v`, `label!=…` and `until=` of Docker's prune filters.
 fn prune_match(
     filters: &HashMap<String, Vec<String>>,

@@ -43,7 +43,8 @@ pub struct DiskUsage {
 impl ImageStore {
     /// Removes unused images, like `docker image prune`: without `all`, the
     /// dangling ones (untagged and not the parent of another image); with
-    /// `all`, every image no container uses (`in_use`, by image id). Repeats
+    /// `all`, every image no container uses (`in_use`, by image id) is
+    /// untagged, and deleted unless another image is its child. Repeats
     /// until nothing more qualifies (a removed image's untagged parent goes
     /// too), then removes every layer and blob no image needs except the
     /// snapshots in `keep_snapshots` (containers' layers).
@@ -56,6 +57,30 @@ impl ImageStore {
         let before = self.store_bytes();
         let mut report = PruneReport::default();
         let mut state = self.lock();
+        if all {
+            // Docker untags every image no container uses, parents included: a parent that
+            // still has children stays, untagged, until they go.
+            let untag: Vec<(String, Digest)> = state
+                .refs
+                .iter()
+                .filter(|(_, id)| !in_use.contains(*id))
+                .map(|(r, id)| (r.clone(), id.clone()))
+                .collect();
+            if !untag.is_empty() {
+                for (r, _) in &untag {
+                    state.refs.remove(r);
+                }
+                if let Err(e) = self.persist(&state) {
+                    for (r, id) in untag {
+                        state.refs.insert(r, id);
+                    }
+                    return Err(e);
+                }
+                report
+                    .deleted
+                    .extend(untag.into_iter().map(|(r, _)| DeleteItem::Untagged(r)));
+            }
+        }
         loop {
             let parents: HashSet<Digest> = state
                 .images

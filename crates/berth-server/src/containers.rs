@@ -136,7 +136,7 @@ async fn commit<B: ContainerBackend + ExecBackend>(
         .await
         .map_err(|e| Error(ApiError::invalid(format!("read body: {e}"))))?;
     let config: Option<berth_api::models::ContainerConfig> =
-        if body.iter().all(|b| b.is_ascii_whitespace()) || &body[..] == b"null" {
+        if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
             None
         } else {
             Some(json_body(&body)?)

@@ -552,7 +552,7 @@ fn cp_both_ways_with_running_and_stopped_containers() {
         &local.join("one.txt").display().to_string(),
         "alice:/tmp/a",
     ]);
-    assert_eq!(r.code, 0, "{r:?}\n{}", env.daemon_log());
+    assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
         env.berth(&["exec", "alice", "stat", "-c", "%u:%g", "/tmp/a"])
             .ok()
@@ -829,14 +829,23 @@ fn prune_and_disk_accounting() {
     .ok();
     env.berth(&["run", "--rm", "unused:1", "sh", "-c", "true"])
         .ok();
+    // As Docker: every image no container uses is untagged; busybox stays (untagged) as
+    // the parent of big:1, which a container uses.
     let out = env.berth(&["image", "prune", "-a", "-f"]).ok().stdout;
-    assert!(out.contains("untagged: unused:1"), "{out}");
+    for l in [
+        "untagged: unused:1",
+        "untagged: busybox:latest",
+        "untagged: spare:1",
+        "deleted: sha256:",
+    ] {
+        assert!(out.contains(l), "{l}: {out}");
+    }
     let imgs = env
         .berth(&["images", "--format", "{{.Repository}}"])
         .ok()
         .stdout;
-    let imgs: BTreeSet<&str> = imgs.lines().collect();
-    assert_eq!(imgs, BTreeSet::from(["big", "busybox", "spare"]));
+    assert_eq!(imgs.trim(), "big");
+    assert_eq!(env.berth(&["images", "-aq"]).ok().stdout.lines().count(), 2);
     // system prune -a with nothing running leaves no layer, blob or snapshot behind.
     env.berth(&["rm", "-f", "running"]).ok();
     let out = env.berth(&["system", "prune", "-a", "-f"]).ok().stdout;

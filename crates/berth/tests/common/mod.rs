@@ -195,7 +195,25 @@ impl Env {
     }
 
     pub fn berth(&self, args: &[&str]) -> Out {
-        Out::from(self.cmd(args).output().unwrap())
+        let mut o = Out::from(self.cmd(args).output().unwrap());
+        if o.stderr.contains("Cannot connect to the berth daemon") {
+            // Say why: is the daemon gone, or not answering?
+            let pid = self.daemon_pid();
+            let state = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("State:"))
+                        .map(String::from)
+                })
+                .unwrap_or_else(|| "gone".into());
+            o.stderr.push_str(&format!(
+                "[harness] daemon pid {pid}: {state}; socket exists: {}\n[daemon log]\n{}",
+                self.sock.exists(),
+                self.daemon_log()
+            ));
+        }
+        o
     }
 
     /// Run with bytes on stdin.
