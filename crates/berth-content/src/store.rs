@@ -91,6 +91,7 @@ impl ContentStore {
             )))?;
         Ok(BlobWriter {
             file,
+            buf: Vec::with_capacity(WRITE_BUF),
             hasher: Sha256::new(),
             size: 0,
             blobs: self.blobs.clone(),
@@ -184,6 +185,8 @@ impl ContentStore {
 #[derive(Debug)]
 pub struct BlobWriter {
     file: NamedTempFile,
+    /// Writes are gathered into large ones (callers often write a tar header at a time).
+    buf: Vec<u8>,
     hasher: Sha256,
     size: u64,
     blobs: PathBuf,
@@ -217,8 +220,7 @@ impl BlobWriter {
             // Same content already stored; the temp file is removed on drop.
             return Ok((actual, self.size));
         }
-        self.file
-            .flush()
+        self.flush()
             .map_err(ContentError::io("flush ingest file"))?;
         self.file
             .as_file()
@@ -233,15 +235,30 @@ impl BlobWriter {
     }
 }
 
+/// The size of a blob writer's buffer.
+const WRITE_BUF: usize = 1 << 20;
+
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
+        if self.buf.len() + buf.len() > WRITE_BUF {
+            self.file.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        if buf.len() >= WRITE_BUF {
+            self.file.write_all(buf)?;
+        } else {
+            self.buf.extend_from_slice(buf);
+        }
+        self.hasher.update(buf);
+        self.size += buf.len() as u64;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf)?;
+            self.buf.clear();
+        }
         self.file.flush()
     }
 }

@@ -35,6 +35,10 @@ pub fn image_container_config(image: &Image) -> ContainerConfig {
 
 const GO_ZERO: &str = "0001-01-01T00:00:00Z";
 
+/// Request bodies are read through a buffer this large: each read from the HTTP side is a
+/// hand-off between threads, so few large ones beat many small ones.
+pub const BODY_BUF: usize = 1 << 20;
+
 /// Read a request body to its end, so that an answer (an error above all) never races the
 /// client still sending: it then sees the daemon's message, not a broken pipe.
 pub fn drain(r: &mut dyn Read) {
@@ -65,7 +69,7 @@ impl Daemon {
                 message: req.message,
                 source: req.source,
             };
-            let mut reader = reader;
+            let mut reader = std::io::BufReader::with_capacity(BODY_BUF, reader);
             let r = images
                 .import(&mut reader, &opts)
                 .map(|r| r.id.to_string())
@@ -252,7 +256,7 @@ impl Daemon {
     ) -> Result<Vec<String>, ApiError> {
         let images = self.images.clone();
         blocking(move || {
-            let mut reader = reader;
+            let mut reader = std::io::BufReader::with_capacity(BODY_BUF, reader);
             let r = images.load(&mut reader).map_err(map_err);
             drain(&mut reader);
             release_memory();

@@ -211,7 +211,7 @@ impl Daemon {
                 no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
                 chown,
             };
-            let mut body = body;
+            let mut body = std::io::BufReader::with_capacity(crate::images::BODY_BUF, body);
             let r = berth_snapshot::extract_into_root(root, &opts.path, &mut body, &eo)
                 .map_err(|e| copy_err(e, &id, &opts.path));
             // What follows the archive's end (tar's zero padding), or the rest of a refused one.

@@ -106,15 +106,19 @@ pub async fn pull(c: &Client, image: &str, to_stderr: bool) -> Result<()> {
     display_stream(resp, to_stderr).await
 }
 
+/// Uploads go in large chunks: each chunk is one frame for the daemon to hand over.
+const UPLOAD_CHUNK: usize = 1 << 20;
+
 pub(crate) fn file_body(file: tokio::fs::File) -> ReqBody {
     use futures_util::StreamExt;
-    let s = tokio_util::io::ReaderStream::new(file).map(|r| r.map(|b: Bytes| Frame::data(b)));
+    let s = tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_CHUNK)
+        .map(|r| r.map(|b: Bytes| Frame::data(b)));
     BodyExt::boxed(StreamBody::new(s))
 }
 
 pub(crate) fn stdin_body() -> ReqBody {
     use futures_util::StreamExt;
-    let s = tokio_util::io::ReaderStream::new(tokio::io::stdin())
+    let s = tokio_util::io::ReaderStream::with_capacity(tokio::io::stdin(), UPLOAD_CHUNK)
         .map(|r| r.map(|b: Bytes| Frame::data(b)));
     BodyExt::boxed(StreamBody::new(s))
 }
