@@ -259,20 +259,29 @@ impl Daemon {
             created_by,
         };
         let r = blocking(move || {
-            let (reader, mut writer) =
+            let (reader, writer) =
                 std::io::pipe().map_err(|e| ApiError::internal(format!("commit: pipe: {e}")))?;
-            let writer_thread = std::thread::spawn(move || {
-                let r = berth_snapshot::write_layer(&upper, &mut writer);
-                drop(writer);
-                r
+            grow_pipe(&writer);
+            let writer_thread = std::thread::spawn(move || -> Result<(), String> {
+                let mut w = std::io::BufWriter::with_capacity(PIPE_BUF, writer);
+                berth_snapshot::write_layer(&upper, &mut w).map_err(|e| e.to_string())?;
+                std::io::Write::flush(&mut w).map_err(|e| format!("write layer: {e}"))
             });
-            let committed = images.commit(icr, reader);
+            let committed = images.commit(icr, std::io::BufReader::with_capacity(PIPE_BUF, reader));
             let written = writer_thread
                 .join()
                 .map_err(|_| ApiError::internal("commit: the layer writer panicked"))?;
             release_memory();
-            written.map_err(|e| ApiError::internal(format!("commit: {e}")))?;
-            committed.map_err(map_err)
+            match (written, committed) {
+                (Ok(()), c) => c.map_err(map_err),
+                (Err(e), c) => {
+                    // The layer was cut short: an image made of it must not stay.
+                    if let Ok(made) = c {
+                        let _ = images.delete(&made.id.to_string(), true, &|_| Vec::new());
+                    }
+                    Err(ApiError::internal(format!("commit: {e}")))
+                }
+            }
         })
         .await;
         if pause {
@@ -281,6 +290,19 @@ impl Daemon {
             }
         }
         Ok(r?.id.to_string())
+    }
+}
+
+/// The commit's layer flows from the walker to the image store in large pieces.
+const PIPE_BUF: usize = 1 << 20;
+
+/// A larger pipe buffer means fewer wake-ups between the walker and the store (best
+/// effort: the kernel caps it at /proc/sys/fs/pipe-max-size).
+fn grow_pipe(w: &std::io::PipeWriter) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a pipe descriptor we own, with an integer argument.
+    unsafe {
+        libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BUF as libc::c_int);
     }
 }
 

@@ -1,8 +1,8 @@
 //! `docker import`: a tar (optionally compressed) becomes a one-layer image.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
-use berth_content::{BlobWriter, Digest};
+use berth_content::Digest;
 use berth_snapshot::{decompress, ApplyOptions};
 use chrono::Utc;
 
@@ -35,25 +35,6 @@ pub struct ImportResult {
     pub id: Digest,
     /// The familiar reference it was tagged with, if any.
     pub reference: Option<String>,
-}
-
-/// Copies everything read into the blob writer, remembering write failures.
-struct Tee<'a, R> {
-    inner: R,
-    out: &'a mut BlobWriter,
-    write_err: Option<io::Error>,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Err(e) = self.out.write_all(&buf[..n]) {
-            let kind = e.kind();
-            self.write_err = Some(e);
-            return Err(io::Error::new(kind, "write layer blob failed"));
-        }
-        Ok(n)
-    }
 }
 
 pub(crate) fn host_arch() -> &'static str {
@@ -91,21 +72,32 @@ impl ImageStore {
         let mut container_config = ContainerConfig::default();
         apply_changes(&mut container_config, &opts.changes)?;
 
-        // Unpack while writing the uncompressed stream into a blob.
+        // Unpack while another thread hashes and writes the uncompressed stream into a blob.
         let stream = decompress(reader)?;
-        let mut writer = self.content.writer()?;
+        let mut pipe = crate::load::BlobPipe::new(self.content.writer()?)
+            .map_err(ImageError::io("start layer writer"))?;
         let pending = self.snapshots.prepare()?;
-        let mut tee = Tee {
-            inner: stream,
-            out: &mut writer,
-            write_err: None,
+        let (applied, failed) = {
+            let mut tee = crate::load::Tee {
+                inner: stream,
+                pipe: &mut pipe,
+                failed: false,
+            };
+            let r = pending.apply(&mut tee, &self.apply_opts);
+            (r, tee.failed)
         };
-        let applied = pending.apply(&mut tee, &self.apply_opts);
-        let stats = match (applied, tee.write_err.take()) {
-            (_, Some(e)) => return Err(ImageError::io("write layer blob")(e)),
-            (Err(e), None) => return Err(e.into()),
-            (Ok(s), None) => s,
+        let stats = match (applied, failed) {
+            (_, true) => {
+                let e = pipe
+                    .finish()
+                    .err()
+                    .unwrap_or_else(|| io::Error::other("layer blob writer stopped"));
+                return Err(ImageError::io("write layer blob")(e));
+            }
+            (Err(e), false) => return Err(e.into()),
+            (Ok(s), false) => s,
         };
+        let writer = pipe.finish().map_err(ImageError::io("write layer blob"))?;
         let diff_id = writer.digest();
 
         // From here on the layer is protected from concurrent GC.

@@ -238,7 +238,7 @@ impl<R: Read> Read for RawCounter<R> {
 
 /// Writes a blob on another thread, in large chunks, so hashing and writing
 /// the blob overlap with unpacking.
-struct BlobPipe {
+pub(crate) struct BlobPipe {
     tx: Option<mpsc::SyncSender<Vec<u8>>>,
     recycled: mpsc::Receiver<Vec<u8>>,
     handle: Option<thread::JoinHandle<io::Result<BlobWriter>>>,
@@ -246,7 +246,7 @@ struct BlobPipe {
 }
 
 impl BlobPipe {
-    fn new(mut writer: BlobWriter) -> io::Result<Self> {
+    pub(crate) fn new(mut writer: BlobWriter) -> io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
         let (back_tx, recycled) = mpsc::sync_channel::<Vec<u8>>(8);
         let handle = thread::Builder::new()
@@ -293,7 +293,7 @@ impl BlobPipe {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<BlobWriter> {
+    pub(crate) fn finish(mut self) -> io::Result<BlobWriter> {
         let sent = if self.buf.is_empty() {
             Ok(())
         } else {
@@ -324,10 +324,10 @@ impl Drop for BlobPipe {
 }
 
 /// Copies what is read into a [`BlobPipe`].
-struct Tee<'a, R> {
-    inner: R,
-    pipe: &'a mut BlobPipe,
-    failed: bool,
+pub(crate) struct Tee<'a, R> {
+    pub(crate) inner: R,
+    pub(crate) pipe: &'a mut BlobPipe,
+    pub(crate) failed: bool,
 }
 
 impl<R: Read> Read for Tee<'_, R> {
