@@ -110,16 +110,18 @@ impl Daemon {
     }
 
     /// A producer that holds the container's lock and its mounted root while it writes.
+    /// `f` gets the root, whether nothing can change it meanwhile (a stopped container:
+    /// its own mount, under its lock), and the writer.
     fn rootfs_producer(
         self: &Arc<Self>,
         c: Arc<Container>,
-        f: impl FnOnce(&Path, &mut dyn std::io::Write) -> Result<(), ApiError> + Send + 'static,
+        f: impl FnOnce(&Path, bool, &mut dyn std::io::Write) -> Result<(), ApiError> + Send + 'static,
     ) -> Producer {
         let d = self.clone();
         Box::new(move |w| {
             let _op = c.op.blocking_lock();
             let root = d.rootfs(&c.record())?;
-            f(root.path(), w)
+            f(root.path(), root.temporary, w)
         })
     }
 
@@ -132,9 +134,13 @@ impl Daemon {
                 c.id
             )));
         }
-        Ok(self.rootfs_producer(c, |root, w| {
-            berth_snapshot::write_tree(root, w)
-                .map(|_| ())
+        Ok(self.rootfs_producer(c, |root, quiescent, w| {
+            let r = if quiescent {
+                berth_snapshot::write_tree_quiescent(root, w)
+            } else {
+                berth_snapshot::write_tree(root, w)
+            };
+            r.map(|_| ())
                 .map_err(|e| ApiError::internal(format!("export: {e}")))
         }))
     }
@@ -179,7 +185,7 @@ impl Daemon {
         let header = self.stat_path(name, path).await?;
         let c = self.container(name)?;
         let (id, p) = (name.to_string(), path.to_string());
-        let producer = self.rootfs_producer(c, move |root, w| {
+        let producer = self.rootfs_producer(c, move |root, _, w| {
             berth_snapshot::archive_from_root(root, &p, w)
                 .map(|_| ())
                 .map_err(|e| copy_err(e, &id, &p))

@@ -172,6 +172,47 @@ pub(crate) fn list_dir(dir: &File) -> Result<Vec<OsString>, Errno> {
     Ok(names)
 }
 
+/// Like [`list_dir`], with whether the directory entry says "regular file"
+/// (`d_type`; false when the filesystem does not say).
+pub(crate) fn list_dir_typed(dir: &File) -> Result<Vec<(OsString, bool)>, Errno> {
+    let dup = nix::unistd::dup(dir.as_raw_fd())?;
+    let mut it = match nix::dir::Dir::from_fd(dup) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = nix::unistd::close(dup);
+            return Err(e);
+        }
+    };
+    let mut names = Vec::new();
+    for ent in it.iter() {
+        let ent = ent?;
+        let n = ent.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            let reg = ent.file_type() == Some(nix::dir::Type::File);
+            names.push((OsString::from_vec(n.to_vec()), reg));
+        }
+    }
+    names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(names)
+}
+
+/// Opens `name` in `dir` for reading, not following a symlink, without
+/// blocking on a FIFO or taking a terminal. Only for trees nothing else
+/// changes meanwhile: a device node swapped in would be opened.
+pub(crate) fn open_read_at(dir: &File, name: &OsStr) -> Result<File, Errno> {
+    let fd = openat(
+        Some(dir.as_raw_fd()),
+        name,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(owned(fd))
+}
+
 /// Xattr names and values.
 pub(crate) type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 

@@ -23,5 +23,5 @@ pub use copy::{
 pub use diff::{changes, write_layer, Change, ChangeKind, DiffError, LayerStats};
 pub use mount::{create_rw, mount_overlay, remove_rw, unmount, MountError};
 pub use store::{chain_id, PendingSnapshot, Snapshot, SnapshotError, SnapshotStore};
-pub use tree::{write_tree, TreeError};
+pub use tree::{write_tree, write_tree_quiescent, TreeError};
 pub use usage::{dir_size, UsageError};

@@ -274,6 +274,13 @@ fn eerr<'a>(name: &'a [u8], op: &'static str) -> impl FnOnce(Errno) -> WalkError
 }
 
 /// Writes trees into a tar stream.
+/// How a regular file is reached: its `O_PATH` descriptor (reopened for reading through
+/// its magic link), or already open for reading (a quiescent tree).
+enum FileSource<'a> {
+    Path(&'a File),
+    Open(File),
+}
+
 pub(crate) struct Walker<W: Write> {
     pub out: TarOut<W>,
     flavor: Flavor,
@@ -281,6 +288,9 @@ pub(crate) struct Walker<W: Write> {
     buf: Vec<u8>,
     /// Number of entries written (PAX headers not counted).
     pub entries: u64,
+    /// Nothing changes the tree during the walk (a stopped container's root): regular
+    /// files are opened once, directly, instead of `O_PATH` then a reopen.
+    quiescent: bool,
 }
 
 impl<W: Write> Walker<W> {
@@ -291,7 +301,13 @@ impl<W: Write> Walker<W> {
             links: HashMap::new(),
             buf: vec![0u8; BUF_SIZE],
             entries: 0,
+            quiescent: false,
         }
+    }
+
+    /// See [`Walker::quiescent`]: only when no process can change the tree.
+    pub(crate) fn set_quiescent(&mut self, q: bool) {
+        self.quiescent = q;
     }
 
     fn fd_xattrs(&self, f: &File, name: &[u8]) -> Result<Xattrs, WalkError> {
@@ -307,11 +323,20 @@ impl<W: Write> Walker<W> {
         dir: &File,
         prefix: &mut Vec<u8>,
     ) -> Result<(), WalkError> {
-        let names = fsutil::list_dir(dir).map_err(eerr(prefix, "read directory"))?;
+        let names = fsutil::list_dir_typed(dir).map_err(eerr(prefix, "read directory"))?;
         let base = prefix.len();
-        for name in names {
+        for (name, regular) in names {
             prefix.truncate(base);
             prefix.extend_from_slice(name.as_bytes());
+            if self.quiescent && regular {
+                if let Ok(f) = fsutil::open_read_at(dir, &name) {
+                    let st = fsutil::stat_fd(&f).map_err(eerr(prefix, "stat"))?;
+                    if fsutil::fmt(&st) == libc::S_IFREG {
+                        self.regular(Some((dir, &name)), &st, prefix, FileSource::Open(f))?;
+                        continue;
+                    }
+                }
+            }
             let pathfd = match fsutil::open_path_at(dir, &name) {
                 Ok(f) => f,
                 // Removed while we walk: skip, as Docker does.
@@ -372,34 +397,7 @@ impl<W: Write> Walker<W> {
                 }
                 self.dir_contents(&dir, name)?;
             }
-            libc::S_IFREG => {
-                if st.st_nlink > 1 {
-                    let key = (st.st_dev, st.st_ino);
-                    if let Some(first) = self.links.get(&key) {
-                        let first = first.clone();
-                        let xattrs = self.path_xattrs(at, name)?;
-                        self.out
-                            .header(name, tar::EntryType::Link, &meta, Some(&first), &xattrs)
-                            .map_err(werr(name, "write"))?;
-                        self.entries += 1;
-                        return Ok(());
-                    }
-                    self.links.insert(key, name.clone());
-                }
-                let mut f = match fsutil::reopen_regular(pathfd) {
-                    Ok(f) => f,
-                    Err(Errno::ENOENT) => return Ok(()),
-                    Err(e) => return Err(eerr(name, "open file")(e)),
-                };
-                let xattrs = self.fd_xattrs(&f, name)?;
-                self.out
-                    .header(name, tar::EntryType::Regular, &meta, None, &xattrs)
-                    .map_err(werr(name, "write"))?;
-                self.out
-                    .data(&mut f, meta.size, &mut self.buf)
-                    .map_err(werr(name, "copy file"))?;
-                self.entries += 1;
-            }
+            libc::S_IFREG => self.regular(at, st, name, FileSource::Path(pathfd))?,
             libc::S_IFLNK => {
                 let target = fsutil::readlink_fd(pathfd).map_err(eerr(name, "read link"))?;
                 let xattrs = self.path_xattrs(at, name)?;
@@ -441,6 +439,47 @@ impl<W: Write> Walker<W> {
             _ => {}
         }
         name.truncate(base);
+        Ok(())
+    }
+
+    /// A regular file: a hardlink to one already written, or its header and data.
+    fn regular(
+        &mut self,
+        at: Option<(&File, &OsStr)>,
+        st: &FileStat,
+        name: &[u8],
+        source: FileSource<'_>,
+    ) -> Result<(), WalkError> {
+        let meta = Meta::from_stat(st);
+        if st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = self.links.get(&key) {
+                let first = first.clone();
+                let xattrs = self.path_xattrs(at, name)?;
+                self.out
+                    .header(name, tar::EntryType::Link, &meta, Some(&first), &xattrs)
+                    .map_err(werr(name, "write"))?;
+                self.entries += 1;
+                return Ok(());
+            }
+            self.links.insert(key, name.to_vec());
+        }
+        let mut f = match source {
+            FileSource::Open(f) => f,
+            FileSource::Path(pathfd) => match fsutil::reopen_regular(pathfd) {
+                Ok(f) => f,
+                Err(Errno::ENOENT) => return Ok(()),
+                Err(e) => return Err(eerr(name, "open file")(e)),
+            },
+        };
+        let xattrs = self.fd_xattrs(&f, name)?;
+        self.out
+            .header(name, tar::EntryType::Regular, &meta, None, &xattrs)
+            .map_err(werr(name, "write"))?;
+        self.out
+            .data(&mut f, meta.size, &mut self.buf)
+            .map_err(werr(name, "copy file"))?;
+        self.entries += 1;
         Ok(())
     }
 

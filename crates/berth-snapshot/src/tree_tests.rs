@@ -159,3 +159,17 @@ fn bench_write_tree() {
     let n = write_tree(Path::new(&dir), fs::File::create(out).unwrap()).unwrap();
     eprintln!("write_tree: {n} bytes in {:?}", start.elapsed());
 }
+
+#[test]
+fn quiescent_walk_writes_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).unwrap();
+    sample(&root);
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    write_tree(&root, &mut a).unwrap();
+    write_tree_quiescent(&root, &mut b).unwrap();
+    assert!(a.len() > 200_000);
+    assert_eq!(a, b);
+}
