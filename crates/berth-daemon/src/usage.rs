@@ -94,11 +94,7 @@ impl Daemon {
     pub async fn disk_usage(self: &Arc<Self>) -> Result<Value, ApiError> {
         let images = self.images.clone();
         let du = blocking(move || images.disk_usage().map_err(map_err)).await?;
-        let containers = self.all_containers();
-        let mut per_image: HashMap<String, usize> = HashMap::new();
-        for c in &containers {
-            *per_image.entry(c.record().image_id).or_default() += 1;
-        }
+        // `list_images` already counts each image's containers.
         let list = self.list_images(true, None);
         let images_json: Vec<Value> = list
             .into_iter()
@@ -109,7 +105,6 @@ impl Daemon {
                     i["Size"] = json!(u.size);
                     i["VirtualSize"] = json!(u.size);
                 }
-                i["Containers"] = json!(per_image.get(&id).copied().unwrap_or(0));
                 i
             })
             .collect();

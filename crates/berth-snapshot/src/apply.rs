@@ -517,9 +517,9 @@ fn split_path(raw: &[u8]) -> Option<Vec<OsString>> {
     Some(out)
 }
 
-/// Lexically resolves a hardlink target relative to the layer root.
-/// `None` if it climbs above the root.
-fn normalize_link_target(raw: &[u8]) -> Option<Vec<OsString>> {
+/// Lexically resolves a hardlink target (or any tar name) relative to the layer root:
+/// `.` and empty components dropped, `..` applied. `None` if it climbs above the root.
+pub(crate) fn normalize_link_target(raw: &[u8]) -> Option<Vec<OsString>> {
     let mut out: Vec<OsString> = Vec::new();
     for comp in raw.split(|b| *b == b'/') {
         match comp {

@@ -579,17 +579,7 @@ fn clean_entry_name(raw: &[u8]) -> Option<Vec<OsString>> {
     if raw.first() == Some(&b'/') {
         return None;
     }
-    let mut out: Vec<OsString> = Vec::new();
-    for c in raw.split(|b| *b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                out.pop()?;
-            }
-            c => out.push(OsString::from_vec(c.to_vec())),
-        }
-    }
-    Some(out)
+    crate::apply::normalize_link_target(raw)
 }
 
 struct Extractor {

@@ -72,18 +72,23 @@ async fn prune_images(c: &Client, all: bool, filters: &[String]) -> Result<(Vec<
     Ok((lines, v["SpaceReclaimed"].as_u64().unwrap_or(0)))
 }
 
+/// `Deleted …:`, one line each, a blank line; nothing when nothing was deleted.
+fn print_section(title: &str, lines: &[String]) {
+    if !lines.is_empty() {
+        println!("{title}");
+        for l in lines {
+            println!("{l}");
+        }
+        println!();
+    }
+}
+
 pub async fn container_prune(c: &Client, a: ContainerPruneArgs) -> Result<i32> {
     if !a.force && !confirm("WARNING! This will remove all stopped containers.") {
         return Ok(0);
     }
     let (ids, space) = prune_containers(c, &a.filter).await?;
-    if !ids.is_empty() {
-        println!("Deleted Containers:");
-        for id in ids {
-            println!("{id}");
-        }
-        println!();
-    }
+    print_section("Deleted Containers:", &ids);
     println!("Total reclaimed space: {}", human_size(space as f64));
     Ok(0)
 }
@@ -98,13 +103,7 @@ pub async fn image_prune(c: &Client, a: ImagePruneArgs) -> Result<i32> {
         return Ok(0);
     }
     let (lines, space) = prune_images(c, a.all, &a.filter).await?;
-    if !lines.is_empty() {
-        println!("Deleted Images:");
-        for l in lines {
-            println!("{l}");
-        }
-        println!();
-    }
+    print_section("Deleted Images:", &lines);
     println!("Total reclaimed space: {}", human_size(space as f64));
     Ok(0)
 }
@@ -127,22 +126,10 @@ pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
         return Ok(0);
     }
     let (ids, mut space) = prune_containers(c, &a.filter).await?;
-    if !ids.is_empty() {
-        println!("Deleted Containers:");
-        for id in ids {
-            println!("{id}");
-        }
-        println!();
-    }
+    print_section("Deleted Containers:", &ids);
     let (lines, s) = prune_images(c, a.all, &a.filter).await?;
     space += s;
-    if !lines.is_empty() {
-        println!("Deleted Images:");
-        for l in lines {
-            println!("{l}");
-        }
-        println!();
-    }
+    print_section("Deleted Images:", &lines);
     println!("Total reclaimed space: {}", human_size(space as f64));
     Ok(0)
 }
@@ -353,13 +340,14 @@ pub async fn check(c: &Client, a: CheckArgs) -> Result<i32> {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let mut unresolved = 0;
+    let unresolved = findings
+        .iter()
+        .filter(|f| !f["repaired"].as_bool().unwrap_or(false))
+        .count()
+        + broken.len();
     if !a.json {
         for f in &findings {
             let repaired = f["repaired"].as_bool().unwrap_or(false);
-            if !repaired {
-                unresolved += 1;
-            }
             println!(
                 "{}\t{}\t{}{}",
                 f["kind"].as_str().unwrap_or_default(),
@@ -369,7 +357,6 @@ pub async fn check(c: &Client, a: CheckArgs) -> Result<i32> {
             );
         }
         for b in &broken {
-            unresolved += 1;
             println!(
                 "broken_container\t{}\tlayer {} is missing",
                 b["container"].as_str().unwrap_or_default(),
@@ -379,12 +366,6 @@ pub async fn check(c: &Client, a: CheckArgs) -> Result<i32> {
         if findings.is_empty() && broken.is_empty() {
             println!("No problems found.");
         }
-    } else {
-        unresolved = findings
-            .iter()
-            .filter(|f| !f["repaired"].as_bool().unwrap_or(false))
-            .count()
-            + broken.len();
     }
     Ok(if unresolved > 0 { 1 } else { 0 })
 }
