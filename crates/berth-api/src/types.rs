@@ -162,3 +162,32 @@ pub struct CopyToOptions {
     pub no_overwrite_dir_non_dir: bool,
     pub copy_uid_gid: bool,
 }
+
+/// `POST /build` (the legacy builder's query parameters).
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// `t`: `repo[:tag]`, repeatable.
+    pub tags: Vec<String>,
+    /// `dockerfile`: the Dockerfile's path inside the context (default `Dockerfile`).
+    pub dockerfile: String,
+    /// `buildargs`: `--build-arg` values (`None`: declared without a value).
+    pub build_args: std::collections::BTreeMap<String, Option<String>>,
+    /// `labels`.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `target`: the stage to build (default: the last).
+    pub target: String,
+    pub no_cache: bool,
+    pub pull: bool,
+    /// `q`: only the image id is reported.
+    pub quiet: bool,
+    /// `networkmode` for RUN steps.
+    pub network: String,
+    /// `platform`.
+    pub platform: String,
+    /// `remote`: a URL to fetch the context (or Dockerfile) from.
+    pub remote: String,
+}
+
+/// A build's progress, one Docker JSON message per item (`{"stream": …}`, `{"aux": …}`,
+/// `{"errorDetail": …, "error": …}`).
+pub type BuildEvents = tokio::sync::mpsc::Sender<serde_json::Value>;

@@ -20,6 +20,10 @@
 //!                                   a read-only lower between the image and rw/
 //!     <id>-json.log[.N]             its log, json-file format, rotated (log_path())
 //!     hostname  hosts  resolv.conf  bind-mounted into /etc
+//!   builder/
+//!     cache/<key>                   build cache: a step's key -> the image it made (build_cache())
+//!     tmp/<build-id>/               a build in progress (build_tmp()): context/ (the unpacked
+//!                                   context), step-N/ (a COPY/WORKDIR step's writable layer)
 //!
 //! <exec-root>/                      --exec-root, default /run/berth
 //!   berth.sock  berth.pid           the API socket (0660) and the daemon's pid
@@ -30,7 +34,8 @@
 //!     shim.json shim.sock shim.pid  the shim's config, control socket and pid
 //!     state.json  shim.log          the container's state as the shim records it; its log
 //!   mounts/<id>/                    scratch_mount(): a stopped container's root, mounted
-//!                                   while export, cp or commit read or write it
+//!                                   while export, cp or commit read or write it; also
+//!                                   build-<build-id>-N, a build step's root
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -64,4 +69,14 @@ pub fn scratch_mount(exec_root: &Path, id: &str) -> PathBuf {
 /// `<container-dir>/init`: the container's init layer (`fsutil::make_init_layer`).
 pub fn init_layer(container_dir: &Path) -> PathBuf {
     container_dir.join("init")
+}
+
+/// `<data-root>/builder/cache`: the build cache's entries.
+pub fn build_cache(data_root: &Path) -> PathBuf {
+    data_root.join("builder").join("cache")
+}
+
+/// `<data-root>/builder/tmp/<build-id>`: a build's private directory.
+pub fn build_tmp(data_root: &Path, id: &str) -> PathBuf {
+    data_root.join("builder").join("tmp").join(id)
 }

@@ -5,6 +5,7 @@
 //! Engine API models (`berth_api::models`) and [`ApiError`]s, never in HTTP.
 
 pub mod attach;
+pub mod build;
 mod bundle;
 mod cgroups;
 pub mod config;
@@ -70,6 +71,7 @@ impl Daemon {
             execs: RwLock::new(HashMap::new()),
         });
         d.unmount_scratch();
+        d.clean_build_leftovers();
         d.load_containers().await;
         d.collect_garbage().await;
         Ok(d)

@@ -256,7 +256,7 @@ impl Daemon {
             .collect::<Vec<_>>()
             .join(" ");
         let icr = berth_image::CommitRequest {
-            parent,
+            parent: Some(parent),
             reference: req.reference.clone(),
             author: req.author.clone(),
             comment: req.comment.clone(),
@@ -264,39 +264,50 @@ impl Daemon {
             container_id: c.id.clone(),
             created_by,
         };
-        let r = blocking(move || {
-            let (reader, writer) =
-                std::io::pipe().map_err(|e| ApiError::internal(format!("commit: pipe: {e}")))?;
-            grow_pipe(&writer);
-            let writer_thread = std::thread::spawn(move || -> Result<(), String> {
-                let mut w = std::io::BufWriter::with_capacity(PIPE_BUF, writer);
-                berth_snapshot::write_layer(&upper, &mut w).map_err(|e| e.to_string())?;
-                std::io::Write::flush(&mut w).map_err(|e| format!("write layer: {e}"))
-            });
-            let committed = images.commit(icr, std::io::BufReader::with_capacity(PIPE_BUF, reader));
-            let written = writer_thread
-                .join()
-                .map_err(|_| ApiError::internal("commit: the layer writer panicked"))?;
-            release_memory();
-            match (written, committed) {
-                (Ok(()), c) => c.map_err(map_err),
-                (Err(e), c) => {
-                    // The layer was cut short: an image made of it must not stay.
-                    if let Ok(made) = c {
-                        let _ = images.delete(&made.id.to_string(), true, &|_| Vec::new());
-                    }
-                    Err(ApiError::internal(format!("commit: {e}")))
-                }
-            }
-        })
-        .await;
+        let r = blocking(move || commit_upper(&images, &upper, icr)).await;
         if pause {
             if let Err(e) = crate::shim_client::call(&bundle, &Request::Resume).await {
                 tracing::warn!(id = %c.id, "unpause after commit: {e}");
             }
         }
-        Ok(r?.id.to_string())
+        Ok(r?.to_string())
     }
+}
+
+/// A new image from `icr` and the writable layer `upper` (an overlay upper directory,
+/// whiteouts and all): the layer is written by one thread and unpacked and stored by this
+/// one. If the layer cannot be written whole, no image is left behind.
+pub(crate) fn commit_upper(
+    images: &berth_image::ImageStore,
+    upper: &Path,
+    icr: berth_image::CommitRequest,
+) -> Result<berth_image::Digest, ApiError> {
+    let (reader, writer) =
+        std::io::pipe().map_err(|e| ApiError::internal(format!("commit: pipe: {e}")))?;
+    grow_pipe(&writer);
+    let r = std::thread::scope(|s| {
+        let writer_thread = s.spawn(move || -> Result<(), String> {
+            let mut w = std::io::BufWriter::with_capacity(PIPE_BUF, writer);
+            berth_snapshot::write_layer(upper, &mut w).map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut w).map_err(|e| format!("write layer: {e}"))
+        });
+        let committed = images.commit(icr, std::io::BufReader::with_capacity(PIPE_BUF, reader));
+        let written = writer_thread
+            .join()
+            .map_err(|_| ApiError::internal("commit: the layer writer panicked"))?;
+        match (written, committed) {
+            (Ok(()), c) => c.map(|r| r.id).map_err(map_err),
+            (Err(e), c) => {
+                // The layer was cut short: an image made of it must not stay.
+                if let Ok(made) = c {
+                    let _ = images.delete(&made.id.to_string(), true, &|_| Vec::new());
+                }
+                Err(ApiError::internal(format!("commit: {e}")))
+            }
+        }
+    });
+    release_memory();
+    r
 }
 
 /// The commit's layer flows from the walker to the image store in large pieces.

@@ -21,8 +21,9 @@ use crate::store::{ImageRecord, ImageStore, Loaded, Result};
 /// What [`ImageStore::commit`] needs to know about the container.
 #[derive(Debug, Clone)]
 pub struct CommitRequest {
-    /// The container's image id (the new image's parent).
-    pub parent: Digest,
+    /// The container's image id (the new image's parent); `None` for a build step
+    /// on `scratch`.
+    pub parent: Option<Digest>,
     /// `repo[:tag]` to tag the new image with.
     pub reference: Option<String>,
     /// `--author`.
@@ -31,7 +32,7 @@ pub struct CommitRequest {
     pub comment: String,
     /// The container's config after applying the `--change` instructions.
     pub config: ContainerConfig,
-    /// The container's id (recorded as the config's `container`).
+    /// The container's id (recorded as the config's `container`; empty: none).
     pub container_id: String,
     /// The container's command line, for the history entry.
     pub created_by: String,
@@ -57,6 +58,15 @@ pub(crate) fn parse_new_tag(reference: Option<&str>) -> Result<Option<Reference>
     }
 }
 
+/// The config a build on `scratch` starts from.
+fn scratch_config() -> crate::config::ImageConfig {
+    crate::config::ImageConfig {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        ..Default::default()
+    }
+}
+
 impl ImageStore {
     /// Creates an image from a container: the parent's layers plus `layer`
     /// (a plain tar of the container's changes, OCI whiteouts), with the
@@ -66,20 +76,32 @@ impl ImageStore {
     pub fn commit<R: Read>(&self, req: CommitRequest, layer: R) -> Result<ImportResult> {
         let _busy = crate::store::BusyGuard::new(self);
         let reference = parse_new_tag(req.reference.as_deref())?;
-        let parent = {
-            let state = self.lock();
-            state
-                .images
-                .get(&req.parent)
-                .cloned()
-                .ok_or_else(|| ImageError::NotFound(req.parent.to_string()))?
+        let parent = match &req.parent {
+            Some(p) => {
+                let state = self.lock();
+                let parent = state
+                    .images
+                    .get(p)
+                    .cloned()
+                    .ok_or_else(|| ImageError::NotFound(p.to_string()))?;
+                if let Some(reason) = &parent.record.broken {
+                    return Err(ImageError::Conflict(format!(
+                        "image {} is broken ({reason}): cannot commit on top of it",
+                        p.short()
+                    )));
+                }
+                Some(parent)
+            }
+            None => None,
         };
-        if let Some(reason) = &parent.record.broken {
-            return Err(ImageError::Conflict(format!(
-                "image {} is broken ({reason}): cannot commit on top of it",
-                req.parent.short()
-            )));
-        }
+        let (parent_config, parent_blobs, top) = match &parent {
+            Some(p) => (
+                p.config.clone(),
+                p.layer_blobs.clone(),
+                p.chain_ids.last().cloned(),
+            ),
+            None => (scratch_config(), Vec::new(), None),
+        };
 
         let mut layer = layer;
         let mut head = Vec::with_capacity(512);
@@ -89,7 +111,6 @@ impl ImageStore {
             .map_err(|reason| ImageError::InvalidArgument(format!("commit layer: {reason}")))?;
         let empty = entry.entries == 0;
         let diff_id = entry.diff_id.clone();
-        let top = parent.chain_ids.last().cloned();
         let chain = chain_id(top.as_ref(), &diff_id);
         let guard = PendingGuard::new(
             self,
@@ -110,14 +131,18 @@ impl ImageStore {
         drop(entry);
 
         let now = Utc::now();
-        let mut config = parent.config.clone();
+        let mut config = parent_config;
         config.config = Some(req.config.clone());
         config.author = non_empty(&req.author);
         config.comment = non_empty(&req.comment);
         config.created = Some(now);
-        config
-            .extra
-            .insert("container".into(), Value::String(req.container_id.clone()));
+        if req.container_id.is_empty() {
+            config.extra.remove("container");
+        } else {
+            config
+                .extra
+                .insert("container".into(), Value::String(req.container_id.clone()));
+        }
         config.extra.insert(
             "container_config".into(),
             serde_json::to_value(&req.config).unwrap_or(Value::Null),
@@ -137,8 +162,7 @@ impl ImageStore {
             .map_err(|e| ImageError::InvalidArgument(format!("serialize image config: {e}")))?;
         let id = self.content.put(&raw_config)?;
         let mut layers = Vec::new();
-        for d in parent
-            .layer_blobs
+        for d in parent_blobs
             .iter()
             .chain(if empty { None } else { Some(&diff_id) })
         {
@@ -163,7 +187,7 @@ impl ImageStore {
         let manifest_digest = self.content.put(&raw_manifest)?;
         let record = ImageRecord {
             manifest: manifest_digest.clone(),
-            parent: Some(req.parent.clone()),
+            parent: req.parent.clone(),
             created: now,
             broken: None,
         };

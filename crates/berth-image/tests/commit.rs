@@ -31,7 +31,7 @@ fn base(store: &ImageStore) -> Digest {
 
 fn req(parent: &Digest, reference: Option<&str>) -> CommitRequest {
     CommitRequest {
-        parent: parent.clone(),
+        parent: Some(parent.clone()),
         reference: reference.map(str::to_string),
         author: "Jane <jane@example.com>".into(),
         comment: "added a file".into(),

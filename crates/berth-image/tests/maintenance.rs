@@ -32,7 +32,7 @@ fn import(store: &ImageStore, reference: Option<&str>, data: &[u8]) -> Digest {
 
 fn commit(store: &ImageStore, parent: &Digest, reference: Option<&str>, data: &[u8]) -> Digest {
     let req = CommitRequest {
-        parent: parent.clone(),
+        parent: Some(parent.clone()),
         reference: reference.map(str::to_string),
         author: String::new(),
         comment: String::new(),

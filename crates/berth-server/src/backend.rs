@@ -147,6 +147,26 @@ pub trait SystemBackend: Send + Sync + 'static {
     fn system_check(&self, repair: bool) -> impl Future<Output = Res<Value>> + Send;
 }
 
+/// `/build`
+pub trait BuildBackend: Send + Sync + 'static {
+    /// Runs a build: errors before its first message are returned, later ones are sent
+    /// on `events` as Docker's error message.
+    fn build(
+        &self,
+        req: berth_api::types::BuildRequest,
+        body: Box<dyn std::io::Read + Send>,
+        events: berth_api::types::BuildEvents,
+    ) -> impl Future<Output = Res<()>> + Send;
+    /// `POST /build/prune`: the cache entries forgotten.
+    fn prune_build_cache(&self) -> Vec<String>;
+}
+
 /// Everything the API serves.
-pub trait Backend: ContainerBackend + ExecBackend + ImageBackend + SystemBackend {}
-impl<T: ContainerBackend + ExecBackend + ImageBackend + SystemBackend> Backend for T {}
+pub trait Backend:
+    ContainerBackend + ExecBackend + ImageBackend + SystemBackend + BuildBackend
+{
+}
+impl<T: ContainerBackend + ExecBackend + ImageBackend + SystemBackend + BuildBackend> Backend
+    for T
+{
+}

@@ -4,6 +4,7 @@
 //! [`berth_daemon::Daemon`], and [`ApiError`]s become responses in one place ([`error_response`]).
 
 pub mod backend;
+mod build;
 mod containers;
 mod exec;
 mod images;
@@ -57,6 +58,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .merge(containers::routes::<B>())
         .merge(exec::routes::<B>())
         .merge(images::routes::<B>())
+        .merge(build::routes::<B>())
         .fallback(|uri: Uri| async move {
             Error(ApiError::not_found(format!(
                 "page not found: {}",

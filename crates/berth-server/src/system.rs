@@ -16,16 +16,10 @@ pub fn routes<B: SystemBackend>() -> Router<Arc<B>> {
         .route("/info", get(info::<B>))
         .route("/system/df", get(df::<B>))
         .route("/system/check", post(check::<B>))
-        // berth has neither user networks nor a build cache yet: nothing to prune.
+        // berth has no user networks yet: nothing to prune.
         .route(
             "/networks/prune",
             post(|| async { Json(serde_json::json!({ "NetworksDeleted": [] })) }),
-        )
-        .route(
-            "/build/prune",
-            post(|| async {
-                Json(serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }))
-            }),
         )
 }
 

@@ -10,7 +10,9 @@ use berth_api::types::{
 };
 use berth_api::ApiError;
 use berth_daemon::{blocking, Daemon};
-use berth_server::backend::{ContainerBackend, ExecBackend, ImageBackend, Pending, SystemBackend};
+use berth_server::backend::{
+    BuildBackend, ContainerBackend, ExecBackend, ImageBackend, Pending, SystemBackend,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -190,5 +192,19 @@ impl SystemBackend for Engine {
     async fn info(&self) -> Value {
         let d = self.0.clone();
         blocking(move || Ok(d.info())).await.unwrap_or_default()
+    }
+}
+
+impl BuildBackend for Engine {
+    async fn build(
+        &self,
+        req: berth_api::types::BuildRequest,
+        body: Box<dyn std::io::Read + Send>,
+        events: berth_api::types::BuildEvents,
+    ) -> Res<()> {
+        self.0.build(req, body, events).await
+    }
+    fn prune_build_cache(&self) -> Vec<String> {
+        self.0.prune_build_cache()
     }
 }

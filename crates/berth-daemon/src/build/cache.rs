@@ -1,0 +1,143 @@
+//! The build cache: a step's key (its parent image, what the step does, and for COPY/ADD
+//! the checksum of what it copies) → the image it made. Each entry is one small file
+//! written atomically, so builds running at the same time never see a torn entry; an
+//! entry whose image is gone is a miss.
+
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Bump when what a key covers changes: old entries then simply miss.
+const VERSION: &str = "berth-build-cache-v1";
+
+pub(crate) struct Cache {
+    dir: PathBuf,
+}
+
+/// What a step's key is made of.
+pub(crate) struct KeyParts<'a> {
+    /// The parent image id (`None`: scratch).
+    pub parent: Option<&'a str>,
+    /// The history text of the step (`/bin/sh -c #(nop)  ENV a=b`, `|1 A=1 /bin/sh -c …`).
+    pub created_by: &'a str,
+    /// The image config the step produces, serialized.
+    pub config: &'a str,
+    /// Anything else the result depends on (COPY's content checksum, RUN's network).
+    pub extra: &'a str,
+}
+
+impl Cache {
+    pub(crate) fn new(dir: &Path) -> Cache {
+        Cache {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn key(parts: &KeyParts<'_>) -> String {
+        let mut h = Sha256::new();
+        for p in [
+            VERSION,
+            parts.parent.unwrap_or("scratch"),
+            parts.created_by,
+            parts.config,
+            parts.extra,
+        ] {
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// The image id recorded for `key`, if any (the caller checks that it still exists).
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        let s = std::fs::read_to_string(self.dir.join(key)).ok()?;
+        let s = s.trim();
+        berth_content::Digest::parse(s).ok()?;
+        Some(s.to_string())
+    }
+
+    pub(crate) fn put(&self, key: &str, image: &str) {
+        let r = std::fs::create_dir_all(&self.dir)
+            .and_then(|_| crate::fsutil::write_atomic(&self.dir.join(key), image.as_bytes()));
+        if let Err(e) = r {
+            tracing::warn!("build cache: cannot record {key}: {e}");
+        }
+    }
+
+    /// Forgets every entry (`builder prune`); returns their keys.
+    pub(crate) fn clear(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                if std::fs::remove_file(e.path()).is_ok() {
+                    keys.push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_differ_by_every_part_and_entries_round_trip() {
+        let base = KeyParts {
+            parent: Some("sha256:aa"),
+            created_by: "RUN x",
+            config: "{}",
+            extra: "",
+        };
+        let k = Cache::key(&base);
+        assert_ne!(
+            k,
+            Cache::key(&KeyParts {
+                parent: None,
+                ..base
+            })
+        );
+        assert_ne!(
+            k,
+            Cache::key(&KeyParts {
+                created_by: "RUN y",
+                ..base
+            })
+        );
+        assert_ne!(
+            k,
+            Cache::key(&KeyParts {
+                config: "{\"a\":1}",
+                ..base
+            })
+        );
+        assert_ne!(
+            k,
+            Cache::key(&KeyParts {
+                extra: "sum",
+                ..base
+            })
+        );
+        // Parts are length-prefixed: moving a byte across a boundary changes the key.
+        assert_ne!(
+            Cache::key(&KeyParts {
+                created_by: "ab",
+                extra: "",
+                ..base
+            }),
+            Cache::key(&KeyParts {
+                created_by: "a",
+                extra: "b",
+                ..base
+            })
+        );
+        let t = tempfile::tempdir().unwrap();
+        let c = Cache::new(&t.path().join("cache"));
+        assert_eq!(c.get(&k), None);
+        let id = format!("sha256:{}", "1".repeat(64));
+        c.put(&k, &id);
+        assert_eq!(c.get(&k), Some(id));
+        assert_eq!(c.clear(), vec![k.clone()]);
+        assert_eq!(c.get(&k), None);
+    }
+}
