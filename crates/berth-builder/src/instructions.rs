@@ -2,7 +2,7 @@
 //! executor consumes. Words are kept as written (quotes included where Docker keeps
 //! them) until [`Instruction::expand`] applies the build's variables.
 
-use crate::shell::{Lex, ShellError};
+use crate::shell::{Lex, LexMode, ShellError};
 
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,8 +175,108 @@ impl Instruction {
     /// was not quoted, for COPY only), removing quotes as Docker's shell lexer does.
     /// RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK, MAINTAINER and ONBUILD are returned
     /// unchanged.
-    pub fn expand(&self, lex: &Lex, env: &dyn Fn(&str) -> Option<String>) -> Result<Instruction, ShellError> {
-        let _ = (lex, env);
-        todo!("helper: implement")
+    pub fn expand(
+        &self,
+        lex: &Lex,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Instruction, ShellError> {
+        let word = |w: &str| lex.process_word(w, env);
+        let opt = |w: &Option<String>| w.as_deref().map(|w| lex.process_word(w, env)).transpose();
+        let pairs = |pairs: &[(String, String)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| Ok((word(k)?, word(v)?)))
+                .collect::<Result<Vec<_>, ShellError>>()
+        };
+        Ok(match self {
+            Instruction::Env(p) => Instruction::Env(pairs(p)?),
+            Instruction::Label(p) => Instruction::Label(pairs(p)?),
+            Instruction::Arg(args) => Instruction::Arg(
+                args.iter()
+                    .map(|a| {
+                        Ok(ArgDecl {
+                            name: word(&a.name)?,
+                            default: opt(&a.default)?,
+                        })
+                    })
+                    .collect::<Result<_, ShellError>>()?,
+            ),
+            Instruction::Copy(c) => Instruction::Copy(expand_copy(c, lex, env)?),
+            Instruction::Add(c) => Instruction::Add(expand_copy(c, lex, env)?),
+            Instruction::Expose(ports) => {
+                let mut out = Vec::new();
+                for p in ports {
+                    out.extend(lex.process_words(p, env)?);
+                }
+                Instruction::Expose(out)
+            }
+            Instruction::Volume(v) => {
+                Instruction::Volume(v.iter().map(|w| word(w)).collect::<Result<_, _>>()?)
+            }
+            Instruction::User(u) => Instruction::User(word(u)?),
+            Instruction::Workdir(w) => Instruction::Workdir(word(w)?),
+            Instruction::StopSignal(s) => Instruction::StopSignal(word(s)?),
+            Instruction::Run(_)
+            | Instruction::Cmd(_)
+            | Instruction::Entrypoint(_)
+            | Instruction::Shell(_)
+            | Instruction::Healthcheck(_)
+            | Instruction::Maintainer(_)
+            | Instruction::Onbuild(_) => self.clone(),
+        })
     }
 }
+
+/// COPY/ADD: the words through the lexer; the heredoc sources keep their names, and
+/// the bodies of unquoted heredocs get their variables (BuildKit's `ExpandRaw`: the `\`
+/// lexer with quotes as ordinary characters, so only `$…` and escapes change).
+fn expand_copy(
+    c: &Copy,
+    lex: &Lex,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Copy, ShellError> {
+    let word = |w: &str| lex.process_word(w, env);
+    let opt = |w: &Option<String>| w.as_deref().map(|w| lex.process_word(w, env)).transpose();
+    // Heredoc names appear among the sources in the heredocs' order; they are names,
+    // not words to expand.
+    let mut pending = c.heredocs.iter().peekable();
+    let mut sources = Vec::with_capacity(c.sources.len());
+    for src in &c.sources {
+        if pending.peek().is_some_and(|h| &h.name == src) {
+            pending.next();
+            sources.push(src.clone());
+        } else {
+            sources.push(word(src)?);
+        }
+    }
+    let body_lex = Lex::new('\\');
+    let body_mode = LexMode {
+        skip_quotes: true,
+        ..LexMode::default()
+    };
+    let heredocs = c
+        .heredocs
+        .iter()
+        .map(|h| {
+            if !h.expand {
+                return Ok(h.clone());
+            }
+            let (content, _) = body_lex.process_with(&h.content, env, body_mode)?;
+            Ok(Heredoc {
+                content,
+                ..h.clone()
+            })
+        })
+        .collect::<Result<_, ShellError>>()?;
+    Ok(Copy {
+        sources,
+        dest: word(&c.dest)?,
+        from: opt(&c.from)?,
+        chown: opt(&c.chown)?,
+        chmod: opt(&c.chmod)?,
+        heredocs,
+    })
+}
+
+#[cfg(test)]
+mod tests;
