@@ -1022,3 +1022,89 @@ fn words_and_flags_helpers() {
     let (rest, flags) = extract_flags("-x y", '\\');
     assert_eq!((rest.as_str(), flags), ("-x y", vec![]));
 }
+
+#[test]
+fn realistic_dockerfile() {
+    let src = r#"# syntax=docker/dockerfile:1.4
+ARG GO_VERSION=1.22
+FROM golang:${GO_VERSION}-alpine AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN --network=none CGO_ENABLED=0 go build -o /out/app ./cmd/app \
+    && strip /out/app
+RUN <<EOF
+set -e
+echo built > /out/stamp
+EOF
+
+FROM alpine:3.19
+LABEL org.opencontainers.image.title="app" \
+      org.opencontainers.image.version=$VERSION
+COPY --from=build --chmod=0755 /out/app /usr/local/bin/app
+COPY <<-EOT /etc/app.conf
+	listen = ":8080"
+	EOT
+EXPOSE 8080/tcp
+HEALTHCHECK --interval=30s --timeout=3s CMD wget -qO- http://localhost:8080/health || exit 1
+USER 65534:65534
+ENTRYPOINT ["/usr/local/bin/app"]
+CMD ["--config", "/etc/app.conf"]
+"#;
+    let df = ok(src);
+    assert_eq!(df.syntax.as_deref(), Some("docker/dockerfile:1.4"));
+    assert_eq!(
+        df.meta_args,
+        vec![ArgDecl {
+            name: "GO_VERSION".into(),
+            default: Some("1.22".into())
+        }]
+    );
+    assert_eq!(df.stages.len(), 2);
+    let build = &df.stages[0];
+    assert_eq!(
+        (
+            build.name.as_deref(),
+            build.base.as_str(),
+            build.commands.len()
+        ),
+        (Some("build"), "golang:${GO_VERSION}-alpine", 6)
+    );
+    assert_eq!(
+        build.commands[4].original,
+        "RUN --network=none CGO_ENABLED=0 go build -o /out/app ./cmd/app     && strip /out/app"
+    );
+    assert_eq!(
+        run_cmd(&build.commands[4].instr),
+        &shell("CGO_ENABLED=0 go build -o /out/app ./cmd/app     && strip /out/app")
+    );
+    match &build.commands[5].instr {
+        Instruction::Run(r) => {
+            assert_eq!(r.heredocs[0].content, "set -e\necho built > /out/stamp\n")
+        }
+        other => panic!("{other:?}"),
+    }
+    let fin = &df.stages[1];
+    assert_eq!((fin.line, fin.commands.len()), (15, 8));
+    assert_eq!(
+        fin.commands[0].instr,
+        Instruction::Label(kv(&[
+            ("org.opencontainers.image.title", "\"app\""),
+            ("org.opencontainers.image.version", "$VERSION")
+        ]))
+    );
+    let conf = copy_of(fin.commands[2].instr.clone());
+    assert_eq!(
+        (conf.sources, conf.heredocs[0].content.as_str()),
+        (strs(&["EOT"]), "listen = \":8080\"\n")
+    );
+    assert_eq!(fin.commands[3].line, 22);
+    assert!(
+        matches!(&fin.commands[4].instr, Instruction::Healthcheck(Healthcheck::Check { test, interval: 30_000_000_000, .. }) if test[0] == "CMD-SHELL")
+    );
+    assert_eq!(
+        fin.commands[6].instr,
+        Instruction::Entrypoint(exec(&["/usr/local/bin/app"]))
+    );
+}
