@@ -43,6 +43,27 @@ impl ImageStore {
             self.resolve(&state, name_or_id)?
         };
         let containers = users(&id.to_string());
+        // Untagged parents go with the image (moby's prune of the parent chain), unless a
+        // container uses them: ask about those now, outside our lock.
+        let ancestors_in_use: HashSet<Digest> = {
+            let ancestors = {
+                let state = self.lock();
+                let mut out = Vec::new();
+                let mut cur = state.images.get(&id).and_then(|l| l.record.parent.clone());
+                while let Some(p) = cur {
+                    if out.contains(&p) {
+                        break;
+                    }
+                    cur = state.images.get(&p).and_then(|l| l.record.parent.clone());
+                    out.push(p);
+                }
+                out
+            };
+            ancestors
+                .into_iter()
+                .filter(|a| !users(&a.to_string()).is_empty())
+                .collect()
+        };
         let running = containers.iter().find(|(_, r)| *r);
         let stopped = containers.iter().find(|(_, r)| !*r);
 
@@ -132,17 +153,41 @@ impl ImageStore {
         let Some(loaded) = state.images.remove(&id) else {
             return Err(ImageError::NotFound(name_or_id.to_string()));
         };
+        let mut removed_images = vec![(id.clone(), loaded)];
+        let mut cur = removed_images[0].1.record.parent.clone();
+        while let Some(p) = cur.take() {
+            let referenced = state.refs.values().any(|i| *i == p);
+            let has_children = state
+                .images
+                .values()
+                .any(|l| l.record.parent.as_ref() == Some(&p));
+            if referenced || has_children || ancestors_in_use.contains(&p) {
+                break;
+            }
+            let Some(pl) = state.images.remove(&p) else {
+                break;
+            };
+            cur = pl.record.parent.clone();
+            removed_images.push((p, pl));
+        }
         self.persist(&state)?;
-        items.push(DeleteItem::Deleted(id.to_string()));
 
-        let mut blobs = vec![id.clone(), loaded.record.manifest.clone()];
-        // Containers (stopped, force-deleted image) still need the layers.
-        let layers = if containers.is_empty() {
-            blobs.extend(loaded.layer_blobs.iter().cloned());
-            loaded.chain_ids.clone()
-        } else {
-            Vec::new()
-        };
+        let mut blobs = Vec::new();
+        let mut layers = Vec::new();
+        for (rid, l) in &removed_images {
+            items.push(DeleteItem::Deleted(rid.to_string()));
+            blobs.push(rid.clone());
+            blobs.push(l.record.manifest.clone());
+            // Containers (stopped, force-deleted image) still need the layers.
+            if containers.is_empty() {
+                blobs.extend(l.layer_blobs.iter().cloned());
+                for c in &l.chain_ids {
+                    if !layers.contains(c) {
+                        layers.push(c.clone());
+                    }
+                }
+            }
+        }
         let removed = self.gc_unneeded(&state, &layers, &blobs)?;
         // Docker lists removed layers top-most first.
         items.extend(

@@ -159,3 +159,72 @@ fn failed_commits_leave_nothing() {
     assert_eq!(count(&root.join("content/ingest")), 0);
     assert_eq!(store.list(true).len(), 1);
 }
+
+#[test]
+fn build_steps_on_scratch_and_rmi_takes_untagged_parents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(tmp.path()).unwrap();
+    let base_id = base(&store);
+    // A build on scratch: no parent, the first layer.
+    let mut r = req(&base_id, None);
+    r.parent = None;
+    r.container_id = String::new();
+    let scratch = store.commit(r, &layer(&[("app", b"x")])[..]).unwrap();
+    let s = store.get(scratch.id.hex()).unwrap();
+    assert_eq!(s.parent, None);
+    assert_eq!(s.chain_ids.len(), 1);
+    assert_eq!(
+        (s.config.os.as_str(), s.config.architecture.as_str()),
+        ("linux", "amd64")
+    );
+    assert!(!s.config.extra.contains_key("container"));
+
+    // base:1 <- a (untagged) <- b (untagged) <- c:1
+    let a = store
+        .commit(req(&base_id, None), &layer(&[("a", b"a")])[..])
+        .unwrap();
+    let b = store.commit(req(&a.id, None), &[0u8; 1024][..]).unwrap();
+    let c = store
+        .commit(req(&b.id, Some("c:1")), &layer(&[("c", b"c")])[..])
+        .unwrap();
+    // Another child of `a` keeps `a` alive.
+    let other = store
+        .commit(req(&a.id, Some("other:1")), &[0u8; 1024][..])
+        .unwrap();
+    let items = store.delete("c:1", false, &|_| Vec::new()).unwrap();
+    let deleted: Vec<String> = items
+        .iter()
+        .filter_map(|i| match i {
+            berth_image::DeleteItem::Deleted(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(deleted.contains(&c.id.to_string()));
+    assert!(
+        deleted.contains(&b.id.to_string()),
+        "the untagged parent goes too"
+    );
+    assert!(!deleted.contains(&a.id.to_string()), "a has another child");
+    assert!(store.get(a.id.hex()).is_ok());
+    // Now `other` goes, and with it `a`, but never the tagged base.
+    store.delete("other:1", false, &|_| Vec::new()).unwrap();
+    assert!(store.get(a.id.hex()).is_err());
+    assert!(store.get("base:1").is_ok());
+    // A parent a container uses stays.
+    let d = store.commit(req(&base_id, None), &[0u8; 1024][..]).unwrap();
+    let e = store
+        .commit(req(&d.id, Some("e:1")), &[0u8; 1024][..])
+        .unwrap();
+    let d_id = d.id.to_string();
+    store
+        .delete("e:1", false, &|i| {
+            if i == d_id {
+                vec![("ctr".to_string(), false)]
+            } else {
+                Vec::new()
+            }
+        })
+        .unwrap();
+    assert!(store.get(e.id.hex()).is_err());
+    assert!(store.get(d.id.hex()).is_ok());
+}

@@ -466,6 +466,13 @@ impl Builder {
             .send(json!({"aux": {"ID": id}}))
             .await
             .map_err(|_| fail("the client went away"))?;
+        if self.req.quiet {
+            // dockerd's quiet build prints only the id, which the docker CLI shows.
+            self.events
+                .send(json!({"stream": format!("{id}\n")}))
+                .await
+                .map_err(|_| fail("the client went away"))?;
+        }
         self.say(format!("Successfully built {}\n", image.id.short()))
             .await?;
         for t in self.req.tags.clone() {
