@@ -7,6 +7,7 @@
 
 mod cache;
 mod context;
+mod fetch;
 mod steps;
 
 use crate::{blocking, layout, new_id, Daemon};
@@ -1053,27 +1054,46 @@ impl Builder {
         stage: usize,
     ) -> Res<()> {
         let keyword = if add { "ADD" } else { "COPY" };
-        if cp
-            .sources
-            .iter()
-            .any(|s| s.starts_with("http://") || s.starts_with("https://"))
-        {
-            if !add {
-                return Err(fail(format!(
-                    "{keyword} failed: source can't be a URL for COPY"
-                )));
-            }
-            return Err(fail(
-                "ADD failed: downloading a URL is not supported yet: download it in a RUN step",
-            ));
-        }
         let heredoc_names: BTreeSet<&str> = cp.heredocs.iter().map(|h| h.name.as_str()).collect();
-        let file_sources: Vec<String> = cp
+        let mut file_sources: Vec<String> = cp
             .sources
             .iter()
             .filter(|s| !heredoc_names.contains(s.as_str()))
             .cloned()
             .collect();
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        let urls = file_sources.iter().filter(|s| is_url(s)).count();
+        let mut ctx = self.ctx.clone();
+        let mut downloaded = false;
+        if urls > 0 {
+            if !add {
+                return Err(fail(format!(
+                    "{keyword} failed: source can't be a URL for COPY"
+                )));
+            }
+            if urls != file_sources.len() || cp.from.is_some() {
+                return Err(fail(
+                    "ADD failed: berth cannot mix URLs with other sources in one ADD: use one ADD per kind",
+                ));
+            }
+            // Downloaded each time, as Docker does; the cache then keys on the content.
+            self.seq += 1;
+            let dl = self.tmp.join(format!("download-{}", self.seq));
+            let mut names = Vec::new();
+            for u in &file_sources {
+                let name = fetch::url_file_name(u).ok_or_else(|| {
+                    fail(format!(
+                        "ADD failed: cannot determine a file name from {u}: give the destination a name"
+                    ))
+                })?;
+                let one = dl.join(names.len().to_string());
+                fetch::download(u, &one, &name).await?;
+                names.push(format!("{}/{name}", names.len()));
+            }
+            ctx = Arc::new(Context::scoped(&dl));
+            file_sources = names;
+            downloaded = true;
+        }
         // Where the sources come from: the context, an earlier stage, or an image.
         let from_image = match cp.from.as_deref() {
             None => None,
@@ -1104,7 +1124,7 @@ impl Builder {
         };
 
         // Resolve the sources and their checksum (blocking: it reads the files).
-        let ctx = self.ctx.clone();
+        let ctx2 = ctx.clone();
         let (dir, target) = self.next_dir();
         let src_mount_dir = dir.with_extension("src");
         let src_target = target.with_extension("src");
@@ -1114,8 +1134,8 @@ impl Builder {
         let files = file_sources.clone();
         let (sources, sum, src_root) = blocking(move || match from_img {
             None => {
-                let sources = ctx.sources(&files, &kw)?;
-                let sum = ctx.checksum(&sources)?;
+                let sources = ctx2.sources(&files, &kw)?;
+                let sum = ctx2.checksum(&sources)?;
                 Ok((sources, sum, None))
             }
             Some(img) => {
@@ -1169,7 +1189,6 @@ impl Builder {
         let (dir, target) = self.next_dir();
         let images = self.d.images.clone();
         let image = st.image.clone();
-        let ctx = self.ctx.clone();
         let chown = cp.chown.clone();
         let heredocs = cp.heredocs.clone();
         let id = blocking(move || {
@@ -1207,8 +1226,13 @@ impl Builder {
                     split_dest(&dest)
                 };
                 steps::mkdir_in_root(root.path(), &dir, None)?;
-                if add && src_root.is_none() && steps::is_archive(&src_path.join(&s.rel)) {
-                    let adir = if into_dir { dest.clone() } else { dest.clone() };
+                if add
+                    && !downloaded
+                    && src_root.is_none()
+                    && steps::is_archive(&src_path.join(&s.rel))
+                {
+                    // An archive is unpacked into the destination as a directory.
+                    let adir = dest.clone();
                     steps::mkdir_in_root(root.path(), &adir, None)?;
                     steps::extract_archive(
                         &src_path.join(&s.rel),
@@ -1230,20 +1254,7 @@ impl Builder {
                     split_dest(&dest)
                 };
                 steps::mkdir_in_root(root.path(), &dir, None)?;
-                let data = hd.content.as_bytes();
-                steps::write_file(
-                    root.path(),
-                    &dir,
-                    &name,
-                    &mut &data[..],
-                    data.len() as u64,
-                    0o644,
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0),
-                    attrs,
-                )?;
+                steps::write_file(root.path(), &dir, &name, hd.content.as_bytes(), attrs)?;
             }
             drop(src_root);
             root.unmount()?;

@@ -229,7 +229,7 @@ pub(crate) fn copy_tree(
         let produced = producer
             .join()
             .map_err(|_| ApiError::internal("copy: the reader panicked"))?;
-        produced.map_err(|e| ApiError::invalid(e))?;
+        produced.map_err(ApiError::invalid)?;
         extracted.map_err(|e| ApiError::invalid(e.to_string()))
     })
 }
@@ -299,22 +299,25 @@ fn rewrite(
         .map_err(|e| e.to_string())
 }
 
-/// Writes one regular file (a heredoc, a downloaded file) into `dest_dir` of `root`.
+/// Writes one regular file (a heredoc) into `dest_dir` of `root`: mode 0644 unless
+/// `--chmod`, modified now.
 pub(crate) fn write_file(
     root: &Path,
     dest_dir: &str,
     name: &str,
-    data: &mut (dyn Read + Send),
-    size: u64,
-    mode: u32,
-    mtime: u64,
+    data: &[u8],
     attrs: Attrs,
 ) -> Result<(), ApiError> {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
-    h.set_size(size);
-    h.set_mode(attrs.mode.unwrap_or(mode));
-    h.set_mtime(mtime);
+    h.set_size(data.len() as u64);
+    h.set_mode(attrs.mode.unwrap_or(0o644));
+    h.set_mtime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    );
     let (reader, writer) = std::io::pipe().map_err(|e| internal("copy: pipe", e))?;
     std::thread::scope(|s| {
         let producer = s.spawn(move || -> Result<(), String> {
