@@ -37,6 +37,9 @@ pub enum Cmd {
     /// Manage images
     #[command(name = "image", subcommand)]
     ImageGroup(ImageCmd),
+    /// Build an image from a Dockerfile
+    #[command(override_usage = "berth build [OPTIONS] PATH | URL | -")]
+    Build(BuildArgs),
     /// List images
     #[command(override_usage = "berth images [OPTIONS] [REPOSITORY[:TAG]]")]
     Images(ImagesArgs),
@@ -175,6 +178,9 @@ pub enum ContainerCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCmd {
+    /// Build an image from a Dockerfile
+    #[command(override_usage = "berth image build [OPTIONS] PATH | URL | -")]
+    Build(BuildArgs),
     /// List images
     #[command(
         visible_alias = "list",
@@ -529,6 +535,57 @@ pub struct ImagesArgs {
     pub filter: Vec<String>,
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag")]
+    pub tag: Vec<String>,
+    /// Name of the Dockerfile (Default is "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg")]
+    pub build_arg: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Set metadata for an image
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub iidfile: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// Set type of progress output (auto, plain, tty, quiet)
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Remove intermediate containers after a successful build
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = clap::value_parser!(bool), action = ArgAction::Set)]
+    pub rm: bool,
+    /// Always remove intermediate containers
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from", value_delimiter = ',')]
+    pub cache_from: Vec<String>,
+    #[arg(value_name = "PATH | URL | -")]
+    pub context: String,
 }
 
 #[derive(Args, Debug)]

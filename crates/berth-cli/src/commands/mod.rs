@@ -1,6 +1,9 @@
 //! Command implementations, one module per command group.
 
 mod attach;
+mod build;
+mod build_context;
+mod build_progress;
 mod container;
 mod cp;
 mod image;
@@ -28,6 +31,7 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
         }
         Cmd::ContainerGroup(ContainerGroupCmd::Prune(a)) => prune::container_prune(&c, a).await,
         Cmd::ImageGroup(ic) => match ic {
+            ImageCmd::Build(a) => build::build(&c, a).await,
             ImageCmd::Ls(a) => images::images(&c, a).await,
             ImageCmd::Rm(a) => image::rmi(&c, a).await,
             ImageCmd::Inspect(a) => inspect::image_inspect(&c, a).await,
@@ -46,6 +50,7 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
             SystemCmd::Check(a) => prune::check(&c, a).await,
             SystemCmd::Info(a) => system::info(&c, a).await,
         },
+        Cmd::Build(a) => build::build(&c, a).await,
         Cmd::Images(a) => images::images(&c, a).await,
         Cmd::Import(a) => image::import(&c, a).await,
         Cmd::Tag(a) => image::tag(&c, a).await,
