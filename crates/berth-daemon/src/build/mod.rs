@@ -150,6 +150,9 @@ impl Daemon {
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         let mut b = Builder::new(self.clone(), req, events, ctx, tmp, df)?;
         let result = b.run().await;
+        for r in b.removals.drain(..) {
+            let _ = r.await;
+        }
         drop(guard);
         match result {
             Ok(()) => Ok(()),
@@ -272,6 +275,8 @@ struct Builder {
     step: usize,
     total: usize,
     seq: usize,
+    /// RUN containers being removed in the background (awaited before the build ends).
+    removals: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Builder {
@@ -301,6 +306,7 @@ impl Builder {
             step: 0,
             total: 0,
             seq: 0,
+            removals: Vec::new(),
         };
         b.resolve_meta_args()?;
         b.plan = b.plan_stages()?;
@@ -981,8 +987,11 @@ impl Builder {
             }),
             ..Default::default()
         };
+        let t0 = std::time::Instant::now();
         let cid = self.d.create_container(None, body).await?;
+        let t_create = t0.elapsed();
         let r = self.run_container(&cid).await;
+        let t_run = t0.elapsed();
         let outcome = match r {
             Ok(0) => {
                 let icr = self.commit_request(st, created_by, &cid);
@@ -1001,9 +1010,20 @@ impl Builder {
             }),
             Err(e) => Err(e),
         };
-        if let Err(e) = self.d.remove_container(&cid, true, false).await {
-            tracing::warn!(id = %cid, "remove build container: {}", e.message);
-        }
+        tracing::debug!(
+            create = ?t_create,
+            run = ?(t_run - t_create),
+            commit = ?(t0.elapsed() - t_run),
+            "build RUN step"
+        );
+        // The container goes while the next steps run; the build waits for it at the end.
+        let d = self.d.clone();
+        let id2 = cid.clone();
+        self.removals.push(tokio::spawn(async move {
+            if let Err(e) = d.remove_container(&id2, true, false).await {
+                tracing::warn!(id = %id2, "remove build container: {}", e.message);
+            }
+        }));
         let id = outcome?;
         self.say(format!("Removing intermediate container {}\n", &cid[..12]))
             .await?;
@@ -1015,7 +1035,9 @@ impl Builder {
         self.say(format!(" ---> Running in {}\n", &cid[..12]))
             .await?;
         let wait = self.d.wait_container(cid, WaitCondition::NextExit)?;
+        let t0 = std::time::Instant::now();
         self.d.start_container(cid).await?;
+        tracing::debug!(start = ?t0.elapsed(), "build RUN container started");
         let (c, tty) = self.d.logs_target(cid)?;
         let (mut rd, mut wr) = tokio::io::duplex(64 << 10);
         let d = self.d.clone();
