@@ -227,6 +227,15 @@ pub(crate) fn context_matcher(root: &Path, dockerfile: Option<&str>) -> Result<M
     Ok(m)
 }
 
+/// Go's `filepath.Abs`: absolute and cleaned (`a/../b` is `b`).
+fn go_abs(p: &str) -> std::io::Result<PathBuf> {
+    let abs = std::path::absolute(p)?;
+    Ok(match abs.to_str() {
+        Some(s) => PathBuf::from(berth_builder::dockerignore::clean(s)),
+        None => abs,
+    })
+}
+
 /// docker's `GetContextFromLocalDir`: the context directory, the Dockerfile's path in it
 /// (or the Dockerfile to add, when it is on stdin or outside the context).
 pub(crate) fn prepare_dir(
@@ -235,7 +244,7 @@ pub(crate) fn prepare_dir(
     stdin: impl FnOnce() -> std::io::Result<Vec<u8>>,
 ) -> Result<Prepared> {
     let prep = |m: String| CliError::msg(format!("unable to prepare context: {m}"));
-    let abs = std::path::absolute(context).map_err(|e| prep(io_msg(&e)))?;
+    let abs = go_abs(context).map_err(|e| prep(io_msg(&e)))?;
     let root = std::fs::canonicalize(&abs).map_err(|e| {
         prep(format!(
             "unable to evaluate symlinks in context path: lstat {}: {}",
@@ -257,7 +266,7 @@ pub(crate) fn prepare_dir(
         }
         _ => {
             let given: PathBuf = match file {
-                Some(f) => std::path::absolute(f).map_err(|e| prep(io_msg(&e)))?,
+                Some(f) => go_abs(f).map_err(|e| prep(io_msg(&e)))?,
                 None => {
                     let d = root.join("Dockerfile");
                     let lower = root.join("dockerfile");
@@ -544,7 +553,7 @@ pub(crate) fn feed(
     true
 }
 
-pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
+pub async fn build(host: Option<String>, a: BuildArgs) -> Result<i32> {
     let terminal = std::io::stdout().is_terminal()
         && std::io::stderr().is_terminal()
         && std::env::var("TERM").map_or(true, |t| t != "dumb");
@@ -570,6 +579,7 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
         ..Default::default()
     });
     let remote = matches!(prepared.source, Source::Remote(_));
+    let c = Client::connect(host).await?;
     let body = start_upload(prepared.source, &state);
 
     let mut disp: Box<dyn Display> = match mode {

@@ -24,6 +24,11 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
     if let Cmd::Version(a) = &cmd {
         return system::version(host, a).await;
     }
+    // build checks its flags and reads its context before it contacts the daemon, as docker.
+    let cmd = match cmd {
+        Cmd::Build(a) | Cmd::ImageGroup(ImageCmd::Build(a)) => return build::build(host, a).await,
+        cmd => cmd,
+    };
     let c = Client::connect(host).await?;
     match cmd {
         Cmd::Container(cc) | Cmd::ContainerGroup(ContainerGroupCmd::Common(cc)) => {
@@ -31,7 +36,7 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
         }
         Cmd::ContainerGroup(ContainerGroupCmd::Prune(a)) => prune::container_prune(&c, a).await,
         Cmd::ImageGroup(ic) => match ic {
-            ImageCmd::Build(a) => build::build(&c, a).await,
+            ImageCmd::Build(_) => unreachable!("handled above"),
             ImageCmd::Ls(a) => images::images(&c, a).await,
             ImageCmd::Rm(a) => image::rmi(&c, a).await,
             ImageCmd::Inspect(a) => inspect::image_inspect(&c, a).await,
@@ -50,7 +55,7 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
             SystemCmd::Check(a) => prune::check(&c, a).await,
             SystemCmd::Info(a) => system::info(&c, a).await,
         },
-        Cmd::Build(a) => build::build(&c, a).await,
+        Cmd::Build(_) => unreachable!("handled above"),
         Cmd::Images(a) => images::images(&c, a).await,
         Cmd::Import(a) => image::import(&c, a).await,
         Cmd::Tag(a) => image::tag(&c, a).await,
