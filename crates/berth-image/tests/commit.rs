@@ -208,6 +208,7 @@ fn build_steps_on_scratch_and_rmi_takes_untagged_parents() {
     assert!(store.get(a.id.hex()).is_ok());
     // Now `other` goes, and with it `a`, but never the tagged base.
     store.delete("other:1", false, &|_| Vec::new()).unwrap();
+    assert!(store.get(other.id.hex()).is_err());
     assert!(store.get(a.id.hex()).is_err());
     assert!(store.get("base:1").is_ok());
     // A parent a container uses stays.

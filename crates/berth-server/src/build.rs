@@ -71,20 +71,20 @@ async fn build<B: BuildBackend>(
     let mut task = tokio::spawn(async move { d.build(opts, body, tx).await });
     // Errors before the first message become an HTTP error (as dockerd's, before its
     // output is flushed); after it, the build reports them in the stream itself.
-    let first = tokio::select! {
-        ev = rx.recv() => ev,
+    let (first, pending) = tokio::select! {
+        ev = rx.recv() => (ev, Some(task)),
         r = &mut task => {
             let r = r.map_err(|e| Error(ApiError::internal(e.to_string())))?;
             match rx.try_recv() {
-                Ok(ev) => Some(ev),
+                Ok(ev) => (Some(ev), None),
                 Err(_) => {
                     r?;
-                    None
+                    (None, None)
                 }
             }
         }
     };
-    let stream = async_stream(first, rx, task);
+    let stream = async_stream(first, rx, pending);
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
@@ -96,10 +96,10 @@ async fn build<B: BuildBackend>(
 fn async_stream(
     first: Option<serde_json::Value>,
     rx: tokio::sync::mpsc::Receiver<serde_json::Value>,
-    task: tokio::task::JoinHandle<std::result::Result<(), ApiError>>,
+    task: Option<tokio::task::JoinHandle<std::result::Result<(), ApiError>>>,
 ) -> impl futures_util::Stream<Item = std::result::Result<bytes::Bytes, std::io::Error>> {
     futures_util::stream::unfold(
-        (first, rx, Some(task)),
+        (first, rx, task),
         |(mut first, mut rx, mut task)| async move {
             if let Some(v) = first.take() {
                 return Some((Ok(line(&v)), (None, rx, task)));
