@@ -67,6 +67,9 @@ pub enum Cmd {
     /// Manage berth
     #[command(name = "system", subcommand)]
     System(SystemCmd),
+    /// Manage builds
+    #[command(name = "builder", subcommand)]
+    Builder(BuilderCmd),
     /// Show the berth version information
     Version(VersionArgs),
     /// Display system-wide information
@@ -87,6 +90,26 @@ pub enum SystemCmd {
     Check(CheckArgs),
     /// Display system-wide information
     Info(InfoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuilderCmd {
+    /// Remove build cache
+    #[command(override_usage = "berth builder prune [OPTIONS]")]
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long)]
+    pub filter: Vec<String>,
 }
 
 /// `berth container …`: every container command, and the ones only the group has.

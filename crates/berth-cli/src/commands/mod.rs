@@ -16,7 +16,7 @@ mod run;
 mod system;
 mod transfer;
 
-use crate::cli::{Cmd, ContainerCmd, ContainerGroupCmd, ImageCmd, SystemCmd};
+use crate::cli::{BuilderCmd, Cmd, ContainerCmd, ContainerGroupCmd, ImageCmd, SystemCmd};
 use crate::client::Client;
 use crate::error::Result;
 
@@ -49,6 +49,7 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
         },
         Cmd::Save(a) => transfer::save(&c, a).await,
         Cmd::Load(a) => transfer::load(&c, a).await,
+        Cmd::Builder(BuilderCmd::Prune(a)) => prune::builder_prune(&c, a).await,
         Cmd::System(sc) => match sc {
             SystemCmd::Df(a) => prune::df(&c, a).await,
             SystemCmd::Prune(a) => prune::system_prune(&c, a).await,

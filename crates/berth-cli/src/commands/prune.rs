@@ -5,7 +5,9 @@ use std::io::{BufRead, Write};
 
 use serde_json::Value;
 
-use crate::cli::{CheckArgs, ContainerPruneArgs, DfArgs, ImagePruneArgs, SystemPruneArgs};
+use crate::cli::{
+    BuilderPruneArgs, CheckArgs, ContainerPruneArgs, DfArgs, ImagePruneArgs, SystemPruneArgs,
+};
 use crate::client::{Client, Query};
 use crate::error::{CliError, Result};
 use crate::format::table::tabwrite;
@@ -130,6 +132,42 @@ pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
     let (lines, s) = prune_images(c, a.all, &a.filter).await?;
     space += s;
     print_section("Deleted Images:", &lines);
+    let (keys, s) = prune_build_cache(c).await?;
+    space += s;
+    print_section("Deleted build cache objects:", &keys);
+    println!("Total reclaimed space: {}", human_size(space as f64));
+    Ok(0)
+}
+
+/// `POST /build/prune`: the cache entries deleted and the space reclaimed.
+async fn prune_build_cache(c: &Client) -> Result<(Vec<String>, u64)> {
+    let v: Value = c
+        .post_json("/build/prune", &Query::new(), &serde_json::json!({}))
+        .await?;
+    let keys = v["CachesDeleted"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((keys, v["SpaceReclaimed"].as_u64().unwrap_or(0)))
+}
+
+/// `builder prune`: forgets the build cache (the images it pointed to stay until pruned
+/// as images).
+pub async fn builder_prune(c: &Client, a: BuilderPruneArgs) -> Result<i32> {
+    let warning = if a.all {
+        "WARNING! This will remove all build cache."
+    } else {
+        "WARNING! This will remove all dangling build cache."
+    };
+    if !a.force && !confirm(warning) {
+        return Ok(0);
+    }
+    let (keys, space) = prune_build_cache(c).await?;
+    print_section("Deleted build cache objects:", &keys);
     println!("Total reclaimed space: {}", human_size(space as f64));
     Ok(0)
 }
