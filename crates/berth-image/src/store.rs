@@ -428,6 +428,10 @@ impl ImageStore {
         let target_ref = target_ref.with_default_tag();
         let mut state = self.lock();
         let (id, _) = self.resolve(&state, source)?;
+        if state.refs.get(&target_ref.familiar()) == Some(&id) {
+            // Already so: nothing to write (a cached rebuild tags its image again).
+            return Ok(());
+        }
         let old = state.refs.insert(target_ref.familiar(), id.clone());
         if let Err(e) = self.persist(&state) {
             match old {
