@@ -30,10 +30,11 @@ def wait_sock(cli, timeout=30):
     return False
 
 
-def time_once(cmd):
-    """Wall time of one command in ms; raises if it fails."""
+def time_once(cmd, **kw):
+    """Wall time of one command in ms; raises if it fails. `kw` goes to subprocess.run
+    (e.g. env=)."""
     t = time.perf_counter()
-    r = sh(cmd)
+    r = sh(cmd, **kw)
     ms = (time.perf_counter() - t) * 1000
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.decode().strip()}")
@@ -91,9 +92,11 @@ class Daemons:
         cli = [berth, "-H", "unix://" + self.path("berth.sock")]
         return p, (cli if wait_sock(cli) else None)
 
-    def start_docker(self):
-        """Start a private dockerd (with its own containerd); (Popen, cli) or (None, None)."""
-        if not (shutil.which("dockerd") and shutil.which("docker")):
+    def start_docker(self, docker="docker"):
+        """Start a private dockerd (with its own containerd); (Popen, cli) or (None, None).
+        `docker` is the CLI to talk to it with (e.g. /usr/bin/docker, the one matching
+        dockerd's version, where a newer one comes first in PATH)."""
+        if not (shutil.which("dockerd") and shutil.which(docker)):
             return None, None
         cgroup_parent = "berth-bench-docker-%d" % os.getpid()
         self.cgroup_parents.append(cgroup_parent)
@@ -103,7 +106,7 @@ class Daemons:
                          "--pidfile", self.path("docker.pid"),
                          "--cgroup-parent", cgroup_parent,
                          "--iptables=false", "--bridge=none"], "docker.log")
-        cli = ["docker", "-H", "unix://" + self.path("docker.sock")]
+        cli = [docker, "-H", "unix://" + self.path("docker.sock")]
         return p, (cli if wait_sock(cli) else None)
 
     def close(self):
