@@ -176,7 +176,8 @@ impl Context {
                     "{keyword} failed: forbidden path outside the build context: {pat} ()"
                 ))
             })?;
-            let matches = if has_glob(&rel) {
+            let globbed = has_glob(&rel);
+            let matches = if globbed {
                 self.glob(&rel)?
             } else {
                 vec![rel.clone()]
@@ -185,7 +186,9 @@ impl Context {
                 return Err(not_found(keyword, pat));
             }
             for m in matches {
-                out.push(self.resolve(&m, pat, keyword)?);
+                // A match is named by its own path (the name it is copied under), not the pattern.
+                let name = if globbed { m.as_str() } else { pat.as_str() };
+                out.push(self.resolve(&m, name, keyword)?);
             }
         }
         Ok(out)
