@@ -77,6 +77,32 @@ impl Cache {
     }
 }
 
+/// Waits until no other build of this process is making the step `key`, and holds it until
+/// the guard is dropped: builds running at the same time that share steps make each shared
+/// step once (the others then find it in the cache), so they all end on the same images.
+pub(crate) async fn lock_step(key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock, Weak};
+    type Locks = Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>;
+    static LOCKS: OnceLock<Locks> = OnceLock::new();
+    let m = {
+        let mut map = LOCKS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, w| w.strong_count() > 0);
+        match map.get(key).and_then(Weak::upgrade) {
+            Some(m) => m,
+            None => {
+                let m = Arc::new(tokio::sync::Mutex::new(()));
+                map.insert(key.to_string(), Arc::downgrade(&m));
+                m
+            }
+        }
+    };
+    m.lock_owned().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -277,6 +277,8 @@ struct Builder {
     seq: usize,
     /// RUN containers being removed in the background (awaited before the build ends).
     removals: Vec<tokio::task::JoinHandle<()>>,
+    /// The step being made (from a cache miss to its cache entry): see `cache::lock_step`.
+    step_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Builder {
@@ -307,6 +309,7 @@ impl Builder {
             total: 0,
             seq: 0,
             removals: Vec::new(),
+            step_lock: None,
         };
         b.resolve_meta_args()?;
         b.plan = b.plan_stages()?;
@@ -634,10 +637,13 @@ impl Builder {
     }
 
     /// Looks the step up in the cache; on a hit the stage moves to the cached image.
-    async fn cached(&self, st: &mut StageState, key: &str) -> Res<bool> {
+    async fn cached(&mut self, st: &mut StageState, key: &str) -> Res<bool> {
         if self.req.no_cache {
             return Ok(false);
         }
+        // Another build making this very step now: wait for it, then take its image.
+        self.step_lock = None;
+        self.step_lock = Some(cache::lock_step(key).await);
         let Some(id) = self.cache.get(key) else {
             return Ok(false);
         };
@@ -647,6 +653,7 @@ impl Builder {
         if image.broken.is_some() {
             return Ok(false);
         }
+        self.step_lock = None;
         self.say(" ---> Using cache\n").await?;
         self.say(format!(" ---> {}\n", image.id.short())).await?;
         st.image = Some(image);
@@ -683,13 +690,14 @@ impl Builder {
 
     /// Records the new image of a step and moves the stage to it.
     async fn finish_step(
-        &self,
+        &mut self,
         st: &mut StageState,
         key: &str,
         id: berth_image::Digest,
     ) -> Res<()> {
         let image = self.image(&id.to_string()).await?;
         self.cache.put(key, &image.id.to_string());
+        self.step_lock = None;
         self.say(format!(" ---> {}\n", image.id.short())).await?;
         st.image = Some(image);
         Ok(())
