@@ -369,6 +369,13 @@ impl Builder {
                 "the Dockerfile has no FROM instruction: nothing to build",
             ));
         }
+        // Refused even when the stage is not needed (as Docker's builders do).
+        let mut names = BTreeSet::new();
+        for n in self.df.stages.iter().filter_map(|s| s.name.as_deref()) {
+            if !names.insert(n) {
+                return Err(ApiError::invalid(format!("{n} stage name already used")));
+            }
+        }
         let target = if self.req.target.is_empty() {
             self.df.stages.len() - 1
         } else {
