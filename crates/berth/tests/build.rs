@@ -8,6 +8,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 /// A fresh directory under the test's temp dir holding `files` (parents created).
 fn ctx(env: &Env, name: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -264,8 +265,25 @@ fn tags_dockerfile_name_build_args_labels_quiet_and_iidfile() {
     assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
     assert_eq!(run(&env, &id, &[]), "hello quiet\n");
 
-    // -f - with a directory context: the Dockerfile from stdin, the files from the directory.
+    // -f naming a file outside the context directory.
+    let elsewhere = ctx(
+        &env,
+        "elsewhere",
+        &[(
+            "Df",
+            "FROM busybox\nCOPY data.txt /d\nCMD [\"cat\", \"/d\"]\n",
+        )],
+    );
     std::fs::write(dir.join("data.txt"), "from the dir\n").unwrap();
+    build(
+        &env,
+        &dir,
+        &["-t", "outsidedf", "-f", &s(&elsewhere.join("Df"))],
+    )
+    .ok();
+    assert_eq!(run(&env, "outsidedf", &[]), "from the dir\n");
+
+    // -f - with a directory context: the Dockerfile from stdin, the files from the directory.
     let o = env
         .berth_stdin(
             &["build", "-t", "stdinfile", "-f", "-", &s(&dir)],
@@ -554,8 +572,8 @@ fn scratch_stages_copy_from_chown_chmod_and_globs() {
 }
 
 /// An HTTP server in the daemon's network namespace (where the daemon fetches ADD URLs):
-/// answers every GET with `body`. Its port.
-fn serve_in_netns(pid: i32, body: &'static [u8]) -> u16 {
+/// answers every GET with what `body` holds then. Its port.
+fn serve_in_netns(pid: i32, body: Arc<Mutex<Vec<u8>>>) -> u16 {
     use std::io::{BufRead, BufReader, Write};
     use std::os::fd::AsRawFd;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -576,12 +594,13 @@ fn serve_in_netns(pid: i32, body: &'static [u8]) -> u16 {
                 }
                 line.clear();
             }
+            let body = body.lock().unwrap().clone();
             let _ = write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
                 body.len()
             );
-            let _ = conn.write_all(body);
+            let _ = conn.write_all(&body);
         }
     });
     rx.recv().unwrap()
@@ -590,7 +609,8 @@ fn serve_in_netns(pid: i32, body: &'static [u8]) -> u16 {
 #[test]
 fn add_local_archive_and_url() {
     let env = Env::new().with_busybox();
-    let port = serve_in_netns(env.daemon_pid(), b"downloaded content\n");
+    let served = Arc::new(Mutex::new(b"downloaded content\n".to_vec()));
+    let port = serve_in_netns(env.daemon_pid(), served.clone());
     let dir = ctx(&env, "c", &[("src/inner/a.txt", "in the archive\n")]);
     let st = Command::new("tar")
         .arg("-C")
@@ -626,6 +646,18 @@ fn add_local_archive_and_url() {
     assert_eq!(
         run(&env, "added", &["stat", "-c", "%a", "/web/file.txt"]),
         "600\n"
+    );
+    // Downloaded again on every build, the cache keyed on the content: the same content is
+    // a cache hit, new content runs the ADD again.
+    let o = build(&env, &dir, &["-t", "added"]).ok();
+    assert!(all_cached(&o.stdout), "{o:?}");
+    *served.lock().unwrap() = b"new content\n".to_vec();
+    let o = build(&env, &dir, &["-t", "added"]).ok();
+    let cached: Vec<bool> = steps(&o.stdout).into_iter().map(|(_, c)| c).collect();
+    assert_eq!(cached, [false, true, false, false], "{o:?}");
+    assert_eq!(
+        run(&env, "added", &["cat", "/web/file.txt", "/web/renamed.txt"]),
+        "new content\nnew content\n"
     );
     assert_clean(&env);
 }
@@ -925,6 +957,71 @@ fn directives_continuations_heredocs_and_substitution() {
     assert_clean(&env);
 }
 
+#[test]
+fn stage_and_variable_scoping() {
+    let env = Env::new().with_busybox();
+    let dir = ctx(
+        &env,
+        "c",
+        &[(
+            "Dockerfile",
+            "ARG V=meta\n\
+             FROM busybox AS Builder\n\
+             RUN echo \"[$V]\" > /v1\n\
+             ARG V\n\
+             RUN echo \"[$V]\" > /v2\n\
+             FROM busybox\n\
+             CMD [\"kept\"]\n\
+             ENTRYPOINT [\"echo\"]\n\
+             ENV D=/x A=1\n\
+             ENV A=2 B=$A\n\
+             WORKDIR $D/y\n\
+             COPY --from=builder /v1 /v2 /vs/\n\
+             COPY --from=busybox /etc/group /group\n\
+             EXPOSE ${A}0\n\
+             LABEL l=$B\n",
+        )],
+    );
+    build(&env, &dir, &["-t", "scoped"]).ok();
+    let c = inspect(&env, "scoped")["Config"].clone();
+    // A meta ARG is seen in a stage only when the stage declares it again.
+    let cat = |files: &[&str]| -> String {
+        let mut a = vec!["run", "--rm", "--entrypoint", "cat", "scoped"];
+        a.extend_from_slice(files);
+        env.berth(&a).ok().stdout
+    };
+    assert_eq!(cat(&["/vs/v1", "/vs/v2"]), "[]\n[meta]\n");
+    // ENV sees the values from before the instruction.
+    let envs: Vec<&str> = c["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(envs.contains(&"A=2") && envs.contains(&"B=1"), "{envs:?}");
+    assert_eq!(c["WorkingDir"], "/x/y");
+    assert_eq!(c["ExposedPorts"], serde_json::json!({"20/tcp": {}}));
+    assert_eq!(c["Labels"]["l"], "1");
+    // A CMD of this stage survives its ENTRYPOINT (only a base's CMD is reset).
+    assert_eq!(c["Cmd"], serde_json::json!(["kept"]));
+    assert_eq!(run(&env, "scoped", &[]), "kept\n");
+    // Stage names are case-insensitive; --from also takes an image.
+    assert_eq!(
+        cat(&["/group"]),
+        run(&env, "busybox", &["cat", "/etc/group"])
+    );
+    // Two stages with one name are refused.
+    let dup = ctx(
+        &env,
+        "dup",
+        &[("Dockerfile", "FROM busybox AS a\nFROM busybox AS A\n")],
+    );
+    let o = build(&env, &dup, &[]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("a stage name already used"), "{o:?}");
+    assert_clean(&env);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The cache
 // ---------------------------------------------------------------------------------------------
@@ -1009,12 +1106,61 @@ fn cache_is_never_wrong() {
     let st = steps(&o.stdout);
     assert!(!st[5].1, "RUN echo v=$V must run again: {o:?}");
     assert_eq!(run(&env, "c", &[]), "version 2\nv=7\n");
+    let h = env
+        .berth(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "c"])
+        .ok()
+        .stdout;
+    let h: Vec<&str> = h.lines().collect();
+    assert_eq!(h[1], "|1 V=7 /bin/sh -c echo v=$V > /v", "{h:#?}");
+    assert!(h.contains(&"/bin/sh -c #(nop)  ARG V=0"), "{h:#?}");
     // And with it again: from the cache.
     let o = build(&env, &dir, &["-t", "c", "--build-arg", "V=7"]).ok();
     assert!(all_cached(&o.stdout), "{o:?}");
     // Back to the default: the image of before.
     build(&env, &dir, &["-t", "c"]).ok();
     assert_eq!(image_id(&env, "c"), id3);
+
+    // A directory copied whole: a file deep inside it changing, or a new one, runs it again.
+    let d = ctx(
+        &env,
+        "d",
+        &[
+            ("tree/sub/deep.txt", "deep 1\n"),
+            ("tree/top.txt", "top\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY tree /tree\nRUN ls -R /tree > /ls\n",
+            ),
+        ],
+    );
+    build(&env, &d, &["-t", "tree"]).ok();
+    let o = build(&env, &d, &["-t", "tree"]).ok();
+    assert!(all_cached(&o.stdout), "{o:?}");
+    std::fs::write(d.join("tree/sub/deep.txt"), "deep 2\n").unwrap();
+    let o = build(&env, &d, &["-t", "tree"]).ok();
+    assert!(steps(&o.stdout).iter().all(|(_, c)| !*c), "{o:?}");
+    assert_eq!(
+        run(&env, "tree", &["cat", "/tree/sub/deep.txt"]),
+        "deep 2\n"
+    );
+    std::fs::write(d.join("tree/sub/new.txt"), "new\n").unwrap();
+    let o = build(&env, &d, &["-t", "tree"]).ok();
+    assert!(steps(&o.stdout).iter().all(|(_, c)| !*c), "{o:?}");
+    assert_eq!(run(&env, "tree", &["cat", "/tree/sub/new.txt"]), "new\n");
+
+    // The base image changing under its tag: nothing from the cache.
+    let base = ctx(
+        &env,
+        "base",
+        &[("Dockerfile", "FROM busybox\nRUN echo other base > /base\n")],
+    );
+    build(&env, &base, &["-t", "busybox"]).ok();
+    let o = build(&env, &d, &["-t", "tree"]).ok();
+    assert!(steps(&o.stdout).iter().all(|(_, c)| !*c), "{o:?}");
+    assert_eq!(
+        run(&env, "tree", &["cat", "/base", "/tree/sub/new.txt"]),
+        "other base\nnew\n"
+    );
     assert_clean(&env);
 }
 
@@ -1089,6 +1235,7 @@ fn bad_dockerfiles_and_paths_are_refused() {
             ("Dockerfile", "FROM busybox\nCOPY --bogus=1 a b\n"),
         ],
     );
+    assert!(o.stderr.contains("line 2"), "{o:?}");
     assert!(o.stderr.contains("Unknown flag: bogus"), "{o:?}");
 
     std::fs::write(env.dir.path().join("x"), "outside").unwrap();
