@@ -1068,8 +1068,16 @@ impl Builder {
         // Docker's multiplexed frames: 8-byte header, then the payload.
         loop {
             let mut head = [0u8; 8];
-            if rd.read_exact(&mut head).await.is_err() {
-                break;
+            tokio::select! {
+                r = rd.read_exact(&mut head) => if r.is_err() {
+                    break;
+                },
+                // The client went away (docker kills the step's container then): the caller
+                // removes the container with force, and nothing is committed.
+                _ = self.events.closed() => {
+                    writer.abort();
+                    return Err(fail("the client went away: build cancelled"));
+                }
             }
             let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
             let mut payload = vec![0u8; len];
