@@ -1274,6 +1274,44 @@ fn bad_dockerfiles_and_paths_are_refused() {
     assert_clean(&env);
 }
 
+#[test]
+fn a_cancelled_build_stops_its_step_and_leaves_nothing() {
+    let env = Env::new().with_busybox();
+    let before = all_images(&env);
+    let dir = ctx(
+        &env,
+        "c",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo started; sleep 60; echo finished\n",
+        )],
+    );
+    let mut b = common::Streaming::spawn(env.cmd(&["build", "--progress=plain", &s(&dir)]));
+    assert!(
+        b.wait_line(20, |l| l == "started").is_some(),
+        "{:?}",
+        b.seen
+    );
+    assert_eq!(env.berth(&["ps", "-q"]).ok().stdout.lines().count(), 1);
+    // ^C in the client: docker kills the step's container and removes it, and commits
+    // nothing.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(b.child.id() as i32, libc::SIGINT);
+    }
+    assert!(b.wait_exit(10).is_some_and(|c| c != 0));
+    env.eventually("the build's container to go", || {
+        env.berth(&["ps", "-aq"]).ok().stdout.is_empty()
+    });
+    env.eventually("the build's directory to go", || {
+        std::fs::read_dir(env.data_root.join("builder/tmp"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+    });
+    assert_clean(&env);
+    assert_eq!(all_images(&env), before);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Concurrency
 // ---------------------------------------------------------------------------------------------
