@@ -53,7 +53,7 @@ fn reference_regex() -> &'static Regex {
         let host = format!("(?:{domain_name}|{ipv6})");
         let domain = format!("{host}(?::[0-9]+)?");
         let name = format!("(?:({domain})/)?({path_comp}(?:/{path_comp})*)");
-        let tag = r"[\w][\w.-]{0,127}";
+        let tag = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
         let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}";
         Regex::new(&format!("^{name}(?::({tag}))?(?:@({digest}))?$")).expect("valid regex")
     })

@@ -75,7 +75,7 @@ pub(crate) fn validate_tag(s: &str) -> std::result::Result<(), String> {
         let dcomp = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
         let host = format!(r"(?:{dcomp}(?:\.{dcomp})*|\[(?:[a-fA-F0-9:]+)\])");
         let name = format!(r"(?:({host}(?::[0-9]+)?)/)?({comp}(?:/{comp})*)");
-        let tag = r"[\w][\w.-]{0,127}";
+        let tag = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
         let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}";
         regex::Regex::new(&format!("^{name}(?::{tag})?(?:@{digest})?$")).expect("valid regex")
     });
@@ -721,6 +721,8 @@ mod tests {
             "invalid reference format"
         );
         assert_eq!(validate_tag("a b").unwrap_err(), "invalid reference format");
+        // Go's \w is ASCII: docker refuses a non-ASCII tag.
+        assert!(validate_tag("foo:\u{e9}").is_err());
         assert_eq!(validate_tag("").unwrap_err(), "invalid reference format");
         assert!(validate_tag(&"a".repeat(64).replace('a', "b"))
             .unwrap_err()
