@@ -1068,6 +1068,16 @@ fn cache_is_never_wrong() {
     assert!(st.success());
     let o = build(&env, &dir, &["-t", "c"]).ok();
     assert!(all_cached(&o.stdout), "{o:?}");
+
+    // A --no-cache build makes new images for the same steps; removing them leaves the
+    // older ones, which the cache still finds.
+    let o = build(&env, &dir, &["--no-cache", "-t", "fresh"]).ok();
+    assert!(steps(&o.stdout).iter().all(|(_, c)| !*c), "{o:?}");
+    assert_ne!(image_id(&env, "fresh"), id1);
+    env.berth(&["rmi", "fresh"]).ok();
+    let o = build(&env, &dir, &["-t", "c"]).ok();
+    assert!(all_cached(&o.stdout), "{o:?}");
+    assert_eq!(image_id(&env, "c"), id1);
     assert_eq!(image_id(&env, "c"), id1);
 
     // One byte changes: the steps before the COPY from the cache, the COPY and all after it

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 /// Bump when what a key covers changes: old entries then simply miss.
 const VERSION: &str = "berth-build-cache-v1";
 
+/// How many images one key remembers (`--no-cache` builds add new ones).
+const MAX_IMAGES_PER_KEY: usize = 4;
+
 pub(crate) struct Cache {
     dir: PathBuf,
 }
@@ -47,17 +50,27 @@ impl Cache {
         hex::encode(h.finalize())
     }
 
-    /// The image id recorded for `key`, if any (the caller checks that it still exists).
-    pub(crate) fn get(&self, key: &str) -> Option<String> {
-        let s = std::fs::read_to_string(self.dir.join(key)).ok()?;
-        let s = s.trim();
-        berth_content::Digest::parse(s).ok()?;
-        Some(s.to_string())
+    /// The images recorded for `key`, newest first (the caller takes the first that still
+    /// exists: removing the newest leaves an older, identical one to hit).
+    pub(crate) fn get(&self, key: &str) -> Vec<String> {
+        let Ok(s) = std::fs::read_to_string(self.dir.join(key)) else {
+            return Vec::new();
+        };
+        s.lines()
+            .map(str::trim)
+            .filter(|l| berth_content::Digest::parse(l).is_ok())
+            .map(str::to_string)
+            .collect()
     }
 
+    /// Records `image` as the newest result of `key`, keeping a few older ones.
     pub(crate) fn put(&self, key: &str, image: &str) {
-        let r = std::fs::create_dir_all(&self.dir)
-            .and_then(|_| crate::fsutil::write_atomic(&self.dir.join(key), image.as_bytes()));
+        let mut ids = vec![image.to_string()];
+        ids.extend(self.get(key).into_iter().filter(|i| i != image));
+        ids.truncate(MAX_IMAGES_PER_KEY);
+        let r = std::fs::create_dir_all(&self.dir).and_then(|_| {
+            crate::fsutil::write_atomic(&self.dir.join(key), (ids.join("\n") + "\n").as_bytes())
+        });
         if let Err(e) = r {
             tracing::warn!("build cache: cannot record {key}: {e}");
         }
@@ -159,11 +172,20 @@ mod tests {
         );
         let t = tempfile::tempdir().unwrap();
         let c = Cache::new(&t.path().join("cache"));
-        assert_eq!(c.get(&k), None);
+        assert!(c.get(&k).is_empty());
         let id = format!("sha256:{}", "1".repeat(64));
         c.put(&k, &id);
-        assert_eq!(c.get(&k), Some(id));
+        assert_eq!(c.get(&k), vec![id.clone()]);
+        // A newer image for the same key goes first; the older stays behind it.
+        let id2 = format!("sha256:{}", "2".repeat(64));
+        c.put(&k, &id2);
+        c.put(&k, &id2);
+        assert_eq!(c.get(&k), vec![id2.clone(), id.clone()]);
+        for n in 3..9 {
+            c.put(&k, &format!("sha256:{}", n.to_string().repeat(64)));
+        }
+        assert_eq!(c.get(&k).len(), MAX_IMAGES_PER_KEY);
         assert_eq!(c.clear(), vec![k.clone()]);
-        assert_eq!(c.get(&k), None);
+        assert!(c.get(&k).is_empty());
     }
 }

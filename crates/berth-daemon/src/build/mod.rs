@@ -651,15 +651,18 @@ impl Builder {
         // Another build making this very step now: wait for it, then take its image.
         self.step_lock = None;
         self.step_lock = Some(cache::lock_step(key).await);
-        let Some(id) = self.cache.get(key) else {
-            return Ok(false);
-        };
-        let Ok(image) = self.image(&id).await else {
-            return Ok(false);
-        };
-        if image.broken.is_some() {
-            return Ok(false);
+        let mut hit = None;
+        for id in self.cache.get(key) {
+            if let Ok(image) = self.image(&id).await {
+                if image.broken.is_none() {
+                    hit = Some(image);
+                    break;
+                }
+            }
         }
+        let Some(image) = hit else {
+            return Ok(false);
+        };
         self.step_lock = None;
         self.say(" ---> Using cache\n").await?;
         self.say(format!(" ---> {}\n", image.id.short())).await?;
