@@ -274,6 +274,24 @@ impl Daemon {
     }
 }
 
+/// Like [`commit_upper`] for an upper directory nothing needs afterwards (a finished build
+/// step's): it becomes the new snapshot itself when it is on the store's filesystem, so its
+/// files are not copied again.
+pub(crate) fn commit_upper_owned(
+    images: &berth_image::ImageStore,
+    upper: &Path,
+    icr: berth_image::CommitRequest,
+) -> Result<berth_image::Digest, ApiError> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    if dev(upper).is_some() && dev(upper) == dev(images.snapshots().root()) {
+        let r = images.commit_dir(icr, upper).map(|r| r.id).map_err(map_err);
+        release_memory();
+        return r;
+    }
+    commit_upper(images, upper, icr)
+}
+
 /// A new image from `icr` and the writable layer `upper` (an overlay upper directory,
 /// whiteouts and all): the layer is written by one thread and unpacked and stored by this
 /// one. If the layer cannot be written whole, no image is left behind.

@@ -74,6 +74,45 @@ impl ImageStore {
     /// layer, only a history entry marked `empty_layer`. On failure nothing
     /// is left behind.
     pub fn commit<R: Read>(&self, req: CommitRequest, layer: R) -> Result<ImportResult> {
+        self.commit_with(req, move |store| {
+            let mut layer = layer;
+            let mut head = Vec::with_capacity(512);
+            read_head(&mut layer, &mut head, 512).map_err(ImageError::io("read layer"))?;
+            store
+                .unpack_entry(&head, layer)?
+                .map_err(|reason| ImageError::InvalidArgument(format!("commit layer: {reason}")))
+        })
+    }
+
+    /// Like [`ImageStore::commit`], with the layer given as a directory in overlay's
+    /// upper format that becomes the new snapshot as it is (renamed: it must be on the
+    /// store's filesystem, and it is gone afterwards). Only the layer blob is written
+    /// from it, so the files are not copied again (a build step's layer).
+    pub fn commit_dir(&self, req: CommitRequest, dir: &std::path::Path) -> Result<ImportResult> {
+        self.commit_with(req, |store| {
+            let pending = store.snapshots.prepare()?;
+            pending.adopt(dir)?;
+            let mut writer = store.content.writer()?;
+            let stats = berth_snapshot::write_layer(pending.fs_path(), &mut writer)
+                .map_err(|e| ImageError::InvalidArgument(format!("commit layer: {e}")))?;
+            let diff_id = writer.digest();
+            Ok(crate::load::LayerEntry {
+                entries: stats.entries,
+                raw_digest: diff_id.clone(),
+                raw_size: stats.size,
+                diff_id,
+                size: stats.file_bytes,
+                writer: Some(writer),
+                pending: Some(pending),
+            })
+        })
+    }
+
+    fn commit_with(
+        &self,
+        req: CommitRequest,
+        layer: impl FnOnce(&Self) -> Result<crate::load::LayerEntry>,
+    ) -> Result<ImportResult> {
         let _busy = crate::store::BusyGuard::new(self);
         let reference = parse_new_tag(req.reference.as_deref())?;
         let parent = match &req.parent {
@@ -103,12 +142,7 @@ impl ImageStore {
             None => (scratch_config(), Vec::new(), None),
         };
 
-        let mut layer = layer;
-        let mut head = Vec::with_capacity(512);
-        read_head(&mut layer, &mut head, 512).map_err(ImageError::io("read layer"))?;
-        let mut entry = self
-            .unpack_entry(&head, layer)?
-            .map_err(|reason| ImageError::InvalidArgument(format!("commit layer: {reason}")))?;
+        let mut entry = layer(self)?;
         let empty = entry.entries == 0;
         let diff_id = entry.diff_id.clone();
         let chain = chain_id(top.as_ref(), &diff_id);

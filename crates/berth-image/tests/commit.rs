@@ -229,3 +229,61 @@ fn build_steps_on_scratch_and_rmi_takes_untagged_parents() {
     assert!(store.get(e.id.hex()).is_err());
     assert!(store.get(d.id.hex()).is_ok());
 }
+
+#[test]
+fn commit_dir_adopts_the_upper_and_matches_the_tar_path() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+    let base_id = base(&store);
+    // An overlay upper: a file, a directory, a whiteout (char 0/0) for etc/motd.
+    let make = |dir: &Path| {
+        fs::create_dir_all(dir.join("app/sub")).unwrap();
+        fs::write(dir.join("app/f"), b"hello").unwrap();
+        fs::write(dir.join("app/sub/g"), vec![7u8; 3000]).unwrap();
+        fs::create_dir_all(dir.join("etc")).unwrap();
+        nix::sys::stat::mknod(
+            &dir.join("etc/motd"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            0,
+        )
+        .unwrap();
+    };
+    // The same tree through both paths must give the same layer.
+    let via_tar_dir = tmp.path().join("upper-tar");
+    make(&via_tar_dir);
+    let mut tar_bytes = Vec::new();
+    berth_snapshot::write_layer(&via_tar_dir, &mut tar_bytes).unwrap();
+    let a = store
+        .commit(req(&base_id, Some("a:1")), &tar_bytes[..])
+        .unwrap();
+    let upper = tmp.path().join("store").join("upper");
+    make(&upper);
+    let b = store
+        .commit_dir(req(&base_id, Some("b:1")), &upper)
+        .unwrap();
+    assert!(!upper.exists(), "the directory became the snapshot");
+    let (ia, ib) = (store.get("a:1").unwrap(), store.get("b:1").unwrap());
+    assert_eq!(ia.config.rootfs.diff_ids, ib.config.rootfs.diff_ids);
+    assert_eq!(ia.chain_ids, ib.chain_ids);
+    assert_eq!(ia.size, ib.size);
+    assert_ne!(
+        a.id, b.id,
+        "different tags, configs created at different times"
+    );
+    // The snapshot holds the whiteout as overlay wants it.
+    let top = store.lower_dirs(&ib)[0].clone();
+    let md = fs::symlink_metadata(top.join("etc/motd")).unwrap();
+    assert!(md.file_type().is_char_device() && md.rdev() == 0);
+    assert_eq!(fs::read(top.join("app/f")).unwrap(), b"hello");
+    // An empty directory adds no layer.
+    let empty = tmp.path().join("store").join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let e = store.commit_dir(req(&b.id, Some("e:1")), &empty).unwrap();
+    let ie = store.get(e.id.hex()).unwrap();
+    assert_eq!(ie.chain_ids, ib.chain_ids);
+    assert!(ie.config.history.last().unwrap().empty_layer);
+    // Its checks pass.
+    assert!(store.check(&[], false).unwrap().findings.is_empty());
+}

@@ -72,6 +72,9 @@ pub struct LayerStats {
     pub size: u64,
     /// Number of tar entries (PAX extension headers not counted).
     pub entries: u64,
+    /// Bytes of regular files' content (hardlinks counted once): what
+    /// [`apply_layer`](crate::apply_layer) reports as the layer's size.
+    pub file_bytes: u64,
 }
 
 /// Errors from [`changes`] and [`write_layer`].
@@ -384,12 +387,17 @@ pub fn write_layer<W: Write>(upper: &Path, w: W) -> Result<LayerStats, DiffError
     let mut name = Vec::with_capacity(256);
     walker.dir_contents(&root, &mut name)?;
     let entries = walker.entries;
+    let file_bytes = walker.file_bytes;
     let size = walker.finish().map_err(|source| DiffError::Io {
         path: String::new(),
         op: "finish layer",
         source,
     })?;
-    Ok(LayerStats { size, entries })
+    Ok(LayerStats {
+        size,
+        entries,
+        file_bytes,
+    })
 }
 
 #[cfg(test)]

@@ -280,6 +280,18 @@ impl PendingSnapshot {
         &self.fs
     }
 
+    /// Makes the directory `dir` this snapshot's tree, by renaming it (it must be on the
+    /// store's filesystem: an overlay upper directory, whose whiteouts are already in the
+    /// snapshots' format).
+    pub fn adopt(&self, dir: &Path) -> Result<()> {
+        fs::remove_dir(&self.fs).map_err(io_err(format!("remove {}", self.fs.display())))?;
+        fs::rename(dir, &self.fs).map_err(io_err(format!(
+            "move {} to {}",
+            dir.display(),
+            self.fs.display()
+        )))
+    }
+
     /// Applies a plain tar stream into [`Self::fs_path`].
     pub fn apply<R: Read>(&self, reader: R, opts: &ApplyOptions) -> Result<ApplyStats> {
         Ok(apply_layer(reader, &self.fs, opts)?)

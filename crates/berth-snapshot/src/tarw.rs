@@ -288,6 +288,8 @@ pub(crate) struct Walker<W: Write> {
     buf: Vec<u8>,
     /// Number of entries written (PAX headers not counted).
     pub entries: u64,
+    /// Bytes of regular files' content written (hardlinks counted once).
+    pub file_bytes: u64,
     /// Nothing changes the tree during the walk (a stopped container's root): regular
     /// files are opened once, directly, instead of `O_PATH` then a reopen.
     quiescent: bool,
@@ -301,6 +303,7 @@ impl<W: Write> Walker<W> {
             links: HashMap::new(),
             buf: vec![0u8; BUF_SIZE],
             entries: 0,
+            file_bytes: 0,
             quiescent: false,
         }
     }
@@ -480,6 +483,7 @@ impl<W: Write> Walker<W> {
             .data(&mut f, meta.size, &mut self.buf)
             .map_err(werr(name, "copy file"))?;
         self.entries += 1;
+        self.file_bytes += meta.size;
         Ok(())
     }
 

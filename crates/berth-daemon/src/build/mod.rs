@@ -935,7 +935,7 @@ impl Builder {
             let mut root = StepRoot::mount(&images, image.as_ref(), dir, target)?;
             steps::mkdir_in_root(root.path(), &workdir, None)?;
             root.unmount()?;
-            crate::transfer::commit_upper(&images, &root.upper(), icr)
+            crate::transfer::commit_upper_owned(&images, &root.upper(), icr)
         })
         .await?;
         self.finish_step(st, &key, id).await
@@ -1015,7 +1015,7 @@ impl Builder {
                 let icr = self.commit_request(st, created_by, &cid);
                 let images = self.d.images.clone();
                 let upper = self.d.container_dir(&cid).join("rw/upper");
-                blocking(move || crate::transfer::commit_upper(&images, &upper, icr))
+                blocking(move || crate::transfer::commit_upper_owned(&images, &upper, icr))
                     .await
                     .map_err(Failure::from)
             }
@@ -1306,7 +1306,7 @@ impl Builder {
             }
             drop(src_root);
             root.unmount()?;
-            crate::transfer::commit_upper(&images, &root.upper(), icr)
+            crate::transfer::commit_upper_owned(&images, &root.upper(), icr)
         })
         .await?;
         self.finish_step(st, &key, id).await
