@@ -125,3 +125,86 @@ fn docker_cli_run_it_resizes_echoes_and_detaches() {
         .ok();
     assert_eq!(st.trimmed(), "true");
 }
+
+/// Runs `argv` on a pty (80x24) to the end; returns everything it wrote and its exit code.
+fn on_pty(argv: &[&str]) -> (String, i32) {
+    const PTY_RUN: &str = r#"
+import os, pty, sys, select, fcntl, termios, struct, time
+argv = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 80, 0, 0))
+    os.execv(argv[0], argv)
+out = b''
+end = time.time() + 120
+status = None
+while time.time() < end:
+    try:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            out += os.read(fd, 65536)
+    except OSError:
+        pass
+    p, st = os.waitpid(pid, os.WNOHANG)
+    if p:
+        status = os.waitstatus_to_exitcode(st)
+        try:
+            while True:
+                r, _, _ = select.select([fd], [], [], 0.1)
+                if not r:
+                    break
+                out += os.read(fd, 65536)
+        except OSError:
+            pass
+        break
+sys.stdout.write(out.decode('utf-8', 'replace'))
+sys.stdout.write("\nexit=%s\n" % status)
+"#;
+    let o = Command::new("python3")
+        .args(["-c", PTY_RUN])
+        .args(argv)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let code = out
+        .rsplit("exit=")
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(-1);
+    (out, code)
+}
+
+#[test]
+fn build_on_a_terminal_shows_the_live_display() {
+    let env = Env::new().with_busybox();
+    let host = env.host();
+    let dir = env.dir.path().join("ttyctx");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\nRUN echo from-the-run-step\nCMD [\"sh\"]\n",
+    )
+    .unwrap();
+    let ctx = dir.to_str().unwrap();
+    let (out, code) = on_pty(&[common::BERTH, "-H", &host, "build", "-t", "tt", ctx]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("[+] Building"), "{out}");
+    assert!(out.contains("FINISHED"), "{out}");
+    assert!(out.contains("[2/3] RUN echo from-the-run-step"), "{out}");
+    assert!(out.contains("[3/3] CMD [\"sh\"]"), "{out}");
+    // Not the classic lines: those are for --progress=plain and pipes.
+    assert!(!out.contains("Step 2/3 :"), "{out}");
+    // A rebuild shows its steps as cached.
+    let (out, code) = on_pty(&[common::BERTH, "-H", &host, "build", "-t", "tt", ctx]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("CACHED [2/3] RUN echo from-the-run-step"),
+        "{out}"
+    );
+    // A failing step ends the display with the error and the step's exit code.
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nRUN exit 3\n").unwrap();
+    let (out, code) = on_pty(&[common::BERTH, "-H", &host, "build", ctx]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("ERROR [2/2] RUN exit 3"), "{out}");
+    assert!(out.contains("returned a non-zero code: 3"), "{out}");
+}
