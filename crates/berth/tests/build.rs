@@ -607,6 +607,50 @@ fn serve_in_netns(pid: i32, body: Arc<Mutex<Vec<u8>>>) -> u16 {
 }
 
 #[test]
+fn remote_contexts_a_dockerfile_or_a_tar_by_url() {
+    let env = Env::new().with_busybox();
+    let served = Arc::new(Mutex::new(
+        b"FROM busybox\nRUN echo remote > /r\nCMD [\"cat\", \"/r\"]\n".to_vec(),
+    ));
+    let port = serve_in_netns(env.daemon_pid(), served.clone());
+    let url = format!("http://127.0.0.1:{port}/Dockerfile");
+    let o = env.berth(&["build", "-t", "rem", &url]).ok();
+    assert!(o.stdout.contains("Successfully tagged rem:latest"), "{o:?}");
+    assert_eq!(run(&env, "rem", &[]), "remote\n");
+    // A tar.gz at the URL is the whole context.
+    let dir = ctx(
+        &env,
+        "remote-ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n",
+            ),
+            ("f", "from the remote tar\n"),
+        ],
+    );
+    let tgz = env.dir.path().join("ctx.tgz");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-czf")
+        .arg(&tgz)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    *served.lock().unwrap() = std::fs::read(&tgz).unwrap();
+    let url = format!("http://127.0.0.1:{port}/ctx.tgz");
+    env.berth(&["build", "-t", "rem2", &url]).ok();
+    assert_eq!(run(&env, "rem2", &[]), "from the remote tar\n");
+    // A git repository is refused clearly.
+    let o = env.berth(&["build", "http://127.0.0.1:1/repo.git"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("not supported"), "{o:?}");
+    assert_clean(&env);
+}
+
+#[test]
 fn add_local_archive_and_url() {
     let env = Env::new().with_busybox();
     let served = Arc::new(Mutex::new(b"downloaded content\n".to_vec()));

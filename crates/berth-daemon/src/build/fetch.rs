@@ -13,7 +13,13 @@ pub(crate) fn url_file_name(url: &str) -> Option<String> {
 }
 
 /// Downloads `url` into `dir/<name>` (following up to 10 redirects); returns the path.
-pub(crate) async fn download(url: &str, dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
+/// `what` starts the error messages (`ADD failed`).
+pub(crate) async fn download(
+    url: &str,
+    dir: &Path,
+    name: &str,
+    what: &str,
+) -> Result<PathBuf, ApiError> {
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
     let client: Client<_, http_body_util::Empty<bytes::Bytes>> =
@@ -22,16 +28,16 @@ pub(crate) async fn download(url: &str, dir: &Path, name: &str) -> Result<PathBu
     for _ in 0..10 {
         let uri: http::Uri = current
             .parse()
-            .map_err(|e| ApiError::invalid(format!("ADD failed: invalid URL {current}: {e}")))?;
+            .map_err(|e| ApiError::invalid(format!("{what}: invalid URL {current}: {e}")))?;
         if uri.scheme_str() != Some("http") {
             return Err(ApiError::invalid(format!(
-                "ADD failed: unsupported URL scheme in {current}: berth downloads http:// URLs"
+                "{what}: unsupported URL scheme in {current}: berth downloads http:// URLs"
             )));
         }
         let resp = client
             .get(uri)
             .await
-            .map_err(|e| ApiError::invalid(format!("ADD failed: Get \"{current}\": {e}")))?;
+            .map_err(|e| ApiError::invalid(format!("{what}: Get \"{current}\": {e}")))?;
         let status = resp.status();
         if status.is_redirection() {
             let loc = resp
@@ -40,18 +46,18 @@ pub(crate) async fn download(url: &str, dir: &Path, name: &str) -> Result<PathBu
                 .and_then(|l| l.to_str().ok())
                 .ok_or_else(|| {
                     ApiError::invalid(format!(
-                        "ADD failed: Get \"{current}\": redirect without a location"
+                        "{what}: Get \"{current}\": redirect without a location"
                     ))
                 })?;
             current = url::Url::parse(&current)
                 .and_then(|b| b.join(loc))
                 .map(|u| u.to_string())
-                .map_err(|e| ApiError::invalid(format!("ADD failed: bad redirect {loc}: {e}")))?;
+                .map_err(|e| ApiError::invalid(format!("{what}: bad redirect {loc}: {e}")))?;
             continue;
         }
         if !status.is_success() {
             return Err(ApiError::invalid(format!(
-                "ADD failed: failed to GET {url} with status {status}"
+                "{what}: failed to GET {url} with status {status}"
             )));
         }
         std::fs::create_dir_all(dir)
@@ -63,7 +69,7 @@ pub(crate) async fn download(url: &str, dir: &Path, name: &str) -> Result<PathBu
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             let frame =
-                frame.map_err(|e| ApiError::invalid(format!("ADD failed: reading {url}: {e}")))?;
+                frame.map_err(|e| ApiError::invalid(format!("{what}: reading {url}: {e}")))?;
             if let Some(data) = frame.data_ref() {
                 f.write_all(data)
                     .await
@@ -80,7 +86,7 @@ pub(crate) async fn download(url: &str, dir: &Path, name: &str) -> Result<PathBu
         return Ok(path);
     }
     Err(ApiError::invalid(format!(
-        "ADD failed: Get \"{url}\": stopped after 10 redirects"
+        "{what}: Get \"{url}\": stopped after 10 redirects"
     )))
 }
 

@@ -101,10 +101,20 @@ impl Daemon {
         body: Box<dyn std::io::Read + Send>,
         events: BuildEvents,
     ) -> Result<(), ApiError> {
-        if !req.remote.is_empty() {
-            return Err(ApiError::invalid(
-                "building from a remote context (URL or git repository) is not supported: send the context as a tar",
-            ));
+        let is_git = |r: &str| {
+            r.starts_with("git://")
+                || r.starts_with("git@")
+                || r.starts_with("github.com/")
+                || r.split('#').next().is_some_and(|u| u.ends_with(".git"))
+        };
+        if !req.remote.is_empty()
+            && (is_git(&req.remote)
+                || !(req.remote.starts_with("http://") || req.remote.starts_with("https://")))
+        {
+            return Err(ApiError::invalid(format!(
+                "unable to prepare context: building from {} is not supported: berth builds from a directory, a tar, or an http URL of a tar or a Dockerfile",
+                req.remote
+            )));
         }
         check_platform(&req.platform)?;
         for t in &req.tags {
@@ -120,7 +130,44 @@ impl Daemon {
         let tmp = layout::build_tmp(&self.config.data_root, &id);
         let guard = TmpDir(tmp.clone());
         let ctx_dir = tmp.join("context");
-        let dockerfile = req.dockerfile.clone();
+        let mut dockerfile = req.dockerfile.clone();
+        let mut body = body;
+        if !req.remote.is_empty() {
+            // A remote context: a tar (plain or compressed), or a Dockerfile alone.
+            let file = fetch::download(
+                &req.remote,
+                &tmp.join("remote"),
+                "context",
+                "unable to prepare context",
+            )
+            .await?;
+            let archive = steps::is_archive(&file);
+            body = blocking(move || -> Result<Box<dyn std::io::Read + Send>, ApiError> {
+                let f = std::fs::File::open(&file)
+                    .map_err(|e| ApiError::internal(format!("open {}: {e}", file.display())))?;
+                if archive {
+                    return Ok(Box::new(f));
+                }
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, 16 << 20), &mut data)
+                    .map_err(|e| ApiError::internal(format!("read the remote Dockerfile: {e}")))?;
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                let mut b = tar::Builder::new(Vec::new());
+                b.append_data(&mut h, "Dockerfile", &data[..])
+                    .and_then(|_| b.finish())
+                    .map_err(|e| ApiError::internal(format!("wrap the remote Dockerfile: {e}")))?;
+                let tar = b
+                    .into_inner()
+                    .map_err(|e| ApiError::internal(format!("wrap the remote Dockerfile: {e}")))?;
+                Ok(Box::new(std::io::Cursor::new(tar)))
+            })
+            .await?;
+            if !archive {
+                dockerfile = "Dockerfile".into();
+            }
+        }
         let (ctx, text) = blocking(move || {
             let mut body = body;
             let ctx = Context::receive(&ctx_dir, &mut body)?;
@@ -1135,7 +1182,7 @@ impl Builder {
                     ))
                 })?;
                 let one = dl.join(names.len().to_string());
-                fetch::download(u, &one, &name).await?;
+                fetch::download(u, &one, &name, "ADD failed").await?;
                 names.push(format!("{}/{name}", names.len()));
             }
             ctx = Arc::new(Context::scoped(&dl));
