@@ -44,7 +44,8 @@ impl Context {
             root: root.to_path_buf(),
             scoped: false,
         };
-        let reader = berth_snapshot::decompress(body)
+        let mut counted = Counted { inner: body, n: 0 };
+        let reader = berth_snapshot::decompress(&mut counted)
             .map_err(|e| ApiError::invalid(format!("the build context: {e}")))?;
         let mut reader = std::io::BufReader::with_capacity(crate::images::BODY_BUF, reader);
         let r = berth_snapshot::extract_into_root(
@@ -54,10 +55,11 @@ impl Context {
             &berth_snapshot::ExtractOptions::default(),
         );
         crate::images::drain(&mut reader);
+        drop(reader);
         match r {
             Ok(()) => Ok(ctx),
-            // An empty body is an empty context (a build from `remote`, or nothing to send).
-            Err(e) if e.to_string().contains("unexpected EOF") => Ok(ctx),
+            // An empty body is an empty context (nothing to send); a cut one is an error.
+            Err(_) if counted.n == 0 => Ok(ctx),
             Err(e) => Err(ApiError::invalid(format!(
                 "failed to read the build context: {e}"
             ))),
@@ -275,6 +277,20 @@ impl Context {
     }
 }
 
+/// Counts the bytes read through it.
+struct Counted<'a> {
+    inner: &'a mut (dyn Read + Send),
+    n: u64,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+}
+
 /// Hashes the tree at `path` (not following symlinks below it) into `h`.
 pub(crate) fn hash_tree(path: &Path, rel: &str, h: &mut Sha256) -> std::io::Result<()> {
     let md = std::fs::symlink_metadata(path)?;
@@ -458,6 +474,28 @@ fn class(p: &[char], c: Option<char>) -> Result<(bool, usize), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_body_is_an_empty_context_and_a_cut_one_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        Context::receive(&t.path().join("empty"), &mut std::io::empty()).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4096);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "big", &vec![1u8; 4096][..]).unwrap();
+        let whole = b.into_inner().unwrap();
+        let mut cut = &whole[..1500];
+        let e = match Context::receive(&t.path().join("cut"), &mut cut) {
+            Ok(_) => panic!("a cut context was taken"),
+            Err(e) => e,
+        };
+        assert!(
+            e.message.contains("failed to read the build context"),
+            "{}",
+            e.message
+        );
+    }
 
     #[test]
     fn clean_rel_refuses_climbing_out() {
