@@ -85,6 +85,10 @@ impl Daemon {
             privileged: hc.privileged.unwrap_or(false),
             ..SpecOptions::default()
         };
+        let opts = SpecOptions {
+            network: self.spec_network(rec)?,
+            ..opts
+        };
         let spec = spec::build(&opts).map_err(|e| ApiError::invalid(e.to_string()))?;
         let spec_json =
             serde_json::to_vec_pretty(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -113,6 +117,35 @@ impl Daemon {
         let cfg_json = serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?;
         write_atomic(&bundle.join(shim::CONFIG_FILE), &cfg_json).map_err(io_err)?;
         Ok(())
+    }
+
+    /// The network namespace the container gets from its `--network` (checked at start, as
+    /// dockerd does): `default`/`bridge` (for now a namespace with only a loopback, until berth
+    /// has its bridge) and `none`, `host`, or `container:<name or id>` of a running container.
+    fn spec_network(&self, rec: &ContainerRecord) -> Result<spec::NetworkMode, ApiError> {
+        let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
+        match mode {
+            "" | "default" | "bridge" | "none" => return Ok(spec::NetworkMode::Loopback),
+            "host" => return Ok(spec::NetworkMode::Host),
+            _ => {}
+        }
+        let Some(other) = mode.strip_prefix("container:") else {
+            return Err(ApiError::not_found(format!("network {mode} not found")));
+        };
+        let c = self.container(other)?;
+        if c.id == rec.id {
+            return Err(ApiError::invalid("cannot join own network namespace"));
+        }
+        let st = c.record().state;
+        if !st.status.is_live() || st.pid <= 0 {
+            return Err(ApiError::conflict(format!(
+                "cannot join network of a non running container: {}",
+                c.id
+            )));
+        }
+        Ok(spec::NetworkMode::Join(
+            format!("/proc/{}/ns/net", st.pid).into(),
+        ))
     }
 
     /// Log rotation for a container: its `--log-opt`s over the daemon's defaults.

@@ -421,3 +421,79 @@ fn exec_gets_the_containers_capabilities_and_seccomp() {
     assert!(o.stdout.contains("CapBnd:\t00000000a80425fb"), "{o:?}");
     assert!(o.stdout.contains("Seccomp:\t2"), "{o:?}");
 }
+
+#[test]
+fn network_modes_none_host_and_container() {
+    let env = Env::new().with_busybox();
+    // An interface only the daemon's (the "host's") namespace has.
+    let st = env
+        .in_daemon_netns(&["ip", "link", "add", "berthdummy0", "type", "bridge"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ifaces = |net: &str| {
+        env.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ])
+        .ok()
+        .stdout
+    };
+    assert_eq!(ifaces("none"), "lo\n");
+    assert!(ifaces("host").contains("berthdummy0"), "{}", ifaces("host"));
+    assert!(!ifaces("default").contains("berthdummy0"));
+    // container:<name> shares the other container's namespace.
+    env.berth(&[
+        "run", "-d", "--name", "netowner", "busybox", "sleep", "1000",
+    ])
+    .ok();
+    let ns = |args: &[&str]| env.berth(args).ok().stdout;
+    let owner = ns(&["exec", "netowner", "readlink", "/proc/self/ns/net"]);
+    let joined = ns(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:netowner",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
+    assert_eq!(owner, joined);
+    let other = ns(&["run", "--rm", "busybox", "readlink", "/proc/self/ns/net"]);
+    assert_ne!(owner, other);
+    let mode = env
+        .berth(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.NetworkMode}}",
+            "netowner",
+        ])
+        .ok();
+    assert_eq!(mode.trimmed(), "default");
+    // Bad input (found at start, as dockerd does): a network that does not exist, a
+    // container that does not run.
+    let o = env.berth(&["run", "--rm", "--network", "nonet", "busybox", "true"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("network nonet not found"), "{o:?}");
+    // As dockerd does, a --rm container that failed to start is removed.
+    let ps = env.berth(&["ps", "-a", "--format", "{{.Names}}"]).ok();
+    assert_eq!(ps.trimmed(), "netowner", "{ps:?}");
+    env.berth(&["create", "--name", "idle", "busybox", "true"])
+        .ok();
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:idle",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("non running container"), "{o:?}");
+    env.berth(&["rm", "-f", "netowner"]).ok();
+}
