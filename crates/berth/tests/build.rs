@@ -348,6 +348,13 @@ fn target_no_cache_platform_and_network_none() {
     assert_ne!(o.code, 0, "{o:?}");
     assert!(o.stderr.contains("arm64"), "{o:?}");
     assert_ne!(env.berth(&["image", "inspect", "arm"]).code, 0);
+    // Refused before the context is read: a large one must still get the answer, not a
+    // broken pipe.
+    std::fs::write(p.join("big"), vec![7u8; 48 << 20]).unwrap();
+    let o = build(&env, &p, &["-t", "arm", "--platform", "linux/arm64"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("arm64"), "{o:?}");
+    std::fs::remove_file(p.join("big")).unwrap();
 
     // --network=none: RUN sees only the loopback interface.
     let n = ctx(

@@ -101,30 +101,19 @@ impl Daemon {
         body: Box<dyn std::io::Read + Send>,
         events: BuildEvents,
     ) -> Result<(), ApiError> {
-        let is_git = |r: &str| {
-            r.starts_with("git://")
-                || r.starts_with("git@")
-                || r.starts_with("github.com/")
-                || r.split('#').next().is_some_and(|u| u.ends_with(".git"))
-        };
-        if !req.remote.is_empty()
-            && (is_git(&req.remote)
-                || !(req.remote.starts_with("http://") || req.remote.starts_with("https://")))
-        {
-            return Err(ApiError::invalid(format!(
-                "unable to prepare context: building from {} is not supported: berth builds from a directory, a tar, or an http URL of a tar or a Dockerfile",
-                req.remote
-            )));
-        }
-        check_platform(&req.platform)?;
-        for t in &req.tags {
-            let r = berth_image::Reference::parse(t)
-                .map_err(|e| ApiError::invalid(format!("invalid tag {t:?}: {e}")))?;
-            if r.digest().is_some() {
-                return Err(ApiError::invalid(format!(
-                    "invalid tag {t:?}: a tag cannot hold a digest"
-                )));
-            }
+        if let Err(e) = check_request(&req) {
+            // Read what the client is still sending (up to a bound) so that it gets this
+            // answer rather than a broken pipe.
+            let _ = blocking(move || {
+                let mut body = body;
+                let _ = std::io::copy(
+                    &mut std::io::Read::take(&mut body, EARLY_DRAIN),
+                    &mut std::io::sink(),
+                );
+                Ok(())
+            })
+            .await;
+            return Err(e);
         }
         let id = new_id();
         let tmp = layout::build_tmp(&self.config.data_root, &id);
@@ -231,6 +220,39 @@ impl Daemon {
             }
         }
     }
+}
+
+/// How much of a refused build's context is read before answering.
+const EARLY_DRAIN: u64 = 256 << 20;
+
+/// The checks made before the context is read: the remote, the platform, the tags.
+fn check_request(req: &BuildRequest) -> Result<(), ApiError> {
+    let is_git = |r: &str| {
+        r.starts_with("git://")
+            || r.starts_with("git@")
+            || r.starts_with("github.com/")
+            || r.split('#').next().is_some_and(|u| u.ends_with(".git"))
+    };
+    if !req.remote.is_empty()
+        && (is_git(&req.remote)
+            || !(req.remote.starts_with("http://") || req.remote.starts_with("https://")))
+    {
+        return Err(ApiError::invalid(format!(
+                "unable to prepare context: building from {} is not supported: berth builds from a directory, a tar, or an http URL of a tar or a Dockerfile",
+                req.remote
+            )));
+    }
+    check_platform(&req.platform)?;
+    for t in &req.tags {
+        let r = berth_image::Reference::parse(t)
+            .map_err(|e| ApiError::invalid(format!("invalid tag {t:?}: {e}")))?;
+        if r.digest().is_some() {
+            return Err(ApiError::invalid(format!(
+                "invalid tag {t:?}: a tag cannot hold a digest"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_platform(p: &str) -> Result<(), ApiError> {
