@@ -1,0 +1,2 @@
+//! berth's container networking (issue 5): address management and links.
+pub mod ipam;
