@@ -1,0 +1,606 @@
+//! Links through rtnetlink, in-process: the bridge, veth pairs, a container's `eth0`.
+//!
+//! A [`Netlink`] is one rtnetlink connection in one network namespace. A netlink socket
+//! belongs to the namespace its creator was in when it was opened, and stays there wherever
+//! it is used afterwards. So [`Netlink::new`] opens one in the caller's namespace, and
+//! [`Netlink::in_netns`] opens one in another namespace from a short-lived helper thread
+//! that calls `setns(2)` and exits: no tokio worker thread ever changes namespace. Both run
+//! the connection as a task on the current tokio runtime; it ends when the `Netlink` drops.
+//!
+//! [`connect`] plugs a container in, the way Docker's bridge driver does: a veth pair
+//! (`vethXXXXXXX` on the host, attached to the bridge and up), its peer moved into the
+//! container's namespace, renamed `eth0`, given the MAC derived from its address
+//! ([`crate::ipam::mac_for`]) and the address, `lo` and `eth0` up, and a default route via the
+//! gateway. Any failure removes the pair, so nothing is left behind. [`disconnect`] deletes
+//! the host end, which deletes the pair.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
+use std::path::Path;
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteType};
+use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// Errors of link operations; each names what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Opening the netlink socket.
+    #[error("open a netlink socket: {0}")]
+    Socket(std::io::Error),
+    /// Opening a namespace file (`/proc/<pid>/ns/net`, a bind mount).
+    #[error("open network namespace {path}: {source}")]
+    OpenNetns {
+        path: String,
+        source: std::io::Error,
+    },
+    /// `setns(2)` on the helper thread.
+    #[error("enter network namespace: {0}")]
+    Setns(nix::Error),
+    /// A netlink request the kernel refused.
+    #[error("{op}: {source}")]
+    Netlink { op: String, source: std::io::Error },
+    /// The bridge's name is taken by a link of another kind.
+    #[error("{0} exists and is not a bridge")]
+    NotABridge(String),
+    /// The bridge exists with an IPv4 address other than the one configured.
+    #[error("bridge {name} has address {found}, not {want}: remove it or configure {found}")]
+    BridgeAddress {
+        name: String,
+        found: Ipv4Net,
+        want: Ipv4Net,
+    },
+    /// A link that should exist does not.
+    #[error("no such interface: {0}")]
+    NoSuchLink(String),
+    /// An interface name the kernel would refuse (empty, over 15 bytes, `/`, spaces).
+    #[error("invalid interface name {0:?}")]
+    InvalidName(String),
+}
+
+type Result<T, E = LinkError> = std::result::Result<T, E>;
+
+fn nl(op: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {
+    let op = op.into();
+    move |e| LinkError::Netlink {
+        op,
+        source: to_io(e),
+    }
+}
+
+fn to_io(e: rtnetlink::Error) -> std::io::Error {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.to_io(),
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+fn errno(e: &LinkError) -> Option<i32> {
+    match e {
+        LinkError::Netlink { source, .. } => source.raw_os_error(),
+        _ => None,
+    }
+}
+
+/// Check an interface name as the kernel will (`dev_valid_name`).
+pub fn check_ifname(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
+    {
+        return Err(LinkError::InvalidName(name.to_string()));
+    }
+    Ok(())
+}
+
+/// A fresh interface name like Docker's: `prefix` then 7 random hex digits (`veth1a2b3c4`).
+pub fn random_ifname(prefix: &str) -> String {
+    format!("{prefix}{:07x}", rand::random::<u32>() & 0x0fff_ffff)
+}
+
+/// Open a network namespace by path (`/proc/<pid>/ns/net`, `/run/netns/<name>`).
+pub fn open_netns(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|source| LinkError::OpenNetns {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// What one link is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// Administratively up.
+    pub up: bool,
+    pub mac: Option<[u8; 6]>,
+    /// The bridge it is attached to.
+    pub controller: Option<u32>,
+    /// Its kind (`bridge`, `veth`…), when it has one.
+    pub kind: Option<String>,
+}
+
+impl Link {
+    fn from_message(m: &LinkMessage) -> Self {
+        let mut link = Link {
+            index: m.header.index,
+            name: String::new(),
+            up: m.header.flags.contains(LinkFlags::Up),
+            mac: None,
+            controller: None,
+            kind: None,
+        };
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(n) => link.name = n.clone(),
+                LinkAttribute::Address(a) => link.mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
+                LinkAttribute::Controller(c) => link.controller = Some(*c),
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let LinkInfo::Kind(k) = i {
+                            link.kind = Some(k.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+/// One IPv4 route of the main table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub destination: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub oif: Option<u32>,
+}
+
+/// One rtnetlink connection, in the namespace it was opened in.
+#[derive(Debug, Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// A connection in the calling thread's network namespace. Call it inside a tokio runtime.
+    pub fn new() -> Result<Self> {
+        Self::with_socket(Socket::new(NETLINK_ROUTE).map_err(LinkError::Socket)?)
+    }
+
+    /// A connection in the namespace `ns` refers to (an open `/proc/<pid>/ns/net` or
+    /// `/proc/<pid>/task/<tid>/ns/net`, or a bind mount of one). The socket is opened by a
+    /// new thread that enters the namespace and exits; this blocks the caller for as long as
+    /// that takes (tens of microseconds). Call it inside a tokio runtime.
+    pub fn in_netns(ns: BorrowedFd<'_>) -> Result<Self> {
+        let socket = std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(LinkError::Setns)?;
+                Socket::new(NETLINK_ROUTE).map_err(LinkError::Socket)
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })?;
+        Self::with_socket(socket)
+    }
+
+    fn with_socket(socket: Socket) -> Result<Self> {
+        socket.set_non_blocking(true).map_err(LinkError::Socket)?;
+        // SAFETY: the fd was just taken out of an owned, open netlink socket, which gives up
+        // its ownership to the TokioSocket (it closes the fd on drop).
+        let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
+        let (conn, handle, _) = rtnetlink::from_socket(socket);
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    /// The link named `name`, if there is one.
+    pub async fn link(&self, name: &str) -> Result<Option<Link>> {
+        check_ifname(name)?;
+        let mut s = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match s.try_next().await {
+            Ok(Some(m)) => Ok(Some(Link::from_message(&m))),
+            Ok(None) => Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::ENODEV => {
+                Ok(None)
+            }
+            Err(e) => Err(nl(format!("look up interface {name}"))(e)),
+        }
+    }
+
+    /// Every link of the namespace.
+    pub async fn links(&self) -> Result<Vec<Link>> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list interfaces"))?;
+        Ok(msgs.iter().map(Link::from_message).collect())
+    }
+
+    /// The links attached to bridge `bridge` (for reconciling after a restart: a `veth` whose
+    /// container is gone is a leak to delete).
+    pub async fn bridge_ports(&self, bridge: u32) -> Result<Vec<Link>> {
+        Ok(self
+            .links()
+            .await?
+            .into_iter()
+            .filter(|l| l.controller == Some(bridge))
+            .collect())
+    }
+
+    async fn require(&self, name: &str) -> Result<Link> {
+        self.link(name)
+            .await?
+            .ok_or_else(|| LinkError::NoSuchLink(name.to_string()))
+    }
+
+    /// The IPv4 addresses of link `index`, as address/prefix.
+    pub async fn addresses(&self, index: u32) -> Result<Vec<Ipv4Net>> {
+        let msgs: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list addresses"))?;
+        let mut out = Vec::new();
+        for m in msgs {
+            if m.header.index != index {
+                continue;
+            }
+            for a in &m.attributes {
+                if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
+                    if let Ok(n) = Ipv4Net::new(*ip, m.header.prefix_len) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Add an IPv4 address (address/prefix) to link `index`.
+    pub async fn add_address(&self, index: u32, address: Ipv4Net) -> Result<()> {
+        self.handle
+            .address()
+            .add(index, IpAddr::V4(address.addr()), address.prefix_len())
+            .execute()
+            .await
+            .map_err(nl(format!("add address {address}")))
+    }
+
+    /// Set link `index` up.
+    pub async fn set_up(&self, index: u32) -> Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(nl(format!("set interface {index} up")))
+    }
+
+    /// The IPv4 routes of the main table.
+    pub async fn routes(&self) -> Result<Vec<Route>> {
+        let msgs: Vec<_> = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list routes"))?;
+        let mut out = Vec::new();
+        for m in msgs {
+            let mut table = u32::from(m.header.table);
+            let mut dst = Ipv4Addr::UNSPECIFIED;
+            let mut gateway = None;
+            let mut oif = None;
+            for a in &m.attributes {
+                match a {
+                    RouteAttribute::Table(t) => table = *t,
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(*g),
+                    RouteAttribute::Oif(o) => oif = Some(*o),
+                    _ => {}
+                }
+            }
+            if table != u32::from(RouteHeader::RT_TABLE_MAIN) || m.header.kind != RouteType::Unicast
+            {
+                continue;
+            }
+            let Ok(destination) = Ipv4Net::new(dst, m.header.destination_prefix_length) else {
+                continue;
+            };
+            out.push(Route {
+                destination,
+                gateway,
+                oif,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The destinations of the host's routes that a new network must not overlap, for
+    /// [`crate::ipam::choose_subnet`]: the main table without default routes (as Docker), and
+    /// without the routes through the links in `ignore` (berth's own bridges, whose subnets
+    /// the daemon already counts as networks in use).
+    pub async fn host_routes(&self, ignore: &[u32]) -> Result<Vec<Ipv4Net>> {
+        Ok(self
+            .routes()
+            .await?
+            .into_iter()
+            .filter(|r| r.destination.prefix_len() > 0)
+            .filter(|r| !r.oif.is_some_and(|o| ignore.contains(&o)))
+            .map(|r| r.destination)
+            .collect())
+    }
+
+    /// Make sure bridge `name` exists with address `gateway` (the gateway's address and the
+    /// subnet's prefix length, e.g. 172.17.0.1/16) and is up; returns its index. Idempotent.
+    /// A link of that name that is not a bridge, or a bridge with another IPv4 address, is an
+    /// error (nothing is changed then).
+    pub async fn ensure_bridge(&self, name: &str, gateway: Ipv4Net) -> Result<u32> {
+        let link = match self.link(name).await? {
+            Some(l) => l,
+            None => {
+                let created = self
+                    .handle
+                    .link()
+                    .add(LinkBridge::new(name).build())
+                    .execute()
+                    .await
+                    .map_err(nl(format!("create bridge {name}")));
+                // Another caller may have created it meanwhile: that is fine.
+                if let Err(e) = created {
+                    if errno(&e) != Some(libc::EEXIST) {
+                        return Err(e);
+                    }
+                }
+                self.require(name).await?
+            }
+        };
+        if link.kind.as_deref() != Some(&InfoKind::Bridge.to_string()) {
+            return Err(LinkError::NotABridge(name.to_string()));
+        }
+        let addrs = self.addresses(link.index).await?;
+        if !addrs.contains(&gateway) {
+            if let Some(found) = addrs.first() {
+                return Err(LinkError::BridgeAddress {
+                    name: name.to_string(),
+                    found: *found,
+                    want: gateway,
+                });
+            }
+            self.add_address(link.index, gateway).await?;
+        }
+        if !link.up {
+            self.set_up(link.index).await?;
+        }
+        Ok(link.index)
+    }
+
+    /// Delete link `name` (a bridge, or a veth's host end, which deletes its peer too).
+    /// Returns whether there was one.
+    pub async fn delete_link(&self, name: &str) -> Result<bool> {
+        let Some(link) = self.link(name).await? else {
+            return Ok(false);
+        };
+        match self.handle.link().del(link.index).execute().await {
+            Ok(()) => Ok(true),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::ENODEV => {
+                Ok(false)
+            }
+            Err(e) => Err(nl(format!("delete interface {name}"))(e)),
+        }
+    }
+
+    /// Add the default route via `gateway`, through link `index`.
+    pub async fn add_default_route(&self, index: u32, gateway: Ipv4Addr) -> Result<()> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build();
+        self.handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(nl(format!("add default route via {gateway}")))
+    }
+}
+
+/// How to plug a container into a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// The bridge (it must exist: [`Netlink::ensure_bridge`]).
+    pub bridge: String,
+    /// The container's address and the subnet's prefix length (172.17.0.2/16).
+    pub address: Ipv4Net,
+    /// The default route's gateway; none for an `--internal` network.
+    pub gateway: Option<Ipv4Addr>,
+    /// The MAC; Docker's derived one ([`crate::ipam::mac_for`]) when `None`.
+    pub mac: Option<[u8; 6]>,
+    /// The name inside the container (`eth0`).
+    pub ifname: String,
+    /// The MTU of both ends; the kernel's default (1500) when `None`.
+    pub mtu: Option<u32>,
+}
+
+impl EndpointConfig {
+    /// `eth0` on `bridge` with `address`, a default route via `gateway`, Docker's MAC.
+    pub fn new(bridge: &str, address: Ipv4Net, gateway: Option<Ipv4Addr>) -> Self {
+        Self {
+            bridge: bridge.to_string(),
+            address,
+            gateway,
+            mac: None,
+            ifname: "eth0".to_string(),
+            mtu: None,
+        }
+    }
+}
+
+/// A container's end of a network, as [`connect`] made it: what the daemon records (to
+/// show in `inspect`, and to [`disconnect`] it later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The veth's host end, on the bridge.
+    pub host_ifname: String,
+    /// The name inside the container.
+    pub ifname: String,
+    pub address: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub mac: [u8; 6],
+}
+
+/// Plug the container whose network namespace is `netns` into `cfg.bridge` (see the module
+/// documentation). `host` is a connection in the bridge's namespace. On error, nothing is
+/// left: the veth pair is deleted.
+pub async fn connect(
+    host: &Netlink,
+    netns: BorrowedFd<'_>,
+    cfg: &EndpointConfig,
+) -> Result<Endpoint> {
+    check_ifname(&cfg.ifname)?;
+    let bridge = host.require(&cfg.bridge).await?;
+    // Both names are fresh; a clash (one in 2^28) fails with EEXIST and is retried.
+    let (host_ifname, peer_tmp) = loop {
+        let (h, p) = (random_ifname("veth"), random_ifname("veth"));
+        let mut msg = LinkVeth::new(&h, &p);
+        if let Some(mtu) = cfg.mtu {
+            msg = msg.mtu(mtu);
+        }
+        match host.handle.link().add(msg.build()).execute().await {
+            Ok(()) => break (h, p),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::EEXIST => {}
+            Err(e) => return Err(nl(format!("create veth pair {h}"))(e)),
+        }
+    };
+    match plug(host, &bridge, netns, cfg, &host_ifname, &peer_tmp).await {
+        Ok(mac) => Ok(Endpoint {
+            host_ifname,
+            ifname: cfg.ifname.clone(),
+            address: cfg.address,
+            gateway: cfg.gateway,
+            mac,
+        }),
+        Err(e) => {
+            if let Err(d) = host.delete_link(&host_ifname).await {
+                tracing::warn!("cannot remove {host_ifname} after a failed connect: {d}");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn plug(
+    host: &Netlink,
+    bridge: &Link,
+    netns: BorrowedFd<'_>,
+    cfg: &EndpointConfig,
+    host_ifname: &str,
+    peer_tmp: &str,
+) -> Result<[u8; 6]> {
+    let h = host.require(host_ifname).await?;
+    let p = host.require(peer_tmp).await?;
+    host.handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(h.index)
+                .controller(bridge.index)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl(format!("attach {host_ifname} to {}", bridge.name)))?;
+    host.handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(p.index)
+                .setns_by_fd(netns.as_raw_fd())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl(format!(
+            "move {peer_tmp} into the container's network namespace"
+        )))?;
+
+    let ns = Netlink::in_netns(netns.as_fd())?;
+    let peer = ns.require(peer_tmp).await?;
+    let mac = cfg
+        .mac
+        .unwrap_or_else(|| crate::ipam::mac_for(cfg.address.addr()));
+    ns.handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(peer.index)
+                .name(cfg.ifname.clone())
+                .address(mac.to_vec())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl(format!(
+            "rename {peer_tmp} to {} and set its MAC",
+            cfg.ifname
+        )))?;
+    ns.add_address(peer.index, cfg.address).await?;
+    ns.set_up(peer.index).await?;
+    if let Some(lo) = ns.link("lo").await? {
+        if !lo.up {
+            ns.set_up(lo.index).await?;
+        }
+    }
+    if let Some(gw) = cfg.gateway {
+        ns.add_default_route(peer.index, gw).await?;
+    }
+    Ok(mac)
+}
+
+/// Unplug an endpoint: delete its veth's host end (the kernel deletes the peer inside the
+/// container with it). Returns whether it existed (a container whose namespace died already
+/// took the pair with it).
+pub async fn disconnect(host: &Netlink, host_ifname: &str) -> Result<bool> {
+    host.delete_link(host_ifname).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        check_ifname("eth0").unwrap();
+        check_ifname("berth0").unwrap();
+        check_ifname("fifteen-chars-x").unwrap();
+        for bad in ["", "sixteen-chars-xx", "a/b", "a b", ".", "..", "a:1"] {
+            assert!(check_ifname(bad).is_err(), "{bad}");
+        }
+        let n = random_ifname("veth");
+        assert_eq!(n.len(), 11);
+        check_ifname(&n).unwrap();
+    }
+}
