@@ -1,0 +1,410 @@
+//! Outbound NAT in berth's own nftables table, over netlink, in-process.
+//!
+//! Everything lives in `table ip berth`, so Docker's iptables chains (and anybody else's
+//! tables) are never read or changed, and removing the table removes all of berth's rules.
+//! [`Nat::apply`] makes the table say exactly what it is given, in one atomic nf_tables
+//! batch (the kernel applies all of it or nothing):
+//!
+//! ```text
+//! table ip berth {
+//!     chain postrouting {
+//!         type nat hook postrouting priority srcnat; policy accept;
+//!         ip saddr 172.17.0.0/16 oifname != "berth0" masquerade
+//!         …one rule per network that is not --internal
+//!     }
+//! }
+//! ```
+//!
+//! The chain is flushed and refilled on each call, so the daemon calls it with the whole
+//! list whenever a network is created or removed (and once at start, which also drops rules
+//! a crashed daemon left for networks that are gone). [`Nat::remove`] deletes the table.
+//! [`enable_ip_forward`] turns on `net.ipv4.ip_forward` (what dockerd does too).
+//!
+//! No crate on crates.io fitted (see the crate documentation), so the few nf_tables messages
+//! needed are encoded here: the netlink header, `nfgenmsg`, attributes (integers big-endian,
+//! as nf_tables wants), and the batch begin/end around them. The expressions are those `nft`
+//! itself sends for the rule above (payload, bitwise, cmp, meta, cmp, masq), so
+//! `nft list table ip berth` shows the rule as written above.
+
+use ipnet::Ipv4Net;
+use rtnetlink::sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+
+/// berth's table (family `ip`).
+pub const TABLE: &str = "berth";
+/// The chain of masquerade rules.
+pub const POSTROUTING: &str = "postrouting";
+
+/// Errors of NAT setup.
+#[derive(Debug, thiserror::Error)]
+pub enum NatError {
+    #[error("open a netfilter netlink socket: {0}")]
+    Socket(std::io::Error),
+    #[error("send nftables batch: {0}")]
+    Send(std::io::Error),
+    #[error("read the nftables answer: {0}")]
+    Recv(std::io::Error),
+    /// The kernel refused one command of the batch (nothing was applied).
+    #[error("nftables: {op}: {source}")]
+    Refused {
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("invalid interface name {0:?}")]
+    InvalidName(String),
+    #[error("enable ip forwarding: {0}")]
+    Forwarding(std::io::Error),
+}
+
+/// One network whose traffic to the outside is masqueraded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Masquerade {
+    /// The network's subnet (the source addresses to rewrite).
+    pub subnet: Ipv4Net,
+    /// Its bridge: traffic leaving through it stays between containers, unrewritten.
+    pub bridge: String,
+}
+
+// linux/netlink.h, linux/netfilter/nfnetlink.h, linux/netfilter/nf_tables.h
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_APPEND: u16 = 0x800;
+const NLMSG_ERROR: u16 = 0x2;
+const NLA_F_NESTED: u16 = 0x8000;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFPROTO_UNSPEC: u8 = 0;
+const NFPROTO_IPV4: u8 = 2;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_DELTABLE: u16 = 2;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_DELRULE: u16 = 8;
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_PAYLOAD_DREG: u16 = 1;
+const NFTA_PAYLOAD_BASE: u16 = 2;
+const NFTA_PAYLOAD_OFFSET: u16 = 3;
+const NFTA_PAYLOAD_LEN: u16 = 4;
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFTA_BITWISE_SREG: u16 = 1;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+const NFTA_CMP_SREG: u16 = 1;
+const NFTA_CMP_OP: u16 = 2;
+const NFTA_CMP_DATA: u16 = 3;
+const NFT_CMP_EQ: u32 = 0;
+const NFT_CMP_NEQ: u32 = 1;
+const NFTA_META_DREG: u16 = 1;
+const NFTA_META_KEY: u16 = 2;
+const NFT_META_OIFNAME: u32 = 7;
+const NFT_REG_1: u32 = 1;
+const NF_INET_POST_ROUTING: u32 = 4;
+const NF_ACCEPT: u32 = 1;
+/// `srcnat`, the priority of source NAT in postrouting.
+const NF_IP_PRI_NAT_SRC: i32 = 100;
+const IFNAMSIZ: usize = 16;
+
+/// Netlink attributes, written in place (nested ones get their length when closed).
+struct Attrs {
+    buf: Vec<u8>,
+}
+
+impl Attrs {
+    fn new() -> Self {
+        Self { buf: Vec::new() }
+    }
+
+    fn put(&mut self, ty: u16, data: &[u8]) -> &mut Self {
+        let len = u16::try_from(4 + data.len()).expect("attribute fits");
+        self.buf.extend_from_slice(&len.to_ne_bytes());
+        self.buf.extend_from_slice(&ty.to_ne_bytes());
+        self.buf.extend_from_slice(data);
+        self.pad();
+        self
+    }
+
+    fn str(&mut self, ty: u16, s: &str) -> &mut Self {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        self.put(ty, &v)
+    }
+
+    fn be32(&mut self, ty: u16, v: u32) -> &mut Self {
+        self.put(ty, &v.to_be_bytes())
+    }
+
+    fn nested(&mut self, ty: u16, f: impl FnOnce(&mut Attrs)) -> &mut Self {
+        let mut inner = Attrs::new();
+        f(&mut inner);
+        self.put(ty | NLA_F_NESTED, &inner.buf)
+    }
+
+    fn pad(&mut self) {
+        self.buf.resize(self.buf.len().next_multiple_of(4), 0);
+    }
+}
+
+/// One expression of a rule: its name and its attributes.
+fn expr(list: &mut Attrs, name: &str, data: impl FnOnce(&mut Attrs)) {
+    list.nested(NFTA_LIST_ELEM, |e| {
+        e.str(NFTA_EXPR_NAME, name);
+        let mut d = Attrs::new();
+        data(&mut d);
+        if !d.buf.is_empty() {
+            e.put(NFTA_EXPR_DATA | NLA_F_NESTED, &d.buf);
+        }
+    });
+}
+
+/// `ip saddr <subnet> oifname != "<bridge>" masquerade`, as `nft` encodes it.
+fn masquerade_rule(m: &Masquerade) -> Attrs {
+    let mut a = Attrs::new();
+    a.str(NFTA_RULE_TABLE, TABLE)
+        .str(NFTA_RULE_CHAIN, POSTROUTING);
+    a.nested(NFTA_RULE_EXPRESSIONS, |list| {
+        // The source address (IPv4 header, offset 12, 4 bytes) into register 1…
+        expr(list, "payload", |d| {
+            d.be32(NFTA_PAYLOAD_DREG, NFT_REG_1)
+                .be32(NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER)
+                .be32(NFTA_PAYLOAD_OFFSET, 12)
+                .be32(NFTA_PAYLOAD_LEN, 4);
+        });
+        // …masked with the prefix…
+        expr(list, "bitwise", |d| {
+            d.be32(NFTA_BITWISE_SREG, NFT_REG_1)
+                .be32(NFTA_BITWISE_DREG, NFT_REG_1)
+                .be32(NFTA_BITWISE_LEN, 4)
+                .nested(NFTA_BITWISE_MASK, |v| {
+                    v.put(NFTA_DATA_VALUE, &m.subnet.netmask().octets());
+                })
+                .nested(NFTA_BITWISE_XOR, |v| {
+                    v.put(NFTA_DATA_VALUE, &[0; 4]);
+                });
+        });
+        // …equals the network.
+        expr(list, "cmp", |d| {
+            d.be32(NFTA_CMP_SREG, NFT_REG_1)
+                .be32(NFTA_CMP_OP, NFT_CMP_EQ)
+                .nested(NFTA_CMP_DATA, |v| {
+                    v.put(NFTA_DATA_VALUE, &m.subnet.network().octets());
+                });
+        });
+        // The output interface's name is not the bridge's.
+        expr(list, "meta", |d| {
+            d.be32(NFTA_META_DREG, NFT_REG_1)
+                .be32(NFTA_META_KEY, NFT_META_OIFNAME);
+        });
+        let mut name = [0u8; IFNAMSIZ];
+        name[..m.bridge.len()].copy_from_slice(m.bridge.as_bytes());
+        expr(list, "cmp", |d| {
+            d.be32(NFTA_CMP_SREG, NFT_REG_1)
+                .be32(NFTA_CMP_OP, NFT_CMP_NEQ)
+                .nested(NFTA_CMP_DATA, |v| {
+                    v.put(NFTA_DATA_VALUE, &name);
+                });
+        });
+        expr(list, "masq", |_| {});
+    });
+    a
+}
+
+/// A batch of nf_tables commands, each acknowledged.
+struct Batch {
+    buf: Vec<u8>,
+    seq: u32,
+    ops: Vec<(u32, &'static str)>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        let mut b = Self {
+            buf: Vec::new(),
+            seq: 0,
+            ops: Vec::new(),
+        };
+        b.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, NFPROTO_UNSPEC, &[]);
+        b
+    }
+
+    fn message(&mut self, ty: u16, flags: u16, family: u8, attrs: &[u8]) -> u32 {
+        self.seq += 1;
+        let len = u32::try_from(16 + 4 + attrs.len()).expect("message fits");
+        self.buf.extend_from_slice(&len.to_ne_bytes());
+        self.buf.extend_from_slice(&ty.to_ne_bytes());
+        self.buf.extend_from_slice(&flags.to_ne_bytes());
+        self.buf.extend_from_slice(&self.seq.to_ne_bytes());
+        self.buf.extend_from_slice(&0u32.to_ne_bytes());
+        // nfgenmsg: family, version 0, res_id (big-endian; the subsystem for batch markers).
+        self.buf.push(family);
+        self.buf.push(0);
+        let res_id = if family == NFPROTO_UNSPEC {
+            NFNL_SUBSYS_NFTABLES
+        } else {
+            0
+        };
+        self.buf.extend_from_slice(&res_id.to_be_bytes());
+        self.buf.extend_from_slice(attrs);
+        self.seq
+    }
+
+    fn command(&mut self, op: &'static str, msg: u16, flags: u16, attrs: &Attrs) {
+        let ty = (NFNL_SUBSYS_NFTABLES << 8) | msg;
+        let seq = self.message(
+            ty,
+            NLM_F_REQUEST | NLM_F_ACK | flags,
+            NFPROTO_IPV4,
+            &attrs.buf,
+        );
+        self.ops.push((seq, op));
+    }
+
+    fn finish(mut self) -> (Vec<u8>, Vec<(u32, &'static str)>) {
+        self.message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, NFPROTO_UNSPEC, &[]);
+        (self.buf, self.ops)
+    }
+}
+
+/// A handle on berth's nftables table in the calling thread's network namespace (the socket
+/// is opened per call, so the namespace is the one of the thread that calls). Calls block for
+/// the time the kernel takes (well under a millisecond); from async code, call them from
+/// `spawn_blocking`.
+#[derive(Debug, Default, Clone)]
+pub struct Nat;
+
+impl Nat {
+    pub fn new() -> Self {
+        Self
+    }
+
+    /// Make `table ip berth`'s postrouting chain hold exactly one masquerade rule per entry of
+    /// `networks`, atomically (see the module documentation).
+    pub fn apply(&self, networks: &[Masquerade]) -> Result<(), NatError> {
+        for m in networks {
+            crate::link::check_ifname(&m.bridge)
+                .map_err(|_| NatError::InvalidName(m.bridge.clone()))?;
+        }
+        let mut b = Batch::new();
+        let mut table = Attrs::new();
+        table.str(NFTA_TABLE_NAME, TABLE);
+        b.command(
+            "create table ip berth",
+            NFT_MSG_NEWTABLE,
+            NLM_F_CREATE,
+            &table,
+        );
+        let mut chain = Attrs::new();
+        chain
+            .str(NFTA_CHAIN_TABLE, TABLE)
+            .str(NFTA_CHAIN_NAME, POSTROUTING)
+            .nested(NFTA_CHAIN_HOOK, |h| {
+                h.be32(NFTA_HOOK_HOOKNUM, NF_INET_POST_ROUTING)
+                    .be32(NFTA_HOOK_PRIORITY, NF_IP_PRI_NAT_SRC as u32);
+            })
+            .be32(NFTA_CHAIN_POLICY, NF_ACCEPT)
+            .str(NFTA_CHAIN_TYPE, "nat");
+        b.command(
+            "create chain postrouting",
+            NFT_MSG_NEWCHAIN,
+            NLM_F_CREATE,
+            &chain,
+        );
+        let mut flush = Attrs::new();
+        flush
+            .str(NFTA_RULE_TABLE, TABLE)
+            .str(NFTA_RULE_CHAIN, POSTROUTING);
+        b.command("flush chain postrouting", NFT_MSG_DELRULE, 0, &flush);
+        for m in networks {
+            b.command(
+                "add masquerade rule",
+                NFT_MSG_NEWRULE,
+                NLM_F_CREATE | NLM_F_APPEND,
+                &masquerade_rule(m),
+            );
+        }
+        run(b)
+    }
+
+    /// Delete `table ip berth` and everything in it; absent is fine.
+    pub fn remove(&self) -> Result<(), NatError> {
+        let mut b = Batch::new();
+        let mut table = Attrs::new();
+        table.str(NFTA_TABLE_NAME, TABLE);
+        b.command("delete table ip berth", NFT_MSG_DELTABLE, 0, &table);
+        match run(b) {
+            Err(NatError::Refused { source, .. })
+                if source.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(())
+            }
+            r => r,
+        }
+    }
+}
+
+/// Send a batch and wait for every command's acknowledgement; the first error wins.
+fn run(batch: Batch) -> Result<(), NatError> {
+    let (buf, ops) = batch.finish();
+    let socket = Socket::new(NETLINK_NETFILTER).map_err(NatError::Socket)?;
+    let timeout = nix::sys::time::TimeVal::from(libc::timeval {
+        tv_sec: 5,
+        tv_usec: 0,
+    });
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+        .map_err(|e| NatError::Socket(e.into()))?;
+    let kernel = SocketAddr::new(0, 0);
+    socket.send_to(&buf, &kernel, 0).map_err(NatError::Send)?;
+    let mut pending: Vec<(u32, &'static str)> = ops;
+    while !pending.is_empty() {
+        let (data, _) = socket.recv_from_full().map_err(NatError::Recv)?;
+        let mut rest = data.as_slice();
+        while rest.len() >= 16 {
+            let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+            let ty = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
+            let seq = u32::from_ne_bytes(rest[8..12].try_into().expect("4 bytes"));
+            if len < 16 || len > rest.len() {
+                break;
+            }
+            if ty == NLMSG_ERROR && len >= 20 {
+                let code = i32::from_ne_bytes(rest[16..20].try_into().expect("4 bytes"));
+                let op = pending.iter().find(|(s, _)| *s == seq).map(|(_, o)| *o);
+                pending.retain(|(s, _)| *s != seq);
+                if code != 0 {
+                    return Err(NatError::Refused {
+                        op: op.unwrap_or("batch"),
+                        source: std::io::Error::from_raw_os_error(-code),
+                    });
+                }
+            }
+            rest = &rest[((len + 3) & !3).min(rest.len())..];
+        }
+    }
+    Ok(())
+}
+
+/// Turn on `net.ipv4.ip_forward` in the calling thread's network namespace (as dockerd does);
+/// nothing is written when it is on already.
+pub fn enable_ip_forward() -> Result<(), NatError> {
+    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
+    let now = std::fs::read_to_string(PATH).map_err(NatError::Forwarding)?;
+    if now.trim() == "1" {
+        return Ok(());
+    }
+    std::fs::write(PATH, b"1\n").map_err(NatError::Forwarding)
+}
