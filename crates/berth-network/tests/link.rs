@@ -329,3 +329,33 @@ fn netns_by_path() {
     });
     assert_eq!(inside(&container).addresses, [net("172.17.0.5/16")]);
 }
+
+#[test]
+fn the_pair_goes_when_the_container_namespace_dies() {
+    if !privileged() {
+        return;
+    }
+    let host = Netns::new();
+    let container = Netns::new();
+    let cns = container.file();
+    let ep = host.block_on(move || async move {
+        let nl = Netlink::new().unwrap();
+        nl.ensure_bridge("berth0", net("172.17.0.1/16"))
+            .await
+            .unwrap();
+        let cfg = EndpointConfig::new("berth0", net("172.17.0.2/16"), Some(ip("172.17.0.1")));
+        link::connect(&nl, cns.as_fd(), &cfg).await.unwrap()
+    });
+    // The namespace's last references: its thread and the file the test held.
+    drop(container);
+    host.block_on(move || async move {
+        let nl = Netlink::new().unwrap();
+        for _ in 0..200 {
+            if nl.link(&ep.host_ifname).await.unwrap().is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} outlived its container's namespace", ep.host_ifname);
+    });
+}
