@@ -367,6 +367,25 @@ fn target_no_cache_platform_and_network_none() {
     );
     build(&env, &n, &["-t", "nonet", "--network=none"]).ok();
     assert_eq!(run(&env, "nonet", &["cat", "/nets"]), "lo\n");
+    // --network=host: RUN sees the daemon's own interfaces (one made for the test).
+    let st = env
+        .in_daemon_netns(&["ip", "link", "add", "buildhost0", "type", "bridge"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    build(&env, &n, &["-t", "hostnet", "--network=host"]).ok();
+    assert!(
+        run(&env, "hostnet", &["cat", "/nets"]).contains("buildhost0"),
+        "RUN did not share the host's network"
+    );
+    // RUN --network=host on the instruction itself.
+    std::fs::write(
+        n.join("Dockerfile"),
+        "FROM busybox\nRUN --network=host ls /sys/class/net > /nets\n",
+    )
+    .unwrap();
+    build(&env, &n, &["-t", "hostnet2"]).ok();
+    assert!(run(&env, "hostnet2", &["cat", "/nets"]).contains("buildhost0"));
     assert_clean(&env);
 }
 
