@@ -191,3 +191,78 @@ pub struct BuildRequest {
 /// A build's progress, one Docker JSON message per item (`{"stream": …}`, `{"aux": …}`,
 /// `{"errorDetail": …, "error": …}`).
 pub type BuildEvents = tokio::sync::mpsc::Sender<serde_json::Value>;
+
+/// `GET /containers/{id}/json`: the API's model with `NetworkSettings` in the shape Docker
+/// 20.10 shows it: the endpoint on the default bridge repeated at its top level
+/// (`IPAddress`, `Gateway`, `MacAddress`…), which newer API models no longer carry but
+/// scripts still read (`docker inspect -f '{{.NetworkSettings.IPAddress}}'`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ContainerInspect {
+    /// Everything but `NetworkSettings` (leave its `network_settings` `None`).
+    #[serde(flatten)]
+    pub base: crate::models::ContainerInspectResponse,
+    #[serde(rename = "NetworkSettings")]
+    pub network_settings: NetworkSettingsCompat,
+}
+
+/// `NetworkSettings` with Docker 20.10's top-level fields (empty when not connected).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct NetworkSettingsCompat {
+    /// `SandboxID`, `SandboxKey`, `Ports`, `Networks`.
+    #[serde(flatten)]
+    pub base: crate::models::NetworkSettings,
+    #[serde(rename = "Bridge")]
+    pub bridge: String,
+    #[serde(rename = "HairpinMode")]
+    pub hairpin_mode: bool,
+    #[serde(rename = "LinkLocalIPv6Address")]
+    pub link_local_ipv6_address: String,
+    #[serde(rename = "LinkLocalIPv6PrefixLen")]
+    pub link_local_ipv6_prefix_len: i64,
+    #[serde(rename = "SecondaryIPAddresses")]
+    pub secondary_ip_addresses: Option<Vec<String>>,
+    #[serde(rename = "SecondaryIPv6Addresses")]
+    pub secondary_ipv6_addresses: Option<Vec<String>>,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: i64,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+}
+
+#[cfg(test)]
+mod inspect_tests {
+    use super::*;
+
+    #[test]
+    fn network_settings_have_docker_20_10_fields() {
+        let v = serde_json::to_value(ContainerInspect {
+            base: crate::models::ContainerInspectResponse {
+                id: Some("x".into()),
+                ..Default::default()
+            },
+            network_settings: NetworkSettingsCompat {
+                ip_address: "172.17.0.2".into(),
+                ip_prefix_len: 16,
+                ..Default::default()
+            },
+        })
+        .unwrap();
+        assert_eq!(v["Id"], "x");
+        assert_eq!(v["NetworkSettings"]["IPAddress"], "172.17.0.2");
+        assert_eq!(v["NetworkSettings"]["IPPrefixLen"], 16);
+        assert_eq!(v["NetworkSettings"]["Bridge"], "");
+        assert!(v["NetworkSettings"]["SecondaryIPAddresses"].is_null());
+    }
+}

@@ -5,23 +5,45 @@ use crate::{blocking, fsutil::write_atomic, Daemon};
 use berth_api::ApiError;
 use berth_runtime::shim::{self, ShimConfig};
 use berth_runtime::spec::{self, BindMount, SpecOptions};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 impl Daemon {
-    /// Mount the rootfs and write `config.json` and `shim.json` into the bundle directory.
+    /// Lease the container's address on the default bridge (when it is on it), mount the
+    /// rootfs and write `config.json` and `shim.json` into the bundle directory. Returns the
+    /// address; on error, no lease is left.
     pub(crate) async fn prepare_bundle(
         self: &Arc<Self>,
         rec: &ContainerRecord,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<Ipv4Addr>, ApiError> {
         let d = self.clone();
         let rec = rec.clone();
-        blocking(move || d.prepare_bundle_blocking(&rec)).await
+        blocking(move || {
+            // The mode is checked first: a bad one leases nothing.
+            let network = d.spec_network(&rec)?;
+            let ip = if crate::network::on_default_bridge(&rec) {
+                Some(d.bridge.allocate(&rec.id)?)
+            } else {
+                None
+            };
+            let r = d.prepare_bundle_blocking(&rec, network, ip);
+            if r.is_err() && ip.is_some() {
+                d.bridge.release_lease(&rec.id);
+            }
+            r.map(|()| ip)
+        })
+        .await
     }
 
-    fn prepare_bundle_blocking(&self, rec: &ContainerRecord) -> Result<(), ApiError> {
+    fn prepare_bundle_blocking(
+        &self,
+        rec: &ContainerRecord,
+        network: spec::NetworkMode,
+        ip: Option<Ipv4Addr>,
+    ) -> Result<(), ApiError> {
         let bundle = self.bundle_dir(&rec.id);
         let dir = self.container_dir(&rec.id);
         let rootfs = bundle.join("rootfs");
@@ -46,7 +68,8 @@ impl Daemon {
         let user = berth_runtime::user::resolve(&rootfs, rec.config.user.as_deref().unwrap_or(""))
             .map_err(|e| ApiError::invalid(format!("unable to find user: {e}")))?;
         let hostname = rec.config.hostname.clone().unwrap_or_default();
-        write_etc_files(&dir, &hostname)?;
+        let domain = rec.config.domainname.as_deref();
+        write_etc_files(&dir, &hostname, domain, ip)?;
         let hc = &rec.host_config;
         let opts = SpecOptions {
             id: rec.id.clone(),
@@ -85,10 +108,7 @@ impl Daemon {
             privileged: hc.privileged.unwrap_or(false),
             ..SpecOptions::default()
         };
-        let opts = SpecOptions {
-            network: self.spec_network(rec)?,
-            ..opts
-        };
+        let opts = SpecOptions { network, ..opts };
         let spec = spec::build(&opts).map_err(|e| ApiError::invalid(e.to_string()))?;
         let spec_json =
             serde_json::to_vec_pretty(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -120,8 +140,9 @@ impl Daemon {
     }
 
     /// The network namespace the container gets from its `--network` (checked at start, as
-    /// dockerd does): `default`/`bridge` (for now a namespace with only a loopback, until berth
-    /// has its bridge) and `none`, `host`, or `container:<name or id>` of a running container.
+    /// dockerd does): `default`/`bridge` and `none` get a new one (the runtime makes it; the
+    /// daemon adds `eth0` on the default bridge between create and start), `host` the host's,
+    /// `container:<name or id>` a running container's.
     fn spec_network(&self, rec: &ContainerRecord) -> Result<spec::NetworkMode, ApiError> {
         let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
         match mode {
@@ -174,11 +195,19 @@ fn io_err(e: std::io::Error) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-/// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` as Docker writes them.
-fn write_etc_files(dir: &Path, hostname: &str) -> Result<(), ApiError> {
+/// `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` as Docker writes them. With an
+/// address (the default bridge), `/etc/hosts` is made anew on each start, as Docker does, with
+/// the container's line; without one, it is written once.
+fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    domain: Option<&str>,
+    ip: Option<Ipv4Addr>,
+) -> Result<(), ApiError> {
     write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes()).map_err(io_err)?;
-    if !dir.join("hosts").exists() {
-        write_atomic(&dir.join("hosts"), HOSTS.as_bytes()).map_err(io_err)?;
+    if ip.is_some() || !dir.join("hosts").exists() {
+        let hosts = crate::network::hosts_file(HOSTS, ip, hostname, domain);
+        write_atomic(&dir.join("hosts"), hosts.as_bytes()).map_err(io_err)?;
     }
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     write_atomic(&dir.join("resolv.conf"), resolv_conf(&host).as_bytes()).map_err(io_err)

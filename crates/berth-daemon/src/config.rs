@@ -1,8 +1,11 @@
 //! The daemon's configuration: dockerd's flags and daemon.json.
 
 use berth_api::ApiError;
+use berth_network::ipam::AddressPool;
+use ipnet::Ipv4Net;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 /// Where things live and how containers run.
@@ -31,6 +34,11 @@ pub struct Config {
     pub shim_exe: PathBuf,
     /// The cap on a layer's (or a copied archive's) uncompressed bytes.
     pub max_layer_size: u64,
+    /// The default bridge's address and subnet (daemon.json `bip`, e.g. `172.17.0.1/16`);
+    /// chosen from `address_pools` when `None`.
+    pub bip: Option<(Ipv4Addr, Ipv4Net)>,
+    /// Where the default bridge's subnet is chosen from (`default-address-pools`).
+    pub address_pools: Vec<AddressPool>,
 }
 
 impl Config {
@@ -50,6 +58,8 @@ impl Config {
             log_opts: HashMap::new(),
             shim_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth")),
             max_layer_size: berth_snapshot::DEFAULT_MAX_LAYER_SIZE,
+            bip: None,
+            address_pools: berth_network::ipam::default_address_pools(),
         }
     }
 
@@ -88,6 +98,18 @@ impl Config {
         }
         if let Some(m) = f.max_layer_size {
             self.max_layer_size = parse_size(&m)?;
+        }
+        if let Some(b) = f.bip.filter(|b| !b.is_empty()) {
+            self.bip = Some(
+                berth_network::ipam::parse_bip(&b).map_err(|e| ApiError::invalid(e.to_string()))?,
+            );
+        }
+        if let Some(pools) = f.default_address_pools {
+            self.address_pools = pools
+                .into_iter()
+                .map(|p| AddressPool::new(p.base, p.size))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
         }
         if let Some(opts) = f.log_opts {
             self.log_opts = opts.clone();
@@ -174,6 +196,10 @@ struct DaemonJson {
     /// berth's own: the cap on a layer's uncompressed size (`"64g"`), against
     /// decompression bombs in import, load and cp.
     max_layer_size: Option<String>,
+    /// The default bridge's address/prefix (`172.17.0.1/16`).
+    bip: Option<String>,
+    /// `[{"base": "10.10.0.0/16", "size": 24}]`
+    default_address_pools: Option<Vec<AddressPool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +237,27 @@ mod tests {
             c.runtime_path(Some("r")).unwrap(),
             Some(PathBuf::from("/bin/r"))
         );
+        assert_eq!(c.bip, None);
+        std::fs::write(
+            &f,
+            r#"{"bip":"10.5.0.1/24","default-address-pools":[{"base":"10.10.0.0/16","size":24}]}"#,
+        )
+        .unwrap();
+        c.apply_file(&f).unwrap();
+        assert_eq!(
+            c.bip,
+            Some(("10.5.0.1".parse().unwrap(), "10.5.0.0/24".parse().unwrap()))
+        );
+        assert_eq!(c.address_pools.len(), 1);
+        assert_eq!(c.address_pools[0].size, 24);
+        for bad in [
+            r#"{"bip":"10.5.0.0/24"}"#,
+            r#"{"bip":"nope"}"#,
+            r#"{"default-address-pools":[{"base":"10.10.0.0/16","size":8}]}"#,
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            assert!(c.apply_file(&f).is_err(), "{bad}");
+        }
         std::fs::write(&f, "{bad").unwrap();
         assert!(c.apply_file(&f).is_err());
     }

@@ -75,6 +75,10 @@ pub struct ContainerRecord {
     /// its image is deleted with `rmi -f`.
     #[serde(default)]
     pub layers: Vec<String>,
+    /// Its endpoint on the default bridge while it runs (records written before berth had
+    /// networking have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::EndpointRecord>,
 }
 
 pub const RECORD_FILE: &str = "config.v2.json";

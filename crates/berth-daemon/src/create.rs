@@ -131,6 +131,7 @@ impl Daemon {
             state: StateRecord::default(),
             restart_count: 0,
             layers: image.chain_ids.iter().map(|c| c.to_string()).collect(),
+            network: None,
         })
     }
 }

@@ -4,9 +4,11 @@ use crate::container::{ContainerRecord, Status};
 use crate::Daemon;
 use berth_api::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryHostConfig, ContainerSummaryStateEnum, DriverData, NetworkSettings,
+    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum,
+    DriverData, EndpointSettings, NetworkSettings,
 };
 pub use berth_api::types::ListOptions;
+use berth_api::types::{ContainerInspect, NetworkSettingsCompat};
 use berth_api::units::human_duration;
 use berth_api::ApiError;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -150,12 +152,70 @@ impl Daemon {
                 ..Default::default()
             }),
             mounts: Some(vec![]),
+            network_settings: Some(ContainerSummaryNetworkSettings {
+                networks: Some(self.network_settings(rec).base.networks.unwrap_or_default()),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// `NetworkSettings.Networks` (and its Docker 20.10 top-level copy): the container's
+    /// network with its endpoint while it runs, empty fields otherwise.
+    fn network_settings(&self, rec: &ContainerRecord) -> NetworkSettingsCompat {
+        let ep = rec.network.as_ref().filter(|_| rec.state.status.is_live());
+        let endpoint = |name: &str| EndpointSettings {
+            ipam_config: None,
+            links: None,
+            aliases: None,
+            mac_address: Some(ep.map(|e| e.mac.clone()).unwrap_or_default()),
+            driver_opts: None,
+            network_id: Some(match (name, ep) {
+                (_, Some(e)) => e.network_id.clone(),
+                (crate::network::NETWORK, None) => self.bridge.id.clone(),
+                _ => String::new(),
+            }),
+            endpoint_id: Some(ep.map(|e| e.endpoint_id.clone()).unwrap_or_default()),
+            gateway: Some(
+                ep.and_then(|e| e.gateway)
+                    .map(|g| g.to_string())
+                    .unwrap_or_default(),
+            ),
+            ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
+            ip_prefix_len: Some(ep.map(|e| i64::from(e.prefix_len)).unwrap_or(0)),
+            ipv6_gateway: Some(String::new()),
+            global_ipv6_address: Some(String::new()),
+            global_ipv6_prefix_len: Some(0),
+            ..Default::default()
+        };
+        let networks: HashMap<String, EndpointSettings> = crate::network::network_name(rec)
+            .map(|n| (n.to_string(), endpoint(n)))
+            .into_iter()
+            .collect();
+        let top = networks.get(crate::network::NETWORK);
+        let field =
+            |f: fn(&EndpointSettings) -> Option<String>| top.and_then(f).unwrap_or_default();
+        NetworkSettingsCompat {
+            base: NetworkSettings {
+                sandbox_id: Some(String::new()),
+                sandbox_key: Some(if rec.state.status.is_live() && rec.state.pid > 0 {
+                    format!("/proc/{}/ns/net", rec.state.pid)
+                } else {
+                    String::new()
+                }),
+                ports: Some(Default::default()),
+                networks: Some(networks.clone()),
+            },
+            endpoint_id: field(|e| e.endpoint_id.clone()),
+            gateway: field(|e| e.gateway.clone()),
+            ip_address: field(|e| e.ip_address.clone()),
+            ip_prefix_len: top.and_then(|e| e.ip_prefix_len).unwrap_or(0),
+            mac_address: field(|e| e.mac_address.clone()),
             ..Default::default()
         }
     }
 
     /// `GET /containers/{id}/json`.
-    pub fn inspect_container(&self, name: &str) -> Result<ContainerInspectResponse, ApiError> {
+    pub fn inspect_container(&self, name: &str) -> Result<ContainerInspect, ApiError> {
         let c = self.container(name)?;
         let rec = c.record();
         let dir = self.container_dir(&rec.id);
@@ -197,7 +257,8 @@ impl Daemon {
                 .display()
                 .to_string(),
         );
-        Ok(ContainerInspectResponse {
+        let network_settings = self.network_settings(&rec);
+        let base = ContainerInspectResponse {
             id: Some(rec.id.clone()),
             created: Some(time(&Some(rec.created))),
             path: Some(rec.path.clone()),
@@ -236,11 +297,11 @@ impl Daemon {
             }),
             mounts: Some(vec![]),
             config: Some(rec.config.clone()),
-            network_settings: Some(NetworkSettings {
-                sandbox_key: Some(String::new()),
-                ..Default::default()
-            }),
             ..Default::default()
+        };
+        Ok(ContainerInspect {
+            base,
+            network_settings,
         })
     }
 }
@@ -270,6 +331,7 @@ mod tests {
             },
             restart_count: 0,
             layers: vec![],
+            network: None,
         }
     }
 

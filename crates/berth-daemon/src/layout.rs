@@ -20,6 +20,10 @@
 //!                                   a read-only lower between the image and rw/
 //!     <id>-json.log[.N]             its log, json-file format, rotated (log_path())
 //!     hostname  hosts  resolv.conf  bind-mounted into /etc
+//!   network/                        network_dir(): the default bridge
+//!     bridge.id                     its network id (64 hex, made once; inspect's NetworkID)
+//!     leases/bridge.json            its subnet, gateway and address leases (leases_dir(),
+//!                                   berth_network::ipam::NetworkAddresses, written atomically)
 //!   builder/
 //!     cache/<key>                   build cache: a step's key -> the image it made (build_cache())
 //!     tmp/<build-id>/               a build in progress (build_tmp()): context/ (the unpacked
@@ -79,4 +83,14 @@ pub fn build_cache(data_root: &Path) -> PathBuf {
 /// `<data-root>/builder/tmp/<build-id>`: a build's private directory.
 pub fn build_tmp(data_root: &Path, id: &str) -> PathBuf {
     data_root.join("builder").join("tmp").join(id)
+}
+
+/// `<data-root>/network`: the networks' state.
+pub fn network_dir(data_root: &Path) -> PathBuf {
+    data_root.join("network")
+}
+
+/// `<data-root>/network/leases`: one `<network>.json` of address leases per network.
+pub fn leases_dir(data_root: &Path) -> PathBuf {
+    network_dir(data_root).join("leases")
 }

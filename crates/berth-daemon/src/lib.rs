@@ -19,6 +19,7 @@ pub mod layout;
 pub mod lifecycle;
 pub mod logs;
 pub mod names;
+pub mod network;
 pub mod shim_client;
 pub mod system;
 pub mod top;
@@ -43,6 +44,8 @@ pub struct Daemon {
     /// name → id; also guards name uniqueness.
     names: RwLock<HashMap<String, String>>,
     execs: RwLock<HashMap<String, Arc<exec::Exec>>>,
+    /// The default bridge (`berth0`) and its leases.
+    pub(crate) bridge: network::DefaultBridge,
 }
 
 impl Daemon {
@@ -63,16 +66,19 @@ impl Daemon {
         images.set_apply_options(berth_snapshot::ApplyOptions {
             max_size: config.max_layer_size,
         });
+        let bridge = network::DefaultBridge::init(&config).await?;
         let d = Arc::new(Daemon {
             config,
             images: Arc::new(images),
             containers: RwLock::new(HashMap::new()),
             names: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
+            bridge,
         });
         d.unmount_scratch();
         d.clean_build_leftovers();
         d.load_containers().await;
+        d.reconcile_network().await;
         d.collect_garbage().await;
         Ok(d)
     }
@@ -195,6 +201,25 @@ impl Daemon {
             self.register(c.clone());
             self.reconcile(&c).await;
         }
+    }
+
+    /// After loading the containers: a container that is not live holds no endpoint; the
+    /// bridge keeps the leases and veths of the live ones only.
+    async fn reconcile_network(&self) {
+        let mut live = HashMap::new();
+        for c in self.all_containers() {
+            let rec = c.record();
+            match rec.network {
+                Some(ep) if rec.state.status.is_live() => {
+                    live.insert(c.id.clone(), ep);
+                }
+                Some(_) => {
+                    c.update(&self.container_dir(&c.id), |r| r.network = None);
+                }
+                None => {}
+            }
+        }
+        self.bridge.reconcile(&live).await;
     }
 
     /// Ids of containers created from an image, with whether they run.

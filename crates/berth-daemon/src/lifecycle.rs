@@ -7,6 +7,7 @@ use crate::Daemon;
 pub use berth_api::types::WaitCondition;
 use berth_api::{ApiError, ErrorKind};
 use berth_runtime::shim::Request;
+use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,21 +87,44 @@ impl Daemon {
         crate::cgroups::prime_migration_lock();
         let prepared = self.prepare_bundle(&rec).await;
         let t_prepare = t0.elapsed();
-        if let Err(e) = prepared {
-            self.cleanup_bundle(&c.id);
-            c.update(&dir, |r| {
-                r.state.error = e.message.clone();
-                r.state.exit_code = 128;
-            });
-            return Err(e);
-        }
+        let ip = match prepared {
+            Ok(ip) => ip,
+            Err(e) => {
+                self.cleanup_bundle(&c.id);
+                c.update(&dir, |r| {
+                    r.state.error = e.message.clone();
+                    r.state.exit_code = 128;
+                });
+                return Err(e);
+            }
+        };
         let ready = shim_client::spawn(&self.config.shim_exe, &bundle).await;
         let t_shim = t0.elapsed();
         let ready = match ready {
             Ok(r) if r.ok => r,
-            Ok(r) => Err(self.start_failed(c, r.error.unwrap_or_default()))?,
-            Err(e) => Err(self.start_failed(c, e.message))?,
+            Ok(r) => {
+                self.release_lease(c, ip).await;
+                Err(self.start_failed(c, r.error.unwrap_or_default()))?
+            }
+            Err(e) => {
+                self.release_lease(c, ip).await;
+                Err(self.start_failed(c, e.message))?
+            }
         };
+        let pid = ready.pid.unwrap_or(0);
+        // The init exists, in its new network namespace, and waits for `start`: plug it in.
+        let endpoint = match ip {
+            Some(ip) => match self.bridge.connect(&c.id, pid, ip).await {
+                Ok(ep) => Some(ep),
+                Err(e) => {
+                    let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+                    self.release_lease(c, Some(ip)).await;
+                    return Err(self.network_failed(c, e));
+                }
+            },
+            None => None,
+        };
+        let t_net = t0.elapsed();
         // Let attach requests that wait for this start connect to the shim first.
         c.progress.send_modify(|p| p.shims += 1);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -117,10 +141,11 @@ impl Daemon {
         }
         if let Err(e) = shim_client::call(&bundle, &Request::Start).await {
             let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+            self.release_network(c, endpoint.as_ref()).await;
             return Err(self.start_failed(c, e.message));
         }
-        let pid = ready.pid.unwrap_or(0);
         c.update(&dir, |r| {
+            r.network = endpoint;
             r.state.status = Status::Running;
             r.state.pid = pid;
             r.state.exit_code = 0;
@@ -135,6 +160,7 @@ impl Daemon {
             id = %c.id,
             prepare = ?t_prepare,
             shim_ready = ?t_shim,
+            network = ?t_net,
             started = ?t0.elapsed(),
             "container started"
         );
@@ -171,6 +197,46 @@ impl Daemon {
         )
     }
 
+    /// Plugging the container into its network failed: record it, and build the error.
+    fn network_failed(&self, c: &Arc<Container>, msg: String) -> ApiError {
+        self.cleanup_bundle(&c.id);
+        let full = format!(
+            "failed to set up the container's network: connect to {}: {msg}",
+            crate::network::BRIDGE
+        );
+        c.update(&self.container_dir(&c.id), |r| {
+            r.state.error = full.clone();
+            r.state.exit_code = 128;
+        });
+        ApiError::internal(full)
+    }
+
+    /// Give up the address leased for a start that failed (the file write off the async
+    /// threads).
+    async fn release_lease(self: &Arc<Self>, c: &Arc<Container>, ip: Option<Ipv4Addr>) {
+        if ip.is_some() {
+            self.release_network(c, None).await;
+        }
+    }
+
+    /// Release a container's place on the default bridge: its lease, and its veth if it is
+    /// still there (see `DefaultBridge::release`).
+    async fn release_network(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        ep: Option<&crate::network::EndpointRecord>,
+    ) {
+        let d = self.clone();
+        let id = c.id.clone();
+        let ep = ep.cloned();
+        let handle = tokio::runtime::Handle::current();
+        let _ = tokio::task::spawn_blocking(move || {
+            let _rt = handle.enter();
+            d.bridge.release(&id, ep.as_ref())
+        })
+        .await;
+    }
+
     /// Unmount the rootfs and remove the bundle directory.
     pub(crate) fn cleanup_bundle(&self, id: &str) {
         let bundle = self.bundle_dir(id);
@@ -205,7 +271,16 @@ impl Daemon {
             .unwrap_or_else(chrono::Utc::now);
         let oom = st.as_ref().map(|s| s.oom_killed).unwrap_or(false);
         self.cleanup_bundle(&c.id);
+        let (endpoint, bridged) = {
+            let r = c.record();
+            let bridged = crate::network::on_default_bridge(&r);
+            (r.network, bridged)
+        };
+        if endpoint.is_some() || bridged {
+            self.release_network(c, endpoint.as_ref()).await;
+        }
         c.update(&self.container_dir(&c.id), |r| {
+            r.network = None;
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = exit_code;

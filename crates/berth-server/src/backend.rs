@@ -2,8 +2,7 @@
 //! backends). The server sees these traits only; the binary wires the engine in.
 
 use berth_api::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerTopResponse,
-    ExecConfig, ExecInspectResponse,
+    ContainerCreateBody, ContainerSummary, ContainerTopResponse, ExecConfig, ExecInspectResponse,
 };
 use berth_api::types::{
     AttachOptions, CommitRequest, CopyToOptions, ImportRequest, ListOptions, LogOptions, Producer,
@@ -28,7 +27,7 @@ pub trait ContainerBackend: Send + Sync + 'static {
         name: Option<String>,
         body: ContainerCreateBody,
     ) -> impl Future<Output = Res<String>> + Send;
-    fn inspect_container(&self, name: &str) -> Res<ContainerInspectResponse>;
+    fn inspect_container(&self, name: &str) -> Res<berth_api::types::ContainerInspect>;
     fn top(&self, name: &str) -> impl Future<Output = Res<ContainerTopResponse>> + Send;
     /// Checks a logs request; returns whether the container has a tty (raw stream).
     fn logs_target(&self, name: &str) -> Res<bool>;

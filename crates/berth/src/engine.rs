@@ -1,8 +1,7 @@
 //! The wiring: the engine (`berth_daemon::Daemon`) serves the routes' backend traits.
 
 use berth_api::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerTopResponse,
-    ExecConfig, ExecInspectResponse,
+    ContainerCreateBody, ContainerSummary, ContainerTopResponse, ExecConfig, ExecInspectResponse,
 };
 use berth_api::types::{
     AttachOptions, CommitRequest, CopyToOptions, ImportRequest, ListOptions, LogOptions, Producer,
@@ -34,7 +33,7 @@ impl ContainerBackend for Engine {
     ) -> Res<String> {
         self.0.create_container(name, body).await
     }
-    fn inspect_container(&self, name: &str) -> Res<ContainerInspectResponse> {
+    fn inspect_container(&self, name: &str) -> Res<berth_api::types::ContainerInspect> {
         self.0.inspect_container(name)
     }
     async fn top(&self, name: &str) -> Res<ContainerTopResponse> {

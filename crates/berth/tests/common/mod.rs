@@ -18,6 +18,9 @@ pub struct Env {
     pub sock: PathBuf,
     pub cgroup_parent: String,
     daemon: Option<Child>,
+    /// A process that holds the test's network namespace, so that a restarted daemon comes
+    /// back in the namespace its containers' veths and its bridge are in (as on a host).
+    netns: Option<Child>,
     /// Run the daemon where `/sys/fs/cgroup` is a pure cgroup v2 hierarchy (a private mount
     /// namespace), to test the v2 paths on a v1 or hybrid host.
     cgroup_v2: bool,
@@ -130,14 +133,16 @@ impl Env {
             sock,
             cgroup_parent,
             daemon: None,
+            netns: None,
             cgroup_v2,
         };
         env.spawn_daemon();
         env
     }
 
-    /// Start `berth daemon` on this env's roots, in a new network namespace whose loopback is
-    /// up, and wait until it answers.
+    /// Start `berth daemon` on this env's roots, in the test's network namespace (made on the
+    /// first start, loopback up; a restarted daemon comes back in it), and wait until it
+    /// answers.
     fn spawn_daemon(&mut self) {
         self.start_daemon_with(None, &[]);
     }
@@ -147,14 +152,42 @@ impl Env {
         self.daemon.as_ref().map(|d| d.id() as i32).unwrap_or(0)
     }
 
-    /// Run a host command inside the daemon's network namespace.
+    /// Run a host command inside the daemon's network namespace (also while it is down).
     pub fn in_daemon_netns(&self, args: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg("-t")
-            .arg(self.daemon_pid().to_string())
-            .arg("-n")
-            .args(args);
+        c.arg(format!("--net={}", self.netns_path())).args(args);
         c
+    }
+
+    /// `/proc/<pid>/ns/net` of the test's network namespace, made on first use (loopback up).
+    fn netns_path(&self) -> String {
+        let pid = self.netns.as_ref().expect("the test's namespace").id();
+        format!("/proc/{pid}/ns/net")
+    }
+
+    fn ensure_netns(&mut self) {
+        if self.netns.is_some() {
+            return;
+        }
+        use std::io::BufRead;
+        let mut holder = Command::new("unshare")
+            .args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && echo ready && exec sleep infinity",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("make a network namespace");
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the namespace holder failed");
+        self.netns = Some(holder);
     }
 
     /// Wait for the socket to answer `_ping`.
@@ -323,6 +356,10 @@ impl Drop for Env {
             let _ = d.kill();
             let _ = d.wait();
         }
+        if let Some(mut n) = self.netns.take() {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
         // Anything still mounted below our directory (a failed test) goes.
         let root = self.dir.path().to_string_lossy().into_owned();
         if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
@@ -438,25 +475,19 @@ impl Env {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .unwrap();
-        let mut d = Command::new("unshare");
+        self.ensure_netns();
+        let mut d = Command::new("nsenter");
+        d.arg(format!("--net={}", self.netns_path())).arg("--");
         if self.cgroup_v2 {
             d.args([
-                "--net",
+                "unshare",
                 "--mount",
                 "--propagation",
                 "private",
                 "--",
                 "sh",
                 "-c",
-                "mount -t cgroup2 none /sys/fs/cgroup && ip link set lo up && exec \"$0\" \"$@\"",
-            ]);
-        } else {
-            d.args([
-                "--net",
-                "--",
-                "sh",
-                "-c",
-                "ip link set lo up && exec \"$0\" \"$@\"",
+                "mount -t cgroup2 none /sys/fs/cgroup && exec \"$0\" \"$@\"",
             ]);
         }
         let d = d
