@@ -162,8 +162,10 @@ impl DefaultBridge {
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Write the leases file (not fsynced: after a power loss no container runs, and after a
+    /// crash of the daemon the rename is whole; `reconcile` re-leases what records hold).
     fn save(&self, leases: &ipam::NetworkAddresses) {
-        if let Err(e) = leases.save(&self.leases_dir) {
+        if let Err(e) = leases.save_unsynced(&self.leases_dir) {
             tracing::error!("cannot save the default bridge's leases: {e}");
         }
     }

@@ -414,6 +414,17 @@ impl NetworkAddresses {
 
     /// Write `<dir>/<network>.json` atomically (a temporary file in `dir`, fsynced, renamed).
     pub fn save(&self, dir: &Path) -> Result<(), IpamError> {
+        self.write(dir, true)
+    }
+
+    /// [`Self::save`] without the fsync: atomic against a crash of the process, not against
+    /// a power loss. For a caller that rebuilds the leases of its live endpoints anyway (the
+    /// daemon re-leases what its container records hold), it saves a disk flush per change.
+    pub fn save_unsynced(&self, dir: &Path) -> Result<(), IpamError> {
+        self.write(dir, false)
+    }
+
+    fn write(&self, dir: &Path, sync: bool) -> Result<(), IpamError> {
         let path = Self::path(dir, &self.network);
         let io = |op, source| IpamError::Io {
             op,
@@ -426,7 +437,9 @@ impl NetworkAddresses {
             .tempfile_in(dir)
             .map_err(|e| io("create a temporary file for", e))?;
         tmp.write_all(&data).map_err(|e| io("write", e))?;
-        tmp.as_file().sync_all().map_err(|e| io("sync", e))?;
+        if sync {
+            tmp.as_file().sync_all().map_err(|e| io("sync", e))?;
+        }
         tmp.persist(&path).map_err(|e| io("rename into", e.error))?;
         Ok(())
     }
@@ -784,9 +797,9 @@ mod tests {
         a.save(dir.path()).unwrap();
         let mut b = NetworkAddresses::new("n0", net("10.0.0.0/24"), None, None).unwrap();
         b.save(dir.path()).unwrap();
-        // Saving again replaces the file.
+        // Saving again replaces the file (with or without the fsync).
         b.allocate("x").unwrap();
-        b.save(dir.path()).unwrap();
+        b.save_unsynced(dir.path()).unwrap();
         std::fs::write(dir.path().join(".leasesXYZ"), b"partial").unwrap();
         let all = NetworkAddresses::load_all(dir.path()).unwrap();
         assert_eq!(all, [b.clone(), a.clone()]);

@@ -8,10 +8,10 @@
 //! the connection as a task on the current tokio runtime; it ends when the `Netlink` drops.
 //!
 //! [`connect`] plugs a container in, the way Docker's bridge driver does: a veth pair
-//! (`vethXXXXXXX` on the host, attached to the bridge and up), its peer moved into the
-//! container's namespace, renamed `eth0`, given the MAC derived from its address
-//! ([`crate::ipam::mac_for`]) and the address, `lo` and `eth0` up, and a default route via the
-//! gateway. Any failure removes the pair, so nothing is left behind. [`disconnect`] deletes
+//! (`vethXXXXXXX` on the host, attached to the bridge and up) whose peer is made inside the
+//! container's namespace as `eth0` with the MAC derived from its address
+//! ([`crate::ipam::mac_for`]), then the address, `lo` and `eth0` up, and a default route via
+//! the gateway. Any failure removes the pair, so nothing is left behind. [`disconnect`] deletes
 //! the host end, which deletes the pair.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -21,10 +21,14 @@ use std::path::Path;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteType};
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 /// Errors of link operations; each names what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -477,6 +481,11 @@ pub struct Endpoint {
 /// Plug the container whose network namespace is `netns` into `cfg.bridge` (see the module
 /// documentation). `host` is a connection in the bridge's namespace. On error, nothing is
 /// left: the veth pair is deleted.
+///
+/// The pair is made by one request, with its peer created directly inside the container's
+/// namespace as `cfg.ifname` with its MAC, and its host end already on the bridge and up:
+/// moving an existing interface into another namespace costs the kernel an RCU grace period
+/// (tens of milliseconds on a busy host), creating it there does not.
 pub async fn connect(
     host: &Netlink,
     netns: BorrowedFd<'_>,
@@ -484,21 +493,46 @@ pub async fn connect(
 ) -> Result<Endpoint> {
     check_ifname(&cfg.ifname)?;
     let bridge = host.require(&cfg.bridge).await?;
-    // Both names are fresh; a clash (one in 2^28) fails with EEXIST and is retried.
-    let (host_ifname, peer_tmp) = loop {
-        let (h, p) = (random_ifname("veth"), random_ifname("veth"));
-        let mut msg = LinkVeth::new(&h, &p);
+    let mac = cfg
+        .mac
+        .unwrap_or_else(|| crate::ipam::mac_for(cfg.address.addr()));
+    // The host end's name is fresh; a clash (one in 2^28) fails with EEXIST and is retried. A
+    // few clashes in a row mean the name inside the container is the one taken.
+    let mut attempts = 0;
+    let host_ifname = loop {
+        let h = random_ifname("veth");
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(cfg.ifname.clone())
+            .address(mac.to_vec())
+            .setns_by_fd(netns.as_raw_fd());
+        let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(h.clone())
+            .controller(bridge.index)
+            .up();
         if let Some(mtu) = cfg.mtu {
+            peer = peer.mtu(mtu);
             msg = msg.mtu(mtu);
         }
-        match host.handle.link().add(msg.build()).execute().await {
-            Ok(()) => break (h, p),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::EEXIST => {}
-            Err(e) => return Err(nl(format!("create veth pair {h}"))(e)),
+        let msg = msg
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+            .build();
+        match host.handle.link().add(msg).execute().await {
+            Ok(()) => break h,
+            Err(rtnetlink::Error::NetlinkError(e))
+                if e.raw_code().abs() == libc::EEXIST && attempts < 3 =>
+            {
+                attempts += 1;
+            }
+            Err(e) => {
+                return Err(nl(format!(
+                    "create veth pair {h} with {} in the container's network namespace",
+                    cfg.ifname
+                ))(e))
+            }
         }
     };
-    match plug(host, &bridge, netns, cfg, &host_ifname, &peer_tmp).await {
-        Ok(mac) => Ok(Endpoint {
+    match configure(netns, cfg).await {
+        Ok(()) => Ok(Endpoint {
             host_ifname,
             ifname: cfg.ifname.clone(),
             address: cfg.address,
@@ -514,59 +548,11 @@ pub async fn connect(
     }
 }
 
-async fn plug(
-    host: &Netlink,
-    bridge: &Link,
-    netns: BorrowedFd<'_>,
-    cfg: &EndpointConfig,
-    host_ifname: &str,
-    peer_tmp: &str,
-) -> Result<[u8; 6]> {
-    let h = host.require(host_ifname).await?;
-    let p = host.require(peer_tmp).await?;
-    host.handle
-        .link()
-        .set(
-            LinkUnspec::new_with_index(h.index)
-                .controller(bridge.index)
-                .up()
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(nl(format!("attach {host_ifname} to {}", bridge.name)))?;
-    host.handle
-        .link()
-        .set(
-            LinkUnspec::new_with_index(p.index)
-                .setns_by_fd(netns.as_raw_fd())
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(nl(format!(
-            "move {peer_tmp} into the container's network namespace"
-        )))?;
-
+/// Inside the container's namespace: the address on `cfg.ifname`, it and `lo` up, the
+/// default route.
+async fn configure(netns: BorrowedFd<'_>, cfg: &EndpointConfig) -> Result<()> {
     let ns = Netlink::in_netns(netns.as_fd())?;
-    let peer = ns.require(peer_tmp).await?;
-    let mac = cfg
-        .mac
-        .unwrap_or_else(|| crate::ipam::mac_for(cfg.address.addr()));
-    ns.handle
-        .link()
-        .set(
-            LinkUnspec::new_with_index(peer.index)
-                .name(cfg.ifname.clone())
-                .address(mac.to_vec())
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(nl(format!(
-            "rename {peer_tmp} to {} and set its MAC",
-            cfg.ifname
-        )))?;
+    let peer = ns.require(&cfg.ifname).await?;
     ns.add_address(peer.index, cfg.address).await?;
     ns.set_up(peer.index).await?;
     if let Some(lo) = ns.link("lo").await? {
@@ -577,7 +563,7 @@ async fn plug(
     if let Some(gw) = cfg.gateway {
         ns.add_default_route(peer.index, gw).await?;
     }
-    Ok(mac)
+    Ok(())
 }
 
 /// Unplug an endpoint: delete its veth's host end (the kernel deletes the peer inside the

@@ -282,7 +282,7 @@ fn a_failed_connect_leaves_nothing() {
         let not_ns = std::fs::File::open("/proc/self/stat").unwrap();
         let cfg = EndpointConfig::new("berth0", net("172.17.0.3/16"), Some(ip("172.17.0.1")));
         let e = link::connect(&nl, not_ns.as_fd(), &cfg).await.unwrap_err();
-        assert!(e.to_string().starts_with("move veth"), "{e}");
+        assert!(e.to_string().starts_with("create veth pair"), "{e}");
         let left: Vec<_> = nl
             .links()
             .await
