@@ -10,7 +10,8 @@
 //!   netfilter netlink, applied as one atomic batch; and `net.ipv4.ip_forward`.
 //!
 //! Nothing here shells out (`ip`, `iptables`, `nft`), and nothing touches Docker's chains.
-//! The crate knows nothing of containers or of the daemon; it is not wired in yet.
+//! The crate knows nothing of containers or of the daemon; `berth-daemon/src/network.rs`
+//! wires the default bridge in (steps 1 to 3 below); user networks (step 4) are to come.
 //!
 //! # Crates
 //!
@@ -31,7 +32,7 @@
 //! reused). [`nat::Nat`] and [`nat::enable_ip_forward`] act in the calling thread's namespace,
 //! which for the daemon is the host's.
 //!
-//! # Wiring it into the daemon (what remains to do there)
+//! # Wiring it into the daemon
 //!
 //! Today `berth_runtime::spec::NetworkMode::Loopback` gives every container a new, empty
 //! network namespace (the runtime creates it, `crates/berth-runtime/src/spec.rs`), `host`
