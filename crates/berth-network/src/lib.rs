@@ -6,8 +6,10 @@
 //! - [`link`]: rtnetlink. The bridge (`berth0`, ensured idempotently), and [`link::connect`]:
 //!   a veth pair whose host end is on the bridge and whose peer becomes the container's `eth0`
 //!   (Docker's MAC, the address, `lo` up, the default route). [`link::disconnect`] deletes it.
-//! - [`nat`]: outbound NAT (masquerade) in berth's own nftables table `ip berth`, over
-//!   netfilter netlink, applied as one atomic batch; and `net.ipv4.ip_forward`.
+//! - [`nat`]: outbound NAT (masquerade) and published ports (DNAT) in berth's own nftables
+//!   table `ip berth`, over netfilter netlink, applied as one atomic batch; and `net.ipv4.ip_forward`.
+//! - [`ports`]: host ports for published ports: `PortBindings` keys and ranges, reserving a
+//!   port by holding a bound socket (no process), the ephemeral range for random ones.
 //!
 //! Nothing here shells out (`ip`, `iptables`, `nft`), and nothing touches Docker's chains.
 //! The crate knows nothing of containers or of the daemon; `berth-daemon/src/network.rs`
@@ -78,3 +80,4 @@
 pub mod ipam;
 pub mod link;
 pub mod nat;
+pub mod ports;

@@ -1,8 +1,9 @@
-//! Outbound NAT in berth's own nftables table, over netlink, in-process.
+//! NAT in berth's own nftables table, over netlink, in-process: outbound masquerade and
+//! published ports (DNAT).
 //!
 //! Everything lives in `table ip berth`, so Docker's iptables chains (and anybody else's
 //! tables) are never read or changed, and removing the table removes all of berth's rules.
-//! [`Nat::apply`] makes the table say exactly what it is given, in one atomic nf_tables
+//! [`Nat::apply_all`] makes the table say exactly what it is given, in one atomic nf_tables
 //! batch (the kernel applies all of it or nothing):
 //!
 //! ```text
@@ -10,29 +11,54 @@
 //!     chain postrouting {
 //!         type nat hook postrouting priority srcnat; policy accept;
 //!         ip saddr 172.17.0.0/16 oifname != "berth0" masquerade
-//!         …one rule per network that is not --internal
+//!         …one rule per network that is not --internal; when any port is published, also:
+//!         ip saddr 127.0.0.0/8 oifname "berth0" masquerade
+//!         ip saddr 172.17.0.0/16 oifname "berth0" ct status dnat masquerade
+//!     }
+//!     chain prerouting {
+//!         type nat hook prerouting priority dstnat; policy accept;
+//!         fib daddr type local tcp dport 8080 dnat to 172.17.0.2:80
+//!         ip daddr 127.0.0.1 udp dport 5353 dnat to 172.17.0.2:53
+//!         …one rule per published port
+//!     }
+//!     chain output {
+//!         type nat hook output priority -100; policy accept;
+//!         …the same rules as prerouting
 //!     }
 //! }
 //! ```
 //!
-//! The chain is flushed and refilled on each call, so the daemon calls it with the whole
-//! list whenever a network is created or removed (and once at start, which also drops rules
-//! a crashed daemon left for networks that are gone). [`Nat::remove`] deletes the table.
-//! [`enable_ip_forward`] turns on `net.ipv4.ip_forward` (what dockerd does too).
+//! `prerouting` catches what arrives from outside and from containers (through the gateway or
+//! any host address); `output` what the host sends to its own addresses, 127.0.0.1 included
+//! (which needs [`enable_route_localnet`] on the bridge). `fib daddr type local` keeps a rule
+//! without an address from capturing forwarded traffic meant for other hosts. The two hairpin
+//! rules masquerade the host's 127.0.0.1 and containers that reach a published port through a
+//! host address, so that the replies come back through the host's conntrack.
+//!
+//! The chains are flushed and refilled on each call, so the daemon calls it with the whole
+//! list whenever a network or a published port comes or goes (and once at start, which also
+//! drops rules a crashed daemon left). [`Nat::apply`] is the same without ports. [`Nat::remove`]
+//! deletes the table. [`enable_ip_forward`] turns on `net.ipv4.ip_forward` (what dockerd does
+//! too).
 //!
 //! No crate on crates.io fitted (see the crate documentation), so the few nf_tables messages
 //! needed are encoded here: the netlink header, `nfgenmsg`, attributes (integers big-endian,
 //! as nf_tables wants), and the batch begin/end around them. The expressions are those `nft`
-//! itself sends for the rule above (payload, bitwise, cmp, meta, cmp, masq), so
-//! `nft list table ip berth` shows the rule as written above.
+//! itself sends for the rules above (payload, bitwise, cmp, meta, fib, ct, immediate, nat,
+//! masq), so `nft list table ip berth` shows them as written above.
 
 use ipnet::Ipv4Net;
 use rtnetlink::sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use std::net::Ipv4Addr;
 
 /// berth's table (family `ip`).
 pub const TABLE: &str = "berth";
 /// The chain of masquerade rules.
 pub const POSTROUTING: &str = "postrouting";
+/// The chain of DNAT rules for traffic arriving at the host (from outside, from containers).
+pub const PREROUTING: &str = "prerouting";
+/// The chain of DNAT rules for traffic the host itself sends (to its addresses, 127.0.0.1).
+pub const OUTPUT: &str = "output";
 
 /// Errors of NAT setup.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +77,7 @@ pub enum NatError {
     },
     #[error("invalid interface name {0:?}")]
     InvalidName(String),
-    #[error("enable ip forwarding: {0}")]
+    #[error("set a sysctl (ip_forward, route_localnet): {0}")]
     Forwarding(std::io::Error),
 }
 
@@ -62,6 +88,59 @@ pub struct Masquerade {
     pub subnet: Ipv4Net,
     /// Its bridge: traffic leaving through it stays between containers, unrewritten.
     pub bridge: String,
+}
+
+/// A transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// `IPPROTO_TCP`, `IPPROTO_UDP`.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "" | "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            other => Err(format!("unsupported protocol {other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One published port: traffic for `host_port` (on `host_ip`, or on any local address) goes
+/// to `dest:dest_port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortForward {
+    pub proto: Protocol,
+    /// `None`: every address of the host (`fib daddr type local`).
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub dest: Ipv4Addr,
+    pub dest_port: u16,
 }
 
 // linux/netlink.h, linux/netfilter/nfnetlink.h, linux/netfilter/nf_tables.h
@@ -114,8 +193,34 @@ const NFT_CMP_NEQ: u32 = 1;
 const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
 const NFT_META_OIFNAME: u32 = 7;
+const NFT_META_L4PROTO: u32 = 16;
 const NFT_REG_1: u32 = 1;
+const NFT_REG_2: u32 = 2;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+const NFTA_FIB_DREG: u16 = 1;
+const NFTA_FIB_RESULT: u16 = 2;
+const NFTA_FIB_FLAGS: u16 = 3;
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+/// `RTN_LOCAL` (linux/rtnetlink.h): the address type `fib … type local` compares with.
+const RTN_LOCAL: u32 = 2;
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFTA_NAT_TYPE: u16 = 1;
+const NFTA_NAT_FAMILY: u16 = 2;
+const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
+const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
+const NFT_NAT_DNAT: u32 = 1;
+const NFTA_CT_DREG: u16 = 1;
+const NFTA_CT_KEY: u16 = 2;
+const NFT_CT_STATUS: u32 = 2;
+/// `IPS_DST_NAT` (linux/netfilter/nf_conntrack_common.h): `ct status dnat`.
+const IPS_DST_NAT: u32 = 1 << 5;
+const NF_INET_PRE_ROUTING: u32 = 0;
+const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_INET_POST_ROUTING: u32 = 4;
+/// `dstnat`, the priority of destination NAT in prerouting (and Docker's -100 in output).
+const NF_IP_PRI_NAT_DST: i32 = -100;
 const NF_ACCEPT: u32 = 1;
 /// `srcnat`, the priority of source NAT in postrouting.
 const NF_IP_PRI_NAT_SRC: i32 = 100;
@@ -173,56 +278,153 @@ fn expr(list: &mut Attrs, name: &str, data: impl FnOnce(&mut Attrs)) {
     });
 }
 
-/// `ip saddr <subnet> oifname != "<bridge>" masquerade`, as `nft` encodes it.
-fn masquerade_rule(m: &Masquerade) -> Attrs {
-    let mut a = Attrs::new();
-    a.str(NFTA_RULE_TABLE, TABLE)
-        .str(NFTA_RULE_CHAIN, POSTROUTING);
-    a.nested(NFTA_RULE_EXPRESSIONS, |list| {
-        // The source address (IPv4 header, offset 12, 4 bytes) into register 1…
-        expr(list, "payload", |d| {
-            d.be32(NFTA_PAYLOAD_DREG, NFT_REG_1)
-                .be32(NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER)
-                .be32(NFTA_PAYLOAD_OFFSET, 12)
-                .be32(NFTA_PAYLOAD_LEN, 4);
-        });
-        // …masked with the prefix…
+/// `cmp <op> <data>` on register `reg`.
+fn cmp(list: &mut Attrs, reg: u32, op: u32, data: &[u8]) {
+    expr(list, "cmp", |d| {
+        d.be32(NFTA_CMP_SREG, reg)
+            .be32(NFTA_CMP_OP, op)
+            .nested(NFTA_CMP_DATA, |v| {
+                v.put(NFTA_DATA_VALUE, data);
+            });
+    });
+}
+
+/// `ip saddr|daddr <net>`: the address (IPv4 header, offset 12 or 16) into register 1,
+/// masked with the prefix unless it is a /32, compared with the network.
+fn ip_match(list: &mut Attrs, offset: u32, net: Ipv4Net) {
+    expr(list, "payload", |d| {
+        d.be32(NFTA_PAYLOAD_DREG, NFT_REG_1)
+            .be32(NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER)
+            .be32(NFTA_PAYLOAD_OFFSET, offset)
+            .be32(NFTA_PAYLOAD_LEN, 4);
+    });
+    if net.prefix_len() < 32 {
         expr(list, "bitwise", |d| {
             d.be32(NFTA_BITWISE_SREG, NFT_REG_1)
                 .be32(NFTA_BITWISE_DREG, NFT_REG_1)
                 .be32(NFTA_BITWISE_LEN, 4)
                 .nested(NFTA_BITWISE_MASK, |v| {
-                    v.put(NFTA_DATA_VALUE, &m.subnet.netmask().octets());
+                    v.put(NFTA_DATA_VALUE, &net.netmask().octets());
                 })
                 .nested(NFTA_BITWISE_XOR, |v| {
                     v.put(NFTA_DATA_VALUE, &[0; 4]);
                 });
         });
-        // …equals the network.
-        expr(list, "cmp", |d| {
-            d.be32(NFTA_CMP_SREG, NFT_REG_1)
-                .be32(NFTA_CMP_OP, NFT_CMP_EQ)
-                .nested(NFTA_CMP_DATA, |v| {
-                    v.put(NFTA_DATA_VALUE, &m.subnet.network().octets());
-                });
-        });
-        // The output interface's name is not the bridge's.
-        expr(list, "meta", |d| {
-            d.be32(NFTA_META_DREG, NFT_REG_1)
-                .be32(NFTA_META_KEY, NFT_META_OIFNAME);
-        });
-        let mut name = [0u8; IFNAMSIZ];
-        name[..m.bridge.len()].copy_from_slice(m.bridge.as_bytes());
-        expr(list, "cmp", |d| {
-            d.be32(NFTA_CMP_SREG, NFT_REG_1)
-                .be32(NFTA_CMP_OP, NFT_CMP_NEQ)
-                .nested(NFTA_CMP_DATA, |v| {
-                    v.put(NFTA_DATA_VALUE, &name);
-                });
-        });
+    }
+    cmp(list, NFT_REG_1, NFT_CMP_EQ, &net.network().octets());
+}
+
+/// `oifname ==|!= "<name>"`.
+fn oifname(list: &mut Attrs, op: u32, ifname: &str) {
+    expr(list, "meta", |d| {
+        d.be32(NFTA_META_DREG, NFT_REG_1)
+            .be32(NFTA_META_KEY, NFT_META_OIFNAME);
+    });
+    let mut name = [0u8; IFNAMSIZ];
+    name[..ifname.len()].copy_from_slice(ifname.as_bytes());
+    cmp(list, NFT_REG_1, op, &name);
+}
+
+/// A rule of `chain`, its expressions written by `f`.
+fn rule(chain: &str, f: impl FnOnce(&mut Attrs)) -> Attrs {
+    let mut a = Attrs::new();
+    a.str(NFTA_RULE_TABLE, TABLE).str(NFTA_RULE_CHAIN, chain);
+    a.nested(NFTA_RULE_EXPRESSIONS, f);
+    a
+}
+
+/// `ip saddr <subnet> oifname != "<bridge>" masquerade`, as `nft` encodes it.
+fn masquerade_rule(m: &Masquerade) -> Attrs {
+    rule(POSTROUTING, |list| {
+        ip_match(list, 12, m.subnet);
+        // The output interface is not the bridge.
+        oifname(list, NFT_CMP_NEQ, &m.bridge);
+        expr(list, "masq", |_| {});
+    })
+}
+
+/// The hairpin rules of a network with published ports, which make the replies come back
+/// through the host: `ip saddr 127.0.0.0/8 oifname "<bridge>" masquerade` (the host's own
+/// 127.0.0.1 DNATed to a container) and `ip saddr <subnet> oifname "<bridge>" ct status dnat
+/// masquerade` (a container reaching a published port through a host address, possibly its
+/// own: the reply would otherwise go straight over the bridge, bypassing the un-DNAT).
+fn hairpin_rules(m: &Masquerade) -> [Attrs; 2] {
+    let lo = rule(POSTROUTING, |list| {
+        ip_match(list, 12, "127.0.0.0/8".parse().expect("loopback net"));
+        oifname(list, NFT_CMP_EQ, &m.bridge);
         expr(list, "masq", |_| {});
     });
-    a
+    let containers = rule(POSTROUTING, |list| {
+        ip_match(list, 12, m.subnet);
+        oifname(list, NFT_CMP_EQ, &m.bridge);
+        expr(list, "ct", |d| {
+            d.be32(NFTA_CT_DREG, NFT_REG_1)
+                .be32(NFTA_CT_KEY, NFT_CT_STATUS);
+        });
+        expr(list, "bitwise", |d| {
+            d.be32(NFTA_BITWISE_SREG, NFT_REG_1)
+                .be32(NFTA_BITWISE_DREG, NFT_REG_1)
+                .be32(NFTA_BITWISE_LEN, 4)
+                .nested(NFTA_BITWISE_MASK, |v| {
+                    v.put(NFTA_DATA_VALUE, &IPS_DST_NAT.to_ne_bytes());
+                })
+                .nested(NFTA_BITWISE_XOR, |v| {
+                    v.put(NFTA_DATA_VALUE, &[0; 4]);
+                });
+        });
+        cmp(list, NFT_REG_1, NFT_CMP_NEQ, &[0; 4]);
+        expr(list, "masq", |_| {});
+    });
+    [lo, containers]
+}
+
+/// `[fib daddr type local | ip daddr <ip>] <proto> dport <port> dnat to <ip>:<port>` in
+/// `chain`.
+fn dnat_rule(chain: &str, f: &PortForward) -> Attrs {
+    rule(chain, |list| {
+        match f.host_ip {
+            Some(ip) => ip_match(list, 16, Ipv4Net::from(ip)),
+            None => {
+                expr(list, "fib", |d| {
+                    d.be32(NFTA_FIB_DREG, NFT_REG_1)
+                        .be32(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE)
+                        .be32(NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR);
+                });
+                cmp(list, NFT_REG_1, NFT_CMP_EQ, &RTN_LOCAL.to_ne_bytes());
+            }
+        }
+        expr(list, "meta", |d| {
+            d.be32(NFTA_META_DREG, NFT_REG_1)
+                .be32(NFTA_META_KEY, NFT_META_L4PROTO);
+        });
+        cmp(list, NFT_REG_1, NFT_CMP_EQ, &[f.proto.number()]);
+        // The destination port (transport header, offset 2, 2 bytes).
+        expr(list, "payload", |d| {
+            d.be32(NFTA_PAYLOAD_DREG, NFT_REG_1)
+                .be32(NFTA_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER)
+                .be32(NFTA_PAYLOAD_OFFSET, 2)
+                .be32(NFTA_PAYLOAD_LEN, 2);
+        });
+        cmp(list, NFT_REG_1, NFT_CMP_EQ, &f.host_port.to_be_bytes());
+        expr(list, "immediate", |d| {
+            d.be32(NFTA_IMMEDIATE_DREG, NFT_REG_1)
+                .nested(NFTA_IMMEDIATE_DATA, |v| {
+                    v.put(NFTA_DATA_VALUE, &f.dest.octets());
+                });
+        });
+        expr(list, "immediate", |d| {
+            d.be32(NFTA_IMMEDIATE_DREG, NFT_REG_2)
+                .nested(NFTA_IMMEDIATE_DATA, |v| {
+                    v.put(NFTA_DATA_VALUE, &f.dest_port.to_be_bytes());
+                });
+        });
+        expr(list, "nat", |d| {
+            d.be32(NFTA_NAT_TYPE, NFT_NAT_DNAT)
+                .be32(NFTA_NAT_FAMILY, u32::from(NFPROTO_IPV4))
+                .be32(NFTA_NAT_REG_ADDR_MIN, NFT_REG_1)
+                .be32(NFTA_NAT_REG_PROTO_MIN, NFT_REG_2);
+        });
+    })
 }
 
 /// A batch of nf_tables commands, each acknowledged.
@@ -294,8 +496,19 @@ impl Nat {
     }
 
     /// Make `table ip berth`'s postrouting chain hold exactly one masquerade rule per entry of
-    /// `networks`, atomically (see the module documentation).
+    /// `networks`, and no published port, atomically (see the module documentation).
     pub fn apply(&self, networks: &[Masquerade]) -> Result<(), NatError> {
+        self.apply_all(networks, &[])
+    }
+
+    /// Make `table ip berth` say exactly this, in one atomic batch: a masquerade rule per
+    /// network in `postrouting` (plus its two hairpin rules when any port is published), and
+    /// per published port a DNAT rule in `prerouting` and the same in `output`.
+    pub fn apply_all(
+        &self,
+        networks: &[Masquerade],
+        forwards: &[PortForward],
+    ) -> Result<(), NatError> {
         for m in networks {
             crate::link::check_ifname(&m.bridge)
                 .map_err(|_| NatError::InvalidName(m.bridge.clone()))?;
@@ -309,34 +522,44 @@ impl Nat {
             NLM_F_CREATE,
             &table,
         );
-        let mut chain = Attrs::new();
-        chain
-            .str(NFTA_CHAIN_TABLE, TABLE)
-            .str(NFTA_CHAIN_NAME, POSTROUTING)
-            .nested(NFTA_CHAIN_HOOK, |h| {
-                h.be32(NFTA_HOOK_HOOKNUM, NF_INET_POST_ROUTING)
-                    .be32(NFTA_HOOK_PRIORITY, NF_IP_PRI_NAT_SRC as u32);
-            })
-            .be32(NFTA_CHAIN_POLICY, NF_ACCEPT)
-            .str(NFTA_CHAIN_TYPE, "nat");
-        b.command(
-            "create chain postrouting",
-            NFT_MSG_NEWCHAIN,
-            NLM_F_CREATE,
-            &chain,
-        );
-        let mut flush = Attrs::new();
-        flush
-            .str(NFTA_RULE_TABLE, TABLE)
-            .str(NFTA_RULE_CHAIN, POSTROUTING);
-        b.command("flush chain postrouting", NFT_MSG_DELRULE, 0, &flush);
+        for (name, hook, priority) in [
+            (POSTROUTING, NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC),
+            (PREROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST),
+            (OUTPUT, NF_INET_LOCAL_OUT, NF_IP_PRI_NAT_DST),
+        ] {
+            let mut chain = Attrs::new();
+            chain
+                .str(NFTA_CHAIN_TABLE, TABLE)
+                .str(NFTA_CHAIN_NAME, name)
+                .nested(NFTA_CHAIN_HOOK, |h| {
+                    h.be32(NFTA_HOOK_HOOKNUM, hook)
+                        .be32(NFTA_HOOK_PRIORITY, priority as u32);
+                })
+                .be32(NFTA_CHAIN_POLICY, NF_ACCEPT)
+                .str(NFTA_CHAIN_TYPE, "nat");
+            b.command("create chain", NFT_MSG_NEWCHAIN, NLM_F_CREATE, &chain);
+            let mut flush = Attrs::new();
+            flush.str(NFTA_RULE_TABLE, TABLE).str(NFTA_RULE_CHAIN, name);
+            b.command("flush chain", NFT_MSG_DELRULE, 0, &flush);
+        }
+        let add = NLM_F_CREATE | NLM_F_APPEND;
         for m in networks {
             b.command(
                 "add masquerade rule",
                 NFT_MSG_NEWRULE,
-                NLM_F_CREATE | NLM_F_APPEND,
+                add,
                 &masquerade_rule(m),
             );
+            if !forwards.is_empty() {
+                for r in hairpin_rules(m) {
+                    b.command("add hairpin rule", NFT_MSG_NEWRULE, add, &r);
+                }
+            }
+        }
+        for f in forwards {
+            for chain in [PREROUTING, OUTPUT] {
+                b.command("add dnat rule", NFT_MSG_NEWRULE, add, &dnat_rule(chain, f));
+            }
         }
         run(b)
     }
@@ -407,4 +630,18 @@ pub fn enable_ip_forward() -> Result<(), NatError> {
         return Ok(());
     }
     std::fs::write(PATH, b"1\n").map_err(NatError::Forwarding)
+}
+
+/// Turn on `net.ipv4.conf.<bridge>.route_localnet` (as dockerd does for its bridge when
+/// ports are published without its proxy): the host's 127.0.0.1, DNATed to a container,
+/// may then leave through the bridge (masqueraded by the hairpin rule), and the replies,
+/// un-DNATed back to 127.0.0.1, may arrive through it.
+pub fn enable_route_localnet(bridge: &str) -> Result<(), NatError> {
+    crate::link::check_ifname(bridge).map_err(|_| NatError::InvalidName(bridge.into()))?;
+    let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    let now = std::fs::read_to_string(&path).map_err(NatError::Forwarding)?;
+    if now.trim() == "1" {
+        return Ok(());
+    }
+    std::fs::write(&path, b"1\n").map_err(NatError::Forwarding)
 }

@@ -153,3 +153,91 @@ fn masquerade_takes_containers_out_with_the_hosts_address() {
         assert!(!text.contains("table ip berth {"), "{text}");
     }
 }
+
+/// Published ports: a server in a "container" is reached through the host's addresses
+/// (DNAT in prerouting/output), from the host itself (its bridge address and 127.0.0.1: the
+/// output chain, route_localnet and the loopback hairpin) and from another container through
+/// the gateway (the container hairpin); a rule with an address only captures that address;
+/// the listing reads as the module documentation says; an empty list removes the rules.
+#[test]
+fn published_ports_are_dnat_rules() {
+    if !privileged() {
+        return;
+    }
+    let host = Netns::new();
+    let web = Netns::new();
+    let client = Netns::new();
+    let (wf, cf) = (web.file(), client.file());
+    host.block_on(move || async move {
+        let nl = Netlink::new().unwrap();
+        nl.ensure_bridge("berth0", net("172.17.0.1/16"))
+            .await
+            .unwrap();
+        let lo = nl.link("lo").await.unwrap().unwrap();
+        nl.set_up(lo.index).await.unwrap();
+        for (f, a) in [(wf, "172.17.0.2/16"), (cf, "172.17.0.3/16")] {
+            let cfg = EndpointConfig::new("berth0", net(a), Some(ip("172.17.0.1")));
+            link::connect(&nl, f.as_fd(), &cfg).await.unwrap();
+        }
+    });
+    host.run(|| {
+        nat::enable_ip_forward().unwrap();
+        nat::enable_route_localnet("berth0").unwrap();
+    });
+    let listener = web.run(|| TcpListener::bind((ip("0.0.0.0"), 80)).unwrap());
+    let server = std::thread::spawn(move || {
+        for s in listener.incoming().take(3) {
+            let mut s = s.unwrap();
+            let peer = s.peer_addr().unwrap().ip().to_string();
+            s.write_all(peer.as_bytes()).unwrap();
+        }
+    });
+    let networks = [Masquerade {
+        subnet: net("172.17.0.0/16"),
+        bridge: "berth0".into(),
+    }];
+    let forwards = [
+        nat::PortForward {
+            proto: nat::Protocol::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            dest: ip("172.17.0.2"),
+            dest_port: 80,
+        },
+        nat::PortForward {
+            proto: nat::Protocol::Udp,
+            host_ip: Some(ip("127.0.0.1")),
+            host_port: 5353,
+            dest: ip("172.17.0.2"),
+            dest_port: 53,
+        },
+    ];
+    let (n, f) = (networks.clone(), forwards.clone());
+    host.run(move || Nat::new().apply_all(&n, &f).unwrap());
+    let t = Duration::from_secs(5);
+    let to = |a: &str| SocketAddr::new(ip(a).into(), 8080);
+    assert_eq!(seen_as(&host, to("127.0.0.1"), t).unwrap(), "172.17.0.1");
+    assert_eq!(seen_as(&host, to("172.17.0.1"), t).unwrap(), "172.17.0.1");
+    assert_eq!(seen_as(&client, to("172.17.0.1"), t).unwrap(), "172.17.0.1");
+    server.join().unwrap();
+
+    if let Some(text) = nft_list(&host) {
+        for want in [
+            "type nat hook prerouting priority dstnat; policy accept;",
+            "type nat hook output priority -100; policy accept;",
+            "fib daddr type local tcp dport 8080 dnat to 172.17.0.2:80",
+            "ip daddr 127.0.0.1 udp dport 5353 dnat to 172.17.0.2:53",
+            "ip saddr 127.0.0.0/8 oifname \"berth0\" masquerade",
+            "ip saddr 172.17.0.0/16 oifname \"berth0\" ct status dnat masquerade",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+        assert_eq!(text.matches("dnat to").count(), 4, "{text}");
+    }
+    host.run(move || Nat::new().apply(&networks).unwrap());
+    if let Some(text) = nft_list(&host) {
+        assert_eq!(text.matches("dnat").count(), 0, "{text}");
+        assert_eq!(text.matches("masquerade").count(), 1, "{text}");
+    }
+    host.run(|| Nat::new().remove().unwrap());
+}
