@@ -177,6 +177,9 @@ pub enum ContainerCmd {
     /// Rename a container
     #[command(override_usage = "berth rename CONTAINER NEW_NAME")]
     Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    #[command(override_usage = "berth port CONTAINER [PRIVATE_PORT[/PROTO]]")]
+    Port(PortArgs),
     /// Pause all processes within one or more containers
     #[command(override_usage = "berth pause CONTAINER [CONTAINER...]")]
     Pause(NamesArgs),
@@ -526,6 +529,14 @@ pub struct TopArgs {
         value_name = "ps OPTIONS"
     )]
     pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub private_port: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -99,6 +99,31 @@ impl Daemon {
         if host_config.network_mode.as_deref().unwrap_or("").is_empty() {
             host_config.network_mode = Some("default".into());
         }
+        // Published ports: checked now (a bad one is refused at create, as by dockerd), and
+        // their container ports exposed.
+        crate::network::port_requests(&host_config, config.exposed_ports.as_ref())
+            .map_err(ApiError::invalid)?;
+        let mut bound: Vec<String> = host_config
+            .port_bindings
+            .iter()
+            .flatten()
+            .map(|(k, _)| {
+                if k.contains('/') {
+                    k.clone()
+                } else {
+                    format!("{k}/tcp")
+                }
+            })
+            .collect();
+        bound.sort();
+        if !bound.is_empty() {
+            let exposed = config.exposed_ports.get_or_insert_with(Vec::new);
+            for k in bound {
+                if !exposed.contains(&k) {
+                    exposed.push(k);
+                }
+            }
+        }
         // As dockerd does: the daemon's log options fill in what the container leaves unset.
         let mut log = host_config
             .log_config

@@ -5,7 +5,8 @@ use crate::Daemon;
 use berth_api::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
     ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum,
-    DriverData, EndpointSettings, NetworkSettings,
+    DriverData, EndpointSettings, NetworkSettings, PortBinding, PortMap, PortSummary,
+    PortSummaryTypeEnum,
 };
 pub use berth_api::types::ListOptions;
 use berth_api::types::{ContainerInspect, NetworkSettingsCompat};
@@ -52,6 +53,77 @@ fn command(rec: &ContainerRecord) -> String {
         .chain(rec.args.iter().map(|s| s.as_str()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The published ports of a running container (none otherwise).
+fn published(rec: &ContainerRecord) -> &[crate::network::PortMapping] {
+    match &rec.network {
+        Some(ep) if rec.state.status.is_live() => &ep.ports,
+        _ => &[],
+    }
+}
+
+/// `NetworkSettings.Ports` while the container runs: every exposed port, with its bindings
+/// or `null` (as dockerd shows it); empty when it does not run.
+fn port_map(rec: &ContainerRecord) -> PortMap {
+    let mut map = PortMap::new();
+    if !rec.state.status.is_live() {
+        return map;
+    }
+    for key in rec.config.exposed_ports.iter().flatten() {
+        let key = if key.contains('/') {
+            key.clone()
+        } else {
+            format!("{key}/tcp")
+        };
+        map.insert(key, None);
+    }
+    for m in published(rec) {
+        map.entry(m.key())
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(m.host_ip.to_string()),
+                host_port: Some(m.host_port.to_string()),
+            });
+    }
+    map
+}
+
+/// `Ports` of the list: the published ports, then the exposed ones that are not published
+/// (while the container runs, as dockerd).
+fn port_summaries(rec: &ContainerRecord) -> Vec<PortSummary> {
+    let typ = |p: berth_network::nat::Protocol| match p {
+        berth_network::nat::Protocol::Tcp => PortSummaryTypeEnum::TCP,
+        berth_network::nat::Protocol::Udp => PortSummaryTypeEnum::UDP,
+    };
+    let mut out: Vec<PortSummary> = published(rec)
+        .iter()
+        .map(|m| PortSummary {
+            ip: Some(m.host_ip.to_string()),
+            private_port: m.container_port,
+            public_port: Some(m.host_port),
+            typ: Some(typ(m.proto)),
+        })
+        .collect();
+    if rec.state.status.is_live() {
+        for key in rec.config.exposed_ports.iter().flatten() {
+            if let Ok((port, proto)) = berth_network::ports::parse_port_key(key) {
+                if !published(rec)
+                    .iter()
+                    .any(|m| m.container_port == port && m.proto == proto)
+                {
+                    out.push(PortSummary {
+                        ip: None,
+                        private_port: port,
+                        public_port: None,
+                        typ: Some(typ(proto)),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 impl Daemon {
@@ -143,7 +215,7 @@ impl Daemon {
             image_id: Some(rec.image_id.clone()),
             command: Some(command(rec)),
             created: Some(rec.created.timestamp()),
-            ports: Some(vec![]),
+            ports: Some(port_summaries(rec)),
             labels: Some(rec.config.labels.clone().unwrap_or_default()),
             state: Some(state),
             status: Some(status_text(rec, now)),
@@ -202,7 +274,7 @@ impl Daemon {
                 } else {
                     String::new()
                 }),
-                ports: Some(Default::default()),
+                ports: Some(port_map(rec)),
                 networks: Some(networks.clone()),
             },
             endpoint_id: field(|e| e.endpoint_id.clone()),

@@ -113,7 +113,7 @@ impl Daemon {
         };
         let pid = ready.pid.unwrap_or(0);
         // The init exists, in its new network namespace, and waits for `start`: plug it in.
-        let endpoint = match ip {
+        let mut endpoint = match ip {
             Some(ip) => match self.bridge.connect(&c.id, pid, ip).await {
                 Ok(ep) => Some(ep),
                 Err(e) => {
@@ -124,6 +124,31 @@ impl Daemon {
             },
             None => None,
         };
+        // Its published ports: host ports held, DNAT rules written.
+        if let Some(ep) = endpoint.as_mut() {
+            let published = match crate::network::port_requests(
+                &rec.host_config,
+                rec.config.exposed_ports.as_ref(),
+            ) {
+                Ok(req) if req.is_empty() => Ok(Vec::new()),
+                Ok(req) => {
+                    let d = self.clone();
+                    let (id, ip) = (c.id.clone(), ep.ip);
+                    tokio::task::spawn_blocking(move || d.bridge.publish(&id, ip, &req))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()))
+                }
+                Err(e) => Err(e),
+            };
+            match published {
+                Ok(p) => ep.ports = p,
+                Err(e) => {
+                    let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+                    self.release_network(c, Some(ep)).await;
+                    return Err(self.ports_failed(c, &rec.name, &ep.endpoint_id, e));
+                }
+            }
+        }
         let t_net = t0.elapsed();
         // Let attach requests that wait for this start connect to the shim first.
         c.progress.send_modify(|p| p.shims += 1);
@@ -203,6 +228,25 @@ impl Daemon {
         let full = format!(
             "failed to set up the container's network: connect to {}: {msg}",
             crate::network::BRIDGE
+        );
+        c.update(&self.container_dir(&c.id), |r| {
+            r.state.error = full.clone();
+            r.state.exit_code = 128;
+        });
+        ApiError::internal(full)
+    }
+
+    /// Publishing the container's ports failed: record it, and build Docker's error.
+    fn ports_failed(
+        &self,
+        c: &Arc<Container>,
+        name: &str,
+        endpoint: &str,
+        msg: String,
+    ) -> ApiError {
+        self.cleanup_bundle(&c.id);
+        let full = format!(
+            "driver failed programming external connectivity on endpoint {name} ({endpoint}): {msg}"
         );
         c.update(&self.container_dir(&c.id), |r| {
             r.state.error = full.clone();

@@ -12,11 +12,17 @@
 //!
 //! The leases file is rewritten on each change, but the container records are the truth:
 //! reconciling re-leases any address a live container's record holds.
+//!
+//! Published ports ([`DefaultBridge::publish`], [`DefaultBridge::unpublish`]): each host port
+//! is held by a socket the daemon binds (the check that it is free, and the reservation), and
+//! every change rewrites berth's NAT table from all published ports in one atomic batch;
+//! after a restart the live containers' ports are bound and written again from their records.
+//! See docs/ARCHITECTURE.md, "Networking".
 
 use crate::container::ContainerRecord;
 use crate::fsutil::write_atomic;
 use berth_api::ApiError;
-use berth_network::{ipam, link, nat};
+use berth_network::{ipam, link, nat, ports};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -44,6 +50,94 @@ pub struct EndpointRecord {
     pub gateway: Option<Ipv4Addr>,
     /// `02:42:ac:11:00:02`
     pub mac: String,
+    /// Its published ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
+}
+
+/// A published port as the container's record keeps it: `proto` `container_port` ←
+/// `host_ip:host_port` (`0.0.0.0` for every address of the host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub proto: nat::Protocol,
+    pub container_port: u16,
+    pub host_ip: Ipv4Addr,
+    pub host_port: u16,
+}
+
+impl PortMapping {
+    /// `80/tcp`, the key of `PortBindings` and `NetworkSettings.Ports`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.container_port, self.proto)
+    }
+}
+
+/// What a container asks to publish: from `HostConfig.PortBindings`, and with
+/// `PublishAllPorts` every exposed port not bound there, on a random port. Each is
+/// (protocol, container port, host address, host ports: a range, `None` for a random one).
+type PortRequest = (nat::Protocol, u16, Ipv4Addr, Option<(u16, u16)>);
+
+/// The ports `rec` asks to publish, checked (also what `create` checks).
+pub fn port_requests(
+    host_config: &berth_api::models::HostConfig,
+    exposed: Option<&Vec<String>>,
+) -> Result<Vec<PortRequest>, String> {
+    let mut out = Vec::new();
+    let mut bindings: Vec<_> = host_config
+        .port_bindings
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+        .collect();
+    bindings.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, list) in &bindings {
+        let (cport, proto) =
+            ports::parse_port_key(key).map_err(|e| format!("invalid port specification: {e}"))?;
+        for b in list {
+            let ip = match b.host_ip.as_deref().unwrap_or("") {
+                "" => Ipv4Addr::UNSPECIFIED,
+                // The IPv6 half of a docker CLI's default binding: berth publishes on IPv4.
+                s if s.contains(':') => continue,
+                s => s
+                    .parse()
+                    .map_err(|_| format!("invalid IP address {s:?} in port binding {key}"))?,
+            };
+            let hp = match b.host_port.as_deref().unwrap_or("") {
+                "" | "0" => None,
+                s => Some(
+                    ports::parse_range(s)
+                        .map_err(|e| format!("invalid port specification: {e}"))?,
+                ),
+            };
+            out.push((proto, cport, ip, hp));
+        }
+    }
+    if host_config.publish_all_ports.unwrap_or(false) {
+        let mut keys: Vec<&String> = exposed.into_iter().flatten().collect();
+        keys.sort();
+        for key in keys {
+            if bindings.iter().any(|(k, _)| k == key) {
+                continue;
+            }
+            let (cport, proto) = ports::parse_port_key(key)
+                .map_err(|e| format!("invalid port specification: {e}"))?;
+            out.push((proto, cport, Ipv4Addr::UNSPECIFIED, None));
+        }
+    }
+    Ok(out)
+}
+
+/// A published port and the socket holding its host port (none when it could not be bound
+/// again after a daemon restart).
+type HeldPort = (PortMapping, Option<ports::Reservation>);
+
+/// The published ports of the containers that run: their mappings and the sockets that hold
+/// the host ports.
+#[derive(Default)]
+struct PortTable {
+    by_container: HashMap<String, (Ipv4Addr, Vec<HeldPort>)>,
+    /// Where the search for the next random port starts (sequential, as Docker's allocator).
+    next_random: u16,
 }
 
 /// Whether a container's network mode puts it on the default bridge.
@@ -78,6 +172,8 @@ pub struct DefaultBridge {
     leases_dir: PathBuf,
     /// The network's id (`Networks.bridge.NetworkID`).
     pub id: String,
+    /// Published ports; the lock also orders the NAT table's rewrites.
+    ports: Mutex<PortTable>,
 }
 
 impl DefaultBridge {
@@ -141,6 +237,7 @@ impl DefaultBridge {
             .await
             .map_err(|e| setup(e.to_string()))?;
         nat::enable_ip_forward().map_err(|e| setup(e.to_string()))?;
+        nat::enable_route_localnet(BRIDGE).map_err(|e| setup(e.to_string()))?;
         nat::Nat::new()
             .apply(&[nat::Masquerade {
                 subnet,
@@ -155,6 +252,7 @@ impl DefaultBridge {
             leases: Mutex::new(leases),
             leases_dir,
             id,
+            ports: Mutex::new(PortTable::default()),
         })
     }
 
@@ -222,6 +320,7 @@ impl DefaultBridge {
             prefix_len: prefix,
             gateway: ep.gateway,
             mac: ipam::format_mac(&ep.mac),
+            ports: Vec::new(),
         })
     }
 
@@ -229,6 +328,7 @@ impl DefaultBridge {
     /// veth, which the kernel removes with the container's namespace, is deleted in the
     /// background in case it is still there.
     pub fn release(&self, id: &str, ep: Option<&EndpointRecord>) {
+        self.unpublish(id);
         self.release_lease(id);
         if let Some(ep) = ep {
             let host = self.host.clone();
@@ -238,6 +338,159 @@ impl DefaultBridge {
                     tracing::warn!("cannot remove {name}: {e}");
                 }
             });
+        }
+    }
+
+    fn ports_lock(&self) -> std::sync::MutexGuard<'_, PortTable> {
+        self.ports.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rewrite berth's NAT table from `table` (one atomic batch).
+    fn apply_nat(&self, table: &PortTable) -> Result<(), String> {
+        let mut forwards = Vec::new();
+        for (dest, list) in table.by_container.values() {
+            for (m, _) in list {
+                forwards.push(nat::PortForward {
+                    proto: m.proto,
+                    host_ip: (!m.host_ip.is_unspecified()).then_some(m.host_ip),
+                    host_port: m.host_port,
+                    dest: *dest,
+                    dest_port: m.container_port,
+                });
+            }
+        }
+        forwards.sort_by_key(|f| (f.host_port, f.proto, f.host_ip));
+        let masq = nat::Masquerade {
+            subnet: self.subnet(),
+            bridge: BRIDGE.into(),
+        };
+        nat::Nat::new()
+            .apply_all(&[masq], &forwards)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Publish container `id`'s ports (at `ip`): reserve each host port (a random one from
+    /// the ephemeral range where none is given; the first free one of a range), then write
+    /// the DNAT rules. Blocking (binds and one netlink batch). The error is Docker's
+    /// (`Bind for 0.0.0.0:8080 failed: port is already allocated`); nothing is kept then.
+    pub fn publish(
+        &self,
+        id: &str,
+        ip: Ipv4Addr,
+        requests: &[PortRequest],
+    ) -> Result<Vec<PortMapping>, String> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut table = self.ports_lock();
+        let (lo, hi) = ports::ephemeral_range();
+        let mut held = Vec::new();
+        for &(proto, cport, host_ip, range) in requests {
+            let taken =
+                |port: u16| format!("Bind for {host_ip}:{port} failed: port is already allocated");
+            let (port, r) = match range {
+                Some((a, b)) => {
+                    let mut got = None;
+                    let mut last = None;
+                    for p in a..=b {
+                        match ports::reserve(proto, host_ip, p) {
+                            Ok(r) => {
+                                got = Some((p, r));
+                                break;
+                            }
+                            Err(e) => last = Some((p, e)),
+                        }
+                    }
+                    match (got, last) {
+                        (Some(g), _) => g,
+                        (None, Some((p, e))) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                            return Err(taken(if a == b { p } else { a }))
+                        }
+                        (None, Some((p, e))) => {
+                            return Err(format!("Bind for {host_ip}:{p} failed: {e}"))
+                        }
+                        (None, None) => unreachable!("a range has a port"),
+                    }
+                }
+                None => {
+                    let span = u32::from(hi - lo) + 1;
+                    let start = table.next_random.clamp(lo, hi);
+                    let mut got = None;
+                    for i in 0..span {
+                        let p = (u32::from(start - lo) + i) % span + u32::from(lo);
+                        let p = p as u16;
+                        match ports::reserve(proto, host_ip, p) {
+                            Ok(r) => {
+                                got = Some((p, r));
+                                break;
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                            Err(e) => return Err(format!("Bind for {host_ip}:{p} failed: {e}")),
+                        }
+                    }
+                    let g = got.ok_or_else(|| {
+                        format!("no free port in the range {lo}-{hi} for {host_ip}")
+                    })?;
+                    table.next_random = if g.0 >= hi { lo } else { g.0 + 1 };
+                    g
+                }
+            };
+            held.push((
+                PortMapping {
+                    proto,
+                    container_port: cport,
+                    host_ip,
+                    host_port: port,
+                },
+                Some(r),
+            ));
+        }
+        let mappings: Vec<PortMapping> = held.iter().map(|(m, _)| m.clone()).collect();
+        table.by_container.insert(id.to_string(), (ip, held));
+        if let Err(e) = self.apply_nat(&table) {
+            table.by_container.remove(id);
+            return Err(format!("cannot write the port forwarding rules: {e}"));
+        }
+        tracing::debug!(%id, ports = mappings.len(), "ports published");
+        Ok(mappings)
+    }
+
+    /// Container `id` stopped: its rules go (one batch) and its host ports are freed.
+    /// Blocking. Nothing happens when it published nothing.
+    pub fn unpublish(&self, id: &str) {
+        let mut table = self.ports_lock();
+        if table.by_container.remove(id).is_some() {
+            if let Err(e) = self.apply_nat(&table) {
+                tracing::error!(%id, "cannot remove the port forwarding rules: {e}");
+            }
+        }
+    }
+
+    /// After a restart: hold the host ports of the live containers again and write exactly
+    /// their rules (which drops those of containers that stopped while the daemon was away).
+    fn restore_ports(&self, live: &HashMap<String, EndpointRecord>) {
+        let mut table = self.ports_lock();
+        table.by_container.clear();
+        for (id, ep) in live {
+            if ep.ports.is_empty() {
+                continue;
+            }
+            let held = ep
+                .ports
+                .iter()
+                .map(|m| {
+                    let r = ports::reserve(m.proto, m.host_ip, m.host_port)
+                        .map_err(|e| {
+                            tracing::warn!(%id, port = m.host_port, "cannot hold a published port again: {e}");
+                        })
+                        .ok();
+                    (m.clone(), r)
+                })
+                .collect();
+            table.by_container.insert(id.clone(), (ep.ip, held));
+        }
+        if let Err(e) = self.apply_nat(&table) {
+            tracing::error!("cannot write the port forwarding rules: {e}");
         }
     }
 
@@ -263,6 +516,7 @@ impl DefaultBridge {
                 self.save(&l);
             }
         }
+        self.restore_ports(live);
         let owned: HashSet<&str> = live.values().map(|e| e.host_ifname.as_str()).collect();
         let ports = match self.host.bridge_ports(self.bridge_index).await {
             Ok(p) => p,
@@ -329,6 +583,12 @@ mod tests {
             prefix_len: 16,
             gateway: Some("172.17.0.1".parse().unwrap()),
             mac: "02:42:ac:11:00:02".into(),
+            ports: vec![PortMapping {
+                proto: nat::Protocol::Udp,
+                container_port: 53,
+                host_ip: Ipv4Addr::UNSPECIFIED,
+                host_port: 5353,
+            }],
         };
         let j = serde_json::to_string(&ep).unwrap();
         assert_eq!(serde_json::from_str::<EndpointRecord>(&j).unwrap(), ep);

@@ -1,6 +1,6 @@
-//! stop, restart, kill, rm, pause, unpause, rename, wait, top.
+//! stop, restart, kill, rm, pause, unpause, rename, wait, top, port.
 
-use crate::cli::{KillArgs, NamesArgs, RenameArgs, RmArgs, StopArgs, TopArgs};
+use crate::cli::{KillArgs, NamesArgs, PortArgs, RenameArgs, RmArgs, StopArgs, TopArgs};
 use crate::client::{seg, Client, Query};
 use crate::commands::for_each;
 use crate::error::{CliError, Result};
@@ -149,9 +149,95 @@ pub async fn top(c: &Client, a: TopArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `port`'s lines from `NetworkSettings.Ports`: `80/tcp -> 0.0.0.0:8080` for each binding,
+/// or with a private port (`80`, `80/udp`) only its `0.0.0.0:8080`s; `None` when that port
+/// has no binding.
+pub fn port_lines(ports: &serde_json::Value, private: Option<&str>) -> Option<Vec<String>> {
+    let addr = |b: &serde_json::Value| {
+        let ip = b["HostIp"].as_str().unwrap_or("");
+        let ip = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        format!("{ip}:{}", b["HostPort"].as_str().unwrap_or(""))
+    };
+    let map = ports.as_object();
+    match private {
+        Some(p) => {
+            let key = if p.contains('/') {
+                p.to_string()
+            } else {
+                format!("{p}/tcp")
+            };
+            let list = map?.get(&key)?.as_array()?;
+            (!list.is_empty()).then(|| list.iter().map(addr).collect())
+        }
+        None => {
+            let mut keys: Vec<&String> = map.into_iter().flat_map(|m| m.keys()).collect();
+            let num = |k: &str| k.split('/').next().and_then(|n| n.parse::<u32>().ok());
+            keys.sort_by(|a, b| num(a).cmp(&num(b)).then(a.cmp(b)));
+            let mut out = Vec::new();
+            for k in keys {
+                for b in map?[k.as_str()].as_array().into_iter().flatten() {
+                    out.push(format!("{k} -> {}", addr(b)));
+                }
+            }
+            Some(out)
+        }
+    }
+}
+
+pub async fn port(c: &Client, a: PortArgs) -> Result<i32> {
+    let v: serde_json::Value = c
+        .get(
+            &format!("/containers/{}/json", seg(&a.container)),
+            &Query::new(),
+        )
+        .await?;
+    let ports = &v["NetworkSettings"]["Ports"];
+    match port_lines(ports, a.private_port.as_deref()) {
+        Some(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(0)
+        }
+        None => {
+            let p = a.private_port.unwrap_or_default();
+            let key = if p.contains('/') {
+                p
+            } else {
+                format!("{p}/tcp")
+            };
+            Err(CliError::msg(format!(
+                "Error: No public port '{key}' published for {}",
+                a.container
+            )))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_output() {
+        let p = serde_json::json!({
+            "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}],
+            "443/tcp": null,
+            "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+        });
+        assert_eq!(
+            port_lines(&p, None).unwrap(),
+            ["53/udp -> 127.0.0.1:5353", "80/tcp -> 0.0.0.0:8080"]
+        );
+        assert_eq!(port_lines(&p, Some("80")).unwrap(), ["0.0.0.0:8080"]);
+        assert_eq!(port_lines(&p, Some("53/udp")).unwrap(), ["127.0.0.1:5353"]);
+        assert!(port_lines(&p, Some("443")).is_none());
+        assert!(port_lines(&p, Some("53")).is_none());
+    }
 
     #[test]
     fn top_layout() {

@@ -83,6 +83,7 @@ async fn container_cmd(c: &Client, cmd: ContainerCmd) -> Result<i32> {
         ContainerCmd::Attach(a) => attach::attach(c, a).await,
         ContainerCmd::Exec(a) => attach::exec(c, a).await,
         ContainerCmd::Top(a) => container::top(c, a).await,
+        ContainerCmd::Port(a) => container::port(c, a).await,
         ContainerCmd::Rename(a) => container::rename(c, a).await,
         ContainerCmd::Pause(a) => container::simple(c, a, "pause").await,
         ContainerCmd::Unpause(a) => container::simple(c, a, "unpause").await,

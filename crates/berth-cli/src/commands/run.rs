@@ -9,12 +9,18 @@ use crate::commands::image::pull;
 use crate::error::{CliError, Result};
 use crate::opts;
 
-/// `-p [ip:][hostPort:]containerPort[/proto]` → (port key, host ip, host port).
-pub fn parse_publish(p: &str) -> std::result::Result<(String, String, String), String> {
+/// `-p [ip:][hostPort:]containerPort[/proto]` → (port key, host ip, host port) per port, as
+/// docker's `nat.ParsePortSpec`: a container range expands to one key per port, paired with a
+/// host range of the same length (`8000-8001:80-81`); a host range with one container port
+/// stays a range (the daemon takes the first free one).
+pub fn parse_publish(p: &str) -> std::result::Result<Vec<(String, String, String)>, String> {
     let (spec, proto) = match p.rsplit_once('/') {
-        Some((s, proto)) => (s, proto.to_string()),
+        Some((s, proto)) => (s, proto.to_ascii_lowercase()),
         None => (p, "tcp".to_string()),
     };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!("invalid proto: {proto}"));
+    }
     let (ip, host_port, container_port) = match spec.rsplitn(3, ':').collect::<Vec<_>>().as_slice()
     {
         [c] => (String::new(), String::new(), c.to_string()),
@@ -26,14 +32,50 @@ pub fn parse_publish(p: &str) -> std::result::Result<(String, String, String), S
         ),
         _ => return Err(format!("invalid port format: {p}")),
     };
-    if container_port.is_empty()
-        || !container_port
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '-')
-    {
-        return Err(format!("invalid containerPort: {container_port}"));
+    if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("invalid IP address: {ip}"));
     }
-    Ok((format!("{container_port}/{proto}"), ip, host_port))
+    let range = |s: &str, what: &str| -> std::result::Result<(u32, u32), String> {
+        let num = |x: &str| x.parse::<u32>().ok().filter(|n| *n <= 65535);
+        let bad = || format!("invalid {what}: {s}");
+        match s.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?);
+                if a > b {
+                    return Err(bad());
+                }
+                Ok((a, b))
+            }
+            None => num(s).map(|n| (n, n)).ok_or_else(bad),
+        }
+    };
+    if container_port.is_empty() {
+        return Err(format!("no port specified: {p}<empty>"));
+    }
+    let (c0, c1) = range(&container_port, "containerPort")?;
+    let host = if host_port.is_empty() {
+        None
+    } else {
+        Some(range(&host_port, "hostPort")?)
+    };
+    if let Some((h0, h1)) = host {
+        if c1 > c0 && h1 - h0 != c1 - c0 {
+            return Err(format!(
+                "invalid ranges specified for container and host Ports: {container_port} and {host_port}"
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (i, c) in (c0..=c1).enumerate() {
+        let hp = match host {
+            None => String::new(),
+            Some((h0, _)) if c1 > c0 => (h0 + i as u32).to_string(),
+            Some((h0, h1)) if h1 > h0 => format!("{h0}-{h1}"),
+            Some((h0, _)) => h0.to_string(),
+        };
+        out.push((format!("{c}/{proto}"), ip.clone(), hp));
+    }
+    Ok(out)
 }
 
 /// `--restart no|always|unless-stopped|on-failure[:N]`.
@@ -92,11 +134,12 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
     let mut exposed = Map::new();
     let mut bindings = Map::new();
     for p in &o.publish {
-        let (key, ip, hp) = parse_publish(p)?;
-        exposed.insert(key.clone(), json!({}));
-        let list = bindings.entry(key).or_insert_with(|| json!([]));
-        if let Some(a) = list.as_array_mut() {
-            a.push(json!({"HostIp": ip, "HostPort": hp}));
+        for (key, ip, hp) in parse_publish(p)? {
+            exposed.insert(key.clone(), json!({}));
+            let list = bindings.entry(key).or_insert_with(|| json!([]));
+            if let Some(a) = list.as_array_mut() {
+                a.push(json!({"HostIp": ip, "HostPort": hp}));
+            }
         }
     }
     for e in &o.expose {
@@ -315,15 +358,30 @@ mod tests {
 
     #[test]
     fn ports_restart_refs() {
-        assert_eq!(
-            parse_publish("8080:80").unwrap(),
-            ("80/tcp".into(), "".into(), "8080".into())
-        );
+        let one =
+            |k: &str, ip: &str, hp: &str| vec![(k.to_string(), ip.to_string(), hp.to_string())];
+        assert_eq!(parse_publish("8080:80").unwrap(), one("80/tcp", "", "8080"));
         assert_eq!(
             parse_publish("127.0.0.1:53:53/udp").unwrap(),
-            ("53/udp".into(), "127.0.0.1".into(), "53".into())
+            one("53/udp", "127.0.0.1", "53")
         );
+        assert_eq!(parse_publish("80").unwrap(), one("80/tcp", "", ""));
+        assert_eq!(
+            parse_publish("127.0.0.1::80").unwrap(),
+            one("80/tcp", "127.0.0.1", "")
+        );
+        assert_eq!(
+            parse_publish("8000-8010:80").unwrap(),
+            one("80/tcp", "", "8000-8010")
+        );
+        let r = parse_publish("8000-8001:80-81").unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1], ("81/tcp".into(), "".into(), "8001".into()));
+        assert_eq!(parse_publish("80-81").unwrap().len(), 2);
+        assert!(parse_publish("8000:80-81").is_err());
         assert!(parse_publish("x:y").is_err());
+        assert!(parse_publish("nope:1:2").is_err());
+        assert!(parse_publish("80/foo").is_err());
         assert_eq!(
             parse_restart("on-failure:3").unwrap()["MaximumRetryCount"],
             3
