@@ -27,7 +27,8 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteType};
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::{
-    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
+    RouteMessageBuilder,
 };
 
 /// Errors of link operations; each names what was being done.
@@ -531,7 +532,13 @@ pub async fn connect(
             }
         }
     };
-    match configure(netns, cfg).await {
+    // Hairpin mode on the bridge port: a packet the host sends back out the port it came in
+    // on (a container reaching its own published port through a host address) is delivered.
+    let configured = match hairpin(host, &host_ifname).await {
+        Ok(()) => configure(netns, cfg).await,
+        Err(e) => Err(e),
+    };
+    match configured {
         Ok(()) => Ok(Endpoint {
             host_ifname,
             ifname: cfg.ifname.clone(),
@@ -546,6 +553,17 @@ pub async fn connect(
             Err(e)
         }
     }
+}
+
+/// Turns on hairpin mode on the bridge port `ifname`.
+async fn hairpin(host: &Netlink, ifname: &str) -> Result<()> {
+    let port = host.require(ifname).await?;
+    host.handle
+        .link()
+        .set_port(LinkBridgePort::new(port.index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(nl(format!("set hairpin mode on {ifname}")))
 }
 
 /// Inside the container's namespace: the address on `cfg.ifname`, it and `lo` up, the

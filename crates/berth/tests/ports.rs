@@ -125,9 +125,27 @@ fn a_published_port_answers_on_host_addresses_loopback_and_to_containers() {
             "{addr}"
         );
     }
-    // From another container, through the gateway and the host's address. (From the
-    // container itself through a host address needs hairpin mode on its bridge port when
-    // br_netfilter is loaded: not done yet.)
+    // The container itself, through the gateway and the host's address (hairpin mode on
+    // its bridge port).
+    for addr in ["172.17.0.1:8080", &format!("{HOST_ADDR}:8080")] {
+        let got = env
+            .berth(&[
+                "exec",
+                "web",
+                "timeout",
+                "5",
+                "wget",
+                "-q",
+                "-O-",
+                &format!("http://{addr}/"),
+            ])
+            .ok();
+        assert!(
+            got.stdout.starts_with("hello from"),
+            "self via {addr}: {got:?}"
+        );
+    }
+    // From another container, through the gateway and the host's address.
     for addr in ["172.17.0.1:8080", &format!("{HOST_ADDR}:8080")] {
         let got = env
             .berth(&[
