@@ -69,8 +69,8 @@ impl Daemon {
             .map_err(|e| ApiError::invalid(format!("unable to find user: {e}")))?;
         let hostname = rec.config.hostname.clone().unwrap_or_default();
         let domain = rec.config.domainname.as_deref();
-        write_etc_files(&dir, &hostname, domain, ip)?;
         let hc = &rec.host_config;
+        write_etc_files(&dir, &hostname, domain, ip, hc, self.bridge.gateway())?;
         let opts = SpecOptions {
             id: rec.id.clone(),
             args: std::iter::once(rec.path.clone())
@@ -203,19 +203,75 @@ fn write_etc_files(
     hostname: &str,
     domain: Option<&str>,
     ip: Option<Ipv4Addr>,
+    hc: &berth_api::models::HostConfig,
+    gateway: Ipv4Addr,
 ) -> Result<(), ApiError> {
     write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes()).map_err(io_err)?;
-    if ip.is_some() || !dir.join("hosts").exists() {
-        let hosts = crate::network::hosts_file(HOSTS, ip, hostname, domain);
+    let extra = hc.extra_hosts.as_deref().unwrap_or_default();
+    if ip.is_some() || !extra.is_empty() || !dir.join("hosts").exists() {
+        // As Docker's: the defaults, the extra hosts, then the container's own line.
+        let base = HOSTS.to_string() + &crate::network::extra_hosts_lines(extra, Some(gateway));
+        let hosts = crate::network::hosts_file(&base, ip, hostname, domain);
         write_atomic(&dir.join("hosts"), hosts.as_bytes()).map_err(io_err)?;
     }
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_atomic(&dir.join("resolv.conf"), resolv_conf(&host).as_bytes()).map_err(io_err)
+    let conf = resolv_conf(
+        &host,
+        hc.dns.as_deref().unwrap_or_default(),
+        hc.dns_search.as_deref().unwrap_or_default(),
+        hc.dns_options.as_deref().unwrap_or_default(),
+    );
+    write_atomic(&dir.join("resolv.conf"), conf.as_bytes()).map_err(io_err)
 }
 
-/// The host's resolv.conf without loopback nameservers (they mean nothing inside the
-/// container's network namespace); Google's resolvers when none is left, as Docker does.
-pub fn resolv_conf(host: &str) -> String {
+/// The container's resolv.conf, as Docker's: without `--dns`, `--dns-search` or
+/// `--dns-option`, the host's file without loopback nameservers (they mean nothing inside the
+/// container's network namespace), Google's resolvers when none is left. With any of them,
+/// `search`, `nameserver` and `options` lines, each from the flag when given, else from the
+/// host's file.
+pub fn resolv_conf(host: &str, dns: &[String], search: &[String], options: &[String]) -> String {
+    let filtered = filter_resolv_conf(host);
+    if dns.is_empty() && search.is_empty() && options.is_empty() {
+        return filtered;
+    }
+    let fields = |key: &str| -> Vec<String> {
+        filtered
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(key)).then(|| w.map(str::to_string).collect::<Vec<_>>())
+            })
+            .flatten()
+            .collect()
+    };
+    let pick = |given: &[String], key: &str| {
+        if given.is_empty() {
+            fields(key)
+        } else {
+            given.to_vec()
+        }
+    };
+    let (dns, search, options) = (
+        pick(dns, "nameserver"),
+        pick(search, "search"),
+        pick(options, "options"),
+    );
+    let mut out = String::new();
+    let search = search.join(" ");
+    if !search.is_empty() && search.trim() != "." {
+        out.push_str(&format!("search {search}\n"));
+    }
+    for ns in dns {
+        out.push_str(&format!("nameserver {ns}\n"));
+    }
+    let options = options.join(" ");
+    if !options.trim().is_empty() {
+        out.push_str(&format!("options {options}\n"));
+    }
+    out
+}
+
+fn filter_resolv_conf(host: &str) -> String {
     let mut out = String::new();
     let mut servers = 0;
     for line in host.lines() {
@@ -240,10 +296,34 @@ pub fn resolv_conf(host: &str) -> String {
 mod tests {
     #[test]
     fn loopback_resolvers_are_dropped() {
-        let r = super::resolv_conf("search x\nnameserver 127.0.0.53\n");
+        let rc = |h: &str| super::resolv_conf(h, &[], &[], &[]);
+        let r = rc("search x\nnameserver 127.0.0.53\n");
         assert!(!r.contains("127.0.0.53"));
         assert!(r.contains("search x") && r.contains("nameserver 8.8.8.8"));
-        let r = super::resolv_conf("nameserver 10.0.0.2\n");
+        let r = rc("nameserver 10.0.0.2\n");
         assert_eq!(r, "nameserver 10.0.0.2\n");
+    }
+
+    #[test]
+    fn dns_flags() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let host = "search h.lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n";
+        assert_eq!(
+            super::resolv_conf(
+                host,
+                &v(&["10.0.0.53"]),
+                &v(&["example.com"]),
+                &v(&["ndots:2"])
+            ),
+            "search example.com\nnameserver 10.0.0.53\noptions ndots:2\n"
+        );
+        assert_eq!(
+            super::resolv_conf(host, &[], &v(&["a.com", "b.com"]), &[]),
+            "search a.com b.com\nnameserver 10.0.0.2\noptions edns0\n"
+        );
+        assert_eq!(
+            super::resolv_conf("nameserver 127.0.0.1\n", &[], &[], &v(&["ndots:1"])),
+            "nameserver 8.8.8.8\nnameserver 8.8.4.4\noptions ndots:1\n"
+        );
     }
 }

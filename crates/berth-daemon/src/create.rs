@@ -99,6 +99,7 @@ impl Daemon {
         if host_config.network_mode.as_deref().unwrap_or("").is_empty() {
             host_config.network_mode = Some("default".into());
         }
+        crate::network::check_dns_settings(&host_config).map_err(ApiError::invalid)?;
         // Published ports: checked now (a bad one is refused at create, as by dockerd), and
         // their container ports exposed.
         crate::network::port_requests(&host_config, config.exposed_ports.as_ref())

@@ -21,6 +21,7 @@
 
 use crate::container::ContainerRecord;
 use crate::fsutil::write_atomic;
+use berth_api::models::HostConfig;
 use berth_api::ApiError;
 use berth_network::{ipam, link, nat, ports};
 use ipnet::Ipv4Net;
@@ -266,6 +267,11 @@ impl DefaultBridge {
         if let Err(e) = leases.save_unsynced(&self.leases_dir) {
             tracing::error!("cannot save the default bridge's leases: {e}");
         }
+    }
+
+    /// The bridge's gateway address (what `host-gateway` means in `--add-host`).
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.lock().gateway()
     }
 
     /// The bridge's subnet.
@@ -538,6 +544,48 @@ impl DefaultBridge {
 
 /// `/etc/hosts` as Docker writes it for a container with address `ip` (the loopback lines,
 /// then `<ip>\t<hostname>`, with the fully qualified name first when there is a domain).
+/// The special address of `--add-host name:host-gateway`.
+pub const HOST_GATEWAY: &str = "host-gateway";
+
+/// `HostConfig.ExtraHosts` (`name:ip`, the ip may be `host-gateway`) and `Dns` checked at
+/// create, with the docker CLI's messages.
+pub fn check_dns_settings(hc: &HostConfig) -> Result<(), String> {
+    for h in hc.extra_hosts.iter().flatten() {
+        match h.split_once(':') {
+            Some((name, ip)) if !name.is_empty() => {
+                if ip != HOST_GATEWAY && ip.trim().parse::<std::net::IpAddr>().is_err() {
+                    return Err(format!("invalid IP address in add-host: \"{ip}\""));
+                }
+            }
+            _ => return Err(format!("bad format for add-host: \"{h}\"")),
+        }
+    }
+    for d in hc.dns.iter().flatten() {
+        if d.trim().parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("{d} is not an ip address"));
+        }
+    }
+    Ok(())
+}
+
+/// `HostConfig.ExtraHosts` as `/etc/hosts` lines (`<ip>\t<name>`), `host-gateway` replaced
+/// by `gateway`.
+pub fn extra_hosts_lines(extra: &[String], gateway: Option<Ipv4Addr>) -> String {
+    let mut s = String::new();
+    for h in extra {
+        let Some((name, ip)) = h.split_once(':') else {
+            continue;
+        };
+        let ip = match (ip, gateway) {
+            (HOST_GATEWAY, Some(gw)) => gw.to_string(),
+            (HOST_GATEWAY, None) => continue,
+            (ip, _) => ip.trim().to_string(),
+        };
+        s.push_str(&format!("{ip}\t{name}\n"));
+    }
+    s
+}
+
 pub fn hosts_file(
     base: &str,
     ip: Option<Ipv4Addr>,
@@ -557,6 +605,31 @@ pub fn hosts_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_hosts() {
+        let gw = Some("172.17.0.1".parse().unwrap());
+        let x = vec![
+            "db:10.1.2.3".to_string(),
+            "gw:host-gateway".into(),
+            "v6:::1".into(),
+        ];
+        assert_eq!(
+            extra_hosts_lines(&x, gw),
+            "10.1.2.3\tdb\n172.17.0.1\tgw\n::1\tv6\n"
+        );
+        let hc = |h: &str| HostConfig {
+            extra_hosts: Some(vec![h.to_string()]),
+            ..Default::default()
+        };
+        assert!(check_dns_settings(&hc("db:10.1.2.3")).is_ok());
+        assert!(check_dns_settings(&hc("gw:host-gateway")).is_ok());
+        assert_eq!(
+            check_dns_settings(&hc("foo")).unwrap_err(),
+            "bad format for add-host: \"foo\""
+        );
+        assert!(check_dns_settings(&hc("a:1.2.3")).is_err());
+    }
 
     #[test]
     fn hosts_lines() {

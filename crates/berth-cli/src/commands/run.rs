@@ -78,6 +78,67 @@ pub fn parse_publish(p: &str) -> std::result::Result<Vec<(String, String, String
     Ok(out)
 }
 
+/// docker's `ValidateExtraHost`: `name:ip`, the ip may be `host-gateway`.
+pub fn validate_add_host(v: &str) -> std::result::Result<(), String> {
+    let bad = || format!("invalid argument \"{v}\" for \"--add-host\" flag: ");
+    match v.split_once(':') {
+        Some((name, ip)) if !name.is_empty() => {
+            if ip == "host-gateway" || ip.trim().parse::<std::net::IpAddr>().is_ok() {
+                Ok(())
+            } else {
+                Err(format!("{}invalid IP address in add-host: \"{ip}\"", bad()))
+            }
+        }
+        _ => Err(format!("{}bad format for add-host: \"{v}\"", bad())),
+    }
+}
+
+/// docker's `ValidateDNSSearch`: `.` or a domain name of at most 255 characters.
+fn validate_dns_search(v: &str) -> std::result::Result<(), String> {
+    let d = v.trim_end_matches('.');
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if v == "." || (d.len() <= 255 && d.split('.').all(label_ok)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid argument \"{v}\" for \"--dns-search\" flag: {v} is not a valid domain"
+        ))
+    }
+}
+
+/// The DNS and hosts flags: (ExtraHosts, Dns, DnsSearch, DnsOptions), checked as docker's
+/// flag validators do.
+#[allow(clippy::type_complexity)]
+fn dns_flags(
+    o: &ContainerOpts,
+) -> std::result::Result<(Vec<String>, Vec<String>, Vec<String>, Vec<String>), String> {
+    for h in &o.add_host {
+        validate_add_host(h)?;
+    }
+    for d in &o.dns {
+        if d.trim().parse::<std::net::IpAddr>().is_err() {
+            return Err(format!(
+                "invalid argument \"{d}\" for \"--dns\" flag: {d} is not an ip address"
+            ));
+        }
+    }
+    for s in &o.dns_search {
+        validate_dns_search(s)?;
+    }
+    Ok((
+        o.add_host.clone(),
+        o.dns.iter().map(|d| d.trim().to_string()).collect(),
+        o.dns_search.clone(),
+        o.dns_option.clone(),
+    ))
+}
+
 /// `--restart no|always|unless-stopped|on-failure[:N]`.
 pub fn parse_restart(r: &str) -> std::result::Result<Value, String> {
     let (name, count) = match r.split_once(':') {
@@ -131,6 +192,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
             }
         }
     }
+    let (extra_hosts, dns, dns_search, dns_options) = dns_flags(o)?;
     let mut exposed = Map::new();
     let mut bindings = Map::new();
     for p in &o.publish {
@@ -177,6 +239,10 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
             "CgroupParent": o.cgroup_parent.clone().unwrap_or_default(),
             "CapAdd": if o.cap_add.is_empty() { Value::Null } else { json!(o.cap_add) },
             "CapDrop": if o.cap_drop.is_empty() { Value::Null } else { json!(o.cap_drop) },
+            "ExtraHosts": if extra_hosts.is_empty() { Value::Null } else { json!(extra_hosts) },
+            "Dns": dns,
+            "DnsSearch": dns_search,
+            "DnsOptions": dns_options,
         },
     });
     if !exposed.is_empty() {
@@ -390,6 +456,36 @@ mod tests {
         let mut o = opts(&["busybox"]);
         o.rm = true;
         o.restart = "always".into();
+        assert!(create_body(&o, false).is_err());
+        let mut o = opts(&["busybox"]);
+        o.add_host = vec![
+            "db:10.1.2.3".into(),
+            "gw:host-gateway".into(),
+            "v6:::1".into(),
+        ];
+        o.dns = vec!["10.0.0.53".into()];
+        o.dns_search = vec!["example.com".into()];
+        o.dns_option = vec!["ndots:2".into()];
+        let b = create_body(&o, false).unwrap();
+        assert_eq!(
+            b["HostConfig"]["ExtraHosts"],
+            json!(["db:10.1.2.3", "gw:host-gateway", "v6:::1"])
+        );
+        assert_eq!(b["HostConfig"]["Dns"], json!(["10.0.0.53"]));
+        assert_eq!(b["HostConfig"]["DnsSearch"], json!(["example.com"]));
+        assert_eq!(b["HostConfig"]["DnsOptions"], json!(["ndots:2"]));
+        assert_eq!(
+            validate_add_host("foo").unwrap_err(),
+            r#"invalid argument "foo" for "--add-host" flag: bad format for add-host: "foo""#
+        );
+        assert!(validate_add_host(":1.2.3.4").is_err());
+        assert!(validate_add_host("a:1.2.3.999")
+            .unwrap_err()
+            .contains("invalid IP address in add-host: \"1.2.3.999\""));
+        o.dns = vec!["nope".into()];
+        assert!(create_body(&o, false).is_err());
+        o.dns = vec![];
+        o.dns_search = vec!["-bad-.com".into()];
         assert!(create_body(&o, false).is_err());
         assert_eq!(familiar_ref("busybox"), "busybox:latest");
         assert_eq!(familiar_ref("a/b:1"), "a/b:1");
