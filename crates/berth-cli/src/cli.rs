@@ -311,6 +311,9 @@ pub struct ContainerOpts {
     /// Set DNS options
     #[arg(long = "dns-option", alias = "dns-opt")]
     pub dns_option: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,

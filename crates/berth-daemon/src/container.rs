@@ -79,6 +79,10 @@ pub struct ContainerRecord {
     /// networking have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::network::EndpointRecord>,
+    /// The MAC that `--mac-address` asked for (`Config.MacAddress`, or an endpoint's
+    /// `MacAddress`); Docker's derived one when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
 }
 
 pub const RECORD_FILE: &str = "config.v2.json";

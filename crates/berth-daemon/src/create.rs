@@ -85,6 +85,14 @@ impl Daemon {
             self.config.runtime_path(Some(rt))?;
         }
         let img = crate::images::image_container_config(image);
+        let mac_address = body
+            .networking_config
+            .iter()
+            .flat_map(|n| n.endpoints_config.iter().flatten())
+            .find_map(|(_, e)| e.mac_address.clone().filter(|m| !m.is_empty()));
+        if let Some(m) = &mac_address {
+            crate::network::parse_mac(m).map_err(ApiError::invalid)?;
+        }
         let mut config = user_config(body);
         merge(&mut config, &img);
         if config.hostname.as_deref().unwrap_or("").is_empty() {
@@ -158,6 +166,7 @@ impl Daemon {
             restart_count: 0,
             layers: image.chain_ids.iter().map(|c| c.to_string()).collect(),
             network: None,
+            mac_address,
         })
     }
 }

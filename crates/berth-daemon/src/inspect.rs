@@ -394,6 +394,7 @@ mod tests {
             host_config: Default::default(),
             path: "echo".into(),
             args: vec!["hi".into()],
+            mac_address: None,
             state: StateRecord {
                 status,
                 exit_code: code,

@@ -114,7 +114,11 @@ impl Daemon {
         let pid = ready.pid.unwrap_or(0);
         // The init exists, in its new network namespace, and waits for `start`: plug it in.
         let mut endpoint = match ip {
-            Some(ip) => match self.bridge.connect(&c.id, pid, ip).await {
+            Some(ip) => match self
+                .bridge
+                .connect(&c.id, pid, ip, rec.mac_address.as_deref())
+                .await
+            {
                 Ok(ep) => Some(ep),
                 Err(e) => {
                     let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;

@@ -304,6 +304,7 @@ impl DefaultBridge {
         id: &str,
         pid: i32,
         ip: Ipv4Addr,
+        mac: Option<&str>,
     ) -> Result<EndpointRecord, String> {
         let (prefix, gateway) = {
             let l = self.lock();
@@ -312,7 +313,8 @@ impl DefaultBridge {
         let ns =
             link::open_netns(format!("/proc/{pid}/ns/net").as_ref()).map_err(|e| e.to_string())?;
         let address = Ipv4Net::new(ip, prefix).map_err(|e| e.to_string())?;
-        let cfg = link::EndpointConfig::new(BRIDGE, address, Some(gateway));
+        let mut cfg = link::EndpointConfig::new(BRIDGE, address, Some(gateway));
+        cfg.mac = mac.map(parse_mac).transpose()?;
         let ep = link::connect(&self.host, ns.as_fd(), &cfg)
             .await
             .map_err(|e| e.to_string())?;
@@ -544,6 +546,23 @@ impl DefaultBridge {
 
 /// `/etc/hosts` as Docker writes it for a container with address `ip` (the loopback lines,
 /// then `<ip>\t<hostname>`, with the fully qualified name first when there is a domain).
+/// `--mac-address`: six hex bytes separated by colons.
+pub fn parse_mac(m: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("{m} is not a valid mac address");
+    let parts: Vec<&str> = m.split(':').collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 6];
+    for (o, p) in out.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
 /// The special address of `--add-host name:host-gateway`.
 pub const HOST_GATEWAY: &str = "host-gateway";
 

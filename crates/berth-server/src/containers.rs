@@ -194,7 +194,29 @@ async fn create<B: ContainerBackend + ExecBackend>(
     Q(q): Q<Query>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse> {
-    let body: ContainerCreateBody = json_body(&body)?;
+    let mut body_json: ContainerCreateBody = json_body(&body)?;
+    // Before API 1.44 the MAC was `Config.MacAddress`, a field the current model has not:
+    // it goes into the endpoint's settings, where clients of 1.44 and later put it.
+    if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(&body) {
+        if let Some(mac) = raw["MacAddress"].as_str().filter(|m| !m.is_empty()) {
+            let mode = body_json
+                .host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.clone())
+                .filter(|m| !m.is_empty() && m != "default")
+                .unwrap_or_else(|| "bridge".into());
+            let eps = body_json
+                .networking_config
+                .get_or_insert_with(Default::default)
+                .endpoints_config
+                .get_or_insert_with(Default::default);
+            let ep = eps.entry(mode).or_default();
+            if ep.mac_address.as_deref().unwrap_or("").is_empty() {
+                ep.mac_address = Some(mac.to_string());
+            }
+        }
+    }
+    let body = body_json;
     let id = d.create_container(q.get("name").cloned(), body).await?;
     Ok((
         StatusCode::CREATED,

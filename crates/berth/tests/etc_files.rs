@@ -172,3 +172,37 @@ fn docker_cli_add_host_and_dns() {
     assert!(o.stderr.contains("bad format for add-host"), "{o:?}");
     assert_eq!(env.berth(&["ps", "-aq"]).ok().stdout, "");
 }
+
+#[test]
+fn mac_address_from_berth_and_docker_cli() {
+    let env = Env::new().with_busybox();
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--mac-address",
+            "92:d0:c6:0a:29:33",
+            "busybox",
+            "cat",
+            "/sys/class/net/eth0/address",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "92:d0:c6:0a:29:33\n");
+    let o = env.berth(&["run", "--mac-address", "zz", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o:?}");
+    assert!(o.stderr.contains("zz is not a valid mac address"), "{o:?}");
+    let Some(o) = env.docker(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "92:d0:c6:0a:29:34",
+        "busybox",
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]) else {
+        return;
+    };
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, "92:d0:c6:0a:29:34\n");
+    assert_eq!(env.berth(&["ps", "-aq"]).ok().stdout, "");
+}

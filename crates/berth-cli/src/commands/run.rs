@@ -193,6 +193,16 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
         }
     }
     let (extra_hosts, dns, dns_search, dns_options) = dns_flags(o)?;
+    if let Some(m) = &o.mac_address {
+        let ok = m.split(':').count() == 6
+            && m.split(':')
+                .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
+        if !ok {
+            return Err(format!(
+                "invalid argument \"{m}\" for \"--mac-address\" flag: {m} is not a valid mac address"
+            ));
+        }
+    }
     let mut exposed = Map::new();
     let mut bindings = Map::new();
     for p in &o.publish {
@@ -259,6 +269,9 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
     }
     if let Some(t) = o.stop_timeout {
         cfg["StopTimeout"] = json!(t);
+    }
+    if let Some(m) = &o.mac_address {
+        cfg["MacAddress"] = json!(m);
     }
     if let Some(n) = &o.network {
         cfg["NetworkingConfig"] = json!({"EndpointsConfig": {n: {}}});
@@ -486,6 +499,8 @@ mod tests {
         assert!(create_body(&o, false).is_err());
         o.dns = vec![];
         o.dns_search = vec!["-bad-.com".into()];
+        assert!(create_body(&o, false).is_err());
+        o.mac_address = Some("zz".into());
         assert!(create_body(&o, false).is_err());
         assert_eq!(familiar_ref("busybox"), "busybox:latest");
         assert_eq!(familiar_ref("a/b:1"), "a/b:1");
