@@ -10,6 +10,12 @@ import os, shutil, signal, statistics, subprocess, tempfile, time
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
+# Prefix that runs a command in a new network namespace with its loopback up; `exec` keeps the
+# pid, so the daemon's Popen (and its session) is still the daemon. The namespace goes away
+# with its last process: nothing to clean up on the host.
+NETNS = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
+
+
 def sh(cmd, **kw):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
@@ -80,11 +86,13 @@ class Daemons:
         self.procs.append(p)
         return p
 
-    def start_berth(self, berth, extra=()):
-        """Start `berth daemon`; returns (Popen, cli argv) or (Popen, None) if it never answered."""
+    def start_berth(self, berth, extra=(), netns=False):
+        """Start `berth daemon`; returns (Popen, cli argv) or (Popen, None) if it never answered.
+        netns=True runs it in a private network namespace (see NETNS), so its bridge and
+        nftables rules never touch the host's."""
         cgroup_parent = "berth-bench-%d" % os.getpid()
         self.cgroup_parents.append(cgroup_parent)
-        p = self._spawn([berth, "daemon", "--data-root", self.path("berth/data"),
+        p = self._spawn((NETNS if netns else []) + [berth, "daemon", "--data-root", self.path("berth/data"),
                          "--exec-root", self.path("berth/run"),
                          "-H", "unix://" + self.path("berth.sock"),
                          "--cgroup-parent", cgroup_parent,
@@ -92,20 +100,23 @@ class Daemons:
         cli = [berth, "-H", "unix://" + self.path("berth.sock")]
         return p, (cli if wait_sock(cli) else None)
 
-    def start_docker(self, docker="docker"):
+    def start_docker(self, docker="docker", bridge=False, netns=False):
         """Start a private dockerd (with its own containerd); (Popen, cli) or (None, None).
         `docker` is the CLI to talk to it with (e.g. /usr/bin/docker, the one matching
-        dockerd's version, where a newer one comes first in PATH)."""
+        dockerd's version, where a newer one comes first in PATH). By default it runs with
+        --iptables=false --bridge=none; bridge=True gives it its default bridge (docker0) and
+        iptables rules, which should come with netns=True (a private network namespace, see
+        NETNS) so that they never touch the host's."""
         if not (shutil.which("dockerd") and shutil.which(docker)):
             return None, None
         cgroup_parent = "berth-bench-docker-%d" % os.getpid()
         self.cgroup_parents.append(cgroup_parent)
-        p = self._spawn(["dockerd", "--data-root", self.path("docker"),
+        p = self._spawn((NETNS if netns else []) + ["dockerd", "--data-root", self.path("docker"),
                          "--exec-root", self.path("docker-exec"),
                          "-H", "unix://" + self.path("docker.sock"),
                          "--pidfile", self.path("docker.pid"),
                          "--cgroup-parent", cgroup_parent,
-                         "--iptables=false", "--bridge=none"], "docker.log")
+                         *([] if bridge else ["--iptables=false", "--bridge=none"])], "docker.log")
         cli = [docker, "-H", "unix://" + self.path("docker.sock")]
         return p, (cli if wait_sock(cli) else None)
 
