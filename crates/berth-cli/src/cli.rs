@@ -64,6 +64,9 @@ pub enum Cmd {
     /// Load an image from a tar archive or STDIN
     #[command(override_usage = "berth load [OPTIONS]")]
     Load(LoadArgs),
+    /// Manage networks
+    #[command(name = "network", subcommand)]
+    Network(NetworkCmd),
     /// Manage berth
     #[command(name = "system", subcommand)]
     System(SystemCmd),
@@ -90,6 +93,44 @@ pub enum SystemCmd {
     Check(CheckArgs),
     /// Display system-wide information
     Info(InfoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// List networks
+    #[command(visible_alias = "list", override_usage = "berth network ls [OPTIONS]")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks
+    #[command(override_usage = "berth network inspect [OPTIONS] NETWORK [NETWORK...]")]
+    Inspect(NetworkInspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkLsArgs {
+    /// Provide filter values (e.g. 'driver=bridge')
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Pretty-print networks using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only display network IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// Verbose output for diagnostics
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod names;
 pub mod network;
+pub mod networks;
 pub mod shim_client;
 pub mod system;
 pub mod top;

@@ -160,6 +160,21 @@ pub fn network_name(rec: &ContainerRecord) -> Option<&str> {
     }
 }
 
+/// A built-in network's id: a random 64-hex id saved in `<data-root>/network/<name>.id` the
+/// first time (as Docker keeps its built-in networks' ids), read back afterwards.
+fn builtin_id(dir: &std::path::Path, name: &str) -> Result<String, ApiError> {
+    let path = dir.join(format!("{name}.id"));
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() == 64 => Ok(s.trim().to_string()),
+        _ => {
+            let id = crate::new_id();
+            write_atomic(&path, id.as_bytes())
+                .map_err(|e| err("cannot save a network's id")(e.to_string()))?;
+            Ok(id)
+        }
+    }
+}
+
 fn err(what: &str) -> impl Fn(String) -> ApiError + '_ {
     move |e| ApiError::internal(format!("{what}: {e}"))
 }
@@ -173,6 +188,9 @@ pub struct DefaultBridge {
     leases_dir: PathBuf,
     /// The network's id (`Networks.bridge.NetworkID`).
     pub id: String,
+    /// The ids of the built-in `host` and `none` networks.
+    pub host_id: String,
+    pub none_id: String,
     /// Published ports; the lock also orders the NAT table's rewrites.
     ports: Mutex<PortTable>,
 }
@@ -185,15 +203,9 @@ impl DefaultBridge {
         let leases_dir = crate::layout::leases_dir(&config.data_root);
         std::fs::create_dir_all(&leases_dir)
             .map_err(|e| err("cannot create the network directory")(e.to_string()))?;
-        let id = match std::fs::read_to_string(dir.join("bridge.id")) {
-            Ok(s) if s.trim().len() == 64 => s.trim().to_string(),
-            _ => {
-                let id = crate::new_id();
-                write_atomic(&dir.join("bridge.id"), id.as_bytes())
-                    .map_err(|e| err("cannot save the bridge's id")(e.to_string()))?;
-                id
-            }
-        };
+        let id = builtin_id(&dir, NETWORK)?;
+        let host_id = builtin_id(&dir, "host")?;
+        let none_id = builtin_id(&dir, "none")?;
         let setup = err("cannot set up the default bridge");
         let host = link::Netlink::new().map_err(|e| setup(e.to_string()))?;
         let saved =
@@ -253,6 +265,8 @@ impl DefaultBridge {
             leases: Mutex::new(leases),
             leases_dir,
             id,
+            host_id,
+            none_id,
             ports: Mutex::new(PortTable::default()),
         })
     }

@@ -160,12 +160,26 @@ pub trait BuildBackend: Send + Sync + 'static {
     fn prune_build_cache(&self) -> Vec<String>;
 }
 
+/// `/networks/...` (the built-in networks)
+pub trait NetworkBackend: Send + Sync + 'static {
+    /// `GET /networks`: Docker's network resources, filtered.
+    fn list_networks(&self, filters: &HashMap<String, Vec<String>>) -> Res<Vec<Value>>;
+    /// `GET /networks/{id}`: by name, id or unique id prefix, with its running containers.
+    fn inspect_network(&self, name: &str) -> Res<Value>;
+}
+
 /// Everything the API serves.
 pub trait Backend:
-    ContainerBackend + ExecBackend + ImageBackend + SystemBackend + BuildBackend
+    ContainerBackend + ExecBackend + ImageBackend + SystemBackend + BuildBackend + NetworkBackend
 {
 }
-impl<T: ContainerBackend + ExecBackend + ImageBackend + SystemBackend + BuildBackend> Backend
-    for T
+impl<
+        T: ContainerBackend
+            + ExecBackend
+            + ImageBackend
+            + SystemBackend
+            + BuildBackend
+            + NetworkBackend,
+    > Backend for T
 {
 }

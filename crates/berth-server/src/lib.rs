@@ -8,6 +8,7 @@ mod build;
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod query;
 mod stream;
 mod system;
@@ -59,6 +60,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .merge(exec::routes::<B>())
         .merge(images::routes::<B>())
         .merge(build::routes::<B>())
+        .merge(networks::routes::<B>())
         .fallback(|uri: Uri| async move {
             Error(ApiError::not_found(format!(
                 "page not found: {}",

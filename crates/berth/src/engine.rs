@@ -10,7 +10,8 @@ use berth_api::types::{
 use berth_api::ApiError;
 use berth_daemon::{blocking, Daemon};
 use berth_server::backend::{
-    BuildBackend, ContainerBackend, ExecBackend, ImageBackend, Pending, SystemBackend,
+    BuildBackend, ContainerBackend, ExecBackend, ImageBackend, NetworkBackend, Pending,
+    SystemBackend,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -205,5 +206,14 @@ impl BuildBackend for Engine {
     }
     fn prune_build_cache(&self) -> Vec<String> {
         self.0.prune_build_cache()
+    }
+}
+
+impl NetworkBackend for Engine {
+    fn list_networks(&self, filters: &HashMap<String, Vec<String>>) -> Res<Vec<Value>> {
+        self.0.list_networks(filters)
+    }
+    fn inspect_network(&self, name: &str) -> Res<Value> {
+        self.0.inspect_network(name)
     }
 }

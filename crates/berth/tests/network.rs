@@ -403,3 +403,117 @@ fn bip_in_daemon_json_sets_the_bridge_subnet() {
     assert!(o.stderr.contains("invalid bip 10.123.4.0/24"), "{o:?}");
     env.start_daemon_with(None, &[]);
 }
+
+#[test]
+fn network_ls_and_inspect_show_the_builtin_networks() {
+    let mut env = Env::new().with_busybox();
+    let ls = env.berth(&["network", "ls"]).ok();
+    let lines: Vec<Vec<&str>> = ls
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        ls.stdout.lines().next().unwrap(),
+        "NETWORK ID     NAME      DRIVER    SCOPE",
+        "{ls:?}"
+    );
+    assert_eq!(lines.len(), 4, "{ls:?}");
+    for (row, (name, driver)) in
+        lines[1..]
+            .iter()
+            .zip([("bridge", "bridge"), ("host", "host"), ("none", "null")])
+    {
+        assert_eq!(row[0].len(), 12, "{ls:?}");
+        assert_eq!(&row[1..], &[name, driver, "local"], "{ls:?}");
+    }
+    let q = env.berth(&["network", "ls", "-q", "--no-trunc"]).ok();
+    assert!(q.stdout.lines().all(|l| l.len() == 64), "{q:?}");
+    let f = env
+        .berth(&[
+            "network",
+            "ls",
+            "-f",
+            "driver=null",
+            "--format",
+            "{{.Name}}",
+        ])
+        .ok();
+    assert_eq!(f.trimmed(), "none");
+
+    env.berth(&["run", "-d", "--name", "c1", "busybox", "sleep", "1000"])
+        .ok();
+    let c = inspect(&env, "c1");
+    let ip = c["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = env.berth(&["network", "inspect", "bridge"]).ok();
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    let n = &v[0];
+    assert_eq!(n["Name"], "bridge");
+    assert_eq!(n["Driver"], "bridge");
+    assert_eq!(n["Scope"], "local");
+    assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "172.17.0.0/16");
+    assert_eq!(n["IPAM"]["Config"][0]["Gateway"], "172.17.0.1");
+    assert_eq!(n["Options"]["com.docker.network.bridge.name"], "berth0");
+    assert_eq!(
+        n["Id"], c["NetworkSettings"]["Networks"]["bridge"]["NetworkID"],
+        "{o:?}"
+    );
+    let ep = &n["Containers"][c["Id"].as_str().unwrap()];
+    assert_eq!(ep["Name"], "c1", "{o:?}");
+    assert_eq!(ep["IPv4Address"], format!("{ip}/16"));
+    assert_eq!(ep["MacAddress"], c["NetworkSettings"]["MacAddress"]);
+    assert_eq!(ep["EndpointID"], c["NetworkSettings"]["EndpointID"]);
+    // By id prefix, with a template; the ids stay across a daemon restart.
+    let id = n["Id"].as_str().unwrap().to_string();
+    let f = env
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}}",
+            &id[..12],
+        ])
+        .ok();
+    assert_eq!(f.trimmed(), "bridge bridge");
+    let o = env.berth(&["network", "inspect", "host", "none"]).ok();
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v[0]["Driver"], "host");
+    assert_eq!(v[1]["Driver"], "null");
+    assert_eq!(v[1]["Containers"], serde_json::json!({}));
+
+    let bad = env.berth(&["network", "inspect", "nope"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("No such network: nope"), "{bad:?}");
+
+    if let Some(o) = env.docker(&["network", "ls"]) {
+        let o = o.ok();
+        for name in ["bridge", "host", "none"] {
+            assert!(o.stdout.contains(name), "{o:?}");
+        }
+        assert!(o.stdout.contains("null"), "{o:?}");
+        let o = env
+            .docker(&[
+                "network",
+                "inspect",
+                "-f",
+                "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}} {{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}",
+                "bridge",
+            ])
+            .unwrap()
+            .ok();
+        assert_eq!(o.trimmed(), format!("172.17.0.0/16 172.17.0.1 c1 {ip}/16"));
+        let o = env.docker(&["network", "inspect", "bridge"]).unwrap().ok();
+        assert!(o.stdout.contains("\"berth0\""), "{o:?}");
+        let bad = env.docker(&["network", "inspect", "nope"]).unwrap();
+        assert_eq!(bad.code, 1, "{bad:?}");
+    }
+    env.stop_daemon();
+    env.start_daemon();
+    let again = env
+        .berth(&["network", "ls", "-q", "--no-trunc", "-f", "name=bridge"])
+        .ok();
+    assert_eq!(again.trimmed(), id);
+}

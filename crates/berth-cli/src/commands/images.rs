@@ -212,7 +212,7 @@ pub fn history_row(h: &Value, trunc: bool, human: bool) -> HashMap<String, T> {
 }
 
 /// The template of a listing: IDs only with `-q`, the default table, `json`, or the user's.
-fn list_format(quiet: bool, format: Option<&str>, table: &str) -> String {
+pub fn list_format(quiet: bool, format: Option<&str>, table: &str) -> String {
     if quiet {
         return "{{.ID}}".to_string();
     }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::cli::{ImageInspectArgs, InspectArgs};
+use crate::cli::{ImageInspectArgs, InspectArgs, NetworkInspectArgs};
 use crate::client::{seg, Client, Query};
 use crate::error::{CliError, Result};
 use crate::format::json::indent;
@@ -11,6 +11,7 @@ use crate::format::template::Tmpl;
 async fn get_raw(c: &Client, kind: &str, name: &str, size: bool) -> Result<Option<Bytes>> {
     let path = match kind {
         "container" => format!("/containers/{}/json", seg(name)),
+        "network" => format!("/networks/{}", seg(name)),
         _ => format!("/images/{}/json", seg(name)),
     };
     let q = Query::new().add_if(size && kind == "container", "size", 1);
@@ -120,6 +121,19 @@ pub async fn image_inspect(c: &Client, a: ImageInspectArgs) -> Result<i32> {
         c,
         &a.names,
         &["image"],
+        a.format.as_deref(),
+        false,
+        &missing,
+    )
+    .await
+}
+
+pub async fn network_inspect(c: &Client, a: NetworkInspectArgs) -> Result<i32> {
+    let missing = |n: &str| format!("Error: No such network: {n}");
+    inspect_all(
+        c,
+        &a.names,
+        &["network"],
         a.format.as_deref(),
         false,
         &missing,

@@ -10,13 +10,16 @@ mod image;
 mod images;
 mod inspect;
 mod logs;
+mod network;
 mod prune;
 mod ps;
 mod run;
 mod system;
 mod transfer;
 
-use crate::cli::{BuilderCmd, Cmd, ContainerCmd, ContainerGroupCmd, ImageCmd, SystemCmd};
+use crate::cli::{
+    BuilderCmd, Cmd, ContainerCmd, ContainerGroupCmd, ImageCmd, NetworkCmd, SystemCmd,
+};
 use crate::client::Client;
 use crate::error::Result;
 
@@ -58,6 +61,8 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
         },
         Cmd::Build(_) => unreachable!("handled above"),
         Cmd::Images(a) => images::images(&c, a).await,
+        Cmd::Network(NetworkCmd::Ls(a)) => network::ls(&c, a).await,
+        Cmd::Network(NetworkCmd::Inspect(a)) => inspect::network_inspect(&c, a).await,
         Cmd::Import(a) => image::import(&c, a).await,
         Cmd::Tag(a) => image::tag(&c, a).await,
         Cmd::Rmi(a) => image::rmi(&c, a).await,
