@@ -215,12 +215,22 @@ fn write_etc_files(
         write_atomic(&dir.join("hosts"), hosts.as_bytes()).map_err(io_err)?;
     }
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let conf = resolv_conf(
-        &host,
+    let (dns, search, options) = (
         hc.dns.as_deref().unwrap_or_default(),
         hc.dns_search.as_deref().unwrap_or_default(),
         hc.dns_options.as_deref().unwrap_or_default(),
     );
+    // In the host's network namespace the host's resolvers, loopback ones included, work as
+    // they are: Docker gives such a container the host's file unchanged.
+    let conf = if hc.network_mode.as_deref() == Some("host")
+        && dns.is_empty()
+        && search.is_empty()
+        && options.is_empty()
+    {
+        host
+    } else {
+        resolv_conf(&host, dns, search, options)
+    };
     write_atomic(&dir.join("resolv.conf"), conf.as_bytes()).map_err(io_err)
 }
 

@@ -446,6 +446,20 @@ fn network_modes_none_host_and_container() {
     };
     assert_eq!(ifaces("none"), "lo\n");
     assert!(ifaces("host").contains("berthdummy0"), "{}", ifaces("host"));
+    // The host's resolv.conf as it is (loopback resolvers included), as Docker gives it.
+    let rc = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "busybox",
+            "cat",
+            "/etc/resolv.conf",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(rc, std::fs::read_to_string("/etc/resolv.conf").unwrap());
     assert!(!ifaces("default").contains("berthdummy0"));
     // container:<name> shares the other container's namespace.
     env.berth(&[
