@@ -384,8 +384,20 @@ fn class_char(c: &[char], i: &mut usize) -> Result<char, &'static str> {
     Ok(ch)
 }
 
+/// Go's `filepath.Match(pattern, name)` for one path component (a COPY source's glob):
+/// `*` and `?` never cross `/`, and `**` is two stars, not patternmatcher's "any depth".
+pub fn match_name(pattern: &str, name: &str) -> Result<bool, PatternError> {
+    validate(pattern)?;
+    Ok(compile_with(pattern, false).matches(name))
+}
+
 /// Compiles a validated pattern (patternmatcher's `compile`).
 fn compile(p: &str) -> Pattern {
+    compile_with(p, true)
+}
+
+/// `double_star`: `**` matches any number of directories (patternmatcher's rule).
+fn compile_with(p: &str, double_star: bool) -> Pattern {
     #[derive(PartialEq)]
     enum Kind {
         Exact,
@@ -402,7 +414,7 @@ fn compile(p: &str) -> Pattern {
         let ch = c[i];
         i += 1;
         match ch {
-            '*' if c.get(i) == Some(&'*') => {
+            '*' if double_star && c.get(i) == Some(&'*') => {
                 i += 1;
                 if c.get(i) == Some(&'/') {
                     i += 1;

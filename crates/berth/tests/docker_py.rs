@@ -30,8 +30,9 @@ except docker.errors.NotFound as e:
     print("gone", e.response.status_code)
 "#;
 
-#[test]
-fn docker_py_drives_berth() {
+/// Runs `script` with docker-py against a fresh daemon that has busybox; its output, or
+/// `None` (with a note) where the docker Python package is not installed.
+fn run_script(script: &str) -> Option<String> {
     let has = Command::new("python3")
         .args(["-c", "import docker"])
         .status()
@@ -39,19 +40,27 @@ fn docker_py_drives_berth() {
         .unwrap_or(false);
     if !has {
         eprintln!("note: the docker Python package is not installed; docker-py checks are skipped");
-        return;
+        return None;
     }
     let env = Env::new().with_busybox();
     let o = Command::new("python3")
-        .args(["-c", SCRIPT, &env.host()])
+        .args(["-c", script, &env.host()])
         .output()
         .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
         "{out}\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    Some(out)
+}
+
+#[test]
+fn docker_py_drives_berth() {
+    let Some(out) = run_script(SCRIPT) else {
+        return;
+    };
     let expect = [
         "images ['busybox:latest']",
         "run hi from docker-py",
@@ -86,26 +95,9 @@ except docker.errors.BuildError as e:
 
 #[test]
 fn docker_py_builds_images() {
-    let has = Command::new("python3")
-        .args(["-c", "import docker"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !has {
-        eprintln!("note: the docker Python package is not installed; docker-py checks are skipped");
+    let Some(out) = run_script(BUILD_SCRIPT) else {
         return;
-    }
-    let env = Env::new().with_busybox();
-    let o = Command::new("python3")
-        .args(["-c", BUILD_SCRIPT, &env.host()])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    };
     for want in [
         "tags ['pybuilt:1']",
         "steps 4",

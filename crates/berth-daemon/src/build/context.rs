@@ -251,7 +251,7 @@ impl Context {
                     .collect();
                 names.sort();
                 for n in names {
-                    if glob_match(comp, &n).map_err(|e| {
+                    if berth_builder::dockerignore::match_name(comp, &n).map_err(|e| {
                         ApiError::invalid(format!("invalid pattern {pattern:?}: {e}"))
                     })? {
                         next.push(join_rel(base, &n));
@@ -359,118 +359,6 @@ fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Go's `filepath.Match` for one path component: `*`, `?`, `[a-z]`, `[^x]`, `\` escapes.
-pub(crate) fn glob_match(pattern: &str, name: &str) -> Result<bool, String> {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    match_from(&p, &n)
-}
-
-fn match_from(p: &[char], n: &[char]) -> Result<bool, String> {
-    let (mut pi, mut ni) = (0, 0);
-    // Backtracking point for the last `*`.
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        if pi < p.len() {
-            match p[pi] {
-                '*' => {
-                    star = Some((pi, ni));
-                    pi += 1;
-                    continue;
-                }
-                '?' if ni < n.len() && n[ni] != '/' => {
-                    pi += 1;
-                    ni += 1;
-                    continue;
-                }
-                '[' => {
-                    let (matched, len) = class(&p[pi..], n.get(ni).copied())?;
-                    if matched {
-                        pi += len;
-                        ni += 1;
-                        continue;
-                    }
-                }
-                '\\' => {
-                    let c = *p.get(pi + 1).ok_or("syntax error in pattern")?;
-                    if n.get(ni) == Some(&c) {
-                        pi += 2;
-                        ni += 1;
-                        continue;
-                    }
-                }
-                c if c != '?' && n.get(ni) == Some(&c) => {
-                    pi += 1;
-                    ni += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        } else if ni == n.len() {
-            return Ok(true);
-        }
-        match star {
-            Some((sp, sn)) if sn < n.len() && n[sn] != '/' => {
-                star = Some((sp, sn + 1));
-                pi = sp + 1;
-                ni = sn + 1;
-            }
-            _ => {
-                // Still validate the rest of the pattern, as Go does for bad classes.
-                if p[pi.min(p.len())..].contains(&'[') {
-                    let rest = &p[pi.min(p.len())..];
-                    if let Some(i) = rest.iter().position(|&c| c == '[') {
-                        class(&rest[i..], Some('a'))?;
-                    }
-                }
-                return Ok(false);
-            }
-        }
-    }
-}
-
-/// Matches a `[...]` class at the start of `p` against `c`; returns whether it matched
-/// and the class's length.
-fn class(p: &[char], c: Option<char>) -> Result<(bool, usize), String> {
-    let mut i = 1;
-    let negate = matches!(p.get(1), Some('^') | Some('!'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let ch = *p.get(i).ok_or("syntax error in pattern")?;
-        if ch == ']' && !first {
-            i += 1;
-            break;
-        }
-        first = false;
-        let lo = if ch == '\\' {
-            i += 1;
-            *p.get(i).ok_or("syntax error in pattern")?
-        } else {
-            ch
-        };
-        i += 1;
-        let mut hi = lo;
-        if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|&x| x != ']') {
-            hi = p[i + 1];
-            if hi == '\\' {
-                hi = *p.get(i + 2).ok_or("syntax error in pattern")?;
-                i += 1;
-            }
-            i += 2;
-        }
-        if let Some(c) = c {
-            if lo <= c && c <= hi {
-                matched = true;
-            }
-        }
-    }
-    Ok((c.is_some() && c != Some('/') && matched != negate, i))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +396,7 @@ mod tests {
 
     #[test]
     fn glob_is_go_filepath_match() {
+        let glob_match = berth_builder::dockerignore::match_name;
         assert!(glob_match("*.txt", "a.txt").unwrap());
         assert!(glob_match("*.txt", ".hidden.txt").unwrap());
         assert!(!glob_match("*.txt", "a.txt.bak").unwrap());

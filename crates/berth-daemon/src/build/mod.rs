@@ -278,10 +278,7 @@ struct StageState {
 
 impl StageState {
     fn shell(&self) -> Vec<String> {
-        match &self.config.shell {
-            Some(s) if !s.is_empty() => s.clone(),
-            _ => DEFAULT_SHELL.iter().map(|s| s.to_string()).collect(),
-        }
+        st_shell(&self.config)
     }
 
     fn env_value(&self, name: &str) -> Option<String> {
@@ -302,10 +299,7 @@ impl StageState {
     }
 
     fn workdir(&self) -> String {
-        match self.config.working_dir.as_deref() {
-            Some(w) if !w.is_empty() => w.to_string(),
-            _ => "/".to_string(),
-        }
+        st_workdir(&self.config)
     }
 
     /// The ARGs with values that ENV does not override, sorted (the RUN prefix and env).
@@ -512,14 +506,7 @@ impl Builder {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                let text = format!(
-                    "LABEL {}",
-                    labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
+                let text = format!("LABEL {}", kv_text(&labels));
                 self.say(format!("Step {}/{} : {text}\n", self.step, self.total))
                     .await?;
                 self.meta_step(&mut st, &Instruction::Label(labels)).await?;
@@ -833,14 +820,7 @@ impl Builder {
                     env.push(format!("{k}={v}"));
                 }
                 cfg.env = Some(env);
-                format!(
-                    "ENV {}",
-                    pairs
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )
+                format!("ENV {}", kv_text(pairs))
             }
             Instruction::Label(pairs) => {
                 let mut labels = cfg.labels.take().unwrap_or_default();
@@ -848,14 +828,7 @@ impl Builder {
                     labels.insert(k.clone(), v.clone());
                 }
                 cfg.labels = Some(labels);
-                format!(
-                    "LABEL {}",
-                    pairs
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )
+                format!("LABEL {}", kv_text(pairs))
             }
             Instruction::Arg(decls) => {
                 let mut parts = Vec::new();
@@ -864,7 +837,7 @@ impl Builder {
                         Some(Some(v)) => Some(v.clone()),
                         _ => match &a.default {
                             Some(d) => Some(d.clone()),
-                            None => lookup_meta(&self.meta, &a.name),
+                            None => lookup_pairs(&self.meta, &a.name),
                         },
                     };
                     if self.req.build_args.contains_key(&a.name) {
@@ -1228,7 +1201,8 @@ impl Builder {
                 }
             }),
         };
-        let dest = resolve_dest(&st.workdir(), &cp.dest);
+        // The destination made absolute against the WORKDIR.
+        let dest = resolve_workdir(&st.workdir(), &cp.dest);
         let dest_is_dir = cp.dest.ends_with('/') || cp.dest.ends_with("/.") || cp.dest == ".";
         let chmod = match &cp.chmod {
             Some(m) => Some(
@@ -1382,6 +1356,15 @@ impl Builder {
     }
 }
 
+/// `k=v k2=v2`, as ENV and LABEL show in the history.
+fn kv_text(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn st_shell(cfg: &ContainerConfig) -> Vec<String> {
     match &cfg.shell {
         Some(s) if !s.is_empty() => s.clone(),
@@ -1402,10 +1385,6 @@ fn lookup_pairs(pairs: &[(String, Option<String>)], name: &str) -> Option<String
         .rev()
         .find(|(n, _)| n == name)
         .and_then(|(_, v)| v.clone())
-}
-
-fn lookup_meta(meta: &[(String, Option<String>)], name: &str) -> Option<String> {
-    lookup_pairs(meta, name)
 }
 
 /// Go's `%q` of a string slice: `["/bin/sh" "-c" "echo hi"]`.
@@ -1463,11 +1442,6 @@ fn resolve_workdir(current: &str, w: &str) -> String {
         }
     }
     format!("/{}", out.join("/"))
-}
-
-/// A COPY destination made absolute against the WORKDIR.
-fn resolve_dest(workdir: &str, dest: &str) -> String {
-    resolve_workdir(workdir, dest)
 }
 
 fn split_dest(dest: &str) -> (String, String) {
