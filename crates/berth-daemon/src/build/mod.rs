@@ -69,19 +69,31 @@ fn fail(m: impl Into<String>) -> Failure {
 
 type Res<T> = Result<T, Failure>;
 
-/// Removes the build's private directory when the build ends, however it ends.
-struct TmpDir(PathBuf);
+/// The build's private directory. A build that ends removes it before it answers
+/// ([`TmpDir::remove`]); one whose request is dropped midway removes it on drop.
+struct TmpDir(Option<PathBuf>);
+
+fn remove_tmp(p: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(p) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("remove {}: {e}", p.display());
+        }
+    }
+}
+
+impl TmpDir {
+    /// Removes the directory and waits until it is gone.
+    async fn remove(mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = tokio::task::spawn_blocking(move || remove_tmp(&p)).await;
+        }
+    }
+}
 
 impl Drop for TmpDir {
     fn drop(&mut self) {
-        let p = self.0.clone();
-        let rm = move || {
-            if let Err(e) = std::fs::remove_dir_all(&p) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!("remove {}: {e}", p.display());
-                }
-            }
-        };
+        let Some(p) = self.0.take() else { return };
+        let rm = move || remove_tmp(&p);
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
                 h.spawn_blocking(rm);
@@ -117,7 +129,34 @@ impl Daemon {
         }
         let id = new_id();
         let tmp = layout::build_tmp(&self.config.data_root, &id);
-        let guard = TmpDir(tmp.clone());
+        let guard = TmpDir(Some(tmp.clone()));
+        let ran = self.build_in(req, body, events, tmp).await;
+        guard.remove().await;
+        let (events, result) = ran?;
+        match result {
+            Ok(()) => Ok(()),
+            Err(f) => {
+                let code = f.code.unwrap_or(1);
+                let _ = events
+                    .send(json!({
+                        "errorDetail": {"code": code, "message": f.message},
+                        "error": f.message,
+                    }))
+                    .await;
+                Ok(())
+            }
+        }
+    }
+
+    /// The build proper, in its private directory `tmp`; the caller removes it. Returns the
+    /// steps' outcome once every step container is gone.
+    async fn build_in(
+        self: &Arc<Self>,
+        req: BuildRequest,
+        body: Box<dyn std::io::Read + Send>,
+        events: BuildEvents,
+        tmp: PathBuf,
+    ) -> Result<(BuildEvents, Res<()>), ApiError> {
         let ctx_dir = tmp.join("context");
         let mut dockerfile = req.dockerfile.clone();
         let mut body = body;
@@ -189,21 +228,7 @@ impl Daemon {
         for r in b.removals.drain(..) {
             let _ = r.await;
         }
-        drop(guard);
-        match result {
-            Ok(()) => Ok(()),
-            Err(f) => {
-                let code = f.code.unwrap_or(1);
-                let _ = b
-                    .events
-                    .send(json!({
-                        "errorDetail": {"code": code, "message": f.message},
-                        "error": f.message,
-                    }))
-                    .await;
-                Ok(())
-            }
-        }
+        Ok((b.events, result))
     }
 
     /// `POST /build/prune`: forgets the build cache; returns the entries' keys.
