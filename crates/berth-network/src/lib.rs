@@ -1,5 +1,9 @@
 //! berth's container networking (issue 5): the pieces of Docker's bridge driver, in-process.
 //!
+//! - [`dns`]: the embedded DNS server of user networks (Docker's `127.0.0.11`): one per
+//!   container, its sockets bound inside the container's namespace and served by the daemon's
+//!   tasks; answers the names a [`dns::Lookup`] knows and forwards the rest from the host's
+//!   namespace (so a loopback host resolver works).
 //! - [`ipam`]: IPv4 address management, pure. Docker's `default-address-pools`, subnets chosen
 //!   around the host's routes and the other networks, per-network leases (gateway reserved,
 //!   sequential with wrap-around, `--ip`, `--ip-range`) persisted as one JSON file per network.
@@ -77,6 +81,7 @@
 //!    `rm` refuses while leases remain, then deletes the bridge, the leases file
 //!    ([`ipam::NetworkAddresses::remove_file`]) and re-applies NAT.
 
+pub mod dns;
 pub mod ipam;
 pub mod link;
 pub mod nat;
