@@ -1,6 +1,7 @@
 //! Preparing a container's OCI bundle at start: the overlay rootfs, the spec, the shim config.
 
 use crate::container::ContainerRecord;
+use crate::network::Planned;
 use crate::{blocking, fsutil::write_atomic, Daemon};
 use berth_api::ApiError;
 use berth_runtime::shim::{self, ShimConfig};
@@ -12,37 +13,61 @@ use std::sync::Arc;
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 impl Daemon {
-    /// Lease the container's address on the default bridge (when it is on it), mount the
-    /// rootfs and write `config.json` and `shim.json` into the bundle directory. Returns the
-    /// address; on error, no lease is left.
+    /// Lease the container's address on each of its networks, mount the rootfs and write
+    /// `config.json` and `shim.json` into the bundle directory. Returns the endpoints to
+    /// plug in; on error, no lease is left.
     pub(crate) async fn prepare_bundle(
         self: &Arc<Self>,
         rec: &ContainerRecord,
-    ) -> Result<Option<Ipv4Addr>, ApiError> {
+    ) -> Result<Vec<Planned>, ApiError> {
         let d = self.clone();
         let rec = rec.clone();
         blocking(move || {
             // The mode is checked first: a bad one leases nothing.
             let network = d.spec_network(&rec)?;
-            let ip = if crate::network::on_default_bridge(&rec) {
-                Some(d.bridge.allocate(&rec.id)?)
-            } else {
-                None
-            };
-            let r = d.prepare_bundle_blocking(&rec, network, ip);
-            if r.is_err() && ip.is_some() {
-                d.bridge.release_lease(&rec.id);
+            let planned = d.plan_endpoints(&rec)?;
+            let r = d.prepare_bundle_blocking(&rec, network, &planned);
+            if r.is_err() {
+                for p in &planned {
+                    d.net.release_lease(&p.net, &rec.id);
+                }
             }
-            r.map(|()| ip)
+            r.map(|()| planned)
         })
         .await
+    }
+
+    /// An address on each network the container is attached to (blocking); Docker's
+    /// `network X not found` when one of them is gone.
+    fn plan_endpoints(&self, rec: &ContainerRecord) -> Result<Vec<Planned>, ApiError> {
+        let mut planned: Vec<Planned> = Vec::new();
+        for att in crate::network::attachments(rec) {
+            let r = self
+                .net
+                .resolve(&att)
+                .ok_or_else(|| ApiError::not_found(format!("network {} not found", att.network)))
+                .and_then(|net| {
+                    let ip = self.net.allocate(&net, &rec.id, att.ipv4_address)?;
+                    Ok(Planned { net, att, ip })
+                });
+            match r {
+                Ok(p) => planned.push(p),
+                Err(e) => {
+                    for p in &planned {
+                        self.net.release_lease(&p.net, &rec.id);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(planned)
     }
 
     fn prepare_bundle_blocking(
         &self,
         rec: &ContainerRecord,
         network: spec::NetworkMode,
-        ip: Option<Ipv4Addr>,
+        planned: &[Planned],
     ) -> Result<(), ApiError> {
         let bundle = self.bundle_dir(&rec.id);
         let dir = self.container_dir(&rec.id);
@@ -70,7 +95,21 @@ impl Daemon {
         let hostname = rec.config.hostname.clone().unwrap_or_default();
         let domain = rec.config.domainname.as_deref();
         let hc = &rec.host_config;
-        write_etc_files(&dir, &hostname, domain, ip, hc, self.bridge.gateway())?;
+        let ip = planned.first().map(|p| p.ip);
+        let embedded_dns = planned.iter().any(|p| !p.net.builtin);
+        let mut etc_hc = hc.clone();
+        if etc_hc.dns.as_ref().is_none_or(|d| d.is_empty()) && !self.config.dns.is_empty() {
+            etc_hc.dns = Some(self.config.dns.clone());
+        }
+        write_etc_files(
+            &dir,
+            &hostname,
+            domain,
+            ip,
+            &etc_hc,
+            self.net.gateway(),
+            embedded_dns,
+        )?;
         let opts = SpecOptions {
             id: rec.id.clone(),
             args: std::iter::once(rec.path.clone())
@@ -140,7 +179,7 @@ impl Daemon {
     }
 
     /// The network namespace the container gets from its `--network` (checked at start, as
-    /// dockerd does): `default`/`bridge` and `none` get a new one (the runtime makes it; the
+    /// dockerd does): `default`/`bridge`, a user network and `none` get a new one (the runtime makes it; the
     /// daemon adds `eth0` on the default bridge between create and start), `host` the host's,
     /// `container:<name or id>` a running container's.
     fn spec_network(&self, rec: &ContainerRecord) -> Result<spec::NetworkMode, ApiError> {
@@ -151,7 +190,9 @@ impl Daemon {
             _ => {}
         }
         let Some(other) = mode.strip_prefix("container:") else {
-            return Err(ApiError::not_found(format!("network {mode} not found")));
+            // A user network: a new namespace, as for the default bridge (the network itself
+            // is looked up when its address is leased).
+            return Ok(spec::NetworkMode::Loopback);
         };
         let c = self.container(other)?;
         if c.id == rec.id {
@@ -205,6 +246,7 @@ fn write_etc_files(
     ip: Option<Ipv4Addr>,
     hc: &berth_api::models::HostConfig,
     gateway: Ipv4Addr,
+    embedded_dns: bool,
 ) -> Result<(), ApiError> {
     write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes()).map_err(io_err)?;
     let extra = hc.extra_hosts.as_deref().unwrap_or_default();
@@ -222,7 +264,9 @@ fn write_etc_files(
     );
     // In the host's network namespace the host's resolvers, loopback ones included, work as
     // they are: Docker gives such a container the host's file unchanged.
-    let conf = if hc.network_mode.as_deref() == Some("host")
+    let conf = if embedded_dns {
+        embedded_resolv_conf(&host, search, options)
+    } else if hc.network_mode.as_deref() == Some("host")
         && dns.is_empty()
         && search.is_empty()
         && options.is_empty()
@@ -232,6 +276,50 @@ fn write_etc_files(
         resolv_conf(&host, dns, search, options)
     };
     write_atomic(&dir.join("resolv.conf"), conf.as_bytes()).map_err(io_err)
+}
+
+/// The resolv.conf of a container on a user network, as Docker's: the embedded DNS server
+/// (which forwards what it does not know to the container's `--dns`, else the host's
+/// servers), the search domains of `--dns-search` or the host, and `ndots:0` before the
+/// options of `--dns-option` or the host.
+pub fn embedded_resolv_conf(host: &str, search: &[String], options: &[String]) -> String {
+    let host_fields = |key: &str| -> Vec<String> {
+        host.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(key)).then(|| w.map(str::to_string).collect::<Vec<_>>())
+            })
+            .flatten()
+            .collect()
+    };
+    let search = if search.is_empty() {
+        host_fields("search")
+    } else {
+        search.to_vec()
+    };
+    let mut opts = vec!["ndots:0".to_string()];
+    let given = if options.is_empty() {
+        host_fields("options")
+    } else {
+        options.to_vec()
+    };
+    for o in given {
+        if o.starts_with("ndots:") {
+            opts[0] = o;
+        } else if !opts.contains(&o) {
+            opts.push(o);
+        }
+    }
+    let mut s = String::new();
+    if !search.is_empty() && search != ["."] {
+        s.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    s.push_str(&format!(
+        "nameserver {}\noptions {}\n",
+        berth_network::dns::DNS_ADDRESS,
+        opts.join(" ")
+    ));
+    s
 }
 
 /// The container's resolv.conf, as Docker's: without `--dns`, `--dns-search` or

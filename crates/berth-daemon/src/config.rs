@@ -39,6 +39,9 @@ pub struct Config {
     pub bip: Option<(Ipv4Addr, Ipv4Net)>,
     /// Where the default bridge's subnet is chosen from (`default-address-pools`).
     pub address_pools: Vec<AddressPool>,
+    /// daemon.json `dns`: the nameservers of containers without `--dns` (in their
+    /// resolv.conf, or behind the embedded DNS server on user networks).
+    pub dns: Vec<String>,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
             max_layer_size: berth_snapshot::DEFAULT_MAX_LAYER_SIZE,
             bip: None,
             address_pools: berth_network::ipam::default_address_pools(),
+            dns: Vec::new(),
         }
     }
 
@@ -110,6 +114,16 @@ impl Config {
                 .map(|p| AddressPool::new(p.base, p.size))
                 .collect::<Result<_, _>>()
                 .map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
+        if let Some(dns) = f.dns {
+            for d in &dns {
+                if d.parse::<std::net::IpAddr>().is_err() {
+                    return Err(ApiError::invalid(format!(
+                        "invalid daemon configuration: dns: {d} is not an ip address"
+                    )));
+                }
+            }
+            self.dns = dns;
         }
         if let Some(opts) = f.log_opts {
             self.log_opts = opts.clone();
@@ -200,6 +214,8 @@ struct DaemonJson {
     bip: Option<String>,
     /// `[{"base": "10.10.0.0/16", "size": 24}]`
     default_address_pools: Option<Vec<AddressPool>>,
+    /// Default nameservers for containers.
+    dns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -75,10 +75,16 @@ pub struct ContainerRecord {
     /// its image is deleted with `rmi -f`.
     #[serde(default)]
     pub layers: Vec<String>,
-    /// Its endpoint on the default bridge while it runs (records written before berth had
-    /// networking have none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<crate::network::EndpointRecord>,
+    /// The networks it is attached to, in order (see `network::attachments`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<crate::network::Attachment>,
+    /// Its endpoints while it runs, one per attachment, in the same order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<crate::network::EndpointRecord>,
+    /// The single endpoint of records written before user networks (read, moved into
+    /// `endpoints` on load, never written).
+    #[serde(default, rename = "network", skip_serializing)]
+    pub legacy_endpoint: Option<crate::network::EndpointRecord>,
     /// The MAC that `--mac-address` asked for (`Config.MacAddress`, or an endpoint's
     /// `MacAddress`); Docker's derived one when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,8 +96,12 @@ pub const RECORD_FILE: &str = "config.v2.json";
 impl ContainerRecord {
     pub fn load(dir: &Path) -> std::io::Result<ContainerRecord> {
         let data = std::fs::read(dir.join(RECORD_FILE))?;
-        serde_json::from_slice(&data)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        let mut rec: ContainerRecord = serde_json::from_slice(&data)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if let Some(ep) = rec.legacy_endpoint.take() {
+            rec.endpoints.push(ep);
+        }
+        Ok(rec)
     }
 
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {

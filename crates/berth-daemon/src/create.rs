@@ -93,6 +93,11 @@ impl Daemon {
         if let Some(m) = &mac_address {
             crate::network::parse_mac(m).map_err(ApiError::invalid)?;
         }
+        let body_endpoints = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.clone())
+            .unwrap_or_default();
         let mut config = user_config(body);
         merge(&mut config, &img);
         if config.hostname.as_deref().unwrap_or("").is_empty() {
@@ -108,6 +113,10 @@ impl Daemon {
             host_config.network_mode = Some("default".into());
         }
         crate::network::check_dns_settings(&host_config).map_err(ApiError::invalid)?;
+        let networks = self.create_attachments(
+            host_config.network_mode.as_deref().unwrap_or("default"),
+            &body_endpoints,
+        )?;
         // Published ports: checked now (a bad one is refused at create, as by dockerd), and
         // their container ports exposed.
         crate::network::port_requests(&host_config, config.exposed_ports.as_ref())
@@ -165,9 +174,95 @@ impl Daemon {
             state: StateRecord::default(),
             restart_count: 0,
             layers: image.chain_ids.iter().map(|c| c.to_string()).collect(),
-            network: None,
+            networks,
+            endpoints: Vec::new(),
+            legacy_endpoint: None,
             mac_address,
         })
+    }
+}
+
+impl Daemon {
+    /// The networks a new container is attached to: the one its network mode names (the
+    /// default bridge, or a user network, which must exist), with the aliases and address its
+    /// endpoint settings ask for (Docker's errors where the network does not allow them).
+    fn create_attachments(
+        &self,
+        mode: &str,
+        endpoints: &std::collections::HashMap<String, berth_api::models::EndpointSettings>,
+    ) -> Result<Vec<crate::network::Attachment>, ApiError> {
+        let settings = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| endpoints.get(*k))
+                .or_else(|| {
+                    (endpoints.len() == 1)
+                        .then(|| endpoints.values().next())
+                        .flatten()
+                })
+                .cloned()
+                .unwrap_or_default()
+        };
+        let wanted = |ep: &berth_api::models::EndpointSettings| {
+            let aliases: Vec<String> = ep
+                .aliases
+                .iter()
+                .flatten()
+                .filter(|a| !a.is_empty())
+                .cloned()
+                .collect();
+            let ip = ep
+                .ipam_config
+                .as_ref()
+                .and_then(|c| c.ipv4_address.clone())
+                .filter(|s| !s.is_empty());
+            (aliases, ip)
+        };
+        let builtin = matches!(mode, "" | "default" | "bridge" | "host" | "none")
+            || mode.starts_with("container:");
+        if builtin {
+            let (aliases, ip) = wanted(&settings(&[mode, "bridge", "default"]));
+            if !aliases.is_empty() {
+                return Err(ApiError::invalid(
+                    "network-scoped alias is supported only for containers in user defined networks",
+                ));
+            }
+            if ip.is_some() {
+                return Err(ApiError::invalid(
+                    "user specified IP address is supported on user defined networks only",
+                ));
+            }
+            return Ok(if matches!(mode, "" | "default" | "bridge") {
+                vec![crate::network::Attachment {
+                    network: crate::network::NETWORK.into(),
+                    network_id: self.net.default_id(),
+                    ..Default::default()
+                }]
+            } else {
+                Vec::new()
+            });
+        }
+        let net = self
+            .net
+            .find(mode)
+            .ok_or_else(|| ApiError::not_found(format!("network {mode} not found")))?;
+        let (aliases, ip) = wanted(&settings(&[mode, &net.cfg.name, &net.cfg.id]));
+        let ipv4_address = ip
+            .map(|s| {
+                s.parse::<std::net::Ipv4Addr>()
+                    .map_err(|_| ApiError::invalid(format!("invalid IPv4 address: {s}")))
+            })
+            .transpose()?;
+        if ipv4_address.is_some() && !net.cfg.user_subnet {
+            return Err(ApiError::invalid(
+                "user specified IP address is supported only when connecting to networks with user configured subnets",
+            ));
+        }
+        Ok(vec![crate::network::Attachment {
+            network: net.cfg.name.clone(),
+            network_id: net.cfg.id.clone(),
+            aliases,
+            ipv4_address,
+        }])
     }
 }
 

@@ -57,7 +57,7 @@ fn command(rec: &ContainerRecord) -> String {
 
 /// The published ports of a running container (none otherwise).
 fn published(rec: &ContainerRecord) -> &[crate::network::PortMapping] {
-    match &rec.network {
+    match rec.endpoints.iter().find(|e| !e.ports.is_empty()) {
         Some(ep) if rec.state.status.is_live() => &ep.ports,
         _ => &[],
     }
@@ -234,35 +234,73 @@ impl Daemon {
     /// `NetworkSettings.Networks` (and its Docker 20.10 top-level copy): the container's
     /// network with its endpoint while it runs, empty fields otherwise.
     fn network_settings(&self, rec: &ContainerRecord) -> NetworkSettingsCompat {
-        let ep = rec.network.as_ref().filter(|_| rec.state.status.is_live());
-        let endpoint = |name: &str| EndpointSettings {
-            ipam_config: None,
-            links: None,
-            aliases: None,
-            mac_address: Some(ep.map(|e| e.mac.clone()).unwrap_or_default()),
-            driver_opts: None,
-            network_id: Some(match (name, ep) {
-                (_, Some(e)) => e.network_id.clone(),
-                (crate::network::NETWORK, None) => self.bridge.id.clone(),
-                _ => String::new(),
-            }),
-            endpoint_id: Some(ep.map(|e| e.endpoint_id.clone()).unwrap_or_default()),
-            gateway: Some(
-                ep.and_then(|e| e.gateway)
-                    .map(|g| g.to_string())
-                    .unwrap_or_default(),
-            ),
-            ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
-            ip_prefix_len: Some(ep.map(|e| i64::from(e.prefix_len)).unwrap_or(0)),
-            ipv6_gateway: Some(String::new()),
-            global_ipv6_address: Some(String::new()),
-            global_ipv6_prefix_len: Some(0),
-            ..Default::default()
+        let live = rec.state.status.is_live();
+        let endpoint = |a: &crate::network::Attachment,
+                        ep: Option<&crate::network::EndpointRecord>| {
+            let ep = ep.filter(|_| live);
+            let user = !matches!(
+                a.network.as_str(),
+                crate::network::NETWORK | "host" | "none"
+            );
+            let mut aliases = a.aliases.clone();
+            if user {
+                aliases.push(rec.id[..12].to_string());
+            }
+            EndpointSettings {
+                ipam_config: a
+                    .ipv4_address
+                    .map(|ip| berth_api::models::EndpointIpamConfig {
+                        ipv4_address: Some(ip.to_string()),
+                        ..Default::default()
+                    }),
+                links: None,
+                aliases: user.then_some(aliases),
+                mac_address: Some(ep.map(|e| e.mac.clone()).unwrap_or_default()),
+                driver_opts: None,
+                network_id: Some(match ep {
+                    Some(e) => e.network_id.clone(),
+                    None => self
+                        .net
+                        .resolve(a)
+                        .map(|n| n.cfg.id.clone())
+                        .unwrap_or_else(|| a.network_id.clone()),
+                }),
+                endpoint_id: Some(ep.map(|e| e.endpoint_id.clone()).unwrap_or_default()),
+                gateway: Some(
+                    ep.and_then(|e| e.gateway)
+                        .map(|g| g.to_string())
+                        .unwrap_or_default(),
+                ),
+                ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
+                ip_prefix_len: Some(ep.map(|e| i64::from(e.prefix_len)).unwrap_or(0)),
+                ipv6_gateway: Some(String::new()),
+                global_ipv6_address: Some(String::new()),
+                global_ipv6_prefix_len: Some(0),
+                ..Default::default()
+            }
         };
-        let networks: HashMap<String, EndpointSettings> = crate::network::network_name(rec)
-            .map(|n| (n.to_string(), endpoint(n)))
-            .into_iter()
-            .collect();
+        let mut networks: HashMap<String, EndpointSettings> = HashMap::new();
+        for a in crate::network::attachments(rec) {
+            let ep = rec.endpoints.iter().find(|e| {
+                e.network_id == a.network_id || (a.network_id.is_empty() && e.network == a.network)
+            });
+            networks.insert(a.network.clone(), endpoint(&a, ep));
+        }
+        for builtin in ["host", "none"] {
+            if rec.host_config.network_mode.as_deref() == Some(builtin) {
+                let id = if builtin == "host" {
+                    &self.net.host_id
+                } else {
+                    &self.net.none_id
+                };
+                let a = crate::network::Attachment {
+                    network: builtin.into(),
+                    network_id: id.clone(),
+                    ..Default::default()
+                };
+                networks.insert(builtin.into(), endpoint(&a, None));
+            }
+        }
         let top = networks.get(crate::network::NETWORK);
         let field =
             |f: fn(&EndpointSettings) -> Option<String>| top.and_then(f).unwrap_or_default();
@@ -404,7 +442,9 @@ mod tests {
             },
             restart_count: 0,
             layers: vec![],
-            network: None,
+            networks: vec![],
+            endpoints: vec![],
+            legacy_endpoint: None,
         }
     }
 

@@ -20,9 +20,12 @@
 //!                                   a read-only lower between the image and rw/
 //!     <id>-json.log[.N]             its log, json-file format, rotated (log_path())
 //!     hostname  hosts  resolv.conf  bind-mounted into /etc
-//!   network/                        network_dir(): the default bridge
-//!     bridge.id                     its network id (64 hex, made once; inspect's NetworkID)
-//!     leases/bridge.json            its subnet, gateway and address leases (leases_dir(),
+//!   network/                        network_dir(): the networks
+//!     bridge.id host.id none.id     the built-in networks' ids (64 hex, made once)
+//!     networks/<id>.json            a user network's settings (user_networks_dir(),
+//!                                   network::NetworkConfig)
+//!     leases/bridge.json            the default bridge's subnet, gateway and address leases
+//!     leases/<id>.json              a user network's (leases_dir(),
 //!                                   berth_network::ipam::NetworkAddresses, written atomically)
 //!   builder/
 //!     cache/<key>                   build cache: a step's key -> the image it made (build_cache())
@@ -88,6 +91,11 @@ pub fn build_tmp(data_root: &Path, id: &str) -> PathBuf {
 /// `<data-root>/network`: the networks' state.
 pub fn network_dir(data_root: &Path) -> PathBuf {
     data_root.join("network")
+}
+
+/// `<data-root>/network/networks`: one `<id>.json` of settings per user network.
+pub fn user_networks_dir(data_root: &Path) -> PathBuf {
+    network_dir(data_root).join("networks")
 }
 
 /// `<data-root>/network/leases`: one `<network>.json` of address leases per network.

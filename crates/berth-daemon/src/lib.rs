@@ -11,6 +11,7 @@ mod cgroups;
 pub mod config;
 pub mod container;
 pub mod create;
+mod dns;
 pub mod exec;
 mod fsutil;
 pub mod images;
@@ -45,8 +46,8 @@ pub struct Daemon {
     /// name → id; also guards name uniqueness.
     names: RwLock<HashMap<String, String>>,
     execs: RwLock<HashMap<String, Arc<exec::Exec>>>,
-    /// The default bridge (`berth0`) and its leases.
-    pub(crate) bridge: network::DefaultBridge,
+    /// The networks (the default bridge `berth0`, user networks), their leases and ports.
+    pub(crate) net: network::Networks,
 }
 
 impl Daemon {
@@ -67,14 +68,14 @@ impl Daemon {
         images.set_apply_options(berth_snapshot::ApplyOptions {
             max_size: config.max_layer_size,
         });
-        let bridge = network::DefaultBridge::init(&config).await?;
+        let net = network::Networks::init(&config).await?;
         let d = Arc::new(Daemon {
             config,
             images: Arc::new(images),
             containers: RwLock::new(HashMap::new()),
             names: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
-            bridge,
+            net,
         });
         d.unmount_scratch();
         d.clean_build_leftovers();
@@ -205,22 +206,21 @@ impl Daemon {
     }
 
     /// After loading the containers: a container that is not live holds no endpoint; the
-    /// bridge keeps the leases and veths of the live ones only.
-    async fn reconcile_network(&self) {
+    /// networks keep the leases and veths of the live ones only.
+    async fn reconcile_network(self: &Arc<Self>) {
         let mut live = HashMap::new();
         for c in self.all_containers() {
             let rec = c.record();
-            match rec.network {
-                Some(ep) if rec.state.status.is_live() => {
-                    live.insert(c.id.clone(), ep);
+            if rec.state.status.is_live() {
+                if !rec.endpoints.is_empty() {
+                    live.insert(c.id.clone(), rec.endpoints.clone());
                 }
-                Some(_) => {
-                    c.update(&self.container_dir(&c.id), |r| r.network = None);
-                }
-                None => {}
+            } else if !rec.endpoints.is_empty() {
+                c.update(&self.container_dir(&c.id), |r| r.endpoints.clear());
             }
         }
-        self.bridge.reconcile(&live).await;
+        self.net.reconcile(&live).await;
+        self.restore_dns();
     }
 
     /// Ids of containers created from an image, with whether they run.

@@ -7,7 +7,6 @@ use crate::Daemon;
 pub use berth_api::types::WaitCondition;
 use berth_api::{ApiError, ErrorKind};
 use berth_runtime::shim::Request;
-use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,8 +86,8 @@ impl Daemon {
         crate::cgroups::prime_migration_lock();
         let prepared = self.prepare_bundle(&rec).await;
         let t_prepare = t0.elapsed();
-        let ip = match prepared {
-            Ok(ip) => ip,
+        let planned = match prepared {
+            Ok(p) => p,
             Err(e) => {
                 self.cleanup_bundle(&c.id);
                 c.update(&dir, |r| {
@@ -103,33 +102,44 @@ impl Daemon {
         let ready = match ready {
             Ok(r) if r.ok => r,
             Ok(r) => {
-                self.release_lease(c, ip).await;
+                self.release_network(c, &[]).await;
                 Err(self.start_failed(c, r.error.unwrap_or_default()))?
             }
             Err(e) => {
-                self.release_lease(c, ip).await;
+                self.release_network(c, &[]).await;
                 Err(self.start_failed(c, e.message))?
             }
         };
         let pid = ready.pid.unwrap_or(0);
-        // The init exists, in its new network namespace, and waits for `start`: plug it in.
-        let mut endpoint = match ip {
-            Some(ip) => match self
-                .bridge
-                .connect(&c.id, pid, ip, rec.mac_address.as_deref())
+        // The init exists, in its new network namespace, and waits for `start`: plug it in,
+        // `eth0` first; the first network with a gateway gives the default route.
+        let mut endpoints = Vec::new();
+        let mut routed = false;
+        for (i, p) in planned.iter().enumerate() {
+            let mac = if i == 0 {
+                rec.mac_address.as_deref()
+            } else {
+                None
+            };
+            let route = !routed && !p.net.cfg.internal;
+            match self
+                .net
+                .connect(&p.net, &c.id, pid, &format!("eth{i}"), p.ip, mac, route)
                 .await
             {
-                Ok(ep) => Some(ep),
+                Ok(ep) => {
+                    routed |= ep.gateway.is_some();
+                    endpoints.push(ep);
+                }
                 Err(e) => {
                     let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
-                    self.release_lease(c, Some(ip)).await;
-                    return Err(self.network_failed(c, e));
+                    self.release_network(c, &endpoints).await;
+                    return Err(self.network_failed(c, &p.net.cfg.bridge, e));
                 }
-            },
-            None => None,
-        };
-        // Its published ports: host ports held, DNAT rules written.
-        if let Some(ep) = endpoint.as_mut() {
+            }
+        }
+        // Its published ports, on its first network: host ports held, DNAT rules written.
+        if let Some(ep) = endpoints.first_mut() {
             let published = match crate::network::port_requests(
                 &rec.host_config,
                 rec.config.exposed_ports.as_ref(),
@@ -138,7 +148,7 @@ impl Daemon {
                 Ok(req) => {
                     let d = self.clone();
                     let (id, ip) = (c.id.clone(), ep.ip);
-                    tokio::task::spawn_blocking(move || d.bridge.publish(&id, ip, &req))
+                    tokio::task::spawn_blocking(move || d.net.publish(&id, ip, &req))
                         .await
                         .unwrap_or_else(|e| Err(e.to_string()))
                 }
@@ -148,9 +158,18 @@ impl Daemon {
                 Ok(p) => ep.ports = p,
                 Err(e) => {
                     let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
-                    self.release_network(c, Some(ep)).await;
-                    return Err(self.ports_failed(c, &rec.name, &ep.endpoint_id, e));
+                    let endpoint_id = ep.endpoint_id.clone();
+                    self.release_network(c, &endpoints).await;
+                    return Err(self.ports_failed(c, &rec.name, &endpoint_id, e));
                 }
+            }
+        }
+        // The embedded DNS server, for a container on a user network.
+        if planned.iter().any(|p| !p.net.builtin) {
+            if let Err(e) = self.start_dns(&c.id, pid) {
+                let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+                self.release_network(c, &endpoints).await;
+                return Err(self.network_failed(c, "the embedded DNS server", e));
             }
         }
         let t_net = t0.elapsed();
@@ -170,11 +189,11 @@ impl Daemon {
         }
         if let Err(e) = shim_client::call(&bundle, &Request::Start).await {
             let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
-            self.release_network(c, endpoint.as_ref()).await;
+            self.release_network(c, &endpoints).await;
             return Err(self.start_failed(c, e.message));
         }
         c.update(&dir, |r| {
-            r.network = endpoint;
+            r.endpoints = endpoints;
             r.state.status = Status::Running;
             r.state.pid = pid;
             r.state.exit_code = 0;
@@ -227,12 +246,9 @@ impl Daemon {
     }
 
     /// Plugging the container into its network failed: record it, and build the error.
-    fn network_failed(&self, c: &Arc<Container>, msg: String) -> ApiError {
+    fn network_failed(&self, c: &Arc<Container>, what: &str, msg: String) -> ApiError {
         self.cleanup_bundle(&c.id);
-        let full = format!(
-            "failed to set up the container's network: connect to {}: {msg}",
-            crate::network::BRIDGE
-        );
+        let full = format!("failed to set up the container's network: connect to {what}: {msg}");
         c.update(&self.container_dir(&c.id), |r| {
             r.state.error = full.clone();
             r.state.exit_code = 128;
@@ -259,28 +275,21 @@ impl Daemon {
         ApiError::internal(full)
     }
 
-    /// Give up the address leased for a start that failed (the file write off the async
-    /// threads).
-    async fn release_lease(self: &Arc<Self>, c: &Arc<Container>, ip: Option<Ipv4Addr>) {
-        if ip.is_some() {
-            self.release_network(c, None).await;
-        }
-    }
-
-    /// Release a container's place on the default bridge: its lease, and its veth if it is
-    /// still there (see `DefaultBridge::release`).
-    async fn release_network(
+    /// Release a container's place on its networks: its ports, its leases, its DNS server,
+    /// and its veths if they are still there (see `Networks::release`).
+    pub(crate) async fn release_network(
         self: &Arc<Self>,
         c: &Arc<Container>,
-        ep: Option<&crate::network::EndpointRecord>,
+        eps: &[crate::network::EndpointRecord],
     ) {
+        self.stop_dns(&c.id);
         let d = self.clone();
         let id = c.id.clone();
-        let ep = ep.cloned();
+        let eps = eps.to_vec();
         let handle = tokio::runtime::Handle::current();
         let _ = tokio::task::spawn_blocking(move || {
             let _rt = handle.enter();
-            d.bridge.release(&id, ep.as_ref())
+            d.net.release(&id, &eps)
         })
         .await;
     }
@@ -319,16 +328,16 @@ impl Daemon {
             .unwrap_or_else(chrono::Utc::now);
         let oom = st.as_ref().map(|s| s.oom_killed).unwrap_or(false);
         self.cleanup_bundle(&c.id);
-        let (endpoint, bridged) = {
+        let (endpoints, attached) = {
             let r = c.record();
-            let bridged = crate::network::on_default_bridge(&r);
-            (r.network, bridged)
+            let attached = !crate::network::attachments(&r).is_empty();
+            (r.endpoints, attached)
         };
-        if endpoint.is_some() || bridged {
-            self.release_network(c, endpoint.as_ref()).await;
+        if !endpoints.is_empty() || attached {
+            self.release_network(c, &endpoints).await;
         }
         c.update(&self.container_dir(&c.id), |r| {
-            r.network = None;
+            r.endpoints.clear();
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = exit_code;

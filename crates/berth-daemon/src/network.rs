@@ -1,23 +1,29 @@
-//! The default bridge: `berth0`, its addresses, and each container's `eth0` on it.
+//! The container networks: the default bridge `berth0`, user-defined bridge networks
+//! (`br-<id>`), each container's interfaces on them, published ports, and the embedded DNS.
 //!
-//! Built from `berth_network` (see its documentation): at daemon start [`DefaultBridge::init`]
-//! settles the subnet (daemon.json `bip`, else the one saved in the leases file, else the
-//! address the bridge already has, else the first subnet of `default-address-pools` that
-//! collides with no route of the host), ensures the bridge, turns on ip forwarding and
-//! writes berth's NAT table; [`DefaultBridge::reconcile`] then drops what no live container
-//! owns (leases, veths on the bridge). A container on the default network gets an address
-//! before its bundle is written ([`DefaultBridge::allocate`], so `/etc/hosts` names it), and
-//! its veth once its shim reports the created-but-not-started init ([`DefaultBridge::connect`]);
-//! both are released when it exits ([`DefaultBridge::release`]).
+//! Built from `berth_network` (see its documentation). At daemon start [`Networks::init`]
+//! settles the default bridge's subnet (daemon.json `bip`, else the one saved in its leases
+//! file, else the address the bridge already has, else the first subnet of
+//! `default-address-pools` that collides with no route of the host), loads the user networks
+//! (`<data-root>/network/networks/<id>.json`) and ensures every bridge, turns on ip
+//! forwarding and writes berth's NAT table; [`Networks::reconcile`] then drops what no live
+//! container owns (leases, veths on the bridges) and serves DNS again to the live containers.
 //!
-//! The leases file is rewritten on each change, but the container records are the truth:
+//! A container's networks are its record's attachments ([`attachments`]): the default
+//! bridge for network mode `default`/`bridge`, else the user network it names, plus those
+//! `network connect` added. Each gets an address before the bundle is written
+//! ([`Networks::allocate`]: `/etc/hosts` names the first) and its interface (`eth0`,
+//! `eth1`, …) once the shim reports the created-but-not-started init ([`Networks::connect`]);
+//! all are released when it exits ([`Networks::release`]).
+//!
+//! The leases files are rewritten on each change, but the container records are the truth:
 //! reconciling re-leases any address a live container's record holds.
 //!
-//! Published ports ([`DefaultBridge::publish`], [`DefaultBridge::unpublish`]): each host port
-//! is held by a socket the daemon binds (the check that it is free, and the reservation), and
-//! every change rewrites berth's NAT table from all published ports in one atomic batch;
-//! after a restart the live containers' ports are bound and written again from their records.
-//! See docs/ARCHITECTURE.md, "Networking".
+//! Published ports ([`Networks::publish`], [`Networks::unpublish`]): each host port is held
+//! by a socket the daemon binds (the check that it is free, and the reservation), and every
+//! change rewrites berth's NAT table from all networks and published ports in one atomic
+//! batch; after a restart the live containers' ports are bound and written again from their
+//! records. See docs/ARCHITECTURE.md, "Networking".
 
 use crate::container::ContainerRecord;
 use crate::fsutil::write_atomic;
@@ -26,34 +32,84 @@ use berth_api::ApiError;
 use berth_network::{ipam, link, nat, ports};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// The default bridge's interface.
 pub const BRIDGE: &str = "berth0";
 /// The default bridge network's name (Docker's), also its leases file's id.
 pub const NETWORK: &str = "bridge";
 
-/// A container's endpoint on a network, as its record keeps it.
+fn default_ifname() -> String {
+    "eth0".into()
+}
+
+/// A container's endpoint on a network, as its record keeps it while the container runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointRecord {
-    /// The network's name (`bridge`).
+    /// The network's name (`bridge`, `mynet`).
     pub network: String,
     pub network_id: String,
     pub endpoint_id: String,
     /// The veth's host end, on the bridge.
     pub host_ifname: String,
+    /// The interface inside the container (`eth0`, `eth1`, …).
+    #[serde(default = "default_ifname")]
+    pub ifname: String,
     pub ip: Ipv4Addr,
     pub prefix_len: u8,
+    /// The default route's gateway, when this endpoint gives the container its default route.
     pub gateway: Option<Ipv4Addr>,
     /// `02:42:ac:11:00:02`
     pub mac: String,
     /// Its published ports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortMapping>,
+}
+
+/// A network the container is attached to, with what its endpoint asks for (kept while the
+/// container is stopped too: `NetworkSettings.Networks`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The network's name.
+    pub network: String,
+    /// Its id when the container was attached (a network removed and made again under the
+    /// same name is found by name).
+    #[serde(default)]
+    pub network_id: String,
+    /// `--network-alias` / `network connect --alias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `--ip` / `network connect --ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<Ipv4Addr>,
+}
+
+/// The networks a container gets endpoints on, in order (the first gives `eth0`): its
+/// record's attachments; for a record made before attachments were kept, the default bridge
+/// when its mode says so.
+pub fn attachments(rec: &ContainerRecord) -> Vec<Attachment> {
+    if !rec.networks.is_empty() {
+        return rec.networks.clone();
+    }
+    if on_default_bridge(rec) {
+        return vec![Attachment {
+            network: NETWORK.into(),
+            ..Default::default()
+        }];
+    }
+    Vec::new()
+}
+
+/// An endpoint to plug in at start: the network, what the container asked of it, and the
+/// address leased.
+pub struct Planned {
+    pub net: Arc<Net>,
+    pub att: Attachment,
+    pub ip: Ipv4Addr,
 }
 
 /// A published port as the container's record keeps it: `proto` `container_port` ←
@@ -149,20 +205,64 @@ pub fn on_default_bridge(rec: &ContainerRecord) -> bool {
     )
 }
 
-/// The name under which `inspect` lists the container's network (`NetworkSettings.Networks`),
-/// if it has one there.
-pub fn network_name(rec: &ContainerRecord) -> Option<&str> {
-    match rec.host_config.network_mode.as_deref().unwrap_or("default") {
-        "" | "default" | "bridge" => Some(NETWORK),
-        "none" => Some("none"),
-        "host" => Some("host"),
-        _ => None,
+/// A network's settings. The default bridge's are made at each start; a user network's are
+/// kept in `<data-root>/network/networks/<id>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    pub id: String,
+    pub name: String,
+    pub created: chrono::DateTime<chrono::Utc>,
+    /// The bridge interface (`berth0`, `br-<id[..12]>`).
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Ipv4Net>,
+    /// The subnet was given (`--subnet`): only then may a container ask for its address.
+    #[serde(default)]
+    pub user_subnet: bool,
+    /// The gateway was given (`--gateway`): `IPAM.Config` shows it only then, as Docker's.
+    #[serde(default)]
+    pub user_gateway: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub enable_ipv6: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// `--aux-address`: names → addresses kept out of allocation.
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+}
+
+/// One network, set up: its settings, its addresses, its bridge.
+pub struct Net {
+    pub cfg: NetworkConfig,
+    /// The default bridge (a built-in network: it cannot be removed, has no DNS).
+    pub builtin: bool,
+    leases: Mutex<ipam::NetworkAddresses>,
+}
+
+impl Net {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ipam::NetworkAddresses> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn masquerade(&self) -> Option<nat::Masquerade> {
+        (!self.cfg.internal).then(|| nat::Masquerade {
+            subnet: self.cfg.subnet,
+            bridge: self.cfg.bridge.clone(),
+        })
     }
 }
 
 /// A built-in network's id: a random 64-hex id saved in `<data-root>/network/<name>.id` the
 /// first time (as Docker keeps its built-in networks' ids), read back afterwards.
-fn builtin_id(dir: &std::path::Path, name: &str) -> Result<String, ApiError> {
+fn builtin_id(dir: &Path, name: &str) -> Result<String, ApiError> {
     let path = dir.join(format!("{name}.id"));
     match std::fs::read_to_string(&path) {
         Ok(s) if s.trim().len() == 64 => Ok(s.trim().to_string()),
@@ -179,35 +279,90 @@ fn err(what: &str) -> impl Fn(String) -> ApiError + '_ {
     move |e| ApiError::internal(format!("{what}: {e}"))
 }
 
-/// The default bridge, set up.
-pub struct DefaultBridge {
+/// What `network create` asks for (`POST /networks/create`), checked by
+/// [`Networks::create`].
+#[derive(Debug, Default, Clone)]
+pub struct CreateRequest {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    pub aux_addresses: BTreeMap<String, String>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub enable_ipv6: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// The option naming a user network's bridge (Docker's).
+pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+
+/// Every network, set up.
+pub struct Networks {
     /// One rtnetlink connection in the daemon's namespace, for every container.
     host: link::Netlink,
-    bridge_index: u32,
-    leases: Mutex<ipam::NetworkAddresses>,
+    /// `<data-root>/network`.
+    dir: PathBuf,
     leases_dir: PathBuf,
-    /// The network's id (`Networks.bridge.NetworkID`).
-    pub id: String,
+    /// The default bridge first, then the user networks.
+    nets: RwLock<Vec<Arc<Net>>>,
     /// The ids of the built-in `host` and `none` networks.
     pub host_id: String,
     pub none_id: String,
+    /// For subnets chosen for new networks.
+    pools: Vec<ipam::AddressPool>,
     /// Published ports; the lock also orders the NAT table's rewrites.
     ports: Mutex<PortTable>,
+    /// Orders network creations and removals (and the checks that they are allowed).
+    pub(crate) admin: tokio::sync::Mutex<()>,
+    /// The embedded DNS servers of the running containers on user networks.
+    pub(crate) dns: crate::dns::DnsServers,
 }
 
-impl DefaultBridge {
-    /// Set up the default bridge (see the module documentation). Call it inside the daemon's
+impl Networks {
+    /// Set up every network (see the module documentation). Call it inside the daemon's
     /// tokio runtime, in the daemon's network namespace.
-    pub async fn init(config: &crate::Config) -> Result<DefaultBridge, ApiError> {
+    pub async fn init(config: &crate::Config) -> Result<Networks, ApiError> {
         let dir = crate::layout::network_dir(&config.data_root);
         let leases_dir = crate::layout::leases_dir(&config.data_root);
-        std::fs::create_dir_all(&leases_dir)
-            .map_err(|e| err("cannot create the network directory")(e.to_string()))?;
+        let user_dir = crate::layout::user_networks_dir(&config.data_root);
+        for d in [&leases_dir, &user_dir] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| err("cannot create the network directory")(e.to_string()))?;
+        }
         let id = builtin_id(&dir, NETWORK)?;
         let host_id = builtin_id(&dir, "host")?;
         let none_id = builtin_id(&dir, "none")?;
         let setup = err("cannot set up the default bridge");
         let host = link::Netlink::new().map_err(|e| setup(e.to_string()))?;
+
+        // The user networks first: the default bridge's subnet, when chosen, avoids theirs.
+        let mut users = Vec::new();
+        for cfg in load_user_networks(&user_dir) {
+            let leases = match ipam::NetworkAddresses::load(&leases_dir, &cfg.id) {
+                Ok(Some(l)) if l.subnet() == cfg.subnet => l,
+                _ => match ipam::NetworkAddresses::new(
+                    &cfg.id,
+                    cfg.subnet,
+                    Some(cfg.gateway),
+                    cfg.ip_range,
+                ) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(network = %cfg.name, "cannot load its addresses: {e}");
+                        continue;
+                    }
+                },
+            };
+            users.push(Net {
+                cfg,
+                builtin: false,
+                leases: Mutex::new(leases),
+            });
+        }
+        let user_subnets: Vec<Ipv4Net> = users.iter().map(|n| n.cfg.subnet).collect();
+
         let saved =
             ipam::NetworkAddresses::load(&leases_dir, NETWORK).map_err(|e| setup(e.to_string()))?;
         let existing = host.link(BRIDGE).await.map_err(|e| setup(e.to_string()))?;
@@ -234,7 +389,7 @@ impl DefaultBridge {
                             .host_routes(&ignore)
                             .await
                             .map_err(|e| setup(e.to_string()))?;
-                        let s = ipam::choose_subnet(&config.address_pools, &[], &routes)
+                        let s = ipam::choose_subnet(&config.address_pools, &user_subnets, &routes)
                             .map_err(|e| setup(e.to_string()))?;
                         (s, None)
                     }
@@ -243,101 +398,203 @@ impl DefaultBridge {
                     .map_err(|e| setup(e.to_string()))?
             }
         };
-        let subnet = leases.subnet();
-        let gw = Ipv4Net::new(leases.gateway(), subnet.prefix_len()).expect("prefix of a subnet");
-        let bridge_index = host
-            .ensure_bridge(BRIDGE, gw)
-            .await
-            .map_err(|e| setup(e.to_string()))?;
-        nat::enable_ip_forward().map_err(|e| setup(e.to_string()))?;
-        nat::enable_route_localnet(BRIDGE).map_err(|e| setup(e.to_string()))?;
-        nat::Nat::new()
-            .apply(&[nat::Masquerade {
-                subnet,
+        let created = std::fs::metadata(dir.join(format!("{NETWORK}.id")))
+            .and_then(|m| m.modified())
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .unwrap_or_else(|_| chrono::Utc::now());
+        let default = Net {
+            cfg: NetworkConfig {
+                id,
+                name: NETWORK.into(),
+                created,
                 bridge: BRIDGE.into(),
-            }])
-            .map_err(|e| setup(e.to_string()))?;
-        leases.save(&leases_dir).map_err(|e| setup(e.to_string()))?;
-        tracing::info!(bridge = BRIDGE, %gw, "default bridge ready");
-        Ok(DefaultBridge {
-            host,
-            bridge_index,
+                subnet: leases.subnet(),
+                gateway: leases.gateway(),
+                ip_range: None,
+                user_subnet: false,
+                user_gateway: false,
+                internal: false,
+                attachable: false,
+                enable_ipv6: false,
+                labels: BTreeMap::new(),
+                options: BTreeMap::new(),
+                aux_addresses: BTreeMap::new(),
+            },
+            builtin: true,
             leases: Mutex::new(leases),
+        };
+        let mut nets = vec![Arc::new(default)];
+        nets.extend(users.into_iter().map(Arc::new));
+        for n in &nets {
+            let gw = Ipv4Net::new(n.cfg.gateway, n.cfg.subnet.prefix_len()).expect("a prefix");
+            let what = format!(
+                "cannot set up the bridge {} of network {}",
+                n.cfg.bridge, n.cfg.name
+            );
+            host.ensure_bridge(&n.cfg.bridge, gw)
+                .await
+                .map_err(|e| err(&what)(e.to_string()))?;
+            nat::enable_route_localnet(&n.cfg.bridge).map_err(|e| err(&what)(e.to_string()))?;
+            n.lock()
+                .save(&leases_dir)
+                .map_err(|e| err(&what)(e.to_string()))?;
+        }
+        nat::enable_ip_forward().map_err(|e| setup(e.to_string()))?;
+        let masq: Vec<_> = nets.iter().filter_map(|n| n.masquerade()).collect();
+        nat::Nat::new()
+            .apply(&masq)
+            .map_err(|e| setup(e.to_string()))?;
+        tracing::info!(bridge = BRIDGE, networks = nets.len(), "networks ready");
+        Ok(Networks {
+            host,
+            dir,
             leases_dir,
-            id,
+            nets: RwLock::new(nets),
             host_id,
             none_id,
+            pools: config.address_pools.clone(),
             ports: Mutex::new(PortTable::default()),
+            admin: tokio::sync::Mutex::new(()),
+            dns: Default::default(),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ipam::NetworkAddresses> {
-        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    fn nets(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Net>>> {
+        self.nets.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Write the leases file (not fsynced: after a power loss no container runs, and after a
-    /// crash of the daemon the rename is whole; `reconcile` re-leases what records hold).
-    fn save(&self, leases: &ipam::NetworkAddresses) {
+    /// Every network, the default bridge first.
+    pub fn list(&self) -> Vec<Arc<Net>> {
+        self.nets().clone()
+    }
+
+    /// The default bridge.
+    pub fn default_net(&self) -> Arc<Net> {
+        self.nets()[0].clone()
+    }
+
+    /// The default bridge's id.
+    pub fn default_id(&self) -> String {
+        self.default_net().cfg.id.clone()
+    }
+
+    /// A network by name, full id, or unique id prefix (as Docker finds them).
+    pub fn find(&self, key: &str) -> Option<Arc<Net>> {
+        let nets = self.nets();
+        if let Some(n) = nets.iter().find(|n| n.cfg.name == key || n.cfg.id == key) {
+            return Some(n.clone());
+        }
+        let m: Vec<_> = nets
+            .iter()
+            .filter(|n| !key.is_empty() && n.cfg.id.starts_with(key))
+            .collect();
+        (m.len() == 1).then(|| m[0].clone())
+    }
+
+    /// The network an attachment names: by its id, else by its name.
+    pub fn resolve(&self, a: &Attachment) -> Option<Arc<Net>> {
+        let nets = self.nets();
+        nets.iter()
+            .find(|n| !a.network_id.is_empty() && n.cfg.id == a.network_id)
+            .or_else(|| nets.iter().find(|n| n.cfg.name == a.network))
+            .cloned()
+    }
+
+    /// The default bridge's gateway address (what `host-gateway` means in `--add-host`).
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.default_net().cfg.gateway
+    }
+
+    /// The default bridge's subnet.
+    pub fn subnet(&self) -> Ipv4Net {
+        self.default_net().cfg.subnet
+    }
+
+    /// Write a network's leases file (not fsynced: after a power loss no container runs, and
+    /// after a crash of the daemon the rename is whole; `reconcile` re-leases what records
+    /// hold).
+    fn save(&self, net: &Net, leases: &ipam::NetworkAddresses) {
         if let Err(e) = leases.save_unsynced(&self.leases_dir) {
-            tracing::error!("cannot save the default bridge's leases: {e}");
+            tracing::error!(network = %net.cfg.name, "cannot save the leases: {e}");
         }
     }
 
-    /// The bridge's gateway address (what `host-gateway` means in `--add-host`).
-    pub fn gateway(&self) -> Ipv4Addr {
-        self.lock().gateway()
-    }
-
-    /// The bridge's subnet.
-    pub fn subnet(&self) -> Ipv4Net {
-        self.lock().subnet()
-    }
-
-    /// Lease an address to container `id` (blocking: it writes the leases file).
-    pub fn allocate(&self, id: &str) -> Result<Ipv4Addr, ApiError> {
-        let mut l = self.lock();
-        let ip = l
-            .allocate(id)
-            .map_err(|e| ApiError::internal(format!("cannot allocate an address: {e}")))?;
-        self.save(&l);
+    /// Lease an address on `net` to container `id`: `requested` (`--ip`), else the next
+    /// free one (blocking: it writes the leases file).
+    pub fn allocate(
+        &self,
+        net: &Net,
+        id: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, ApiError> {
+        let mut l = net.lock();
+        let ip = match requested {
+            Some(ip) => {
+                if !net.cfg.user_subnet {
+                    return Err(ApiError::invalid(
+                        "user specified IP address is supported only when connecting to networks with user configured subnets",
+                    ));
+                }
+                l.request(ip, id).map_err(|e| match e {
+                    ipam::IpamError::AddressInUse(_) => {
+                        ApiError::forbidden("Address already in use")
+                    }
+                    e => ApiError::invalid(e.to_string()),
+                })?;
+                ip
+            }
+            None => l.allocate(id).map_err(|e| {
+                ApiError::internal(format!(
+                    "no available IPv4 addresses on this network's address pools: {} ({}): {e}",
+                    net.cfg.name, net.cfg.id
+                ))
+            })?,
+        };
+        self.save(net, &l);
         Ok(ip)
     }
 
-    /// Give up container `id`'s leases (blocking: it writes the leases file when it had one).
-    pub fn release_lease(&self, id: &str) {
-        let mut l = self.lock();
+    /// Give up container `id`'s lease on `net` (blocking: it writes the leases file when it
+    /// had one).
+    pub fn release_lease(&self, net: &Net, id: &str) {
+        let mut l = net.lock();
         if !l.release_owner(id).is_empty() {
-            self.save(&l);
+            self.save(net, &l);
         }
     }
 
-    /// Plug container `id`, whose init is `pid` (created, not started), into the bridge with
-    /// address `ip`.
+    /// Plug container `id`, whose init is `pid`, into `net` as `ifname` with address `ip`;
+    /// with `default_route`, the container's default route goes through this network's
+    /// gateway.
+    #[allow(clippy::too_many_arguments)]
     pub async fn connect(
         &self,
+        net: &Net,
         id: &str,
         pid: i32,
+        ifname: &str,
         ip: Ipv4Addr,
         mac: Option<&str>,
+        default_route: bool,
     ) -> Result<EndpointRecord, String> {
-        let (prefix, gateway) = {
-            let l = self.lock();
-            (l.subnet().prefix_len(), l.gateway())
-        };
+        let prefix = net.cfg.subnet.prefix_len();
+        let gateway = (default_route && !net.cfg.internal).then_some(net.cfg.gateway);
         let ns =
             link::open_netns(format!("/proc/{pid}/ns/net").as_ref()).map_err(|e| e.to_string())?;
         let address = Ipv4Net::new(ip, prefix).map_err(|e| e.to_string())?;
-        let mut cfg = link::EndpointConfig::new(BRIDGE, address, Some(gateway));
+        let mut cfg = link::EndpointConfig::new(&net.cfg.bridge, address, gateway);
+        cfg.ifname = ifname.to_string();
         cfg.mac = mac.map(parse_mac).transpose()?;
         let ep = link::connect(&self.host, ns.as_fd(), &cfg)
             .await
             .map_err(|e| e.to_string())?;
-        tracing::debug!(%id, veth = %ep.host_ifname, %ip, "connected to {BRIDGE}");
+        tracing::debug!(%id, veth = %ep.host_ifname, %ip, "connected to {}", net.cfg.bridge);
         Ok(EndpointRecord {
-            network: NETWORK.into(),
-            network_id: self.id.clone(),
+            network: net.cfg.name.clone(),
+            network_id: net.cfg.id.clone(),
             endpoint_id: crate::new_id(),
             host_ifname: ep.host_ifname,
+            ifname: ifname.to_string(),
             ip,
             prefix_len: prefix,
             gateway: ep.gateway,
@@ -346,13 +603,15 @@ impl DefaultBridge {
         })
     }
 
-    /// Container `id` exited: its lease goes now (blocking: it writes the leases file); its
-    /// veth, which the kernel removes with the container's namespace, is deleted in the
-    /// background in case it is still there.
-    pub fn release(&self, id: &str, ep: Option<&EndpointRecord>) {
+    /// Container `id` exited: its ports and leases go now (blocking: it writes the leases
+    /// files); its veths, which the kernel removes with the container's namespace, are
+    /// deleted in the background in case they are still there.
+    pub fn release(&self, id: &str, eps: &[EndpointRecord]) {
         self.unpublish(id);
-        self.release_lease(id);
-        if let Some(ep) = ep {
+        for net in self.list() {
+            self.release_lease(&net, id);
+        }
+        for ep in eps {
             let host = self.host.clone();
             let name = ep.host_ifname.clone();
             tokio::spawn(async move {
@@ -363,11 +622,26 @@ impl DefaultBridge {
         }
     }
 
+    /// Unplug one endpoint of a running container (`network disconnect`): its veth is
+    /// deleted (the pair goes with it), its ports unpublished, its lease released.
+    pub async fn disconnect(&self, id: &str, ep: &EndpointRecord) -> Result<(), String> {
+        link::disconnect(&self.host, &ep.host_ifname)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !ep.ports.is_empty() {
+            self.unpublish(id);
+        }
+        if let Some(net) = self.nets().iter().find(|n| n.cfg.id == ep.network_id) {
+            self.release_lease(net, id);
+        }
+        Ok(())
+    }
+
     fn ports_lock(&self) -> std::sync::MutexGuard<'_, PortTable> {
         self.ports.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Rewrite berth's NAT table from `table` (one atomic batch).
+    /// Rewrite berth's NAT table from every network and `table` (one atomic batch).
     fn apply_nat(&self, table: &PortTable) -> Result<(), String> {
         let mut forwards = Vec::new();
         for (dest, list) in table.by_container.values() {
@@ -382,15 +656,11 @@ impl DefaultBridge {
             }
         }
         forwards.sort_by_key(|f| (f.host_port, f.proto, f.host_ip));
-        let masq = nat::Masquerade {
-            subnet: self.subnet(),
-            bridge: BRIDGE.into(),
-        };
+        let masq: Vec<_> = self.nets().iter().filter_map(|n| n.masquerade()).collect();
         nat::Nat::new()
-            .apply_all(&[masq], &forwards)
+            .apply_all(&masq, &forwards)
             .map_err(|e| e.to_string())
     }
-
     /// Publish container `id`'s ports (at `ip`): reserve each host port (a random one from
     /// the ephemeral range where none is given; the first free one of a range), then write
     /// the DNAT rules. Blocking (binds and one netlink batch). The error is Docker's
@@ -490,13 +760,13 @@ impl DefaultBridge {
 
     /// After a restart: hold the host ports of the live containers again and write exactly
     /// their rules (which drops those of containers that stopped while the daemon was away).
-    fn restore_ports(&self, live: &HashMap<String, EndpointRecord>) {
+    fn restore_ports(&self, live: &HashMap<String, Vec<EndpointRecord>>) {
         let mut table = self.ports_lock();
         table.by_container.clear();
-        for (id, ep) in live {
-            if ep.ports.is_empty() {
+        for (id, eps) in live {
+            let Some(ep) = eps.iter().find(|e| !e.ports.is_empty()) else {
                 continue;
-            }
+            };
             let held = ep
                 .ports
                 .iter()
@@ -517,45 +787,304 @@ impl DefaultBridge {
     }
 
     /// After loading the containers: keep the leases of the live containers (re-leasing any
-    /// their records hold), drop the others, and delete each veth on the bridge that no live
+    /// their records hold), drop the others, and delete each veth on a bridge that no live
     /// container's record names. `live` maps live container ids to their endpoints.
-    pub async fn reconcile(&self, live: &HashMap<String, EndpointRecord>) {
-        {
-            let mut l = self.lock();
+    pub async fn reconcile(&self, live: &HashMap<String, Vec<EndpointRecord>>) {
+        for net in self.list() {
+            let mut l = net.lock();
             let before = l.clone();
             let dropped = l.retain_owners(|o| live.contains_key(o));
             for (ip, owner) in &dropped {
-                tracing::info!(%ip, %owner, "released the lease of a container that is gone");
+                tracing::info!(network = %net.cfg.name, %ip, %owner, "released the lease of a container that is gone");
             }
-            for (id, ep) in live {
-                if l.owner(ep.ip) != Some(id.as_str()) {
-                    if let Err(e) = l.request(ep.ip, id) {
-                        tracing::warn!(%id, ip = %ep.ip, "cannot lease a live container's address again: {e}");
+            for (id, eps) in live {
+                for ep in eps.iter().filter(|e| e.network_id == net.cfg.id) {
+                    if l.owner(ep.ip) != Some(id.as_str()) {
+                        if let Err(e) = l.request(ep.ip, id) {
+                            tracing::warn!(%id, ip = %ep.ip, "cannot lease a live container's address again: {e}");
+                        }
                     }
                 }
             }
             if *l != before {
-                self.save(&l);
+                self.save(&net, &l);
             }
         }
         self.restore_ports(live);
-        let owned: HashSet<&str> = live.values().map(|e| e.host_ifname.as_str()).collect();
-        let ports = match self.host.bridge_ports(self.bridge_index).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!("cannot list the ports of {BRIDGE}: {e}");
-                return;
-            }
-        };
-        for p in ports {
-            if p.kind.as_deref() == Some("veth") && !owned.contains(p.name.as_str()) {
-                match link::disconnect(&self.host, &p.name).await {
-                    Ok(_) => tracing::info!(veth = %p.name, "removed a veth no container owns"),
-                    Err(e) => tracing::warn!(veth = %p.name, "cannot remove: {e}"),
+        let owned: HashSet<&str> = live
+            .values()
+            .flatten()
+            .map(|e| e.host_ifname.as_str())
+            .collect();
+        for net in self.list() {
+            let bridge = match self.host.link(&net.cfg.bridge).await {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("cannot find {}: {e}", net.cfg.bridge);
+                    continue;
+                }
+            };
+            let ports = match self.host.bridge_ports(bridge.index).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("cannot list the ports of {}: {e}", net.cfg.bridge);
+                    continue;
+                }
+            };
+            for p in ports {
+                if p.kind.as_deref() == Some("veth") && !owned.contains(p.name.as_str()) {
+                    match link::disconnect(&self.host, &p.name).await {
+                        Ok(_) => tracing::info!(veth = %p.name, "removed a veth no container owns"),
+                        Err(e) => tracing::warn!(veth = %p.name, "cannot remove: {e}"),
+                    }
                 }
             }
         }
     }
+
+    /// `network create`: check the request (Docker's errors), choose or check the subnet,
+    /// save the network, make its bridge, and rewrite the NAT table. Call it holding
+    /// [`Self::admin`]. Nothing is left when it fails.
+    pub async fn create(&self, req: CreateRequest) -> Result<Arc<Net>, ApiError> {
+        if req.name.is_empty() {
+            return Err(ApiError::invalid("network name must not be empty"));
+        }
+        if matches!(req.name.as_str(), NETWORK | "host" | "none") {
+            return Err(ApiError::forbidden(format!(
+                "operation is not permitted on predefined {} network ",
+                req.name
+            )));
+        }
+        if self.nets().iter().any(|n| n.cfg.name == req.name) {
+            return Err(ApiError::conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        if req.enable_ipv6 {
+            return Err(ApiError::invalid(
+                "IPv6 networks are not supported by berth yet",
+            ));
+        }
+        let in_use: Vec<Ipv4Net> = self.nets().iter().map(|n| n.cfg.subnet).collect();
+        let cidr = |s: &str| -> Result<Ipv4Net, ApiError> {
+            s.parse::<Ipv4Net>()
+                .map_err(|_| ApiError::invalid(format!("invalid CIDR address: {s}")))
+        };
+        let (subnet, user_subnet) = match req.subnet.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => {
+                let net = cidr(s)?;
+                if net.addr() != net.network() {
+                    return Err(ApiError::invalid(format!(
+                        "invalid subnet {s}: it should be {}",
+                        net.trunc()
+                    )));
+                }
+                ipam::check_subnet(&net, &in_use).map_err(|_| {
+                    ApiError::forbidden("Pool overlaps with other one on this address space")
+                })?;
+                (net, true)
+            }
+            None => {
+                let ours: Vec<u32> = {
+                    let mut v = Vec::new();
+                    for n in self.list() {
+                        if let Ok(Some(l)) = self.host.link(&n.cfg.bridge).await {
+                            v.push(l.index);
+                        }
+                    }
+                    v
+                };
+                let routes = self
+                    .host
+                    .host_routes(&ours)
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                let s = ipam::choose_subnet(&self.pools, &in_use, &routes).map_err(|_| {
+                    ApiError::forbidden(
+                        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network",
+                    )
+                })?;
+                (s, false)
+            }
+        };
+        let ip = |what: &str, s: &str| -> Result<Ipv4Addr, ApiError> {
+            s.parse::<Ipv4Addr>()
+                .map_err(|_| ApiError::invalid(format!("invalid {what} address: {s}")))
+        };
+        let gateway = req
+            .gateway
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|g| ip("gateway", g))
+            .transpose()?;
+        if gateway.is_some() && !user_subnet {
+            return Err(ApiError::invalid("gateway specified without subnet"));
+        }
+        let ip_range = req
+            .ip_range
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(cidr)
+            .transpose()?;
+        let mut aux = BTreeMap::new();
+        for (k, v) in &req.aux_addresses {
+            let a = ip("auxiliary", v)?;
+            if !subnet.contains(&a) {
+                return Err(ApiError::invalid(format!(
+                    "auxiliary address {k}={v} is not in subnet {subnet}"
+                )));
+            }
+            aux.insert(k.clone(), a);
+        }
+        let id = crate::new_id();
+        let mut leases = ipam::NetworkAddresses::new(&id, subnet, gateway, ip_range)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        for a in aux.values() {
+            let _ = leases.request(*a, "aux-address");
+        }
+        let bridge = match req.options.get(BRIDGE_NAME_OPTION) {
+            Some(b) if !b.is_empty() => {
+                link::check_ifname(b).map_err(|e| ApiError::invalid(e.to_string()))?;
+                if self.nets().iter().any(|n| n.cfg.bridge == *b) {
+                    return Err(ApiError::conflict(format!(
+                        "bridge name {b} is used by another network"
+                    )));
+                }
+                b.clone()
+            }
+            _ => format!("br-{}", &id[..12]),
+        };
+        let cfg = NetworkConfig {
+            id: id.clone(),
+            name: req.name.clone(),
+            created: chrono::Utc::now(),
+            bridge,
+            subnet,
+            gateway: leases.gateway(),
+            ip_range,
+            user_subnet,
+            user_gateway: gateway.is_some(),
+            internal: req.internal,
+            attachable: req.attachable,
+            enable_ipv6: false,
+            labels: req.labels,
+            options: req.options,
+            aux_addresses: aux,
+        };
+        let file = config_path(&self.dir, &id);
+        let name = cfg.name.clone();
+        let fail =
+            move |e: String| ApiError::internal(format!("cannot create network {name}: {e}"));
+        // The settings first: a crash after this leaves a network the next start sets up.
+        let json = serde_json::to_vec_pretty(&cfg).map_err(|e| fail(e.to_string()))?;
+        write_atomic(&file, &json).map_err(|e| fail(e.to_string()))?;
+        let undo = |this: &Self, e: String| {
+            let _ = std::fs::remove_file(&file);
+            let _ = ipam::NetworkAddresses::remove_file(&this.leases_dir, &id);
+            fail(e)
+        };
+        if let Err(e) = leases.save(&self.leases_dir) {
+            return Err(undo(self, e.to_string()));
+        }
+        let gw = Ipv4Net::new(cfg.gateway, subnet.prefix_len()).expect("a prefix");
+        if let Err(e) = self.host.ensure_bridge(&cfg.bridge, gw).await {
+            return Err(undo(self, e.to_string()));
+        }
+        let net = Arc::new(Net {
+            cfg,
+            builtin: false,
+            leases: Mutex::new(leases),
+        });
+        let r = nat::enable_route_localnet(&net.cfg.bridge)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                self.nets
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(net.clone());
+                let table = self.ports_lock();
+                self.apply_nat(&table)
+            });
+        if let Err(e) = r {
+            self.nets
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|n| n.cfg.id != id);
+            let _ = self.host.delete_link(&net.cfg.bridge).await;
+            return Err(undo(self, e));
+        }
+        tracing::info!(network = %net.cfg.name, bridge = %net.cfg.bridge, %subnet, "network created");
+        Ok(net)
+    }
+
+    /// `network rm` of a user network that has no endpoint (the caller checks, holding
+    /// [`Self::admin`]): its bridge, rules, leases and settings go.
+    pub async fn remove(&self, net: &Net) -> Result<(), ApiError> {
+        let fail = |e: String| {
+            ApiError::internal(format!(
+                "error while removing network: {}: {e}",
+                net.cfg.name
+            ))
+        };
+        self.nets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n| n.cfg.id != net.cfg.id);
+        {
+            let table = self.ports_lock();
+            if let Err(e) = self.apply_nat(&table) {
+                tracing::error!("cannot rewrite the NAT table: {e}");
+            }
+        }
+        // The bridge before the settings: a crash in between leaves a network that can be
+        // removed again.
+        self.host
+            .delete_link(&net.cfg.bridge)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let _ = ipam::NetworkAddresses::remove_file(&self.leases_dir, &net.cfg.id);
+        std::fs::remove_file(config_path(&self.dir, &net.cfg.id))
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| fail(e.to_string()))?;
+        tracing::info!(network = %net.cfg.name, "network removed");
+        Ok(())
+    }
+}
+
+/// Where a user network's settings live.
+fn config_path(network_dir: &Path, id: &str) -> PathBuf {
+    network_dir.join("networks").join(format!("{id}.json"))
+}
+
+/// The user networks' settings; a file that cannot be read is reported and skipped.
+fn load_user_networks(dir: &Path) -> Vec<NetworkConfig> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read(&p)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<NetworkConfig>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(c) => out.push(c),
+            Err(e) => tracing::error!("cannot load network {}: {e}", p.display()),
+        }
+    }
+    out.sort_by_key(|c| c.created);
+    out
 }
 
 /// `/etc/hosts` as Docker writes it for a container with address `ip` (the loopback lines,
@@ -685,6 +1214,7 @@ mod tests {
             network_id: "n".into(),
             endpoint_id: "e".into(),
             host_ifname: "veth1234567".into(),
+            ifname: "eth0".into(),
             ip: "172.17.0.2".parse().unwrap(),
             prefix_len: 16,
             gateway: Some("172.17.0.1".parse().unwrap()),

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// `label=k`, `label=k=v`, `label!=…` and `until=` of Docker's prune filters.
-fn prune_match(
+pub(crate) fn prune_match(
     filters: &HashMap<String, Vec<String>>,
     labels: &HashMap<String, String>,
     created: chrono::DateTime<chrono::Utc>,

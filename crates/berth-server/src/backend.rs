@@ -166,6 +166,19 @@ pub trait NetworkBackend: Send + Sync + 'static {
     fn list_networks(&self, filters: &HashMap<String, Vec<String>>) -> Res<Vec<Value>>;
     /// `GET /networks/{id}`: by name, id or unique id prefix, with its running containers.
     fn inspect_network(&self, name: &str) -> Res<Value>;
+    /// `POST /networks/create` (Docker's body): `{"Id", "Warning"}`.
+    fn create_network(&self, body: Value) -> impl Future<Output = Res<Value>> + Send;
+    /// `DELETE /networks/{id}`.
+    fn remove_network(&self, name: &str) -> impl Future<Output = Res<()>> + Send;
+    /// `POST /networks/prune`: the names of the networks removed.
+    fn prune_networks(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> impl Future<Output = Res<Vec<String>>> + Send;
+    /// `POST /networks/{id}/connect` (Docker's body).
+    fn connect_network(&self, name: &str, body: Value) -> impl Future<Output = Res<()>> + Send;
+    /// `POST /networks/{id}/disconnect` (Docker's body).
+    fn disconnect_network(&self, name: &str, body: Value) -> impl Future<Output = Res<()>> + Send;
 }
 
 /// Everything the API serves.

@@ -16,11 +16,6 @@ pub fn routes<B: SystemBackend>() -> Router<Arc<B>> {
         .route("/info", get(info::<B>))
         .route("/system/df", get(df::<B>))
         .route("/system/check", post(check::<B>))
-        // berth has no user networks yet: nothing to prune.
-        .route(
-            "/networks/prune",
-            post(|| async { Json(serde_json::json!({ "NetworksDeleted": [] })) }),
-        )
 }
 
 async fn df<B: SystemBackend>(State(d): State<Arc<B>>) -> crate::Result<impl IntoResponse> {

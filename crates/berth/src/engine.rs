@@ -216,4 +216,19 @@ impl NetworkBackend for Engine {
     fn inspect_network(&self, name: &str) -> Res<Value> {
         self.0.inspect_network(name)
     }
+    async fn create_network(&self, body: Value) -> Res<Value> {
+        self.0.create_network(body).await
+    }
+    async fn remove_network(&self, name: &str) -> Res<()> {
+        self.0.remove_network(name).await
+    }
+    async fn prune_networks(&self, filters: &HashMap<String, Vec<String>>) -> Res<Vec<String>> {
+        self.0.prune_networks(filters).await
+    }
+    async fn connect_network(&self, name: &str, body: Value) -> Res<()> {
+        self.0.connect_network(name, body).await
+    }
+    async fn disconnect_network(&self, name: &str, body: Value) -> Res<()> {
+        self.0.disconnect_network(name, body).await
+    }
 }
