@@ -103,6 +103,131 @@ pub enum NetworkCmd {
     /// Display detailed information on one or more networks
     #[command(override_usage = "berth network inspect [OPTIONS] NETWORK [NETWORK...]")]
     Inspect(NetworkInspectArgs),
+    /// Create a network
+    #[command(override_usage = "berth network create [OPTIONS] NETWORK")]
+    Create(NetworkCreateArgs),
+    /// Remove one or more networks
+    #[command(
+        visible_alias = "remove",
+        override_usage = "berth network rm NETWORK [NETWORK...]"
+    )]
+    Rm(NetworkRmArgs),
+    /// Remove all unused networks
+    #[command(override_usage = "berth network prune [OPTIONS]")]
+    Prune(NetworkPruneArgs),
+    /// Connect a container to a network
+    #[command(override_usage = "berth network connect [OPTIONS] NETWORK CONTAINER")]
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    #[command(override_usage = "berth network disconnect [OPTIONS] NETWORK CONTAINER")]
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct NetworkCreateArgs {
+    /// Enable manual container attachment
+    #[arg(long)]
+    pub attachable: bool,
+    /// Auxiliary IPv4 or IPv6 addresses used by Network driver
+    #[arg(long = "aux-address")]
+    pub aux_address: Vec<String>,
+    /// The network from which to copy the configuration
+    #[arg(long = "config-from")]
+    pub config_from: Option<String>,
+    /// Create a configuration only network
+    #[arg(long = "config-only")]
+    pub config_only: bool,
+    /// Driver to manage the Network
+    #[arg(short = 'd', long, default_value = "bridge")]
+    pub driver: String,
+    /// IPv4 or IPv6 Gateway for the master subnet
+    #[arg(long, value_delimiter = ',')]
+    pub gateway: Vec<String>,
+    /// Create swarm routing-mesh network
+    #[arg(long)]
+    pub ingress: bool,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Allocate container ip from a sub-range
+    #[arg(long = "ip-range", value_delimiter = ',')]
+    pub ip_range: Vec<String>,
+    /// IP Address Management Driver
+    #[arg(long = "ipam-driver", default_value = "default")]
+    pub ipam_driver: String,
+    /// Set IPAM driver specific options
+    #[arg(long = "ipam-opt")]
+    pub ipam_opt: Vec<String>,
+    /// Enable IPv6 networking
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Set metadata on a network
+    #[arg(long, value_parser = crate::opts::validate_label)]
+    pub label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+    /// Control the network's scope
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long, value_delimiter = ',')]
+    pub subnet: Vec<String>,
+    #[arg(value_name = "NETWORK")]
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkRmArgs {
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkPruneArgs {
+    /// Provide filter values (e.g. 'until=<timestamp>')
+    #[arg(long, value_parser = crate::opts::validate_filter)]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long, value_delimiter = ',')]
+    pub alias: Vec<String>,
+    /// driver options for the network
+    #[arg(long = "driver-opt", value_delimiter = ',')]
+    pub driver_opt: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long, value_parser = crate::opts::validate_link)]
+    pub link: Vec<String>,
+    /// Add a link-local address for the container
+    #[arg(long = "link-local-ip", value_delimiter = ',')]
+    pub link_local_ip: Vec<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Args, Debug)]
@@ -338,8 +463,23 @@ pub struct ContainerOpts {
     #[arg(long)]
     pub expose: Vec<String>,
     /// Connect a container to a network
-    #[arg(long, alias = "net")]
-    pub network: Option<String>,
+    #[arg(long, alias = "net", value_parser = crate::opts::validate_network_opt)]
+    pub network: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long, value_parser = crate::opts::validate_link)]
+    pub link: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip")]
+    pub link_local_ip: Vec<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,

@@ -18,11 +18,11 @@ pub use error::CliError;
 pub async fn run(args: Vec<std::ffi::OsString>) -> i32 {
     let matches = match cli::Cli::command().try_get_matches_from(&args) {
         Ok(m) => m,
-        Err(e) => return clap_error(e),
+        Err(e) => return clap_error(e, &args),
     };
     let parsed = match cli::Cli::from_arg_matches(&matches) {
         Ok(p) => p,
-        Err(e) => return clap_error(e),
+        Err(e) => return clap_error(e, &args),
     };
     if parsed.version {
         println!("berth version {}, build berth", env!("CARGO_PKG_VERSION"));
@@ -68,6 +68,32 @@ fn command_path(e: &clap::Error) -> String {
     }
 }
 
+/// The subcommand path from the command line itself ("berth network rm" for `berth network
+/// remove …`), for the clap errors that carry no usage line.
+fn command_path_from_args(args: &[std::ffi::OsString]) -> String {
+    let mut cmd = cli::Cli::command();
+    let mut path = vec!["berth".to_string()];
+    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy().to_string());
+    while let Some(a) = it.next() {
+        if cmd.get_subcommands().next().is_none() {
+            break;
+        }
+        if a.starts_with('-') {
+            // The global flags that take a value as the next word.
+            if matches!(a.as_str(), "-H" | "--host" | "-l" | "--log-level") {
+                it.next();
+            }
+            continue;
+        }
+        let Some(sub) = cmd.find_subcommand(&a).cloned() else {
+            break;
+        };
+        path.push(sub.get_name().to_string());
+        cmd = sub;
+    }
+    path.join(" ")
+}
+
 fn find_command(path: &str) -> Option<clap::Command> {
     let mut cmd = cli::Cli::command();
     for w in path.split_whitespace().skip(1) {
@@ -86,6 +112,11 @@ fn ctx_str(e: &clap::Error, k: ContextKind) -> Option<String> {
 }
 
 fn exact_args(path: &str) -> Option<usize> {
+    match path {
+        "berth network create" => return Some(1),
+        "berth network connect" | "berth network disconnect" => return Some(2),
+        _ => {}
+    }
     match path.rsplit(' ').next().unwrap_or("") {
         "rename" | "tag" => Some(2),
         "logs" | "attach" | "history" => Some(1),
@@ -93,31 +124,93 @@ fn exact_args(path: &str) -> Option<usize> {
     }
 }
 
+/// cobra's argument-count error: `"berth x" requires …` with the usage line and the summary.
+fn args_message(path: &str, req: &str) -> String {
+    let see = format!("See '{path} --help'.");
+    let (usage, about) = match find_command(path) {
+        Some(mut c) => (
+            c.render_usage()
+                .to_string()
+                .trim_start_matches("Usage: ")
+                .to_string(),
+            c.get_about().map(|a| a.to_string()).unwrap_or_default(),
+        ),
+        None => (path.to_string(), String::new()),
+    };
+    format!("\"{path}\" {req}.\n{see}\n\nUsage:  {usage}\n\n{about}")
+}
+
+/// pflag's message for a flag value its check refused: `invalid argument "v" for "--flag"
+/// flag: <why>` (the shorthand too when there is one: `"-l, --label"`).
+fn invalid_value_message(e: &clap::Error, path: &str) -> Option<String> {
+    let arg = ctx_str(e, ContextKind::InvalidArg)?;
+    let v = ctx_str(e, ContextKind::InvalidValue).filter(|v| !v.is_empty())?;
+    let flag = arg
+        .split([' ', ','])
+        .find(|w| w.starts_with("--"))
+        .unwrap_or("")
+        .to_string();
+    let name = flag.trim_start_matches("--");
+    let short = find_command(path).and_then(|c| {
+        c.get_arguments()
+            .find(|a| a.get_long() == Some(name))
+            .and_then(|a| a.get_short())
+    });
+    let shown = match short {
+        Some(c) => format!("-{c}, {flag}"),
+        None => flag.clone(),
+    };
+    // Our own checks say why; Rust's number parsers' words are not Go's.
+    let why = match std::error::Error::source(e) {
+        Some(src)
+            if e.kind() == ErrorKind::ValueValidation
+                && !src.is::<std::num::ParseIntError>()
+                && !src.is::<std::num::ParseFloatError>()
+                && !src.is::<std::str::ParseBoolError>() =>
+        {
+            src.to_string()
+        }
+        _ => "invalid syntax".to_string(),
+    };
+    Some(format!(
+        "invalid argument \"{v}\" for \"{shown}\" flag: {why}\nSee '{path} --help'."
+    ))
+}
+
 /// Print a clap error the way docker's cobra front end does; return the exit code.
-fn clap_error(e: clap::Error) -> i32 {
+fn clap_error(e: clap::Error, args: &[std::ffi::OsString]) -> i32 {
     match e.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            return 0;
+            0
         }
-        _ => {}
+        _ => {
+            let (msg, code) = clap_message(&e, args);
+            eprintln!("{msg}");
+            code
+        }
     }
-    let path = command_path(&e);
+}
+
+/// What docker's cobra front end prints for a command line error, and the exit code.
+fn clap_message(e: &clap::Error, args: &[std::ffi::OsString]) -> (String, i32) {
+    let mut path = command_path(e);
+    if path == "berth" {
+        path = command_path_from_args(args);
+    }
     let see = format!("See '{path} --help'.");
+    let invalid_arg = ctx_str(e, ContextKind::InvalidArg).unwrap_or_default();
     match e.kind() {
         ErrorKind::InvalidSubcommand => {
-            let sub = ctx_str(&e, ContextKind::InvalidSubcommand).unwrap_or_default();
-            eprintln!("berth: '{sub}' is not a berth command.\n{see}");
-            1
+            let sub = ctx_str(e, ContextKind::InvalidSubcommand).unwrap_or_default();
+            (format!("berth: '{sub}' is not a berth command.\n{see}"), 1)
         }
         ErrorKind::MissingRequiredArgument
         | ErrorKind::TooFewValues
         | ErrorKind::WrongNumberOfValues
-            if !ctx_str(&e, ContextKind::InvalidArg)
-                .unwrap_or_default()
-                .starts_with('-') =>
+            if !invalid_arg.starts_with('-') =>
         {
             let req = match exact_args(&path) {
                 Some(1) => "exactly 1 argument".to_string(),
@@ -125,50 +218,51 @@ fn clap_error(e: clap::Error) -> i32 {
                 None if path.ends_with(" exec") => "at least 2 arguments".to_string(),
                 None => "at least 1 argument".to_string(),
             };
-            let (usage, about) = match find_command(&path) {
-                Some(mut c) => (
-                    c.render_usage()
-                        .to_string()
-                        .trim_start_matches("Usage: ")
-                        .to_string(),
-                    c.get_about().map(|a| a.to_string()).unwrap_or_default(),
-                ),
-                None => (path.clone(), String::new()),
+            (args_message(&path, &format!("requires {req}")), 1)
+        }
+        // A word too many: cobra's ExactArgs and NoArgs messages.
+        ErrorKind::UnknownArgument
+            if !invalid_arg.starts_with('-')
+                && (exact_args(&path).is_some()
+                    || find_command(&path).is_some_and(|c| {
+                        c.get_positionals().next().is_none() && c.get_subcommands().next().is_none()
+                    })) =>
+        {
+            let req = match exact_args(&path) {
+                Some(1) => "requires exactly 1 argument".to_string(),
+                Some(n) => format!("requires exactly {n} arguments"),
+                None => "accepts no arguments".to_string(),
             };
-            eprintln!("\"{path}\" requires {req}.\n{see}\n\nUsage:  {usage}\n\n{about}");
-            1
+            (args_message(&path, &req), 1)
         }
         ErrorKind::UnknownArgument => {
-            let arg = ctx_str(&e, ContextKind::InvalidArg).unwrap_or_default();
-            let arg = arg.split('=').next().unwrap_or("").to_string();
+            let arg = invalid_arg.split('=').next().unwrap_or("").to_string();
             if arg.starts_with("--") || arg.is_empty() {
-                eprintln!("unknown flag: {arg}\n{see}");
+                (format!("unknown flag: {arg}\n{see}"), 125)
             } else {
                 let c = arg.trim_start_matches('-').chars().next().unwrap_or('?');
-                eprintln!("unknown shorthand flag: '{c}' in {arg}\n{see}");
+                (
+                    format!("unknown shorthand flag: '{c}' in {arg}\n{see}"),
+                    125,
+                )
             }
-            125
         }
         ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::NoEquals => {
-            let arg = ctx_str(&e, ContextKind::InvalidArg).unwrap_or_default();
-            let flag = arg
+            if let Some(m) = invalid_value_message(e, &path) {
+                return (m, 125);
+            }
+            let flag = invalid_arg
                 .split_whitespace()
                 .next()
                 .unwrap_or("")
                 .trim_end_matches(',')
                 .to_string();
-            let flag = arg
+            let flag = invalid_arg
                 .split([' ', ','])
                 .find(|w| w.starts_with("--"))
                 .map(str::to_string)
                 .unwrap_or(flag);
-            match ctx_str(&e, ContextKind::InvalidValue) {
-                Some(v) if !v.is_empty() => {
-                    eprintln!("invalid argument \"{v}\" for \"{arg}\" flag: invalid syntax\n{see}")
-                }
-                _ => eprintln!("flag needs an argument: {flag}\n{see}"),
-            }
-            125
+            (format!("flag needs an argument: {flag}\n{see}"), 125)
         }
         _ => {
             let msg = e.to_string();
@@ -178,8 +272,7 @@ fn clap_error(e: clap::Error) -> i32 {
                 .unwrap_or("")
                 .trim_start_matches("error: ")
                 .to_string();
-            eprintln!("{first}\n{see}");
-            125
+            (format!("{first}\n{see}"), 125)
         }
     }
 }
@@ -234,12 +327,164 @@ mod tests {
     fn clap_errors_map_to_docker_codes() {
         let e = parse(&["berth", "run", "--foo", "x"]).unwrap_err();
         assert_eq!(command_path(&e), "berth run");
-        assert_eq!(clap_error(e), 125);
+        assert_eq!(clap_error(e, &[]), 125);
         let e = parse(&["berth", "image", "ls", "--nope"]).unwrap_err();
         assert_eq!(command_path(&e), "berth image ls");
         let e = parse(&["berth", "run"]).unwrap_err();
-        assert_eq!(clap_error(e), 1);
+        assert_eq!(clap_error(e, &[]), 1);
         let e = parse(&["berth", "ps", "--help"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+    }
+
+    fn message(args: &[&str]) -> (String, i32) {
+        let e = parse(args).unwrap_err();
+        let os: Vec<std::ffi::OsString> = args.iter().map(|a| a.into()).collect();
+        clap_message(&e, &os)
+    }
+
+    #[test]
+    fn network_flag_and_argument_errors_as_docker() {
+        assert_eq!(
+            message(&["berth", "network", "create", "--label", "=x", "n"]),
+            (
+                "invalid argument \"=x\" for \"--label\" flag: invalid label '=x': empty name\n\
+                 See 'berth network create --help'."
+                    .to_string(),
+                125
+            )
+        );
+        assert_eq!(
+            message(&[
+                "berth",
+                "-H",
+                "unix:///x",
+                "network",
+                "remove",
+                "n",
+                "--nope"
+            ])
+            .0,
+            "unknown flag: --nope\nSee 'berth network rm --help'."
+        );
+        let (m, code) = message(&["berth", "network", "connect", "--link", "a:b:c", "n", "c"]);
+        assert_eq!(code, 125);
+        assert_eq!(
+            m,
+            "invalid argument \"a:b:c\" for \"--link\" flag: bad format for links: a:b:c\n\
+             See 'berth network connect --help'."
+        );
+        let (m, code) = message(&["berth", "run", "--network", "name=a,foo=b", "busybox"]);
+        assert_eq!(code, 125);
+        assert_eq!(
+            m,
+            "invalid argument \"name=a,foo=b\" for \"--network\" flag: invalid field key foo\n\
+             See 'berth run --help'."
+        );
+        let (m, code) = message(&["berth", "network", "prune", "--filter", "x"]);
+        assert_eq!(code, 125);
+        assert!(m.starts_with(
+            "invalid argument \"x\" for \"--filter\" flag: bad format of filter (expected name=value)"
+        ));
+        let (m, code) = message(&["berth", "network", "connect", "n"]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            m,
+            "\"berth network connect\" requires exactly 2 arguments.\n\
+             See 'berth network connect --help'.\n\n\
+             Usage:  berth network connect [OPTIONS] NETWORK CONTAINER\n\n\
+             Connect a container to a network"
+        );
+        let (m, code) = message(&["berth", "network", "create", "a", "b"]);
+        assert_eq!(code, 1);
+        assert!(m.starts_with("\"berth network create\" requires exactly 1 argument.\n"));
+        let (m, code) = message(&["berth", "network", "prune", "x"]);
+        assert_eq!(code, 1);
+        assert!(m.starts_with("\"berth network prune\" accepts no arguments.\n"));
+        assert!(m.ends_with("Usage:  berth network prune [OPTIONS]\n\nRemove all unused networks"));
+        let (m, code) = message(&["berth", "network", "rm"]);
+        assert_eq!(code, 1);
+        assert!(m.starts_with("\"berth network rm\" requires at least 1 argument.\n"));
+        let (m, code) = message(&["berth", "network", "disconnect", "-x"]);
+        assert_eq!(code, 125);
+        assert_eq!(
+            m,
+            "unknown shorthand flag: 'x' in -x\nSee 'berth network disconnect --help'."
+        );
+    }
+
+    #[test]
+    fn network_commands_parse() {
+        let c = parse(&[
+            "berth",
+            "network",
+            "create",
+            "-d",
+            "bridge",
+            "--subnet",
+            "10.1.0.0/16,10.2.0.0/16",
+            "--gateway",
+            "10.1.0.1",
+            "--label",
+            "a=b",
+            "-o",
+            "x=y",
+            "--internal",
+            "net1",
+        ])
+        .unwrap();
+        let Some(cli::Cmd::Network(cli::NetworkCmd::Create(a))) = c.cmd else {
+            panic!()
+        };
+        assert_eq!(a.subnet, vec!["10.1.0.0/16", "10.2.0.0/16"]);
+        assert_eq!(a.name, "net1");
+        assert!(a.internal && !a.ipv6);
+        assert_eq!(a.ipam_driver, "default");
+        let c = parse(&["berth", "network", "remove", "a", "b"]).unwrap();
+        let Some(cli::Cmd::Network(cli::NetworkCmd::Rm(r))) = c.cmd else {
+            panic!()
+        };
+        assert_eq!(r.names, vec!["a", "b"]);
+        let c = parse(&[
+            "berth", "network", "connect", "--alias", "x,y", "--alias", "z", "n", "c",
+        ])
+        .unwrap();
+        let Some(cli::Cmd::Network(cli::NetworkCmd::Connect(a))) = c.cmd else {
+            panic!()
+        };
+        assert_eq!(a.alias, vec!["x", "y", "z"]);
+        assert_eq!((a.network.as_str(), a.container.as_str()), ("n", "c"));
+        let c = parse(&["berth", "network", "disconnect", "-f", "n", "c"]).unwrap();
+        let Some(cli::Cmd::Network(cli::NetworkCmd::Disconnect(d))) = c.cmd else {
+            panic!()
+        };
+        assert!(d.force);
+        let c = parse(&["berth", "network", "ls", "-q", "--filter", "driver=bridge"]).unwrap();
+        let Some(cli::Cmd::Network(cli::NetworkCmd::Ls(l))) = c.cmd else {
+            panic!()
+        };
+        assert!(l.quiet && l.filter == vec!["driver=bridge"]);
+        let c = parse(&[
+            "berth",
+            "run",
+            "--net",
+            "n1",
+            "--net-alias",
+            "a1",
+            "--network-alias",
+            "a2",
+            "--ip",
+            "10.0.0.9",
+            "--ip6",
+            "2001:db8::9",
+            "busybox",
+        ])
+        .unwrap();
+        let Some(cli::Cmd::Container(cli::ContainerCmd::Run(r))) = c.cmd else {
+            panic!()
+        };
+        assert_eq!(r.opts.network, vec!["n1"]);
+        assert_eq!(r.opts.network_alias, vec!["a1", "a2"]);
+        assert_eq!(r.opts.ip.as_deref(), Some("10.0.0.9"));
+        assert_eq!(r.opts.ip6.as_deref(), Some("2001:db8::9"));
     }
 }

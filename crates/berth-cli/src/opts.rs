@@ -122,6 +122,202 @@ pub fn split_repo_tag(r: &str) -> (String, String) {
     }
 }
 
+/// docker's `opts.ValidateLabel` (for `network create --label`): a key that is not empty and
+/// has no whitespace; the value may be absent.
+pub fn validate_label(val: &str) -> Result<String, String> {
+    let key = val.split('=').next().unwrap_or("");
+    let key = key.trim_start_matches([' ', '\t']);
+    if key.is_empty() {
+        return Err(format!("invalid label '{val}': empty name"));
+    }
+    if key.contains([' ', '\t']) {
+        return Err(format!("label '{key}' contains whitespaces"));
+    }
+    Ok(val.to_string())
+}
+
+/// docker's `filters.ParseFlag` check of one `--filter`.
+pub fn validate_filter(val: &str) -> Result<String, String> {
+    if !val.is_empty() && !val.contains('=') {
+        return Err("bad format of filter (expected name=value)".into());
+    }
+    Ok(val.to_string())
+}
+
+/// docker's `opts.ValidateLink`: `name` or `name:alias`.
+pub fn validate_link(val: &str) -> Result<String, String> {
+    if val.is_empty() {
+        return Err("empty string specified for links".into());
+    }
+    if val.split(':').count() > 2 {
+        return Err(format!("bad format for links: {val}"));
+    }
+    Ok(val.to_string())
+}
+
+/// docker's `MapOpts` (`-o k=v`, `--aux-address k=v`): `k` alone maps to ""; a later key
+/// replaces an earlier one. In the order first given.
+pub fn map_opts(vals: &[String]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for v in vals {
+        let (k, val) = v.split_once('=').unwrap_or((v.as_str(), ""));
+        match out.iter_mut().find(|(x, _)| x == k) {
+            Some(e) => e.1 = val.to_string(),
+            None => out.push((k.to_string(), val.to_string())),
+        }
+    }
+    out
+}
+
+/// A JSON object of `map_opts`, keys sorted as Go encodes a map.
+pub fn map_json(vals: &[String]) -> serde_json::Value {
+    let sorted: std::collections::BTreeMap<String, String> = map_opts(vals).into_iter().collect();
+    serde_json::Value::Object(
+        sorted
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect(),
+    )
+}
+
+/// One record of Go's `encoding/csv` reader: fields split on `,`, a field may be quoted
+/// (`""` is a quote inside one).
+pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    let mut col = 0;
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            col += 1;
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        col += 2;
+                        field.push('"');
+                    }
+                    Some('"') => {
+                        col += 1;
+                        break;
+                    }
+                    Some(c) => {
+                        col += 1;
+                        field.push(c);
+                    }
+                    None => {
+                        return Err(format!(
+                            "parse error on line 1, column {}: extraneous or missing \" in quoted-field",
+                            col + 1
+                        ))
+                    }
+                }
+            }
+            match chars.next() {
+                None => {
+                    out.push(field);
+                    return Ok(out);
+                }
+                Some(',') => {
+                    col += 1;
+                    out.push(field);
+                    continue;
+                }
+                Some(_) => {
+                    return Err(format!(
+                    "parse error on line 1, column {}: extraneous or missing \" in quoted-field",
+                    col + 1
+                ))
+                }
+            }
+        }
+        loop {
+            match chars.next() {
+                None => {
+                    out.push(field);
+                    return Ok(out);
+                }
+                Some(',') => {
+                    col += 1;
+                    out.push(field);
+                    break;
+                }
+                Some('"') => {
+                    return Err(format!(
+                        "parse error on line 1, column {}: bare \" in non-quoted-field",
+                        col + 1
+                    ))
+                }
+                Some(c) => {
+                    col += 1;
+                    field.push(c);
+                }
+            }
+        }
+    }
+}
+
+/// One `--network` of run/create: docker's `NetworkAttachmentOpts`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NetworkAttachment {
+    pub target: String,
+    pub aliases: Vec<String>,
+    /// driver-opt, keys sorted as Go encodes a map.
+    pub driver_opts: std::collections::BTreeMap<String, String>,
+    pub links: Vec<String>,
+    pub ipv4_address: String,
+    pub ipv6_address: String,
+    pub link_local_ips: Vec<String>,
+}
+
+/// docker's `NetworkOpt.Set`: a network name, or (when the value matches `\w+=\w+`) the
+/// long form `name=n,alias=a,ip=…,ip6=…,driver-opt=k=v`, keys and values lower-cased.
+pub fn parse_network_opt(value: &str) -> Result<NetworkAttachment, String> {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let long = value
+        .as_bytes()
+        .windows(3)
+        .any(|w| word(w[0]) && w[1] == b'=' && word(w[2]));
+    if !long {
+        return Ok(NetworkAttachment {
+            target: value.to_string(),
+            ..Default::default()
+        });
+    }
+    let mut n = NetworkAttachment::default();
+    for field in csv_fields(value)? {
+        let Some((k, v)) = field.split_once('=') else {
+            return Err(format!("invalid field {field}"));
+        };
+        let key = k.trim().to_lowercase();
+        let val = v.trim().to_lowercase();
+        match key.as_str() {
+            "name" => n.target = val,
+            "alias" => n.aliases.push(val),
+            "ip" => n.ipv4_address = val,
+            "ip6" => n.ipv6_address = val,
+            "driver-opt" => {
+                let Some((dk, dv)) = val.split_once('=') else {
+                    return Err("invalid key value pair format in driver options".into());
+                };
+                n.driver_opts
+                    .insert(dk.trim().to_string(), dv.trim().to_string());
+            }
+            _ => return Err(format!("invalid field key {key}")),
+        }
+    }
+    if n.target.is_empty() {
+        return Err("network name/id is not specified".into());
+    }
+    Ok(n)
+}
+
+/// clap's check of `--network` (the value is kept as given and parsed again later).
+pub fn validate_network_opt(value: &str) -> Result<String, String> {
+    parse_network_opt(value).map(|_| value.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +360,85 @@ mod tests {
             ("reg:5000/b".into(), "".into())
         );
         assert_eq!(labels_map(&["a=b".into(), "c".into()])["c"], "");
+    }
+
+    #[test]
+    fn labels_links_maps() {
+        assert_eq!(validate_label("a=b").unwrap(), "a=b");
+        assert_eq!(validate_label("a").unwrap(), "a");
+        assert_eq!(
+            validate_label("=x").unwrap_err(),
+            "invalid label '=x': empty name"
+        );
+        assert_eq!(
+            validate_label("a b=x").unwrap_err(),
+            "label 'a b' contains whitespaces"
+        );
+        assert!(validate_link("db").is_ok() && validate_link("db:alias").is_ok());
+        assert_eq!(
+            validate_link("a:b:c").unwrap_err(),
+            "bad format for links: a:b:c"
+        );
+        assert_eq!(
+            validate_link("").unwrap_err(),
+            "empty string specified for links"
+        );
+        let m = map_opts(&["b=1".into(), "a".into(), "b=2=3".into()]);
+        assert_eq!(
+            m,
+            vec![("b".into(), "2=3".into()), ("a".into(), String::new())]
+        );
+        assert_eq!(
+            serde_json::to_string(&map_json(&["z=1".into(), "a=2".into()])).unwrap(),
+            r#"{"a":"2","z":"1"}"#
+        );
+    }
+
+    #[test]
+    fn csv_and_network_opt() {
+        assert_eq!(csv_fields("a,b").unwrap(), vec!["a", "b"]);
+        assert_eq!(
+            csv_fields(r#""a,b",c"#).unwrap(),
+            vec!["a,b".to_string(), "c".into()]
+        );
+        assert_eq!(csv_fields("a,").unwrap(), vec!["a", ""]);
+        assert!(csv_fields(r#"a"b"#).unwrap_err().contains("bare \""));
+        assert_eq!(
+            parse_network_opt("my-net").unwrap(),
+            NetworkAttachment {
+                target: "my-net".into(),
+                ..Default::default()
+            }
+        );
+        // A value with no `\w=\w` is a plain name.
+        assert_eq!(
+            parse_network_opt("container:x").unwrap().target,
+            "container:x"
+        );
+        let n = parse_network_opt(
+            "name=Net1,alias=Web,alias=w2,ip=10.0.0.5,ip6=2001:db8::5,driver-opt=K=V",
+        )
+        .unwrap();
+        assert_eq!(n.target, "net1");
+        assert_eq!(n.aliases, vec!["web", "w2"]);
+        assert_eq!(n.ipv4_address, "10.0.0.5");
+        assert_eq!(n.ipv6_address, "2001:db8::5");
+        assert_eq!(n.driver_opts.get("k").map(String::as_str), Some("v"));
+        assert_eq!(
+            parse_network_opt("name=a,foo=b").unwrap_err(),
+            "invalid field key foo"
+        );
+        assert_eq!(
+            parse_network_opt("name=a,alias").unwrap_err(),
+            "invalid field alias"
+        );
+        assert_eq!(
+            parse_network_opt("alias=a").unwrap_err(),
+            "network name/id is not specified"
+        );
+        assert_eq!(
+            parse_network_opt("name=a,driver-opt=x").unwrap_err(),
+            "invalid key value pair format in driver options"
+        );
     }
 }

@@ -16,7 +16,7 @@ use crate::format::units::{human_size, since_unix, truncate_id};
 use crate::opts::filters_json;
 
 /// Docker's `[y/N]` prompt; anything but y/Y declines.
-fn confirm(warning: &str) -> bool {
+pub(crate) fn confirm(warning: &str) -> bool {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::stdout().flush();
     let mut line = String::new();
@@ -129,6 +129,8 @@ pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
     }
     let (ids, mut space) = prune_containers(c, &a.filter).await?;
     print_section("Deleted Containers:", &ids);
+    let networks = crate::commands::network::prune_networks(c, &a.filter).await?;
+    print_section("Deleted Networks:", &networks);
     let (lines, s) = prune_images(c, a.all, &a.filter).await?;
     space += s;
     print_section("Deleted Images:", &lines);

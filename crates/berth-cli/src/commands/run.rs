@@ -7,7 +7,7 @@ use crate::client::{Client, Query};
 use crate::commands::attach::{attach_session, start_error_code, AttachOpts, Outcome};
 use crate::commands::image::pull;
 use crate::error::{CliError, Result};
-use crate::opts;
+use crate::opts::{self, NetworkAttachment};
 
 /// `-p [ip:][hostPort:]containerPort[/proto]` → (port key, host ip, host port) per port, as
 /// docker's `nat.ParsePortSpec`: a container range expands to one key per port, paired with a
@@ -157,6 +157,149 @@ pub fn parse_restart(r: &str) -> std::result::Result<Value, String> {
     }
 }
 
+/// docker's `NetworkMode.IsUserDefined`.
+fn is_user_defined(mode: &str) -> bool {
+    !matches!(mode, "default" | "bridge" | "host" | "none") && !mode.starts_with("container:")
+}
+
+/// The `--network` values, parsed (clap checked them).
+fn network_attachments(o: &ContainerOpts) -> std::result::Result<Vec<NetworkAttachment>, String> {
+    o.network
+        .iter()
+        .map(|n| opts::parse_network_opt(n))
+        .collect()
+}
+
+/// `HostConfig.NetworkMode`: the first `--network`, or "default".
+fn network_mode(o: &ContainerOpts) -> std::result::Result<String, String> {
+    Ok(network_attachments(o)?
+        .first()
+        .map(|n| n.target.clone())
+        .unwrap_or_else(|| "default".into()))
+}
+
+/// docker's `applyContainerOptions`: `--network-alias`, `--link`, `--ip`, `--ip6` and
+/// `--link-local-ip` go with the first `--network`.
+fn apply_container_options(
+    n: &mut NetworkAttachment,
+    o: &ContainerOpts,
+) -> std::result::Result<(), String> {
+    let ip4 = o.ip.clone().unwrap_or_default();
+    let ip6 = o.ip6.clone().unwrap_or_default();
+    if !n.aliases.is_empty() && !o.network_alias.is_empty() {
+        return Err(
+            "conflicting options: cannot specify both --network-alias and per-network alias".into(),
+        );
+    }
+    if !n.links.is_empty() && !o.link.is_empty() {
+        return Err("conflicting options: cannot specify both --link and per-network links".into());
+    }
+    if !n.ipv4_address.is_empty() && !ip4.is_empty() {
+        return Err(
+            "conflicting options: cannot specify both --ip and per-network IPv4 address".into(),
+        );
+    }
+    if !n.ipv6_address.is_empty() && !ip6.is_empty() {
+        return Err(
+            "conflicting options: cannot specify both --ip6 and per-network IPv6 address".into(),
+        );
+    }
+    if !o.network_alias.is_empty() {
+        n.aliases = o.network_alias.clone();
+    }
+    if !o.link.is_empty() {
+        n.links = o.link.clone();
+    }
+    if !ip4.is_empty() {
+        n.ipv4_address = ip4;
+    }
+    if !ip6.is_empty() {
+        n.ipv6_address = ip6;
+    }
+    if !o.link_local_ip.is_empty() {
+        n.link_local_ips = o.link_local_ip.clone();
+    }
+    Ok(())
+}
+
+/// docker's `parseNetworkAttachmentOpt`: the endpoint settings of one network, empty fields
+/// left out (an empty object when there is nothing to say).
+fn endpoint_settings(n: &NetworkAttachment) -> std::result::Result<Value, String> {
+    if n.target.trim().is_empty() {
+        return Err("no name set for network".into());
+    }
+    if !is_user_defined(&n.target) {
+        if !n.aliases.is_empty() {
+            return Err(
+                "network-scoped aliases are only supported for user-defined networks".into(),
+            );
+        }
+        if !n.links.is_empty() {
+            return Err("links are only supported for user-defined networks".into());
+        }
+    }
+    let mut ep = Map::new();
+    if !n.ipv4_address.is_empty() || !n.ipv6_address.is_empty() || !n.link_local_ips.is_empty() {
+        let mut ipam = Map::new();
+        if !n.ipv4_address.is_empty() {
+            ipam.insert("IPv4Address".into(), json!(n.ipv4_address));
+        }
+        if !n.ipv6_address.is_empty() {
+            ipam.insert("IPv6Address".into(), json!(n.ipv6_address));
+        }
+        if !n.link_local_ips.is_empty() {
+            ipam.insert("LinkLocalIPs".into(), json!(n.link_local_ips));
+        }
+        ep.insert("IPAMConfig".into(), Value::Object(ipam));
+    }
+    if !n.links.is_empty() {
+        ep.insert("Links".into(), json!(n.links));
+    }
+    if !n.aliases.is_empty() {
+        ep.insert("Aliases".into(), json!(n.aliases));
+    }
+    if !n.driver_opts.is_empty() {
+        ep.insert("DriverOpts".into(), json!(n.driver_opts));
+    }
+    Ok(Value::Object(ep))
+}
+
+/// docker 20.10's `parseNetworkOpts`: `NetworkingConfig.EndpointsConfig`, one entry per
+/// `--network`; a single network with nothing to configure gets none (the daemon makes its
+/// endpoint from `NetworkMode`). Without `--network`, the endpoint flags are not sent, as
+/// docker 20.10 does.
+pub fn endpoints_config(o: &ContainerOpts) -> std::result::Result<Map<String, Value>, String> {
+    let nets = network_attachments(o)?;
+    let mut endpoints = Map::new();
+    let (mut user, mut builtin) = (false, false);
+    let count = nets.len();
+    for (i, mut n) in nets.into_iter().enumerate() {
+        if is_user_defined(&n.target) {
+            user = true;
+        } else {
+            builtin = true;
+        }
+        if i == 0 {
+            apply_container_options(&mut n, o)?;
+        }
+        let ep = endpoint_settings(&n)?;
+        if endpoints.contains_key(&n.target) {
+            return Err(format!(
+                "network \"{}\" is specified multiple times",
+                n.target
+            ));
+        }
+        if i == 0 && count == 1 && ep.as_object().is_some_and(|m| m.is_empty()) {
+            continue;
+        }
+        endpoints.insert(n.target, ep);
+    }
+    if user && builtin {
+        return Err("conflicting options: cannot attach both user-defined and non-user-defined network-modes".into());
+    }
+    Ok(endpoints)
+}
+
 /// The `POST /containers/create` body for the flags.
 pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value, String> {
     let image = o.args[0].clone();
@@ -238,7 +381,8 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
         "Labels": Value::Object(opts::labels_map(&labels)),
         "HostConfig": {
             "Binds": if o.volume.is_empty() { Value::Null } else { json!(o.volume) },
-            "NetworkMode": o.network.clone().unwrap_or_else(|| "default".into()),
+            "NetworkMode": network_mode(o)?,
+            "Links": if o.link.is_empty() { Value::Null } else { json!(o.link) },
             "PortBindings": Value::Object(bindings),
             "RestartPolicy": restart,
             "AutoRemove": o.rm,
@@ -273,9 +417,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
     if let Some(m) = &o.mac_address {
         cfg["MacAddress"] = json!(m);
     }
-    if let Some(n) = &o.network {
-        cfg["NetworkingConfig"] = json!({"EndpointsConfig": {n: {}}});
-    }
+    cfg["NetworkingConfig"] = json!({"EndpointsConfig": endpoints_config(o)?});
     Ok(cfg)
 }
 
@@ -504,5 +646,127 @@ mod tests {
         assert!(create_body(&o, false).is_err());
         assert_eq!(familiar_ref("busybox"), "busybox:latest");
         assert_eq!(familiar_ref("a/b:1"), "a/b:1");
+    }
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn networking_config_as_docker_20_10() {
+        // No --network: NetworkMode "default", no endpoints; --ip and aliases are not sent.
+        let mut o = opts(&["busybox"]);
+        let b = create_body(&o, false).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "default");
+        assert_eq!(b["NetworkingConfig"], json!({"EndpointsConfig": {}}));
+        assert_eq!(b["HostConfig"]["Links"], Value::Null);
+        o.ip = Some("10.0.0.9".into());
+        o.network_alias = v(&["web"]);
+        assert_eq!(
+            create_body(&o, false).unwrap()["NetworkingConfig"],
+            json!({"EndpointsConfig": {}})
+        );
+
+        // One network with nothing to say: no endpoint entry.
+        let mut o = opts(&["busybox"]);
+        o.network = v(&["net1"]);
+        let b = create_body(&o, false).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "net1");
+        assert_eq!(b["NetworkingConfig"], json!({"EndpointsConfig": {}}));
+
+        // Aliases, addresses and links go with it.
+        o.network_alias = v(&["web", "www"]);
+        o.ip = Some("10.0.0.9".into());
+        o.ip6 = Some("2001:db8::9".into());
+        o.link = v(&["db:database"]);
+        let b = create_body(&o, false).unwrap();
+        assert_eq!(
+            b["NetworkingConfig"],
+            json!({"EndpointsConfig": {"net1": {
+                "IPAMConfig": {"IPv4Address": "10.0.0.9", "IPv6Address": "2001:db8::9"},
+                "Links": ["db:database"],
+                "Aliases": ["web", "www"],
+            }}})
+        );
+        assert_eq!(b["HostConfig"]["Links"], json!(["db:database"]));
+
+        // --ip alone on the default bridge is sent (the daemon judges it).
+        let mut o = opts(&["busybox"]);
+        o.network = v(&["bridge"]);
+        o.ip = Some("x".into());
+        assert_eq!(
+            create_body(&o, false).unwrap()["NetworkingConfig"],
+            json!({"EndpointsConfig": {"bridge": {"IPAMConfig": {"IPv4Address": "x"}}}})
+        );
+        o.ip = None;
+        o.network_alias = v(&["web"]);
+        assert_eq!(
+            create_body(&o, false).unwrap_err(),
+            "network-scoped aliases are only supported for user-defined networks"
+        );
+        o.network_alias = vec![];
+        o.link = v(&["db"]);
+        assert_eq!(
+            create_body(&o, false).unwrap_err(),
+            "links are only supported for user-defined networks"
+        );
+    }
+
+    #[test]
+    fn network_long_syntax_and_conflicts() {
+        let mut o = opts(&["busybox"]);
+        o.network = v(&["name=Net1,alias=a1,ip=10.0.0.9,driver-opt=k=v"]);
+        let b = create_body(&o, false).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "net1");
+        assert_eq!(
+            b["NetworkingConfig"],
+            json!({"EndpointsConfig": {"net1": {
+                "IPAMConfig": {"IPv4Address": "10.0.0.9"},
+                "Aliases": ["a1"],
+                "DriverOpts": {"k": "v"},
+            }}})
+        );
+        o.network_alias = v(&["x"]);
+        assert_eq!(
+            create_body(&o, false).unwrap_err(),
+            "conflicting options: cannot specify both --network-alias and per-network alias"
+        );
+        o.network_alias = vec![];
+        o.ip = Some("10.0.0.8".into());
+        assert_eq!(
+            create_body(&o, false).unwrap_err(),
+            "conflicting options: cannot specify both --ip and per-network IPv4 address"
+        );
+        o.ip = None;
+        o.network = v(&["name=n,ip6=2001:db8::1"]);
+        o.ip6 = Some("2001:db8::2".into());
+        assert_eq!(
+            create_body(&o, false).unwrap_err(),
+            "conflicting options: cannot specify both --ip6 and per-network IPv6 address"
+        );
+
+        // Several networks: each gets an entry, the flags go with the first.
+        let mut o = opts(&["busybox"]);
+        o.network = v(&["n1", "n2"]);
+        o.network_alias = v(&["a"]);
+        assert_eq!(
+            create_body(&o, false).unwrap()["NetworkingConfig"],
+            json!({"EndpointsConfig": {"n1": {"Aliases": ["a"]}, "n2": {}}})
+        );
+        o.network = v(&["n1", "n1"]);
+        assert_eq!(
+            create_body(&o, false).unwrap_err(),
+            "network \"n1\" is specified multiple times"
+        );
+        o.network_alias = vec![];
+        o.network = v(&["n1", "host"]);
+        assert_eq!(
+            create_body(&o, false).unwrap_err(),
+            "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+        );
+        assert!(is_user_defined("mynet"));
+        for m in ["default", "bridge", "host", "none", "container:abc"] {
+            assert!(!is_user_defined(m), "{m}");
+        }
     }
 }
