@@ -241,28 +241,56 @@ impl Daemon {
                 Vec::new()
             });
         }
-        let net = self
-            .net
-            .find(mode)
-            .ok_or_else(|| ApiError::not_found(format!("network {mode} not found")))?;
-        let (aliases, ip) = wanted(&settings(&[mode, &net.cfg.name, &net.cfg.id]));
-        let ipv4_address = ip
-            .map(|s| {
-                s.parse::<std::net::Ipv4Addr>()
-                    .map_err(|_| ApiError::invalid(format!("invalid IPv4 address: {s}")))
+        let Some(net) = self.net.find(mode) else {
+            // As dockerd: a network that does not exist fails the start, not the create.
+            return Ok(vec![crate::network::Attachment {
+                network: mode.to_string(),
+                ..Default::default()
+            }]);
+        };
+        let attach = |net: &crate::network::Net, ep: &berth_api::models::EndpointSettings| {
+            let (aliases, ip) = wanted(ep);
+            let ipv4_address = ip
+                .map(|s| {
+                    s.parse::<std::net::Ipv4Addr>()
+                        .map_err(|_| ApiError::invalid(format!("invalid IPv4 address: {s}")))
+                })
+                .transpose()?;
+            if ipv4_address.is_some() && !net.cfg.user_subnet {
+                return Err(ApiError::invalid(
+                    "user specified IP address is supported only when connecting to networks with user configured subnets",
+                ));
+            }
+            Ok(crate::network::Attachment {
+                network: net.cfg.name.clone(),
+                network_id: net.cfg.id.clone(),
+                aliases,
+                ipv4_address,
             })
-            .transpose()?;
-        if ipv4_address.is_some() && !net.cfg.user_subnet {
-            return Err(ApiError::invalid(
-                "user specified IP address is supported only when connecting to networks with user configured subnets",
-            ));
+        };
+        let primary_keys = [mode, net.cfg.name.as_str(), net.cfg.id.as_str()];
+        let mut out = vec![attach(&net, &settings(&primary_keys))?];
+        // More endpoints (API 1.44's several `--network`s): each a user network, in name order.
+        let mut others: Vec<_> = endpoints
+            .iter()
+            .filter(|(k, _)| !primary_keys.contains(&k.as_str()))
+            .collect();
+        others.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, ep) in others {
+            let other = self
+                .net
+                .find(key)
+                .ok_or_else(|| ApiError::not_found(format!("network {key} not found")))?;
+            if other.builtin {
+                return Err(ApiError::invalid(format!(
+                    "Container cannot be connected to network endpoints: {mode}, {key}"
+                )));
+            }
+            if out.iter().all(|a| a.network_id != other.cfg.id) {
+                out.push(attach(&other, ep)?);
+            }
         }
-        Ok(vec![crate::network::Attachment {
-            network: net.cfg.name.clone(),
-            network_id: net.cfg.id.clone(),
-            aliases,
-            ipv4_address,
-        }])
+        Ok(out)
     }
 }
 
