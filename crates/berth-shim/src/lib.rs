@@ -992,7 +992,10 @@ impl Shim {
         match kind {
             FrameKind::Stdin if stdin_ok => {
                 if p.is_empty() {
-                    if exec.is_some() || stdin_once {
+                    // As dockerd: a client's end of input closes an exec's stdin, and the
+                    // init's with `StdinOnce` unless it has a terminal (a client that
+                    // detaches, or goes away, leaves a shell on a terminal running).
+                    if exec.is_some() || (stdin_once && io.tty.is_none()) {
                         io.close_stdin();
                     }
                 } else {

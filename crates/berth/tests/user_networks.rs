@@ -610,8 +610,8 @@ fn prune_removes_unused_networks_and_nothing_leaks() {
         "{ls}"
     );
 
-    // Many containers come and go on both kinds of network: nothing stays.
-    for i in 0..100 {
+    // 200 containers come and go on both kinds of network: nothing stays.
+    for i in 0..200 {
         let net = if i % 2 == 0 { "used" } else { "bridge" };
         env.berth(&["run", "--rm", "--network", net, "busybox", "true"])
             .ok();

@@ -98,9 +98,10 @@ async fn inspect_all(
 
 pub async fn inspect(c: &Client, a: InspectArgs) -> Result<i32> {
     let kinds: Vec<&str> = match a.kind.as_deref() {
-        None | Some("") => vec!["container", "image"],
+        None | Some("") => vec!["container", "image", "network"],
         Some("container") => vec!["container"],
         Some("image") => vec!["image"],
+        Some("network") => vec!["network"],
         Some(t) => {
             return Err(CliError::msg(format!(
                 "\"{t}\" is not a valid value for --type"

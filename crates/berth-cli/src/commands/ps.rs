@@ -36,32 +36,79 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 
-/// docker's `DisplayablePorts` (without range folding).
+/// docker's `DisplayablePorts`: ports sorted by container port, address, host port and
+/// protocol; runs of consecutive ports folded into ranges (`80-81/tcp`, and
+/// `0.0.0.0:8000-8001->8000-8001/tcp` where host and container ports are the same); a port
+/// published on another number listed on its own, after the groups
+/// (`0.0.0.0:8080->80/tcp`, `[::]:8080->80/tcp`).
 pub fn display_ports(ports: &Value) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for p in ports.as_array().into_iter().flatten() {
-        let private = p["PrivatePort"].as_i64().unwrap_or(0);
-        let typ = s(&p["Type"]);
-        match p["PublicPort"].as_i64() {
-            Some(public) if public != 0 => {
-                let ip = s(&p["IP"]);
-                let ip = if ip.contains(':') {
-                    format!("[{ip}]")
+    struct P<'a> {
+        ip: &'a str,
+        private: i64,
+        public: i64,
+        typ: &'a str,
+    }
+    let mut list: Vec<P> = ports
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| P {
+            ip: s(&p["IP"]),
+            private: p["PrivatePort"].as_i64().unwrap_or(0),
+            public: p["PublicPort"].as_i64().unwrap_or(0),
+            typ: s(&p["Type"]),
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        (a.private, a.ip, a.public, a.typ).cmp(&(b.private, b.ip, b.public, b.typ))
+    });
+    // Groups by key (`tcp`, or `0.0.0.0/tcp`), in the order the keys first appear.
+    let mut groups: Vec<(String, i64, i64)> = Vec::new();
+    let mut result = Vec::new();
+    let mut mappings = Vec::new();
+    let form = |key: &str, first: i64, last: i64| {
+        let (ip, typ) = match key.rsplit_once('/') {
+            Some((ip, typ)) => (ip, typ),
+            None => ("", key),
+        };
+        let mut range = first.to_string();
+        if first != last {
+            range = format!("{range}-{last}");
+        }
+        if ip.is_empty() {
+            format!("{range}/{typ}")
+        } else {
+            format!("{ip}:{range}->{range}/{typ}")
+        }
+    };
+    for p in &list {
+        let key = if p.ip.is_empty() {
+            p.typ.to_string()
+        } else {
+            if p.public != p.private {
+                let host = if p.ip.contains(':') {
+                    format!("[{}]:{}", p.ip, p.public)
                 } else {
-                    ip.to_string()
+                    format!("{}:{}", p.ip, p.public)
                 };
-                let prefix = if ip.is_empty() {
-                    String::new()
-                } else {
-                    format!("{ip}:")
-                };
-                out.push(format!("{prefix}{public}->{private}/{typ}"));
+                mappings.push(format!("{host}->{}/{}", p.private, p.typ));
+                continue;
             }
-            _ => out.push(format!("{private}/{typ}")),
+            format!("{}/{}", p.ip, p.typ)
+        };
+        match groups.iter_mut().find(|g| g.0 == key) {
+            None => groups.push((key, p.private, p.private)),
+            Some(g) if p.private == g.2 + 1 => g.2 = p.private,
+            Some(g) => {
+                result.push(form(&g.0, g.1, g.2));
+                g.1 = p.private;
+                g.2 = p.private;
+            }
         }
     }
-    out.dedup();
-    out.join(", ")
+    result.extend(groups.iter().map(|g| form(&g.0, g.1, g.2)));
+    result.extend(mappings);
+    result.join(", ")
 }
 
 /// The display fields of one container, as `docker ps` computes them.
@@ -245,6 +292,46 @@ mod tests {
         assert!(
             out.starts_with("CONTAINER ID   IMAGE     COMMAND                  CREATED"),
             "{out}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::display_ports;
+    use serde_json::json;
+
+    #[test]
+    fn ports_fold_into_ranges_as_dockers() {
+        let p = |ip: &str, private: i64, public: i64, typ: &str| {
+            let mut v = json!({"PrivatePort": private, "Type": typ});
+            if !ip.is_empty() {
+                v["IP"] = json!(ip);
+                v["PublicPort"] = json!(public);
+            }
+            v
+        };
+        assert_eq!(display_ports(&json!([])), "");
+        assert_eq!(
+            display_ports(&json!([
+                p("", 81, 0, "tcp"),
+                p("", 80, 0, "tcp"),
+                p("", 53, 0, "udp")
+            ])),
+            "53/udp, 80-81/tcp"
+        );
+        assert_eq!(
+            display_ports(&json!([
+                p("0.0.0.0", 8001, 8001, "tcp"),
+                p("0.0.0.0", 8000, 8000, "tcp"),
+                p("0.0.0.0", 80, 8080, "tcp"),
+                p("::", 80, 8080, "tcp"),
+            ])),
+            "0.0.0.0:8000-8001->8000-8001/tcp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        assert_eq!(
+            display_ports(&json!([p("", 80, 0, "tcp"), p("", 82, 0, "tcp")])),
+            "80/tcp, 82/tcp"
         );
     }
 }
