@@ -12,10 +12,12 @@
 //!
 //! - type `A` for a name [`Lookup::lookup_v4`] knows (matched case-insensitively, without
 //!   the trailing dot): NOERROR with one A record per address, TTL 600, `RA` set (as
-//!   Docker: not `AA`);
-//! - any other type (`AAAA`, `MX`…) for such a name: NOERROR with no answers, so that a
-//!   resolver asking for A and AAAA at once does not wait for the second;
-//! - `PTR` for `d.c.b.a.in-addr.arpa` (or a full `ip6.arpa` name) whose address
+//!   Docker: not `AA`); type `AAAA` for a name [`Lookup::lookup_v6`] knows: the AAAA records,
+//!   likewise;
+//! - any other type (`MX`…, or `A`/`AAAA` for a name with addresses of the other family
+//!   only) for a name either knows: NOERROR with no answers, so that a resolver asking for
+//!   A and AAAA at once does not wait for the second;
+//! - `PTR` for `d.c.b.a.in-addr.arpa` or a full (32-nibble) `ip6.arpa` name whose address
 //!   [`Lookup::reverse`] knows: the PTR record (`web.mynet.`).
 //!
 //! Everything else is forwarded unchanged to [`Lookup::upstreams`], in turn: a UDP query over
@@ -59,7 +61,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, IntoName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use ipnet::IpNet;
@@ -95,6 +97,12 @@ pub trait Lookup: Send + Sync + 'static {
     /// IPv4 addresses of `name` (lowercase, no trailing dot) as the container sees it: empty
     /// when the name is not a local one.
     fn lookup_v4(&self, name: &str) -> Vec<Ipv4Addr>;
+    /// IPv6 addresses of `name` (as for [`Self::lookup_v4`]): empty when the name is not a
+    /// local one or has no IPv6 address (a network without `--ipv6`). The default knows none.
+    fn lookup_v6(&self, name: &str) -> Vec<Ipv6Addr> {
+        let _ = name;
+        Vec::new()
+    }
     /// The name for a reverse lookup of `ip` (e.g. "web.mynet"), if it is a local container's.
     fn reverse(&self, ip: IpAddr) -> Option<String>;
     /// The servers to forward other queries to (port 53 usually), in order.
@@ -304,19 +312,30 @@ fn local_answers(lookup: &dyn Lookup, query: &Message) -> Option<Vec<Record>> {
         }
     }
     let key = name_key(q.name())?;
-    let addrs = lookup.lookup_v4(&key);
-    if addrs.is_empty() {
-        return None;
+    let record = |data| Record::from_rdata(q.name().clone(), TTL, data);
+    match q.query_type() {
+        RecordType::A => {
+            let v4 = lookup.lookup_v4(&key);
+            if !v4.is_empty() {
+                return Some(v4.into_iter().map(|a| record(RData::A(A(a)))).collect());
+            }
+            // A name with IPv6 addresses only: no A records, but it is ours.
+            (!lookup.lookup_v6(&key).is_empty()).then(Vec::new)
+        }
+        RecordType::AAAA => {
+            let v6 = lookup.lookup_v6(&key);
+            if !v6.is_empty() {
+                return Some(
+                    v6.into_iter()
+                        .map(|a| record(RData::AAAA(AAAA(a))))
+                        .collect(),
+                );
+            }
+            (!lookup.lookup_v4(&key).is_empty()).then(Vec::new)
+        }
+        _ => (!lookup.lookup_v4(&key).is_empty() || !lookup.lookup_v6(&key).is_empty())
+            .then(Vec::new),
     }
-    if q.query_type() != RecordType::A {
-        return Some(Vec::new());
-    }
-    Some(
-        addrs
-            .into_iter()
-            .map(|a| Record::from_rdata(q.name().clone(), TTL, RData::A(A(a))))
-            .collect(),
-    )
 }
 
 /// The name as [`Lookup::lookup_v4`] takes it: lowercase, labels joined with dots, no
@@ -654,11 +673,14 @@ mod tests {
     const WEB: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 2);
     const WEB2: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 3);
     const DB: Ipv4Addr = Ipv4Addr::new(172, 18, 0, 4);
+    const WEB6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xdb8, 1, 0, 0, 0, 0, 2);
+    const V6ONLY: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xdb8, 1, 0, 0, 0, 0, 3);
     /// What the tests' upstream answers (TEST-NET-1, documentation only).
     const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
     struct TestLookup {
         names: HashMap<String, Vec<Ipv4Addr>>,
+        names6: HashMap<String, Vec<Ipv6Addr>>,
         reverse: HashMap<IpAddr, String>,
         upstreams: Mutex<Vec<SocketAddr>>,
     }
@@ -671,7 +693,15 @@ mod tests {
                     ("web.mynet".to_string(), vec![WEB, WEB2]),
                     ("db".to_string(), vec![DB]),
                 ]),
-                reverse: HashMap::from([(IpAddr::V4(WEB), "web.mynet".to_string())]),
+                names6: HashMap::from([
+                    ("web".to_string(), vec![WEB6]),
+                    ("web.mynet".to_string(), vec![WEB6]),
+                    ("v6only".to_string(), vec![V6ONLY, WEB6]),
+                ]),
+                reverse: HashMap::from([
+                    (IpAddr::V4(WEB), "web.mynet".to_string()),
+                    (IpAddr::V6(WEB6), "web.mynet".to_string()),
+                ]),
                 upstreams: Mutex::new(upstreams),
             })
         }
@@ -682,6 +712,10 @@ mod tests {
             assert_eq!(name, name.to_lowercase(), "lookup_v4 gets lowercase names");
             assert!(!name.ends_with('.'), "lookup_v4 gets names without the dot");
             self.names.get(name).cloned().unwrap_or_default()
+        }
+        fn lookup_v6(&self, name: &str) -> Vec<Ipv6Addr> {
+            assert_eq!(name, name.to_lowercase(), "lookup_v6 gets lowercase names");
+            self.names6.get(name).cloned().unwrap_or_default()
         }
         fn reverse(&self, ip: IpAddr) -> Option<String> {
             self.reverse.get(&ip).cloned()
@@ -754,6 +788,16 @@ mod tests {
             .iter()
             .filter_map(|r| match &r.data {
                 RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn aaaa_records(m: &Message) -> Vec<Ipv6Addr> {
+        m.answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::AAAA(a) => Some(a.0),
                 _ => None,
             })
             .collect()
@@ -863,6 +907,74 @@ mod tests {
             assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
             assert!(reply.answers.is_empty());
         }
+    }
+
+    #[tokio::test]
+    async fn aaaa_for_a_local_name() {
+        let server = serve(TestLookup::new(vec![closed_port()]));
+        for (name, want) in [
+            ("web", vec![WEB6]),
+            ("Web.MyNet.", vec![WEB6]),
+            ("v6only", vec![V6ONLY, WEB6]),
+        ] {
+            let q = query(name, RecordType::AAAA);
+            for reply in [
+                ask_udp(server.udp_addr(), &q).await,
+                ask_tcp(server.tcp_addr(), &q).await,
+            ] {
+                assert_eq!(
+                    reply.metadata.response_code,
+                    ResponseCode::NoError,
+                    "{name}"
+                );
+                assert_eq!(aaaa_records(&reply), want, "{name}");
+                assert!(reply.answers.iter().all(|r| r.ttl == TTL));
+            }
+        }
+        // A name with IPv6 addresses only: A (and other types) are empty, not forwarded.
+        for qtype in [RecordType::A, RecordType::MX] {
+            let reply = ask_udp(server.udp_addr(), &query("v6only", qtype)).await;
+            assert_eq!(
+                reply.metadata.response_code,
+                ResponseCode::NoError,
+                "{qtype}"
+            );
+            assert!(reply.answers.is_empty(), "{qtype}: {reply:?}");
+        }
+        // A still gives the IPv4 addresses only.
+        let reply = ask_udp(server.udp_addr(), &query("web", RecordType::A)).await;
+        assert_eq!(a_records(&reply), vec![WEB, WEB2]);
+        assert!(aaaa_records(&reply).is_empty());
+        // Unknown names are forwarded (no upstream answers: SERVFAIL).
+        let reply = ask_udp(server.udp_addr(), &query("nobody", RecordType::AAAA)).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    }
+
+    #[tokio::test]
+    async fn ptr_for_a_local_ipv6_address() {
+        let server = serve(TestLookup::new(vec![]));
+        // fd00:db8:1::2, nibble by nibble, backwards.
+        let arpa = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.0.0.d.f.ip6.arpa.";
+        let q = query(arpa, RecordType::PTR);
+        for reply in [
+            ask_udp(server.udp_addr(), &q).await,
+            ask_tcp(server.tcp_addr(), &q).await,
+        ] {
+            assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(reply.answers.len(), 1);
+            assert_eq!(reply.answers[0].ttl, TTL);
+            match &reply.answers[0].data {
+                RData::PTR(p) => assert_eq!(p.0.to_ascii(), "web.mynet."),
+                other => panic!("{other:?}"),
+            }
+        }
+        // fd00:db8:1::3 has no reverse entry: forwarded, SERVFAIL without upstreams.
+        let q = query(
+            "3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.0.0.d.f.ip6.arpa.",
+            RecordType::PTR,
+        );
+        let reply = ask_udp(server.udp_addr(), &q).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
     }
 
     #[tokio::test]
@@ -996,6 +1108,7 @@ mod tests {
         let many: Vec<Ipv4Addr> = (1..=60).map(|i| Ipv4Addr::new(172, 18, 1, i)).collect();
         let lookup = Arc::new(TestLookup {
             names: HashMap::from([("many".to_string(), many.clone())]),
+            names6: HashMap::new(),
             reverse: HashMap::new(),
             upstreams: Mutex::new(vec![]),
         });
@@ -1050,6 +1163,11 @@ mod tests {
             Some("1.2.3.4".parse().unwrap())
         );
         assert_eq!(arpa("3.2.1.in-addr.arpa."), None);
+        assert_eq!(
+            arpa("2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.0.0.d.f.ip6.arpa."),
+            Some(IpAddr::V6(WEB6))
+        );
+        assert_eq!(arpa("1.0.0.0.8.b.d.0.0.0.d.f.ip6.arpa."), None);
         assert_eq!(arpa("web.mynet."), None);
         assert_eq!(fqdn("web.mynet").unwrap().to_ascii(), "web.mynet.");
         assert_eq!(fqdn("web.mynet.").unwrap().to_ascii(), "web.mynet.");
@@ -1126,6 +1244,7 @@ mod tests {
         let only_inside = "only-inside-the-netns.berth-test";
         let lookup = Arc::new(TestLookup {
             names: HashMap::from([(only_inside.to_string(), vec![WEB])]),
+            names6: HashMap::new(),
             reverse: HashMap::new(),
             upstreams: Mutex::new(vec![]),
         });

@@ -1,4 +1,4 @@
-//! IPv4 address management, with Docker's defaults and Docker's behaviour.
+//! IPv4 (and IPv6) address management, with Docker's defaults and Docker's behaviour.
 //!
 //! Two levels, both pure (no syscalls), so everything here is unit-tested:
 //!
@@ -18,13 +18,18 @@
 //!   `<dir>/<network-id>.json` ([`NetworkAddresses::save`], written atomically) after every
 //!   change, so a restarted daemon loads the leases ([`NetworkAddresses::load_all`]) and
 //!   reconciles them with the containers it finds ([`NetworkAddresses::retain_owners`]).
+//! - **IPv6 addresses** (`network create --ipv6 --subnet fd00:db8:1::/64`):
+//!   [`NetworkAddresses6`], the same shape without `--ip-range` (subnet given, checked with
+//!   [`parse_subnet6`] and [`overlaps6`]; gateway `::1` by default; sequential from the
+//!   subnet's first address + 1 with a bounded search), persisted as `<dir>/<network-id>.v6.json`
+//!   next to the IPv4 file (which [`NetworkAddresses::load_all`] skips).
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 /// The default bridge's subnet when nothing is configured and nothing collides.
@@ -75,6 +80,27 @@ pub enum IpamError {
     /// A requested address that is the network's or the broadcast address.
     #[error("requested address {address} is reserved in subnet {subnet}")]
     Reserved { address: Ipv4Addr, subnet: Ipv4Net },
+    /// An IPv6 CIDR with host bits set, e.g. `fd00:db8:1::1/64`.
+    #[error("invalid subnet {given}: it should be {canonical}")]
+    SubnetHostBits6 { given: String, canonical: Ipv6Net },
+    /// An IPv6 subnet with no room for a gateway and one address (/127, /128).
+    #[error("invalid subnet {0}: it is too small for a gateway and an address")]
+    SubnetTooSmall6(Ipv6Net),
+    /// The IPv6 gateway is outside the subnet, or is its subnet-router address.
+    #[error("invalid gateway {gateway}: it is not a host address of subnet {subnet}")]
+    InvalidGateway6 { gateway: Ipv6Addr, subnet: Ipv6Net },
+    /// Every IPv6 address of the network that may be searched is leased.
+    #[error("no available IPv6 addresses on this network's address pools: {0}")]
+    NoAddress6(String),
+    /// A requested IPv6 address is leased already, or is the gateway (Docker's message).
+    #[error("Address already in use")]
+    AddressInUse6(Ipv6Addr),
+    /// A requested IPv6 address outside the subnet.
+    #[error("requested address {address} is out of range of subnet {subnet}")]
+    OutOfRange6 { address: Ipv6Addr, subnet: Ipv6Net },
+    /// A requested IPv6 address that is the subnet's (subnet-router anycast) address.
+    #[error("requested address {address} is reserved in subnet {subnet}")]
+    Reserved6 { address: Ipv6Addr, subnet: Ipv6Net },
     /// A network id that cannot name a file.
     #[error("invalid network id {0:?}")]
     InvalidId(String),
@@ -106,6 +132,26 @@ pub fn parse_subnet(s: &str) -> Result<Ipv4Net, IpamError> {
         });
     }
     Ok(net)
+}
+
+/// Parse an IPv6 subnet in CIDR form (`fd00:db8:1::/64`); host bits must be zero.
+pub fn parse_subnet6(s: &str) -> Result<Ipv6Net, IpamError> {
+    let net: Ipv6Net = s
+        .trim()
+        .parse()
+        .map_err(|_| IpamError::InvalidSubnet(s.to_string()))?;
+    if net.addr() != net.network() {
+        return Err(IpamError::SubnetHostBits6 {
+            given: s.to_string(),
+            canonical: net.trunc(),
+        });
+    }
+    Ok(net)
+}
+
+/// Whether two IPv6 subnets share an address.
+pub fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// Parse dockerd's `bip` (`172.17.0.1/16`): the bridge's (gateway's) address and its subnet.
@@ -483,6 +529,8 @@ impl NetworkAddresses {
             let Some(name) = name.to_str() else { continue };
             if name.starts_with(".leases") {
                 let _ = std::fs::remove_file(dir.join(name));
+            } else if name.ends_with(V6_SUFFIX) {
+                // A network's IPv6 leases ([`NetworkAddresses6`]).
             } else if let Some(id) = name.strip_suffix(".json") {
                 names.push(id.to_string());
             }
@@ -511,6 +559,296 @@ impl NetworkAddresses {
             }),
         }
     }
+}
+
+/// The end of an IPv6 leases file's name: `<network-id>.v6.json`.
+const V6_SUFFIX: &str = ".v6.json";
+
+/// One network's IPv6 addresses (`network create --ipv6 --subnet fd00:db8:1::/64`): its
+/// subnet, gateway and leases. The same shape as [`NetworkAddresses`], persisted next to it as
+/// `<dir>/<network-id>.v6.json` ([`NetworkAddresses::load_all`] skips those files).
+///
+/// The subnet's own address (the subnet-router anycast address) is never handed out; there is
+/// no broadcast address in IPv6, so the last address of the subnet is a host address (as
+/// Docker). Allocation is sequential from the subnet's first address + 1 upward, skipping the
+/// gateway and leased addresses, and goes on after the last address handed out, wrapping
+/// around. A search never looks at more than `leases + 2` candidates (one of them is free
+/// whenever the subnet has room), so a /64 costs no more than a /120.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAddresses6 {
+    /// The network's id; also the file name.
+    network: String,
+    subnet: Ipv6Net,
+    gateway: Ipv6Addr,
+    /// The last address handed out automatically; the next search starts after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last: Option<Ipv6Addr>,
+    /// Leased address → owner (the endpoint or container id).
+    #[serde(default)]
+    leases: BTreeMap<Ipv6Addr, String>,
+}
+
+fn host_address6(ip: Ipv6Addr, subnet: &Ipv6Net) -> bool {
+    subnet.contains(&ip) && ip != subnet.network()
+}
+
+impl NetworkAddresses6 {
+    /// A network's IPv6 allocator. `subnet` must have no host bits set and a prefix length
+    /// of at most 126; `gateway` defaults to the subnet's first address + 1
+    /// (`fd00:db8:1::1`) and must be a host address of the subnet.
+    pub fn new(
+        network: &str,
+        subnet: Ipv6Net,
+        gateway: Option<Ipv6Addr>,
+    ) -> Result<Self, IpamError> {
+        check_id(network)?;
+        if subnet.addr() != subnet.network() {
+            return Err(IpamError::SubnetHostBits6 {
+                given: subnet.to_string(),
+                canonical: subnet.trunc(),
+            });
+        }
+        if subnet.prefix_len() > 126 {
+            return Err(IpamError::SubnetTooSmall6(subnet));
+        }
+        let gateway = gateway.unwrap_or_else(|| Ipv6Addr::from(u128::from(subnet.network()) + 1));
+        if !host_address6(gateway, &subnet) {
+            return Err(IpamError::InvalidGateway6 { gateway, subnet });
+        }
+        Ok(Self {
+            network: network.to_string(),
+            subnet,
+            gateway,
+            last: None,
+            leases: BTreeMap::new(),
+        })
+    }
+
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    pub fn subnet(&self) -> Ipv6Net {
+        self.subnet
+    }
+
+    pub fn gateway(&self) -> Ipv6Addr {
+        self.gateway
+    }
+
+    /// The leases, in address order: (address, owner).
+    pub fn leases(&self) -> impl Iterator<Item = (Ipv6Addr, &str)> {
+        self.leases.iter().map(|(a, o)| (*a, o.as_str()))
+    }
+
+    /// The owner of a leased address.
+    pub fn owner(&self, ip: Ipv6Addr) -> Option<&str> {
+        self.leases.get(&ip).map(String::as_str)
+    }
+
+    /// The addresses leased to `owner`.
+    pub fn addresses_of(&self, owner: &str) -> Vec<Ipv6Addr> {
+        self.leases
+            .iter()
+            .filter(|(_, o)| o.as_str() == owner)
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
+    fn free(&self, ip: Ipv6Addr) -> bool {
+        ip != self.gateway && !self.leases.contains_key(&ip)
+    }
+
+    /// Lease the next free address after the last one handed out (wrapping around) to `owner`.
+    pub fn allocate(&mut self, owner: &str) -> Result<Ipv6Addr, IpamError> {
+        let lo = u128::from(self.subnet.network()) + 1;
+        let hi = u128::from(self.subnet.broadcast());
+        // `new` checked the prefix length (<= 126), so hi > lo; `count` is at most 2^128 - 1.
+        let count = hi - lo + 1;
+        let start = match self.last.map(u128::from) {
+            Some(l) if l >= lo && l < hi => l + 1,
+            _ => lo,
+        };
+        let off = start - lo;
+        // At most leases + 1 (the gateway) addresses are taken, so among leases + 2
+        // consecutive candidates one is free, unless the subnet is full.
+        let tries = count.min(self.leases.len() as u128 + 2);
+        for i in 0..tries {
+            // (off + i) mod count, without overflowing.
+            let rem = count - off;
+            let o = if i < rem { off + i } else { i - rem };
+            let ip = Ipv6Addr::from(lo + o);
+            if self.free(ip) {
+                self.leases.insert(ip, owner.to_string());
+                self.last = Some(ip);
+                return Ok(ip);
+            }
+        }
+        Err(IpamError::NoAddress6(self.network.clone()))
+    }
+
+    /// Lease a given address (`--ip6`) to `owner`. It must be in the subnet, not the subnet's
+    /// own address, and neither the gateway nor leased.
+    pub fn request(&mut self, ip: Ipv6Addr, owner: &str) -> Result<(), IpamError> {
+        if !self.subnet.contains(&ip) {
+            return Err(IpamError::OutOfRange6 {
+                address: ip,
+                subnet: self.subnet,
+            });
+        }
+        if !host_address6(ip, &self.subnet) {
+            return Err(IpamError::Reserved6 {
+                address: ip,
+                subnet: self.subnet,
+            });
+        }
+        if !self.free(ip) {
+            return Err(IpamError::AddressInUse6(ip));
+        }
+        self.leases.insert(ip, owner.to_string());
+        Ok(())
+    }
+
+    /// Release a lease; returns its owner, or `None` when the address was not leased.
+    pub fn release(&mut self, ip: Ipv6Addr) -> Option<String> {
+        self.leases.remove(&ip)
+    }
+
+    /// Release every lease of `owner`; returns the addresses released.
+    pub fn release_owner(&mut self, owner: &str) -> Vec<Ipv6Addr> {
+        let gone = self.addresses_of(owner);
+        for ip in &gone {
+            self.leases.remove(ip);
+        }
+        gone
+    }
+
+    /// Keep only the leases whose owner passes `keep`; returns the leases dropped.
+    pub fn retain_owners(&mut self, mut keep: impl FnMut(&str) -> bool) -> Vec<(Ipv6Addr, String)> {
+        let mut dropped = Vec::new();
+        self.leases.retain(|ip, owner| {
+            let k = keep(owner);
+            if !k {
+                dropped.push((*ip, owner.clone()));
+            }
+            k
+        });
+        dropped
+    }
+
+    /// The IPv6 leases file of network `id` in `dir`: `<dir>/<id>.v6.json`.
+    pub fn path(dir: &Path, id: &str) -> PathBuf {
+        dir.join(format!("{id}{V6_SUFFIX}"))
+    }
+
+    /// Write `<dir>/<network>.v6.json` atomically (a temporary file in `dir`, fsynced,
+    /// renamed).
+    pub fn save(&self, dir: &Path) -> Result<(), IpamError> {
+        write_json(dir, &Self::path(dir, &self.network), self, true)
+    }
+
+    /// [`Self::save`] without the fsync (see [`NetworkAddresses::save_unsynced`]).
+    pub fn save_unsynced(&self, dir: &Path) -> Result<(), IpamError> {
+        write_json(dir, &Self::path(dir, &self.network), self, false)
+    }
+
+    /// Read network `id`'s IPv6 leases from `dir`; `None` when it has no file.
+    pub fn load(dir: &Path, id: &str) -> Result<Option<Self>, IpamError> {
+        check_id(id)?;
+        read_json(Self::path(dir, id))
+    }
+
+    /// Read every network's IPv6 leases from `dir` (empty when `dir` does not exist), in file
+    /// name order. Temporary files left by a crash are removed.
+    pub fn load_all(dir: &Path) -> Result<Vec<Self>, IpamError> {
+        let io = |op, source| IpamError::Io {
+            op,
+            path: dir.to_path_buf(),
+            source,
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("read directory", e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(|e| io("read directory", e))?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with(".leases") {
+                let _ = std::fs::remove_file(dir.join(name));
+            } else if let Some(id) = name.strip_suffix(V6_SUFFIX) {
+                names.push(id.to_string());
+            }
+        }
+        names.sort();
+        let mut all = Vec::new();
+        for id in names {
+            if let Some(n) = Self::load(dir, &id)? {
+                all.push(n);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Remove network `id`'s IPv6 leases file; absent is fine.
+    pub fn remove_file(dir: &Path, id: &str) -> Result<(), IpamError> {
+        check_id(id)?;
+        let path = Self::path(dir, id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(IpamError::Io {
+                op: "remove",
+                path,
+                source,
+            }),
+        }
+    }
+}
+
+/// Write `value` as JSON to `path` (in `dir`) atomically: a temporary `.leases*` file in
+/// `dir`, fsynced when `sync`, renamed over `path`.
+fn write_json<T: Serialize>(
+    dir: &Path,
+    path: &Path,
+    value: &T,
+    sync: bool,
+) -> Result<(), IpamError> {
+    let io = |op, source| IpamError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    };
+    let data = serde_json::to_vec_pretty(value).expect("leases serialize");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".leases")
+        .tempfile_in(dir)
+        .map_err(|e| io("create a temporary file for", e))?;
+    tmp.write_all(&data).map_err(|e| io("write", e))?;
+    if sync {
+        tmp.as_file().sync_all().map_err(|e| io("sync", e))?;
+    }
+    tmp.persist(path).map_err(|e| io("rename into", e.error))?;
+    Ok(())
+}
+
+/// Read the JSON file `path`; `None` when it does not exist.
+fn read_json<T: serde::de::DeserializeOwned>(path: PathBuf) -> Result<Option<T>, IpamError> {
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(IpamError::Io {
+                op: "read",
+                path,
+                source,
+            })
+        }
+    };
+    serde_json::from_slice(&data)
+        .map(Some)
+        .map_err(|source| IpamError::Corrupt { path, source })
 }
 
 fn u32_ip(v: u32) -> Ipv4Addr {
@@ -815,6 +1153,204 @@ mod tests {
         std::fs::write(dir.path().join("bad.json"), b"{").unwrap();
         assert!(matches!(
             NetworkAddresses::load(dir.path(), "bad"),
+            Err(IpamError::Corrupt { .. })
+        ));
+    }
+
+    fn net6(s: &str) -> Ipv6Net {
+        s.parse().unwrap()
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parse_subnets6() {
+        assert_eq!(
+            parse_subnet6("fd00:db8:1::/64").unwrap(),
+            net6("fd00:db8:1::/64")
+        );
+        assert_eq!(
+            parse_subnet6("fd00:db8:1::1/64").unwrap_err().to_string(),
+            "invalid subnet fd00:db8:1::1/64: it should be fd00:db8:1::/64"
+        );
+        assert_eq!(
+            parse_subnet6("10.0.0.0/8").unwrap_err().to_string(),
+            "invalid subnet 10.0.0.0/8"
+        );
+        assert!(parse_subnet6("fd00::/129").is_err());
+        assert!(overlaps6(&net6("fd00::/48"), &net6("fd00:0:0:5::/64")));
+        assert!(overlaps6(&net6("fd00:0:0:5::/64"), &net6("fd00::/48")));
+        assert!(!overlaps6(&net6("fd00:1::/64"), &net6("fd00:2::/64")));
+    }
+
+    #[test]
+    fn new_validates6() {
+        let n = NetworkAddresses6::new("n", net6("fd00:db8:1::/64"), None).unwrap();
+        assert_eq!(n.gateway(), ip6("fd00:db8:1::1"));
+        assert_eq!(n.subnet(), net6("fd00:db8:1::/64"));
+        assert_eq!(n.network(), "n");
+        assert_eq!(
+            NetworkAddresses6::new("n", net6("fd00:db8:1::/64"), Some(ip6("fd00:db8:2::1")))
+                .unwrap_err()
+                .to_string(),
+            "invalid gateway fd00:db8:2::1: it is not a host address of subnet fd00:db8:1::/64"
+        );
+        assert!(
+            NetworkAddresses6::new("n", net6("fd00:db8:1::/64"), Some(ip6("fd00:db8:1::")))
+                .is_err()
+        );
+        // The last address is a host address in IPv6.
+        NetworkAddresses6::new(
+            "n",
+            net6("fd00:db8:1::/64"),
+            Some(ip6("fd00:db8:1:0:ffff:ffff:ffff:ffff")),
+        )
+        .unwrap();
+        assert!(matches!(
+            NetworkAddresses6::new("n", net6("fd00::/127"), None),
+            Err(IpamError::SubnetTooSmall6(_))
+        ));
+        NetworkAddresses6::new("n", net6("fd00::/126"), None).unwrap();
+        assert!(matches!(
+            NetworkAddresses6::new("n", net6("fd00::1/64"), None),
+            Err(IpamError::SubnetHostBits6 { .. })
+        ));
+        assert!(NetworkAddresses6::new("../x", net6("fd00::/64"), None).is_err());
+    }
+
+    #[test]
+    fn sequential_allocation6_wraps_and_skips() {
+        // /125: ::0 reserved, ::1 gateway, ::2 to ::7 handed out (no broadcast in IPv6).
+        let mut n = NetworkAddresses6::new("n", net6("fd00::/125"), None).unwrap();
+        let got: Vec<_> = (0..6)
+            .map(|i| n.allocate(&format!("c{i}")).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            ["fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7"].map(ip6)
+        );
+        assert_eq!(
+            n.allocate("x").unwrap_err().to_string(),
+            "no available IPv6 addresses on this network's address pools: n"
+        );
+        assert_eq!(n.release(ip6("fd00::3")).as_deref(), Some("c1"));
+        assert_eq!(n.release(ip6("fd00::5")).as_deref(), Some("c3"));
+        assert_eq!(n.allocate("x").unwrap(), ip6("fd00::3"));
+        assert_eq!(n.allocate("y").unwrap(), ip6("fd00::5"));
+        // A /64: released addresses are not reused at once.
+        let mut n = NetworkAddresses6::new("n", net6("fd00:db8:1::/64"), None).unwrap();
+        let a = n.allocate("a").unwrap();
+        assert_eq!(a, ip6("fd00:db8:1::2"));
+        n.release(a);
+        assert_eq!(n.allocate("b").unwrap(), ip6("fd00:db8:1::3"));
+        // A gateway elsewhere: ::1 is a host address like any other.
+        let mut n = NetworkAddresses6::new("n", net6("fd00::/126"), Some(ip6("fd00::2"))).unwrap();
+        let got: Vec<_> = (0..2).map(|_| n.allocate("c").unwrap()).collect();
+        assert_eq!(got, ["fd00::1", "fd00::3"].map(ip6));
+        assert!(n.allocate("c").is_err());
+        assert_eq!(n.addresses_of("c"), ["fd00::1", "fd00::3"].map(ip6));
+    }
+
+    #[test]
+    fn allocation6_wraps_at_the_end_of_a_big_subnet() {
+        let mut n = NetworkAddresses6::new("n", net6("fd00:db8:1::/64"), None).unwrap();
+        let last = ip6("fd00:db8:1:0:ffff:ffff:ffff:ffff");
+        n.request(ip6("fd00:db8:1:0:ffff:ffff:ffff:fffe"), "a")
+            .unwrap();
+        n.last = Some(ip6("fd00:db8:1:0:ffff:ffff:ffff:fffd"));
+        assert_eq!(n.allocate("b").unwrap(), last);
+        // Past the end: back to the start, past the gateway.
+        assert_eq!(n.allocate("c").unwrap(), ip6("fd00:db8:1::2"));
+        // Many leases in a row cost a bounded search, never a scan of the subnet.
+        for i in 0..1000 {
+            n.allocate(&format!("d{i}")).unwrap();
+        }
+        assert_eq!(n.leases().count(), 1003);
+        assert_eq!(n.allocate("e").unwrap(), ip6("fd00:db8:1::3eb"));
+    }
+
+    #[test]
+    fn explicit_requests6() {
+        let mut n = NetworkAddresses6::new("n", net6("fd00:db8:1::/64"), None).unwrap();
+        n.request(ip6("fd00:db8:1::2"), "a").unwrap();
+        assert_eq!(
+            n.request(ip6("fd00:db8:1::2"), "b")
+                .unwrap_err()
+                .to_string(),
+            "Address already in use"
+        );
+        assert!(matches!(
+            n.request(ip6("fd00:db8:1::1"), "b"),
+            Err(IpamError::AddressInUse6(_))
+        ));
+        assert_eq!(
+            n.request(ip6("fd00:db8:2::2"), "b")
+                .unwrap_err()
+                .to_string(),
+            "requested address fd00:db8:2::2 is out of range of subnet fd00:db8:1::/64"
+        );
+        assert_eq!(
+            n.request(ip6("fd00:db8:1::"), "b").unwrap_err().to_string(),
+            "requested address fd00:db8:1:: is reserved in subnet fd00:db8:1::/64"
+        );
+        assert_eq!(n.allocate("c").unwrap(), ip6("fd00:db8:1::3"));
+        assert_eq!(n.owner(ip6("fd00:db8:1::2")), Some("a"));
+        assert_eq!(n.owner(ip6("fd00:db8:1::9")), None);
+    }
+
+    #[test]
+    fn release_by_owner_and_reconcile6() {
+        let mut n = NetworkAddresses6::new("n", net6("fd00::/64"), None).unwrap();
+        n.allocate("a").unwrap();
+        n.allocate("b").unwrap();
+        n.allocate("a").unwrap();
+        n.allocate("c").unwrap();
+        assert_eq!(n.release_owner("a"), [ip6("fd00::2"), ip6("fd00::4")]);
+        let dropped = n.retain_owners(|o| o == "c");
+        assert_eq!(dropped, [(ip6("fd00::3"), "b".to_string())]);
+        assert_eq!(n.leases().collect::<Vec<_>>(), [(ip6("fd00::5"), "c")]);
+    }
+
+    #[test]
+    fn persistence_round_trips6_next_to_v4() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(NetworkAddresses6::load(dir.path(), "n1").unwrap().is_none());
+        assert!(NetworkAddresses6::load_all(&dir.path().join("missing"))
+            .unwrap()
+            .is_empty());
+        let mut v4 = NetworkAddresses::new("n1", net("172.18.0.0/16"), None, None).unwrap();
+        v4.allocate("c1").unwrap();
+        v4.save(dir.path()).unwrap();
+        let mut v6 = NetworkAddresses6::new("n1", net6("fd00:db8:1::/64"), None).unwrap();
+        v6.allocate("c1").unwrap();
+        v6.request(ip6("fd00:db8:1::99"), "c2").unwrap();
+        v6.save(dir.path()).unwrap();
+        v6.allocate("c3").unwrap();
+        v6.save_unsynced(dir.path()).unwrap();
+        assert!(dir.path().join("n1.v6.json").exists());
+        let text = std::fs::read_to_string(dir.path().join("n1.v6.json")).unwrap();
+        assert!(text.contains("\"fd00:db8:1::99\": \"c2\""), "{text}");
+        // Each loader sees its own files only.
+        assert_eq!(
+            NetworkAddresses::load_all(dir.path()).unwrap(),
+            [v4.clone()]
+        );
+        assert_eq!(
+            NetworkAddresses6::load_all(dir.path()).unwrap(),
+            [v6.clone()]
+        );
+        let mut back = NetworkAddresses6::load(dir.path(), "n1").unwrap().unwrap();
+        assert_eq!(back, v6);
+        assert_eq!(back.allocate("c4").unwrap(), ip6("fd00:db8:1::4"));
+        NetworkAddresses6::remove_file(dir.path(), "n1").unwrap();
+        NetworkAddresses6::remove_file(dir.path(), "n1").unwrap();
+        assert!(NetworkAddresses6::load(dir.path(), "n1").unwrap().is_none());
+        assert_eq!(NetworkAddresses::load_all(dir.path()).unwrap(), [v4]);
+        std::fs::write(dir.path().join("bad.v6.json"), b"{").unwrap();
+        assert!(matches!(
+            NetworkAddresses6::load(dir.path(), "bad"),
             Err(IpamError::Corrupt { .. })
         ));
     }

@@ -2,14 +2,17 @@
 //!
 //! - [`dns`]: the embedded DNS server of user networks (Docker's `127.0.0.11`): one per
 //!   container, its sockets bound inside the container's namespace and served by the daemon's
-//!   tasks; answers the names a [`dns::Lookup`] knows and forwards the rest from the host's
+//!   tasks; answers the names (A, and AAAA from [`dns::Lookup::lookup_v6`]) a [`dns::Lookup`] knows and forwards the rest from the host's
 //!   namespace (so a loopback host resolver works).
-//! - [`ipam`]: IPv4 address management, pure. Docker's `default-address-pools`, subnets chosen
+//! - [`ipam`]: IPv4 (and IPv6: [`ipam::NetworkAddresses6`]) address management, pure. Docker's `default-address-pools`, subnets chosen
 //!   around the host's routes and the other networks, per-network leases (gateway reserved,
 //!   sequential with wrap-around, `--ip`, `--ip-range`) persisted as one JSON file per network.
 //! - [`link`]: rtnetlink. The bridge (`berth0`, ensured idempotently), and [`link::connect`]:
 //!   a veth pair whose host end is on the bridge and whose peer becomes the container's `eth0`
-//!   (Docker's MAC, the address, `lo` up, the default route). [`link::disconnect`] deletes it.
+//!   (Docker's MAC, the address, `lo` up, the default route), optionally with an IPv6 address
+//!   and default route ([`link::EndpointConfig::address6`], on a bridge given its IPv6 gateway
+//!   by [`link::Netlink::ensure_bridge6`]; see the module's IPv6 section: no DAD, and
+//!   `disable_ipv6` is cleared). [`link::disconnect`] deletes it.
 //! - [`nat`]: outbound NAT (masquerade) and published ports (DNAT) in berth's own nftables
 //!   table `ip berth`, over netfilter netlink, applied as one atomic batch; and `net.ipv4.ip_forward`.
 //! - [`ports`]: host ports for published ports: `PortBindings` keys and ranges, reserving a
@@ -17,7 +20,7 @@
 //!
 //! Nothing here shells out (`ip`, `iptables`, `nft`), and nothing touches Docker's chains.
 //! The crate knows nothing of containers or of the daemon; `berth-daemon/src/network.rs`
-//! wires the default bridge in (steps 1 to 3 below); user networks (step 4) are to come.
+//! wires it in (the steps below).
 //!
 //! # Crates
 //!
@@ -80,6 +83,14 @@
 //!    (then no gateway route either: `EndpointConfig::gateway = None`), then `Nat::apply`.
 //!    `rm` refuses while leases remain, then deletes the bridge, the leases file
 //!    ([`ipam::NetworkAddresses::remove_file`]) and re-applies NAT.
+//! 5. **`--ipv6`**: also a [`ipam::NetworkAddresses6`] (`--subnet` with a v6 CIDR, saved as
+//!    `<id>.v6.json` in the same leases dir), [`link::Netlink::ensure_bridge6`] after
+//!    `ensure_bridge` (gateway/prefix, e.g. `fd00:db8:1::1/64`), and per endpoint an
+//!    `address6` (allocated, or `--ip6` with `request`) and `gateway6` in the
+//!    [`link::EndpointConfig`]; [`dns::Lookup::lookup_v6`] for AAAA. Check
+//!    [`link::ipv6_supported`] first to refuse `--ipv6` on a kernel without IPv6. NAT stays
+//!    IPv4-only (no `ip6 berth` table yet): IPv6 containers reach the bridge and each other,
+//!    and the outside only if the host routes the subnet.
 
 pub mod dns;
 pub mod ipam;

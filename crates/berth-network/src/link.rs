@@ -13,14 +13,28 @@
 //! ([`crate::ipam::mac_for`]), then the address, `lo` and `eth0` up, and a default route via
 //! the gateway. Any failure removes the pair, so nothing is left behind. [`disconnect`] deletes
 //! the host end, which deletes the pair.
+//!
+//! # IPv6
+//!
+//! A network with `--ipv6` gets its gateway on the bridge with [`Netlink::ensure_bridge6`]
+//! (after [`Netlink::ensure_bridge`]), and its endpoints an [`EndpointConfig::address6`] (and
+//! [`EndpointConfig::gateway6`] for the default IPv6 route). Both addresses are added with
+//! `IFA_F_NODAD`: without it an address is "tentative" for the duration of duplicate address
+//! detection (a second or two), and binding to it or routing through it fails meanwhile.
+//! IPv6 must be enabled on both interfaces: `net.ipv6.conf.<if>.disable_ipv6` is set to 0
+//! where it is 1 (on the bridge in the calling thread's namespace, on the container's
+//! interface inside its namespace). A kernel without IPv6 (booted with `ipv6.disable=1`) has
+//! no `/proc/sys/net/ipv6`: [`ipv6_supported`] is false and both fail with
+//! [`LinkError::Ipv6Unsupported`]. An endpoint without `address6` costs nothing more than
+//! before.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
 use std::path::Path;
 
 use futures_util::TryStreamExt;
-use ipnet::Ipv4Net;
-use rtnetlink::packet_route::address::AddressAttribute;
+use ipnet::{Ipv4Net, Ipv6Net};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -65,6 +79,16 @@ pub enum LinkError {
     /// An interface name the kernel would refuse (empty, over 15 bytes, `/`, spaces).
     #[error("invalid interface name {0:?}")]
     InvalidName(String),
+    /// IPv6 asked for on a kernel without it (no `/proc/sys/net/ipv6`: `ipv6.disable=1`).
+    #[error("IPv6 is not supported by this host: the kernel has no IPv6 (/proc/sys/net/ipv6 is missing; booted with ipv6.disable=1?)")]
+    Ipv6Unsupported,
+    /// Reading or writing a sysctl (`/proc/sys/net/ipv6/conf/<if>/disable_ipv6`).
+    #[error("{op} {path}: {source}")]
+    Sysctl {
+        op: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 type Result<T, E = LinkError> = std::result::Result<T, E>;
@@ -89,6 +113,35 @@ fn errno(e: &LinkError) -> Option<i32> {
         LinkError::Netlink { source, .. } => source.raw_os_error(),
         _ => None,
     }
+}
+
+/// Where the kernel's IPv6 settings are; absent when it has no IPv6.
+const IPV6_SYSCTL: &str = "/proc/sys/net/ipv6";
+
+/// Whether the host's kernel has IPv6 (`/proc/sys/net/ipv6` exists; it does not on a host
+/// booted with `ipv6.disable=1`).
+pub fn ipv6_supported() -> bool {
+    Path::new(IPV6_SYSCTL).exists()
+}
+
+/// Make sure IPv6 is enabled on interface `ifname` of the calling thread's network
+/// namespace: `net.ipv6.conf.<ifname>.disable_ipv6` set to 0 when it is not. (The sysctls
+/// under `/proc/sys/net` are those of the namespace of the thread that opens them.)
+fn enable_ipv6(ifname: &str) -> Result<()> {
+    check_ifname(ifname)?;
+    if !ipv6_supported() {
+        return Err(LinkError::Ipv6Unsupported);
+    }
+    let path = format!("{IPV6_SYSCTL}/conf/{ifname}/disable_ipv6");
+    let sysctl = |op| {
+        let path = path.clone();
+        move |source| LinkError::Sysctl { op, path, source }
+    };
+    let current = std::fs::read_to_string(&path).map_err(sysctl("read"))?;
+    if current.trim() != "0" {
+        std::fs::write(&path, b"0").map_err(sysctl("write"))?;
+    }
+    Ok(())
 }
 
 /// Check an interface name as the kernel will (`dev_valid_name`).
@@ -187,10 +240,20 @@ impl Netlink {
     /// new thread that enters the namespace and exits; this blocks the caller for as long as
     /// that takes (tens of microseconds). Call it inside a tokio runtime.
     pub fn in_netns(ns: BorrowedFd<'_>) -> Result<Self> {
+        Self::in_netns_then(ns, || Ok(()))
+    }
+
+    /// [`Self::in_netns`], running `inside` on the helper thread inside the namespace first
+    /// (for sysctls of that namespace), at no extra thread.
+    fn in_netns_then(
+        ns: BorrowedFd<'_>,
+        inside: impl FnOnce() -> Result<()> + Send,
+    ) -> Result<Self> {
         let socket = std::thread::scope(|s| {
             s.spawn(|| {
                 nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
                     .map_err(LinkError::Setns)?;
+                inside()?;
                 Socket::new(NETLINK_ROUTE).map_err(LinkError::Socket)
             })
             .join()
@@ -283,6 +346,49 @@ impl Netlink {
             }
         }
         Ok(out)
+    }
+
+    /// The IPv6 addresses of link `index`, as address/prefix (link-local ones included).
+    pub async fn addresses6(&self, index: u32) -> Result<Vec<Ipv6Net>> {
+        let msgs: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl("list addresses"))?;
+        let mut out = Vec::new();
+        for m in msgs {
+            if m.header.index != index {
+                continue;
+            }
+            for a in &m.attributes {
+                if let AddressAttribute::Address(IpAddr::V6(ip)) = a {
+                    if let Ok(n) = Ipv6Net::new(*ip, m.header.prefix_len) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Add an IPv6 address (address/prefix) to link `index`, without duplicate address
+    /// detection (`IFA_F_NODAD`: usable at once, never "tentative"). Idempotent: an address
+    /// that is there already is fine. IPv6 must be enabled on the link (`disable_ipv6` 0).
+    pub async fn add_address6(&self, index: u32, address: Ipv6Net) -> Result<()> {
+        let mut req =
+            self.handle
+                .address()
+                .add(index, IpAddr::V6(address.addr()), address.prefix_len());
+        req.message_mut().header.flags = AddressHeaderFlags::Nodad;
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::EEXIST => Ok(()),
+            Err(e) => Err(nl(format!("add address {address}"))(e)),
+        }
     }
 
     /// Add an IPv4 address (address/prefix) to link `index`.
@@ -405,6 +511,31 @@ impl Netlink {
         Ok(link.index)
     }
 
+    /// Give bridge `name` (made by [`Self::ensure_bridge`]) the IPv6 address `gateway` (the
+    /// gateway's address and the subnet's prefix length, e.g. `fd00:db8:1::1/64`), without
+    /// duplicate address detection. IPv6 is enabled on the bridge first
+    /// (`net.ipv6.conf.<name>.disable_ipv6` = 0, written in the **calling thread's**
+    /// namespace, so call it on a connection of that namespace: [`Self::new`]). Idempotent;
+    /// other IPv6 addresses of the bridge are left alone. Fails with
+    /// [`LinkError::Ipv6Unsupported`] on a kernel without IPv6.
+    pub async fn ensure_bridge6(&self, name: &str, gateway: Ipv6Net) -> Result<()> {
+        if !ipv6_supported() {
+            return Err(LinkError::Ipv6Unsupported);
+        }
+        let link = self.require(name).await?;
+        if link.kind.as_deref() != Some(&InfoKind::Bridge.to_string()) {
+            return Err(LinkError::NotABridge(name.to_string()));
+        }
+        enable_ipv6(name)?;
+        if !self.addresses6(link.index).await?.contains(&gateway) {
+            self.add_address6(link.index, gateway).await?;
+        }
+        if !link.up {
+            self.set_up(link.index).await?;
+        }
+        Ok(())
+    }
+
     /// Delete link `name` (a bridge, or a veth's host end, which deletes its peer too).
     /// Returns whether there was one.
     pub async fn delete_link(&self, name: &str) -> Result<bool> {
@@ -433,6 +564,20 @@ impl Netlink {
             .await
             .map_err(nl(format!("add default route via {gateway}")))
     }
+
+    /// Add the default IPv6 route via `gateway`, through link `index`.
+    pub async fn add_default_route6(&self, index: u32, gateway: Ipv6Addr) -> Result<()> {
+        let route = RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build();
+        self.handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(nl(format!("add default route via {gateway}")))
+    }
 }
 
 /// How to plug a container into a bridge.
@@ -450,6 +595,11 @@ pub struct EndpointConfig {
     pub ifname: String,
     /// The MTU of both ends; the kernel's default (1500) when `None`.
     pub mtu: Option<u32>,
+    /// The container's IPv6 address and the subnet's prefix length (fd00:db8:1::2/64), on a
+    /// network with `--ipv6`; added without duplicate address detection.
+    pub address6: Option<Ipv6Net>,
+    /// The default IPv6 route's gateway (with `address6`; none for `--internal`).
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 impl EndpointConfig {
@@ -462,6 +612,8 @@ impl EndpointConfig {
             mac: None,
             ifname: "eth0".to_string(),
             mtu: None,
+            address6: None,
+            gateway6: None,
         }
     }
 }
@@ -477,6 +629,8 @@ pub struct Endpoint {
     pub address: Ipv4Net,
     pub gateway: Option<Ipv4Addr>,
     pub mac: [u8; 6],
+    /// The IPv6 address, when the endpoint has one.
+    pub address6: Option<Ipv6Net>,
 }
 
 /// Plug the container whose network namespace is `netns` into `cfg.bridge` (see the module
@@ -545,6 +699,7 @@ pub async fn connect(
             address: cfg.address,
             gateway: cfg.gateway,
             mac,
+            address6: cfg.address6,
         }),
         Err(e) => {
             if let Err(d) = host.delete_link(&host_ifname).await {
@@ -566,12 +721,19 @@ async fn hairpin(host: &Netlink, ifname: &str) -> Result<()> {
         .map_err(nl(format!("set hairpin mode on {ifname}")))
 }
 
-/// Inside the container's namespace: the address on `cfg.ifname`, it and `lo` up, the
-/// default route.
+/// Inside the container's namespace: the address(es) on `cfg.ifname`, it and `lo` up, the
+/// default route(s). With an IPv6 address, IPv6 is enabled on `cfg.ifname` by the thread
+/// that opens the netlink socket in the namespace (so at no extra thread).
 async fn configure(netns: BorrowedFd<'_>, cfg: &EndpointConfig) -> Result<()> {
-    let ns = Netlink::in_netns(netns.as_fd())?;
+    let ns = match cfg.address6 {
+        None => Netlink::in_netns(netns.as_fd())?,
+        Some(_) => Netlink::in_netns_then(netns.as_fd(), || enable_ipv6(&cfg.ifname))?,
+    };
     let peer = ns.require(&cfg.ifname).await?;
     ns.add_address(peer.index, cfg.address).await?;
+    if let Some(a6) = cfg.address6 {
+        ns.add_address6(peer.index, a6).await?;
+    }
     ns.set_up(peer.index).await?;
     if let Some(lo) = ns.link("lo").await? {
         if !lo.up {
@@ -580,6 +742,9 @@ async fn configure(netns: BorrowedFd<'_>, cfg: &EndpointConfig) -> Result<()> {
     }
     if let Some(gw) = cfg.gateway {
         ns.add_default_route(peer.index, gw).await?;
+    }
+    if let (Some(_), Some(gw6)) = (cfg.address6, cfg.gateway6) {
+        ns.add_default_route6(peer.index, gw6).await?;
     }
     Ok(())
 }

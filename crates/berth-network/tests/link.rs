@@ -4,14 +4,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
 use berth_network::ipam::{self, NetworkAddresses};
 use berth_network::link::{self, EndpointConfig, LinkError, Netlink};
 use common::{privileged, Netns};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().unwrap()
@@ -49,7 +49,8 @@ fn inside(ns: &Netns) -> Inside {
 
 /// Listen on `addr` in `ns`; returns the port. One connection is accepted and answered
 /// with what it sent.
-fn echo_server(ns: &Netns, addr: Ipv4Addr) -> (u16, std::thread::JoinHandle<()>) {
+fn echo_server(ns: &Netns, addr: impl Into<IpAddr>) -> (u16, std::thread::JoinHandle<()>) {
+    let addr = addr.into();
     let listener = ns.run(move || TcpListener::bind((addr, 0)).unwrap());
     let port = listener.local_addr().unwrap().port();
     // The socket stays in the namespace it was made in; accepting can happen anywhere.
@@ -62,7 +63,8 @@ fn echo_server(ns: &Netns, addr: Ipv4Addr) -> (u16, std::thread::JoinHandle<()>)
     (port, t)
 }
 
-fn echo_client(ns: &Netns, to: Ipv4Addr, port: u16) -> std::io::Result<[u8; 5]> {
+fn echo_client(ns: &Netns, to: impl Into<IpAddr>, port: u16) -> std::io::Result<[u8; 5]> {
+    let to = to.into();
     ns.run(move || {
         let mut s =
             TcpStream::connect_timeout(&SocketAddr::from((to, port)), Duration::from_secs(5))?;
@@ -358,4 +360,201 @@ fn the_pair_goes_when_the_container_namespace_dies() {
         }
         panic!("{} outlived its container's namespace", ep.host_ifname);
     });
+}
+
+fn net6(s: &str) -> Ipv6Net {
+    s.parse().unwrap()
+}
+
+fn ip6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+/// `disable_ipv6` of `ifname` (or `default`, `all`) in the namespace of the calling thread.
+fn disable_ipv6(ifname: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// `ip <args>` in the namespace of the calling thread, when `ip` is there.
+fn ip_cmd(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("ip").args(args).output().ok()?;
+    assert!(out.status.success(), "ip {args:?}: {out:?}");
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn ipv6_endpoints_are_usable_at_once() {
+    if !privileged() {
+        return;
+    }
+    if !link::ipv6_supported() {
+        eprintln!("skipped: the kernel has no IPv6");
+        return;
+    }
+    let host = Netns::new();
+    let c1 = Netns::new();
+    let c2 = Netns::new();
+    // Interfaces made in c1 start with IPv6 disabled: connect enables it on eth0.
+    c1.run(|| {
+        std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1").unwrap();
+    });
+    let (f1, f2) = (c1.file(), c2.file());
+    let (e1, e2) = host.block_on(move || async move {
+        let nl = Netlink::new().unwrap();
+        let gw6 = net6("fd00:db8:1::1/64");
+        // Without the v4 bridge first: no such interface.
+        assert!(matches!(
+            nl.ensure_bridge6("br-v6", gw6).await,
+            Err(LinkError::NoSuchLink(_))
+        ));
+        assert!(matches!(
+            nl.ensure_bridge6("lo", gw6).await,
+            Err(LinkError::NotABridge(_))
+        ));
+        let idx = nl
+            .ensure_bridge("br-v6", net("10.90.0.1/24"))
+            .await
+            .unwrap();
+        std::fs::write("/proc/sys/net/ipv6/conf/br-v6/disable_ipv6", "1").unwrap();
+        nl.ensure_bridge6("br-v6", gw6).await.unwrap();
+        assert_eq!(disable_ipv6("br-v6"), "0");
+        nl.ensure_bridge6("br-v6", gw6).await.unwrap();
+        let a6 = nl.addresses6(idx).await.unwrap();
+        assert_eq!(a6.iter().filter(|a| **a == gw6).count(), 1, "{a6:?}");
+        // The v4 side is untouched, and adding the address again is fine.
+        assert_eq!(nl.addresses(idx).await.unwrap(), [net("10.90.0.1/24")]);
+        nl.add_address6(idx, gw6).await.unwrap();
+
+        let mut addrs6 =
+            ipam::NetworkAddresses6::new("net6", net6("fd00:db8:1::/64"), None).unwrap();
+        let mut plug = |f: std::fs::File, owner: &str, v4: &str| {
+            let a = addrs6.allocate(owner).unwrap();
+            let mut cfg = EndpointConfig::new("br-v6", net(v4), Some(ip("10.90.0.1")));
+            cfg.address6 = Some(Ipv6Net::new(a, 64).unwrap());
+            cfg.gateway6 = Some(addrs6.gateway());
+            let nl = nl.clone();
+            async move { link::connect(&nl, f.as_fd(), &cfg).await.unwrap() }
+        };
+        let e1 = plug(f1, "c1", "10.90.0.2/24").await;
+        let e2 = plug(f2, "c2", "10.90.0.3/24").await;
+        (e1, e2)
+    });
+    assert_eq!(e1.address6, Some(net6("fd00:db8:1::2/64")));
+    assert_eq!(e2.address6, Some(net6("fd00:db8:1::3/64")));
+
+    // Inside: the address is there, not tentative, and the default route goes via the gateway.
+    let (addrs, shown, routes) = c1.block_on(|| async {
+        let nl = Netlink::new().unwrap();
+        let eth0 = nl.link("eth0").await.unwrap().unwrap();
+        assert_eq!(disable_ipv6("eth0"), "0");
+        (
+            nl.addresses6(eth0.index).await.unwrap(),
+            ip_cmd(&["-6", "addr", "show", "dev", "eth0"]),
+            ip_cmd(&["-6", "route", "show", "default"]),
+        )
+    });
+    assert!(addrs.contains(&net6("fd00:db8:1::2/64")), "{addrs:?}");
+    assert_eq!(inside(&c1).addresses, [net("10.90.0.2/24")]);
+    if let Some(shown) = shown {
+        let line = shown
+            .lines()
+            .find(|l| l.contains("fd00:db8:1::2/64"))
+            .unwrap_or_else(|| panic!("{shown}"));
+        assert!(!line.contains("tentative"), "{shown}");
+    }
+    if let Some(routes) = routes {
+        assert!(
+            routes.contains("default via fd00:db8:1::1 dev eth0"),
+            "{routes}"
+        );
+    }
+
+    // At once (no DAD wait): a container reaches the gateway, and the other container.
+    let (port, server) = echo_server(&host, ip6("fd00:db8:1::1"));
+    assert_eq!(
+        &echo_client(&c1, ip6("fd00:db8:1::1"), port).unwrap(),
+        b"hello"
+    );
+    server.join().unwrap();
+    let (port, server) = echo_server(&c2, ip6("fd00:db8:1::3"));
+    assert_eq!(
+        &echo_client(&c1, ip6("fd00:db8:1::3"), port).unwrap(),
+        b"hello"
+    );
+    server.join().unwrap();
+    // And a ping, when there is a ping that does IPv6.
+    let pinged = c1.run(|| {
+        let args = ["-6", "-c", "1", "-W", "2", "fd00:db8:1::1"];
+        let ping = std::process::Command::new("ping").args(args).output();
+        ping.or_else(|_| {
+            std::process::Command::new("busybox")
+                .arg("ping")
+                .args(args)
+                .output()
+        })
+        .ok()
+        .map(|o| (o.status.success(), o))
+    });
+    if let Some((ok, out)) = pinged {
+        assert!(ok, "{out:?}");
+    }
+
+    // A v4-only endpoint on the same bridge has no IPv6 address but the link-local one.
+    let c3 = Netns::new();
+    let f3 = c3.file();
+    let e3 = host.block_on(move || async move {
+        let nl = Netlink::new().unwrap();
+        let cfg = EndpointConfig::new("br-v6", net("10.90.0.4/24"), Some(ip("10.90.0.1")));
+        link::connect(&nl, f3.as_fd(), &cfg).await.unwrap()
+    });
+    assert_eq!(e3.address6, None);
+    let a3 = c3.block_on(|| async {
+        let nl = Netlink::new().unwrap();
+        let eth0 = nl.link("eth0").await.unwrap().unwrap();
+        nl.addresses6(eth0.index).await.unwrap()
+    });
+    assert!(
+        a3.iter().all(|a| a.addr().is_unicast_link_local()),
+        "{a3:?}"
+    );
+}
+
+#[test]
+fn ipv6_gateway_the_container_cannot_reach_leaves_nothing() {
+    if !privileged() || !link::ipv6_supported() {
+        return;
+    }
+    let host = Netns::new();
+    let container = Netns::new();
+    let cns = container.file();
+    host.block_on(move || async move {
+        let nl = Netlink::new().unwrap();
+        nl.ensure_bridge("br-v6", net("10.90.0.1/24"))
+            .await
+            .unwrap();
+        nl.ensure_bridge6("br-v6", net6("fd00:db8:1::1/64"))
+            .await
+            .unwrap();
+        let mut cfg = EndpointConfig::new("br-v6", net("10.90.0.2/24"), None);
+        cfg.address6 = Some(net6("fd00:db8:1::2/64"));
+        cfg.gateway6 = Some(ip6("fd00:db8:9::1"));
+        let e = link::connect(&nl, cns.as_fd(), &cfg).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("add default route via fd00:db8:9::1: "),
+            "{e}"
+        );
+        let left: Vec<_> = nl
+            .links()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(left, ["lo", "br-v6"]);
+    });
+    assert!(inside(&container).eth0.is_none());
 }
