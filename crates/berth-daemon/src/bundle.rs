@@ -48,7 +48,14 @@ impl Daemon {
                 .ok_or_else(|| ApiError::not_found(format!("network {} not found", att.network)))
                 .and_then(|net| {
                     let ip = self.net.allocate(&net, &rec.id, att.ipv4_address)?;
-                    Ok(Planned { net, att, ip })
+                    let ip6 = match self.net.allocate6(&net, &rec.id, att.ipv6_address) {
+                        Ok(ip6) => ip6,
+                        Err(e) => {
+                            self.net.release_lease(&net, &rec.id);
+                            return Err(e);
+                        }
+                    };
+                    Ok(Planned { net, att, ip, ip6 })
                 });
             match r {
                 Ok(p) => planned.push(p),

@@ -215,18 +215,23 @@ impl Daemon {
                 .as_ref()
                 .and_then(|c| c.ipv4_address.clone())
                 .filter(|s| !s.is_empty());
-            (aliases, ip)
+            let ip6 = ep
+                .ipam_config
+                .as_ref()
+                .and_then(|c| c.ipv6_address.clone())
+                .filter(|s| !s.is_empty());
+            (aliases, ip, ip6)
         };
         let builtin = matches!(mode, "" | "default" | "bridge" | "host" | "none")
             || mode.starts_with("container:");
         if builtin {
-            let (aliases, ip) = wanted(&settings(&[mode, "bridge", "default"]));
+            let (aliases, ip, ip6) = wanted(&settings(&[mode, "bridge", "default"]));
             if !aliases.is_empty() {
                 return Err(ApiError::invalid(
                     "network-scoped alias is supported only for containers in user defined networks",
                 ));
             }
-            if ip.is_some() {
+            if ip.is_some() || ip6.is_some() {
                 return Err(ApiError::invalid(
                     "user specified IP address is supported on user defined networks only",
                 ));
@@ -249,7 +254,13 @@ impl Daemon {
             }]);
         };
         let attach = |net: &crate::network::Net, ep: &berth_api::models::EndpointSettings| {
-            let (aliases, ip) = wanted(ep);
+            let (aliases, ip, ip6) = wanted(ep);
+            let ipv6_address = ip6
+                .map(|s| {
+                    s.parse::<std::net::Ipv6Addr>()
+                        .map_err(|_| ApiError::invalid(format!("invalid IPv6 address: {s}")))
+                })
+                .transpose()?;
             let ipv4_address = ip
                 .map(|s| {
                     s.parse::<std::net::Ipv4Addr>()
@@ -266,6 +277,7 @@ impl Daemon {
                 network_id: net.cfg.id.clone(),
                 aliases,
                 ipv4_address,
+                ipv6_address,
             })
         };
         let primary_keys = [mode, net.cfg.name.as_str(), net.cfg.id.as_str()];

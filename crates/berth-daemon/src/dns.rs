@@ -12,7 +12,7 @@
 use crate::Daemon;
 use berth_network::dns::{DnsServer, Lookup};
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -36,12 +36,28 @@ impl Lookup for Resolver {
     fn lookup_v4(&self, name: &str) -> Vec<Ipv4Addr> {
         self.daemon
             .upgrade()
-            .map(|d| d.dns_lookup(&self.id, name))
+            .map(|d| {
+                d.dns_lookup(&self.id, name)
+                    .into_iter()
+                    .map(|a| a.0)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn lookup_v6(&self, name: &str) -> Vec<Ipv6Addr> {
+        self.daemon
+            .upgrade()
+            .map(|d| {
+                d.dns_lookup(&self.id, name)
+                    .into_iter()
+                    .filter_map(|a| a.1)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     fn reverse(&self, ip: IpAddr) -> Option<String> {
-        let IpAddr::V4(ip) = ip else { return None };
         self.daemon.upgrade()?.dns_reverse(&self.id, ip)
     }
 
@@ -53,12 +69,15 @@ impl Lookup for Resolver {
     }
 }
 
+/// An endpoint's addresses: IPv4, and IPv6 on a network with it.
+type Addrs = (Ipv4Addr, Option<Ipv6Addr>);
+
 /// A live container's endpoints on user networks: (network id, network name, address), and
 /// its names there.
 struct Peer {
     name: String,
     id: String,
-    endpoints: Vec<(String, String, Ipv4Addr, Vec<String>)>,
+    endpoints: Vec<(String, String, Addrs, Vec<String>)>,
 }
 
 impl Daemon {
@@ -124,7 +143,12 @@ impl Daemon {
                         .find(|a| a.network_id == e.network_id || a.network == e.network)
                         .map(|a| a.aliases.clone())
                         .unwrap_or_default();
-                    (e.network_id.clone(), e.network.clone(), e.ip, aliases)
+                    (
+                        e.network_id.clone(),
+                        e.network.clone(),
+                        (e.ip, e.ip6),
+                        aliases,
+                    )
                 })
                 .collect();
             if !endpoints.is_empty() {
@@ -140,14 +164,14 @@ impl Daemon {
 
     /// The addresses `name` has for container `from`: the containers on its user networks
     /// named so (name, short id, alias), or `<that>.<network>` on that network only.
-    pub(crate) fn dns_lookup(&self, from: &str, name: &str) -> Vec<Ipv4Addr> {
+    pub(crate) fn dns_lookup(&self, from: &str, name: &str) -> Vec<Addrs> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         let peers = self.dns_peers();
         let Some(me) = peers.iter().find(|p| p.id == from) else {
             return Vec::new();
         };
         let mine: HashSet<&str> = me.endpoints.iter().map(|e| e.0.as_str()).collect();
-        let find = |target: &str, network: Option<&str>| -> Vec<Ipv4Addr> {
+        let find = |target: &str, network: Option<&str>| -> Vec<Addrs> {
             let mut ips = Vec::new();
             for p in &peers {
                 for (nid, nname, ip, aliases) in &p.endpoints {
@@ -187,14 +211,20 @@ impl Daemon {
     }
 
     /// The name of the container at `ip` on one of `from`'s user networks: `name.network`.
-    pub(crate) fn dns_reverse(&self, from: &str, ip: Ipv4Addr) -> Option<String> {
+    pub(crate) fn dns_reverse(&self, from: &str, ip: IpAddr) -> Option<String> {
         let peers = self.dns_peers();
         let me = peers.iter().find(|p| p.id == from)?;
         let mine: HashSet<&str> = me.endpoints.iter().map(|e| e.0.as_str()).collect();
         peers.iter().find_map(|p| {
             p.endpoints
                 .iter()
-                .find(|e| e.2 == ip && mine.contains(e.0.as_str()))
+                .find(|e| {
+                    let hit = match ip {
+                        IpAddr::V4(v4) => e.2 .0 == v4,
+                        IpAddr::V6(v6) => e.2 .1 == Some(v6),
+                    };
+                    hit && mine.contains(e.0.as_str())
+                })
                 .map(|e| format!("{}.{}", p.name, e.1))
         })
     }

@@ -247,12 +247,13 @@ impl Daemon {
                 aliases.push(rec.id[..12].to_string());
             }
             EndpointSettings {
-                ipam_config: a
-                    .ipv4_address
-                    .map(|ip| berth_api::models::EndpointIpamConfig {
-                        ipv4_address: Some(ip.to_string()),
+                ipam_config: (a.ipv4_address.is_some() || a.ipv6_address.is_some()).then(|| {
+                    berth_api::models::EndpointIpamConfig {
+                        ipv4_address: a.ipv4_address.map(|ip| ip.to_string()),
+                        ipv6_address: a.ipv6_address.map(|ip| ip.to_string()),
                         ..Default::default()
-                    }),
+                    }
+                }),
                 links: None,
                 aliases: user.then_some(aliases),
                 mac_address: Some(ep.map(|e| e.mac.clone()).unwrap_or_default()),
@@ -273,9 +274,17 @@ impl Daemon {
                 ),
                 ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
                 ip_prefix_len: Some(ep.map(|e| i64::from(e.prefix_len)).unwrap_or(0)),
-                ipv6_gateway: Some(String::new()),
-                global_ipv6_address: Some(String::new()),
-                global_ipv6_prefix_len: Some(0),
+                ipv6_gateway: Some(
+                    ep.and_then(|e| e.gateway6)
+                        .map(|g| g.to_string())
+                        .unwrap_or_default(),
+                ),
+                global_ipv6_address: Some(
+                    ep.and_then(|e| e.ip6)
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                ),
+                global_ipv6_prefix_len: Some(ep.map(|e| i64::from(e.prefix6)).unwrap_or(0)),
                 ..Default::default()
             }
         };

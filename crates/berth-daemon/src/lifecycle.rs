@@ -124,7 +124,15 @@ impl Daemon {
             let route = !routed && !p.net.cfg.internal;
             match self
                 .net
-                .connect(&p.net, &c.id, pid, &format!("eth{i}"), p.ip, mac, route)
+                .connect(
+                    &p.net,
+                    &c.id,
+                    pid,
+                    &format!("eth{i}"),
+                    (p.ip, p.ip6),
+                    mac,
+                    route,
+                )
                 .await
             {
                 Ok(ep) => {

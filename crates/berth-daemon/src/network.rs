@@ -31,9 +31,10 @@ use berth_api::models::HostConfig;
 use berth_api::ApiError;
 use berth_network::{ipam, link, nat, ports};
 use ipnet::Ipv4Net;
+use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,6 +43,10 @@ use std::sync::{Arc, Mutex, RwLock};
 pub const BRIDGE: &str = "berth0";
 /// The default bridge network's name (Docker's), also its leases file's id.
 pub const NETWORK: &str = "bridge";
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
 
 fn default_ifname() -> String {
     "eth0".into()
@@ -63,6 +68,13 @@ pub struct EndpointRecord {
     pub prefix_len: u8,
     /// The default route's gateway, when this endpoint gives the container its default route.
     pub gateway: Option<Ipv4Addr>,
+    /// Its IPv6 address and prefix length, on a network with IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prefix6: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
     /// `02:42:ac:11:00:02`
     pub mac: String,
     /// Its published ports.
@@ -86,6 +98,9 @@ pub struct Attachment {
     /// `--ip` / `network connect --ip`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4_address: Option<Ipv4Addr>,
+    /// `--ip6` / `network connect --ip6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<Ipv6Addr>,
 }
 
 /// The networks a container gets endpoints on, in order (the first gives `eth0`): its
@@ -110,6 +125,8 @@ pub struct Planned {
     pub net: Arc<Net>,
     pub att: Attachment,
     pub ip: Ipv4Addr,
+    /// On a network with IPv6.
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// A published port as the container's record keeps it: `proto` `container_port` ←
@@ -230,6 +247,11 @@ pub struct NetworkConfig {
     pub attachable: bool,
     #[serde(default)]
     pub enable_ipv6: bool,
+    /// The IPv6 subnet and gateway of a network made with `--ipv6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -245,11 +267,19 @@ pub struct Net {
     /// The default bridge (a built-in network: it cannot be removed, has no DNS).
     pub builtin: bool,
     leases: Mutex<ipam::NetworkAddresses>,
+    /// The IPv6 leases, on a network with IPv6.
+    leases6: Option<Mutex<ipam::NetworkAddresses6>>,
 }
 
 impl Net {
     fn lock(&self) -> std::sync::MutexGuard<'_, ipam::NetworkAddresses> {
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock6(&self) -> Option<std::sync::MutexGuard<'_, ipam::NetworkAddresses6>> {
+        self.leases6
+            .as_ref()
+            .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn masquerade(&self) -> Option<nat::Masquerade> {
@@ -291,6 +321,8 @@ pub struct CreateRequest {
     pub internal: bool,
     pub attachable: bool,
     pub enable_ipv6: bool,
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
 }
@@ -355,10 +387,18 @@ impl Networks {
                     }
                 },
             };
+            let leases6 = match cfg.subnet6 {
+                Some(sub6) => match ipam::NetworkAddresses6::load(&leases_dir, &cfg.id) {
+                    Ok(Some(l)) if l.subnet() == sub6 => Some(l),
+                    _ => ipam::NetworkAddresses6::new(&cfg.id, sub6, cfg.gateway6).ok(),
+                },
+                None => None,
+            };
             users.push(Net {
                 cfg,
                 builtin: false,
                 leases: Mutex::new(leases),
+                leases6: leases6.map(Mutex::new),
             });
         }
         let user_subnets: Vec<Ipv4Net> = users.iter().map(|n| n.cfg.subnet).collect();
@@ -416,12 +456,15 @@ impl Networks {
                 internal: false,
                 attachable: false,
                 enable_ipv6: false,
+                subnet6: None,
+                gateway6: None,
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
                 aux_addresses: BTreeMap::new(),
             },
             builtin: true,
             leases: Mutex::new(leases),
+            leases6: None,
         };
         let mut nets = vec![Arc::new(default)];
         nets.extend(users.into_iter().map(Arc::new));
@@ -438,6 +481,16 @@ impl Networks {
             n.lock()
                 .save(&leases_dir)
                 .map_err(|e| err(&what)(e.to_string()))?;
+            if let (Some(sub6), Some(gw6)) = (n.cfg.subnet6, n.cfg.gateway6) {
+                let gw6 = Ipv6Net::new(gw6, sub6.prefix_len()).expect("a prefix");
+                host.ensure_bridge6(&n.cfg.bridge, gw6)
+                    .await
+                    .map_err(|e| err(&what)(e.to_string()))?;
+                if let Some(l6) = n.lock6() {
+                    l6.save(&leases_dir)
+                        .map_err(|e| err(&what)(e.to_string()))?;
+                }
+            }
         }
         nat::enable_ip_forward().map_err(|e| setup(e.to_string()))?;
         let masq: Vec<_> = nets.iter().filter_map(|n| n.masquerade()).collect();
@@ -554,12 +607,60 @@ impl Networks {
         Ok(ip)
     }
 
-    /// Give up container `id`'s lease on `net` (blocking: it writes the leases file when it
-    /// had one).
+    /// Lease an IPv6 address on `net` (when it has IPv6) to container `id`: `requested`
+    /// (`--ip6`), else the next free one (blocking).
+    pub fn allocate6(
+        &self,
+        net: &Net,
+        id: &str,
+        requested: Option<Ipv6Addr>,
+    ) -> Result<Option<Ipv6Addr>, ApiError> {
+        let Some(mut l) = net.lock6() else {
+            return match requested {
+                Some(_) => Err(ApiError::invalid(format!(
+                    "network {} has no IPv6 (create it with --ipv6)",
+                    net.cfg.name
+                ))),
+                None => Ok(None),
+            };
+        };
+        let ip = match requested {
+            Some(ip) => {
+                l.request(ip, id).map_err(|e| match e {
+                    ipam::IpamError::AddressInUse6(_) => {
+                        ApiError::forbidden("Address already in use")
+                    }
+                    e => ApiError::invalid(e.to_string()),
+                })?;
+                ip
+            }
+            None => l.allocate(id).map_err(|e| {
+                ApiError::internal(format!(
+                    "no available IPv6 addresses on this network's address pools: {} ({}): {e}",
+                    net.cfg.name, net.cfg.id
+                ))
+            })?,
+        };
+        if let Err(e) = l.save_unsynced(&self.leases_dir) {
+            tracing::error!(network = %net.cfg.name, "cannot save the IPv6 leases: {e}");
+        }
+        Ok(Some(ip))
+    }
+
+    /// Give up container `id`'s leases on `net` (blocking: it writes the leases files when
+    /// it had some).
     pub fn release_lease(&self, net: &Net, id: &str) {
         let mut l = net.lock();
         if !l.release_owner(id).is_empty() {
             self.save(net, &l);
+        }
+        drop(l);
+        if let Some(mut l6) = net.lock6() {
+            if !l6.release_owner(id).is_empty() {
+                if let Err(e) = l6.save_unsynced(&self.leases_dir) {
+                    tracing::error!(network = %net.cfg.name, "cannot save the IPv6 leases: {e}");
+                }
+            }
         }
     }
 
@@ -573,18 +674,23 @@ impl Networks {
         id: &str,
         pid: i32,
         ifname: &str,
-        ip: Ipv4Addr,
+        (ip, ip6): (Ipv4Addr, Option<Ipv6Addr>),
         mac: Option<&str>,
         default_route: bool,
     ) -> Result<EndpointRecord, String> {
         let prefix = net.cfg.subnet.prefix_len();
         let gateway = (default_route && !net.cfg.internal).then_some(net.cfg.gateway);
+        let prefix6 = net.cfg.subnet6.map(|s| s.prefix_len()).unwrap_or(0);
         let ns =
             link::open_netns(format!("/proc/{pid}/ns/net").as_ref()).map_err(|e| e.to_string())?;
         let address = Ipv4Net::new(ip, prefix).map_err(|e| e.to_string())?;
         let mut cfg = link::EndpointConfig::new(&net.cfg.bridge, address, gateway);
         cfg.ifname = ifname.to_string();
         cfg.mac = mac.map(parse_mac).transpose()?;
+        if let Some(ip6) = ip6 {
+            cfg.address6 = Some(Ipv6Net::new(ip6, prefix6).map_err(|e| e.to_string())?);
+            cfg.gateway6 = net.cfg.gateway6.filter(|_| gateway.is_some());
+        }
         let ep = link::connect(&self.host, ns.as_fd(), &cfg)
             .await
             .map_err(|e| e.to_string())?;
@@ -598,6 +704,9 @@ impl Networks {
             ip,
             prefix_len: prefix,
             gateway: ep.gateway,
+            ip6,
+            prefix6: if ip6.is_some() { prefix6 } else { 0 },
+            gateway6: ip6.and(cfg.gateway6),
             mac: ipam::format_mac(&ep.mac),
             ports: Vec::new(),
         })
@@ -809,6 +918,23 @@ impl Networks {
             if *l != before {
                 self.save(&net, &l);
             }
+            drop(l);
+            if let Some(mut l6) = net.lock6() {
+                let before = l6.clone();
+                l6.retain_owners(|o| live.contains_key(o));
+                for (id, eps) in live {
+                    for ep in eps.iter().filter(|e| e.network_id == net.cfg.id) {
+                        if let Some(ip6) = ep.ip6 {
+                            if l6.owner(ip6) != Some(id.as_str()) {
+                                let _ = l6.request(ip6, id);
+                            }
+                        }
+                    }
+                }
+                if *l6 != before {
+                    let _ = l6.save_unsynced(&self.leases_dir);
+                }
+            }
         }
         self.restore_ports(live);
         let owned: HashSet<&str> = live
@@ -861,11 +987,6 @@ impl Networks {
                 "network with name {} already exists",
                 req.name
             )));
-        }
-        if req.enable_ipv6 {
-            return Err(ApiError::invalid(
-                "IPv6 networks are not supported by berth yet",
-            ));
         }
         let in_use: Vec<Ipv4Net> = self.nets().iter().map(|n| n.cfg.subnet).collect();
         let cidr = |s: &str| -> Result<Ipv4Net, ApiError> {
@@ -941,6 +1062,42 @@ impl Networks {
         let id = crate::new_id();
         let mut leases = ipam::NetworkAddresses::new(&id, subnet, gateway, ip_range)
             .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let leases6 = if req.enable_ipv6 {
+            if !link::ipv6_supported() {
+                return Err(ApiError::invalid("IPv6 is not supported by this host"));
+            }
+            let Some(s6) = req.subnet6.as_deref().filter(|s| !s.is_empty()) else {
+                return Err(ApiError::forbidden(
+                    "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network",
+                ));
+            };
+            let sub6 = ipam::parse_subnet6(s6).map_err(|e| ApiError::invalid(e.to_string()))?;
+            if self
+                .nets()
+                .iter()
+                .filter_map(|n| n.cfg.subnet6)
+                .any(|o| ipam::overlaps6(&o, &sub6))
+            {
+                return Err(ApiError::forbidden(
+                    "Pool overlaps with other one on this address space",
+                ));
+            }
+            let gw6 = req
+                .gateway6
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|g| {
+                    g.parse::<Ipv6Addr>()
+                        .map_err(|_| ApiError::invalid(format!("invalid gateway address: {g}")))
+                })
+                .transpose()?;
+            Some(
+                ipam::NetworkAddresses6::new(&id, sub6, gw6)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         for a in aux.values() {
             let _ = leases.request(*a, "aux-address");
         }
@@ -968,7 +1125,9 @@ impl Networks {
             user_gateway: gateway.is_some(),
             internal: req.internal,
             attachable: req.attachable,
-            enable_ipv6: false,
+            enable_ipv6: leases6.is_some(),
+            subnet6: leases6.as_ref().map(|l| l.subnet()),
+            gateway6: leases6.as_ref().map(|l| l.gateway()),
             labels: req.labels,
             options: req.options,
             aux_addresses: aux,
@@ -983,19 +1142,31 @@ impl Networks {
         let undo = |this: &Self, e: String| {
             let _ = std::fs::remove_file(&file);
             let _ = ipam::NetworkAddresses::remove_file(&this.leases_dir, &id);
+            let _ = ipam::NetworkAddresses6::remove_file(&this.leases_dir, &id);
             fail(e)
         };
         if let Err(e) = leases.save(&self.leases_dir) {
+            return Err(undo(self, e.to_string()));
+        }
+        if let Some(Err(e)) = leases6.as_ref().map(|l| l.save(&self.leases_dir)) {
             return Err(undo(self, e.to_string()));
         }
         let gw = Ipv4Net::new(cfg.gateway, subnet.prefix_len()).expect("a prefix");
         if let Err(e) = self.host.ensure_bridge(&cfg.bridge, gw).await {
             return Err(undo(self, e.to_string()));
         }
+        if let (Some(s6), Some(g6)) = (cfg.subnet6, cfg.gateway6) {
+            let gw6 = Ipv6Net::new(g6, s6.prefix_len()).expect("a prefix");
+            if let Err(e) = self.host.ensure_bridge6(&cfg.bridge, gw6).await {
+                let _ = self.host.delete_link(&cfg.bridge).await;
+                return Err(undo(self, e.to_string()));
+            }
+        }
         let net = Arc::new(Net {
             cfg,
             builtin: false,
             leases: Mutex::new(leases),
+            leases6: leases6.map(Mutex::new),
         });
         let r = nat::enable_route_localnet(&net.cfg.bridge)
             .map_err(|e| e.to_string())
@@ -1045,6 +1216,7 @@ impl Networks {
             .await
             .map_err(|e| fail(e.to_string()))?;
         let _ = ipam::NetworkAddresses::remove_file(&self.leases_dir, &net.cfg.id);
+        let _ = ipam::NetworkAddresses6::remove_file(&self.leases_dir, &net.cfg.id);
         std::fs::remove_file(config_path(&self.dir, &net.cfg.id))
             .or_else(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
@@ -1218,6 +1390,9 @@ mod tests {
             ip: "172.17.0.2".parse().unwrap(),
             prefix_len: 16,
             gateway: Some("172.17.0.1".parse().unwrap()),
+            ip6: Some("fd00::2".parse().unwrap()),
+            prefix6: 64,
+            gateway6: None,
             mac: "02:42:ac:11:00:02".into(),
             ports: vec![PortMapping {
                 proto: nat::Protocol::Udp,

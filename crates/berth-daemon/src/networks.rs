@@ -83,7 +83,7 @@ impl Daemon {
                             "EndpointID": ep.endpoint_id,
                             "MacAddress": ep.mac,
                             "IPv4Address": format!("{}/{}", ep.ip, ep.prefix_len),
-                            "IPv6Address": "",
+                            "IPv6Address": ep.ip6.map(|a| format!("{a}/{}", ep.prefix6)).unwrap_or_default(),
                         }),
                     );
                 }
@@ -132,6 +132,10 @@ impl Daemon {
                         .map(|(k, v)| (k.clone(), v.to_string()))
                         .collect::<BTreeMap<_, _>>());
                 }
+                let mut ipam_configs = vec![ipam];
+                if let (Some(s6), Some(g6)) = (c.subnet6, c.gateway6) {
+                    ipam_configs.push(json!({"Subnet": s6.to_string(), "Gateway": g6.to_string()}));
+                }
                 let options = if net.builtin {
                     json!({
                         "com.docker.network.bridge.default_bridge": "true",
@@ -151,7 +155,7 @@ impl Daemon {
                     "Scope": "local",
                     "Driver": "bridge",
                     "EnableIPv6": c.enable_ipv6,
-                    "IPAM": { "Driver": "default", "Options": if net.builtin { Value::Null } else { json!({}) }, "Config": [ipam] },
+                    "IPAM": { "Driver": "default", "Options": if net.builtin { Value::Null } else { json!({}) }, "Config": ipam_configs },
                     "Internal": c.internal,
                     "Attachable": c.attachable,
                     "Ingress": false,
@@ -308,6 +312,7 @@ impl Daemon {
             .flatten()
             .collect();
         let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
         for c in &configs {
             let subnet = c["Subnet"].as_str().unwrap_or("");
             if subnet.contains(':') {
@@ -316,10 +321,18 @@ impl Daemon {
                         "non-IPv6 network cannot have IPv6 subnets",
                     ));
                 }
+                v6.push(*c);
                 continue;
             }
             v4.push(*c);
         }
+        if v6.len() > 1 {
+            return Err(ApiError::invalid(
+                "berth networks have one IPv6 subnet; more were given",
+            ));
+        }
+        let c6 = v6.first().copied().cloned().unwrap_or(Value::Null);
+        let opt6 = |k: &str| c6[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
         if v4.len() > 1 {
             return Err(ApiError::invalid(
                 "berth networks have one IPv4 subnet; more were given",
@@ -336,6 +349,8 @@ impl Daemon {
             internal: body["Internal"].as_bool().unwrap_or(false),
             attachable: body["Attachable"].as_bool().unwrap_or(false),
             enable_ipv6: body["EnableIPv6"].as_bool().unwrap_or(false),
+            subnet6: opt6("Subnet"),
+            gateway6: opt6("Gateway"),
             labels: str_map(&body["Labels"]),
             options: str_map(&body["Options"]),
         };
@@ -448,6 +463,19 @@ impl Daemon {
                 "user specified IP address is supported only when connecting to networks with user configured subnets",
             ));
         }
+        let ip6 = ep["IPAMConfig"]["IPv6Address"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<std::net::Ipv6Addr>()
+                    .map_err(|_| ApiError::invalid(format!("invalid IPv6 address: {s}")))
+            })
+            .transpose()?;
+        if net.builtin && ip6.is_some() {
+            return Err(ApiError::invalid(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
         let _op = c.op.lock().await;
         let rec = c.record();
         let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
@@ -472,6 +500,7 @@ impl Daemon {
             network_id: net.cfg.id.clone(),
             aliases,
             ipv4_address: ip,
+            ipv6_address: ip6,
         };
         let dir = self.container_dir(&c.id);
         if !(rec.state.status == Status::Running || rec.state.status == Status::Paused)
@@ -483,13 +512,31 @@ impl Daemon {
         }
         // Running: an address, the next ethN, and DNS when this is its first user network.
         let d = self.clone();
-        let (n2, id2, want) = (net.clone(), c.id.clone(), ip);
-        let ip = crate::blocking(move || d.net.allocate(&n2, &id2, want)).await?;
+        let (n2, id2, want, want6) = (net.clone(), c.id.clone(), ip, ip6);
+        let (ip, ip6) = crate::blocking(move || {
+            let ip = d.net.allocate(&n2, &id2, want)?;
+            match d.net.allocate6(&n2, &id2, want6) {
+                Ok(ip6) => Ok((ip, ip6)),
+                Err(e) => {
+                    d.net.release_lease(&n2, &id2);
+                    Err(e)
+                }
+            }
+        })
+        .await?;
         let ifname = next_ifname(&rec.endpoints);
         let routed = rec.endpoints.iter().any(|e| e.gateway.is_some());
         let ep = match self
             .net
-            .connect(&net, &c.id, rec.state.pid, &ifname, ip, None, !routed)
+            .connect(
+                &net,
+                &c.id,
+                rec.state.pid,
+                &ifname,
+                (ip, ip6),
+                None,
+                !routed,
+            )
             .await
         {
             Ok(ep) => ep,

@@ -744,3 +744,131 @@ fn docker_cli_drives_user_networks() {
     let o = env.docker(&["network", "prune", "-f"]).unwrap();
     assert_eq!(o.code, 0, "{o:?}");
 }
+
+#[test]
+fn ipv6_networks_give_containers_v6_addresses_routes_and_names() {
+    if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        eprintln!("note: this host has no IPv6; skipped");
+        return;
+    }
+    let env = Env::new().with_busybox();
+    env.berth(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.90.0.0/24",
+        "--subnet",
+        "fd00:90::/64",
+        "v6net",
+    ])
+    .ok();
+    let net = net_inspect(&env, "v6net");
+    assert_eq!(net["EnableIPv6"], true, "{net}");
+    let cfg = net["IPAM"]["Config"].to_string();
+    assert!(
+        cfg.contains("fd00:90::/64") && cfg.contains("fd00:90::1"),
+        "{cfg}"
+    );
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "s6",
+        "--network",
+        "v6net",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "c6",
+        "--network",
+        "v6net",
+        "--ip6",
+        "fd00:90::99",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let s6 = inspect(&env, &["s6"]);
+    let ip6 = s6["NetworkSettings"]["Networks"]["v6net"]["GlobalIPv6Address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip6.starts_with("fd00:90::"), "{s6}");
+    assert_eq!(
+        s6["NetworkSettings"]["Networks"]["v6net"]["GlobalIPv6PrefixLen"],
+        64
+    );
+    assert_eq!(
+        s6["NetworkSettings"]["Networks"]["v6net"]["IPv6Gateway"],
+        "fd00:90::1"
+    );
+    let c6 = inspect(&env, &["c6"]);
+    assert_eq!(
+        c6["NetworkSettings"]["Networks"]["v6net"]["GlobalIPv6Address"],
+        "fd00:90::99"
+    );
+    let o = env
+        .berth(&["exec", "c6", "ip", "-6", "addr", "show", "eth0"])
+        .ok();
+    // Usable at once: the global address is not waiting for duplicate detection.
+    let global = o.stdout.lines().find(|l| l.contains("fd00:90::99/64"));
+    assert!(
+        global.is_some_and(|l| !l.contains("tentative")),
+        "{}",
+        o.stdout
+    );
+    let o = env.berth(&["exec", "c6", "ip", "-6", "route"]).ok();
+    assert!(o.stdout.contains("default via fd00:90::1"), "{}", o.stdout);
+    // Over IPv6 to the gateway and the neighbour, by address and by name (AAAA).
+    env.berth(&[
+        "exec",
+        "c6",
+        "ping",
+        "-6",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "fd00:90::1",
+    ])
+    .ok();
+    env.berth(&["exec", "c6", "ping", "-6", "-c", "1", "-W", "2", &ip6])
+        .ok();
+    let o = env
+        .berth(&["exec", "c6", "nslookup", "-type=aaaa", "s6"])
+        .ok();
+    assert!(o.stdout.contains(&ip6), "{}", o.stdout);
+    let id = net["Id"].as_str().unwrap().to_string();
+    let v6_leases = env.data_root.join(format!("network/leases/{id}.v6.json"));
+    assert!(v6_leases.exists());
+    env.berth(&["rm", "-f", "s6", "c6"]).ok();
+    let v: Value = serde_json::from_slice(&std::fs::read(&v6_leases).unwrap()).unwrap();
+    assert!(v["leases"].as_object().is_none_or(|m| m.is_empty()), "{v}");
+    env.berth(&["network", "rm", "v6net"]).ok();
+    assert!(!v6_leases.exists());
+    // --ip6 on a network without IPv6, or a v6 subnet without --ipv6, is refused.
+    env.berth(&["network", "create", "--subnet", "10.91.0.0/24", "v4only"])
+        .ok();
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "v4only",
+        "--ip6",
+        "fd00:91::5",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.code, 0, "{o:?}");
+    let o = env.berth(&["network", "create", "--subnet", "fd00:92::/64", "nov6"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    env.berth(&["network", "rm", "v4only"]).ok();
+}

@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(r["Command"].to_string(), "\"sh -c 'sleep 10000;…\"");
         assert_eq!(r["Names"].to_string(), "quirky_borg");
         assert_eq!(r["Labels"].to_string(), "a=1,b=2");
-        assert_eq!(r["Ports"].to_string(), "0.0.0.0:8080->80/tcp, 443/tcp");
+        assert_eq!(r["Ports"].to_string(), "443/tcp, 0.0.0.0:8080->80/tcp");
         assert_eq!(r["Size"].to_string(), "0B");
         let out = render_rows(
             "*formatter.ContainerContext",
