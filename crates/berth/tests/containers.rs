@@ -213,7 +213,7 @@ fn create_start_attach_restart_rename() {
     assert_eq!(logs.lines().count(), 2, "{logs}");
     env.berth(&["rename", "c1", "c2"]).ok();
     assert!(env.berth(&["inspect", "c2"]).code == 0);
-    assert_eq!(env.berth(&["inspect", "c1"]).code, 1);
+    assert_eq!(env.berth(&["inspect", "--type", "container", "c1"]).code, 1);
     // a taken name
     let o = env.berth(&["create", "--name", "c2", "busybox", "true"]);
     assert_eq!(o.code, 125, "{o:?}");
