@@ -497,6 +497,7 @@ impl Networks {
         nat::Nat::new()
             .apply(&masq)
             .map_err(|e| setup(e.to_string()))?;
+        docker_user_rules(&nets);
         tracing::info!(bridge = BRIDGE, networks = nets.len(), "networks ready");
         Ok(Networks {
             host,
@@ -1186,6 +1187,7 @@ impl Networks {
             let _ = self.host.delete_link(&net.cfg.bridge).await;
             return Err(undo(self, e));
         }
+        docker_user_rules(&self.list());
         tracing::info!(network = %net.cfg.name, bridge = %net.cfg.bridge, %subnet, "network created");
         Ok(net)
     }
@@ -1226,8 +1228,27 @@ impl Networks {
                 }
             })
             .map_err(|e| fail(e.to_string()))?;
+        docker_user_rules(&self.list());
         tracing::info!(network = %net.cfg.name, "network removed");
         Ok(())
+    }
+}
+
+/// When Docker's firewall is on this host, let the forwarded traffic of the bridges that
+/// are not internal through it (`nat::docker_user_rules`); a failure is logged, not fatal.
+fn docker_user_rules(nets: &[Arc<Net>]) {
+    let bridges: Vec<String> = nets
+        .iter()
+        .filter(|n| !n.cfg.internal)
+        .map(|n| n.cfg.bridge.clone())
+        .collect();
+    match nat::docker_user_rules(&bridges) {
+        Ok(true) => tracing::info!(
+            ?bridges,
+            "Docker's DOCKER-USER chain lets berth's bridges forward"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("cannot write berth's rules in Docker's DOCKER-USER chain: {e}"),
     }
 }
 

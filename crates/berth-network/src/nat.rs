@@ -195,7 +195,17 @@ const NFT_CMP_EQ: u32 = 0;
 const NFT_CMP_NEQ: u32 = 1;
 const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
+const NFT_META_IIFNAME: u32 = 6;
 const NFT_META_OIFNAME: u32 = 7;
+const NFT_MSG_GETRULE: u16 = 7;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_DONE: u16 = 0x3;
+const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_RULE_USERDATA: u16 = 7;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+/// `NFTNL_UDATA_RULE_COMMENT`: a rule's comment in its user data, as `nft` writes it.
+const UDATA_RULE_COMMENT: u8 = 0;
 const NFT_META_L4PROTO: u32 = 16;
 const NFT_REG_1: u32 = 1;
 const NFT_REG_2: u32 = 2;
@@ -319,9 +329,13 @@ fn ip_match(list: &mut Attrs, offset: u32, net: Ipv4Net) {
 
 /// `oifname ==|!= "<name>"`.
 fn oifname(list: &mut Attrs, op: u32, ifname: &str) {
+    ifname_match(list, NFT_META_OIFNAME, op, ifname);
+}
+
+/// `iifname`/`oifname` (`key`) `op` `ifname`.
+fn ifname_match(list: &mut Attrs, key: u32, op: u32, ifname: &str) {
     expr(list, "meta", |d| {
-        d.be32(NFTA_META_DREG, NFT_REG_1)
-            .be32(NFTA_META_KEY, NFT_META_OIFNAME);
+        d.be32(NFTA_META_DREG, NFT_REG_1).be32(NFTA_META_KEY, key);
     });
     let mut name = [0u8; IFNAMSIZ];
     name[..ifname.len()].copy_from_slice(ifname.as_bytes());
@@ -580,6 +594,154 @@ impl Nat {
                 Ok(())
             }
             r => r,
+        }
+    }
+}
+
+/// Docker's table and chain for rules of the host's users (`iptables -I DOCKER-USER`).
+const DOCKER_TABLE: &str = "filter";
+const DOCKER_USER: &str = "DOCKER-USER";
+/// The comment that marks berth's rules in Docker's `DOCKER-USER` chain.
+const DOCKER_USER_COMMENT: &str = "berth: forward for its bridges";
+
+/// Let forwarded traffic of berth's `bridges` through when Docker's firewall would drop it.
+///
+/// A dockerd that turns on `ip_forward` itself also sets the `FORWARD` chain's policy to
+/// `DROP` (in iptables' `filter` table), and no rule of berth's own table can overrule a drop
+/// in another table. So when that table has Docker's `DOCKER-USER` chain (the one Docker
+/// keeps for the host's own rules, evaluated first, never flushed by Docker), berth keeps
+/// there, at the top, `iifname "<bridge>" accept` and `oifname "<bridge>" accept` per bridge,
+/// marked with a comment; each call replaces the marked rules with the new list, in one
+/// batch (an empty list removes them). Docker's own rules are not touched. Returns whether
+/// the chain was there. Without Docker (or with a dockerd started after berth, which then
+/// finds `ip_forward` on and keeps the policy), nothing is needed and nothing is written.
+pub fn docker_user_rules(bridges: &[String]) -> Result<bool, NatError> {
+    for b in bridges {
+        crate::link::check_ifname(b).map_err(|_| NatError::InvalidName(b.clone()))?;
+    }
+    let Some(handles) = marked_rules(DOCKER_TABLE, DOCKER_USER, DOCKER_USER_COMMENT)? else {
+        return Ok(false);
+    };
+    if handles.is_empty() && bridges.is_empty() {
+        return Ok(true);
+    }
+    let mut b = Batch::new();
+    for h in handles {
+        let mut del = Attrs::new();
+        del.str(NFTA_RULE_TABLE, DOCKER_TABLE)
+            .str(NFTA_RULE_CHAIN, DOCKER_USER)
+            .put(NFTA_RULE_HANDLE, &h.to_be_bytes());
+        b.command("delete a DOCKER-USER rule", NFT_MSG_DELRULE, 0, &del);
+    }
+    // Without NLM_F_APPEND a rule goes to the top of the chain: add them in reverse.
+    for bridge in bridges.iter().rev() {
+        for key in [NFT_META_OIFNAME, NFT_META_IIFNAME] {
+            let mut r = Attrs::new();
+            r.str(NFTA_RULE_TABLE, DOCKER_TABLE)
+                .str(NFTA_RULE_CHAIN, DOCKER_USER);
+            r.nested(NFTA_RULE_EXPRESSIONS, |list| {
+                ifname_match(list, key, NFT_CMP_EQ, bridge);
+                expr(list, "immediate", |d| {
+                    d.be32(NFTA_IMMEDIATE_DREG, 0)
+                        .nested(NFTA_IMMEDIATE_DATA, |v| {
+                            v.nested(NFTA_DATA_VERDICT, |vd| {
+                                vd.be32(NFTA_VERDICT_CODE, NF_ACCEPT);
+                            });
+                        });
+                });
+            });
+            let mut udata = vec![UDATA_RULE_COMMENT, (DOCKER_USER_COMMENT.len() + 1) as u8];
+            udata.extend_from_slice(DOCKER_USER_COMMENT.as_bytes());
+            udata.push(0);
+            r.put(NFTA_RULE_USERDATA, &udata);
+            b.command("add a DOCKER-USER rule", NFT_MSG_NEWRULE, NLM_F_CREATE, &r);
+        }
+    }
+    run(b).map(|()| true)
+}
+
+/// The handles of the rules of `table`/`chain` (family ip) whose comment is `comment`;
+/// `None` when the chain does not exist.
+fn marked_rules(table: &str, chain: &str, comment: &str) -> Result<Option<Vec<u64>>, NatError> {
+    let socket = Socket::new(NETLINK_NETFILTER).map_err(NatError::Socket)?;
+    let timeout = nix::sys::time::TimeVal::from(libc::timeval {
+        tv_sec: 5,
+        tv_usec: 0,
+    });
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+        .map_err(|e| NatError::Socket(e.into()))?;
+    let mut attrs = Attrs::new();
+    attrs
+        .str(NFTA_RULE_TABLE, table)
+        .str(NFTA_RULE_CHAIN, chain);
+    let len = u32::try_from(16 + 4 + attrs.buf.len()).expect("message fits");
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&len.to_ne_bytes());
+    msg.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE).to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&[NFPROTO_IPV4, 0, 0, 0]);
+    msg.extend_from_slice(&attrs.buf);
+    socket
+        .send_to(&msg, &SocketAddr::new(0, 0), 0)
+        .map_err(NatError::Send)?;
+    let mut marked = Vec::new();
+    let want = {
+        let mut c = comment.as_bytes().to_vec();
+        c.push(0);
+        c
+    };
+    loop {
+        let (data, _) = socket.recv_from_full().map_err(NatError::Recv)?;
+        let mut rest = data.as_slice();
+        while rest.len() >= 16 {
+            let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+            let ty = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
+            if len < 16 || len > rest.len() {
+                return Ok(Some(marked));
+            }
+            match ty {
+                NLMSG_DONE => return Ok(Some(marked)),
+                NLMSG_ERROR if len >= 20 => {
+                    let code = i32::from_ne_bytes(rest[16..20].try_into().expect("4 bytes"));
+                    return match -code {
+                        0 => Ok(Some(marked)),
+                        libc::ENOENT => Ok(None),
+                        e => Err(NatError::Refused {
+                            op: "list the DOCKER-USER rules",
+                            source: std::io::Error::from_raw_os_error(e),
+                        }),
+                    };
+                }
+                _ => {
+                    // nlmsghdr (16) + nfgenmsg (4), then the rule's attributes.
+                    let (mut handle, mut ours) = (None, false);
+                    let mut a = &rest[20.min(len)..len];
+                    while a.len() >= 4 {
+                        let alen = u16::from_ne_bytes([a[0], a[1]]) as usize;
+                        let aty = u16::from_ne_bytes([a[2], a[3]]) & 0x3fff;
+                        if alen < 4 || alen > a.len() {
+                            break;
+                        }
+                        let v = &a[4..alen];
+                        match aty {
+                            NFTA_RULE_HANDLE if v.len() == 8 => {
+                                handle = Some(u64::from_be_bytes(v.try_into().expect("8 bytes")))
+                            }
+                            NFTA_RULE_USERDATA => {
+                                ours = v.windows(want.len()).any(|w| w == want.as_slice())
+                            }
+                            _ => {}
+                        }
+                        a = &a[((alen + 3) & !3).min(a.len())..];
+                    }
+                    if let (Some(h), true) = (handle, ours) {
+                        marked.push(h);
+                    }
+                }
+            }
+            rest = &rest[((len + 3) & !3).min(rest.len())..];
         }
     }
 }

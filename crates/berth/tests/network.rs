@@ -517,3 +517,158 @@ fn network_ls_and_inspect_show_the_builtin_networks() {
         .ok();
     assert_eq!(again.trimmed(), id);
 }
+
+/// Kills and reaps a child when the test ends, however it ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of our own child.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sh_in_daemon_netns(env: &Env, script: &str) -> common::Out {
+    let o = env.in_daemon_netns(&["sh", "-c", script]).output().unwrap();
+    common::Out::from(o)
+}
+
+/// A dockerd that turned `ip_forward` on itself sets iptables' FORWARD policy to DROP, which
+/// would drop everything berth's bridges forward; berth keeps accept rules for its bridges in
+/// Docker's DOCKER-USER chain (and nothing else of Docker's), so containers still get out.
+#[test]
+fn containers_get_out_when_dockers_firewall_drops_forwarding() {
+    let Some(dockerd) = common::dockerd_path() else {
+        eprintln!("note: dockerd is not installed; skipped");
+        return;
+    };
+    let mut env = Env::new().with_busybox();
+    // An "outside" host: a namespace behind a veth, at 198.51.100.2.
+    let outside = Reaped(
+        std::process::Command::new("unshare")
+            .args(["--net", "--", "sleep", "300"])
+            .spawn()
+            .unwrap(),
+    );
+    let opid = outside.0.id();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let o = sh_in_daemon_netns(
+        &env,
+        &format!(
+            "ip link add ext0 type veth peer name ext1 netns {opid} && \
+             ip addr add 198.51.100.1/24 dev ext0 && ip link set ext0 up && \
+             nsenter --net=/proc/{opid}/ns/net sh -c 'ip addr add 198.51.100.2/24 dev ext1 && ip link set ext1 up && ip link set lo up'"
+        ),
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    // Docker starts where forwarding is off, so it turns it on and sets the DROP policy.
+    let d = env.dir.path().join("dockerd");
+    std::fs::create_dir_all(&d).unwrap();
+    sh_in_daemon_netns(&env, "echo 0 > /proc/sys/net/ipv4/ip_forward").ok();
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let log = std::fs::File::create(d.join("log")).unwrap();
+    let sock = d.join("docker.sock");
+    let _docker = Reaped(
+        env.in_daemon_netns(&[
+            dockerd.to_str().unwrap(),
+            "--data-root",
+            d.join("data").to_str().unwrap(),
+            "--exec-root",
+            d.join("r").to_str().unwrap(),
+            "--pidfile",
+            d.join("pid").to_str().unwrap(),
+            "-H",
+            &format!("unix://{}", sock.display()),
+            "--cgroup-parent",
+            &format!("berth-test-dockerd-{tag}"),
+            "--containerd-namespace",
+            &format!("berth-test-{tag}"),
+            "--containerd-plugins-namespace",
+            &format!("berth-test-{tag}-plugins"),
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap(),
+    );
+    // Up and done with its firewall: it answers.
+    env.eventually("dockerd answers", || {
+        std::os::unix::net::UnixStream::connect(&sock)
+            .and_then(|mut c| {
+                use std::io::{Read, Write};
+                c.write_all(b"GET /_ping HTTP/1.0\r\n\r\n")?;
+                let mut s = String::new();
+                c.read_to_string(&mut s)?;
+                Ok(s.contains("200 OK"))
+            })
+            .unwrap_or(false)
+    });
+    env.eventually("dockerd sets the FORWARD policy to DROP", || {
+        sh_in_daemon_netns(&env, "iptables -S FORWARD")
+            .stdout
+            .contains("-P FORWARD DROP")
+    });
+    // berth, started again, finds Docker's chain.
+    env.stop_daemon();
+    env.start_daemon();
+    env.berth(&["network", "create", "outnet"]).ok();
+    for net in ["bridge", "outnet"] {
+        let o = env.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            "198.51.100.2",
+        ]);
+        let dbg = sh_in_daemon_netns(
+            &env,
+            "iptables -S; ip -o addr; ip route; nft list table ip berth",
+        )
+        .stdout;
+        assert_eq!(o.code, 0, "{net}: {o:?}\n{dbg}\n{}", env.daemon_log());
+    }
+    // Only berth's own, marked rules are in DOCKER-USER, listed by iptables without
+    // complaint, and they follow the networks.
+    let rules = sh_in_daemon_netns(&env, "iptables -S DOCKER-USER")
+        .ok()
+        .stdout;
+    let ours = rules
+        .lines()
+        .filter(|l| l.contains("berth: forward"))
+        .count();
+    assert_eq!(ours, 4, "{rules}");
+    assert!(rules.contains("-A DOCKER-USER -j RETURN"), "{rules}");
+    env.berth(&["network", "rm", "outnet"]).ok();
+    let rules = sh_in_daemon_netns(&env, "iptables -S DOCKER-USER")
+        .ok()
+        .stdout;
+    assert_eq!(
+        rules
+            .lines()
+            .filter(|l| l.contains("berth: forward"))
+            .count(),
+        2,
+        "{rules}"
+    );
+    assert!(sh_in_daemon_netns(&env, "iptables -S FORWARD")
+        .ok()
+        .stdout
+        .contains("-P FORWARD DROP"));
+}
