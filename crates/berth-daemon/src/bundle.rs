@@ -108,15 +108,32 @@ impl Daemon {
         if etc_hc.dns.as_ref().is_none_or(|d| d.is_empty()) && !self.config.dns.is_empty() {
             etc_hc.dns = Some(self.config.dns.clone());
         }
-        write_etc_files(
-            &dir,
-            &hostname,
-            domain,
-            ip,
-            &etc_hc,
-            self.net.gateway(),
-            embedded_dns,
-        )?;
+        match hc
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("container:"))
+        {
+            // As dockerd: in another container's network namespace, its name files too (its
+            // resolv.conf may name the embedded DNS server, which answers there).
+            Some(other) => {
+                let from = self.container_dir(&self.container(other)?.id);
+                for f in ["hosts", "resolv.conf"] {
+                    let data = std::fs::read(from.join(f)).map_err(io_err)?;
+                    write_atomic(&dir.join(f), &data).map_err(io_err)?;
+                }
+                write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())
+                    .map_err(io_err)?;
+            }
+            None => write_etc_files(
+                &dir,
+                &hostname,
+                domain,
+                ip,
+                &etc_hc,
+                self.net.gateway(),
+                embedded_dns,
+            )?,
+        }
         let opts = SpecOptions {
             id: rec.id.clone(),
             args: std::iter::once(rec.path.clone())

@@ -75,8 +75,10 @@ pub struct ContainerRecord {
     /// its image is deleted with `rmi -f`.
     #[serde(default)]
     pub layers: Vec<String>,
-    /// The networks it is attached to, in order (see `network::attachments`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The networks it is attached to, in order: empty when it has none (`none`, `host`,
+    /// `container:`, or disconnected from all). Records written before attachments were kept
+    /// get theirs from their network mode when loaded.
+    #[serde(default)]
     pub networks: Vec<crate::network::Attachment>,
     /// Its endpoints while it runs, one per attachment, in the same order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -96,8 +98,16 @@ pub const RECORD_FILE: &str = "config.v2.json";
 impl ContainerRecord {
     pub fn load(dir: &Path) -> std::io::Result<ContainerRecord> {
         let data = std::fs::read(dir.join(RECORD_FILE))?;
-        let mut rec: ContainerRecord = serde_json::from_slice(&data)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let bad = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let v: serde_json::Value = serde_json::from_slice(&data).map_err(bad)?;
+        let legacy = v.get("networks").is_none();
+        let mut rec: ContainerRecord = serde_json::from_value(v).map_err(bad)?;
+        if legacy && crate::network::on_default_bridge(&rec) {
+            rec.networks = vec![crate::network::Attachment {
+                network: crate::network::NETWORK.into(),
+                ..Default::default()
+            }];
+        }
         if let Some(ep) = rec.legacy_endpoint.take() {
             rec.endpoints.push(ep);
         }

@@ -14,15 +14,28 @@ use berth_network::dns::{DnsServer, Lookup};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-/// The DNS servers of the running containers, by container id.
+/// The DNS servers of the running containers, by container id, and what they answer from.
 #[derive(Default)]
-pub struct DnsServers(Mutex<std::collections::HashMap<String, DnsServer>>);
+pub struct DnsServers {
+    servers: Mutex<std::collections::HashMap<String, DnsServer>>,
+    /// Moves on every change of what the servers answer (a start, an exit, a connect, a
+    /// disconnect, a rename).
+    generation: AtomicU64,
+    /// The peers as of a generation: rebuilt only after a change, not per query.
+    peers: Mutex<Option<(u64, Arc<Vec<Peer>>)>>,
+}
 
 impl DnsServers {
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, DnsServer>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.servers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the servers answer changed.
+    pub fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -124,8 +137,21 @@ impl Daemon {
         }
     }
 
-    /// The running containers' endpoints on user networks.
-    fn dns_peers(&self) -> Vec<Peer> {
+    /// The running containers' endpoints on user networks (rebuilt after a change).
+    fn dns_peers(&self) -> Arc<Vec<Peer>> {
+        let cache = &self.net.dns;
+        let generation = cache.generation.load(Ordering::SeqCst);
+        if let Some((g, peers)) = &*cache.peers.lock().unwrap_or_else(|e| e.into_inner()) {
+            if *g == generation {
+                return peers.clone();
+            }
+        }
+        let peers = Arc::new(self.build_dns_peers());
+        *cache.peers.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, peers.clone()));
+        peers
+    }
+
+    fn build_dns_peers(&self) -> Vec<Peer> {
         let mut out = Vec::new();
         for c in self.all_containers() {
             let rec = c.record();
@@ -173,7 +199,7 @@ impl Daemon {
         let mine: HashSet<&str> = me.endpoints.iter().map(|e| e.0.as_str()).collect();
         let find = |target: &str, network: Option<&str>| -> Vec<Addrs> {
             let mut ips = Vec::new();
-            for p in &peers {
+            for p in peers.iter() {
                 for (nid, nname, ip, aliases) in &p.endpoints {
                     if !mine.contains(nid.as_str()) || network.is_some_and(|n| n != nname) {
                         continue;
@@ -192,22 +218,17 @@ impl Daemon {
         if !ips.is_empty() {
             return ips;
         }
-        match name.rsplit_once('.') {
-            Some((target, network))
-                if me
-                    .endpoints
-                    .iter()
-                    .any(|e| e.1.eq_ignore_ascii_case(network)) =>
-            {
-                let network = me
-                    .endpoints
-                    .iter()
-                    .find(|e| e.1.eq_ignore_ascii_case(network))
-                    .map(|e| e.1.clone());
-                find(target, network.as_deref())
+        // `<name>.<network>`, the network's name possibly with dots of its own.
+        for e in &me.endpoints {
+            let suffix = format!(".{}", e.1.to_ascii_lowercase());
+            if let Some(target) = name.strip_suffix(&suffix) {
+                let ips = find(target, Some(&e.1));
+                if !ips.is_empty() {
+                    return ips;
+                }
             }
-            _ => Vec::new(),
         }
+        Vec::new()
     }
 
     /// The name of the container at `ip` on one of `from`'s user networks: `name.network`.

@@ -84,6 +84,9 @@ impl Daemon {
         let dir = self.container_dir(&c.id);
         let t0 = std::time::Instant::now();
         crate::cgroups::prime_migration_lock();
+        // No network is removed while the container joins it (until its endpoints are in
+        // its record, where `network rm` looks).
+        let _networks = self.net.admin.read().await;
         let prepared = self.prepare_bundle(&rec).await;
         let t_prepare = t0.elapsed();
         let planned = match prepared {
@@ -210,6 +213,7 @@ impl Daemon {
             r.state.started_at = Some(chrono::Utc::now());
             r.state.finished_at = None;
         });
+        self.net.bump_dns();
         c.progress.send_modify(|p| p.starts += 1);
         self.spawn_monitor(c.clone());
         tracing::debug!(
@@ -352,6 +356,7 @@ impl Daemon {
             r.state.finished_at = Some(finished);
             r.state.oom_killed = oom;
         });
+        self.net.bump_dns();
         c.progress.send_modify(|p| {
             p.exits += 1;
             p.last_exit = exit_code;
@@ -609,6 +614,7 @@ impl Daemon {
         self.reserve_name(&new_name, &c.id)?;
         self.release_name(&old);
         c.update(&self.container_dir(&c.id), |r| r.name = new_name);
+        self.net.bump_dns();
         Ok(())
     }
 

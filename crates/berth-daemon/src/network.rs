@@ -103,20 +103,9 @@ pub struct Attachment {
     pub ipv6_address: Option<Ipv6Addr>,
 }
 
-/// The networks a container gets endpoints on, in order (the first gives `eth0`): its
-/// record's attachments; for a record made before attachments were kept, the default bridge
-/// when its mode says so.
+/// The networks a container gets endpoints on, in order (the first gives `eth0`).
 pub fn attachments(rec: &ContainerRecord) -> Vec<Attachment> {
-    if !rec.networks.is_empty() {
-        return rec.networks.clone();
-    }
-    if on_default_bridge(rec) {
-        return vec![Attachment {
-            network: NETWORK.into(),
-            ..Default::default()
-        }];
-    }
-    Vec::new()
+    rec.networks.clone()
 }
 
 /// An endpoint to plug in at start: the network, what the container asked of it, and the
@@ -282,6 +271,13 @@ impl Net {
             .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    fn isolated(&self) -> nat::Isolated {
+        nat::Isolated {
+            bridge: self.cfg.bridge.clone(),
+            internal: self.cfg.internal,
+        }
+    }
+
     fn masquerade(&self) -> Option<nat::Masquerade> {
         (!self.cfg.internal).then(|| nat::Masquerade {
             subnet: self.cfg.subnet,
@@ -327,6 +323,9 @@ pub struct CreateRequest {
     pub options: BTreeMap<String, String>,
 }
 
+/// The owner of the leases that hold `--aux-address`es.
+pub const AUX_OWNER: &str = "aux-address";
+
 /// The option naming a user network's bridge (Docker's).
 pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
 
@@ -346,8 +345,10 @@ pub struct Networks {
     pools: Vec<ipam::AddressPool>,
     /// Published ports; the lock also orders the NAT table's rewrites.
     ports: Mutex<PortTable>,
-    /// Orders network creations and removals (and the checks that they are allowed).
-    pub(crate) admin: tokio::sync::Mutex<()>,
+    /// Network creations and removals hold it for writing; a container's start and
+    /// `network connect`, from leasing to recording the endpoints, for reading (so that a
+    /// network is never removed under a container joining it).
+    pub(crate) admin: tokio::sync::RwLock<()>,
     /// The embedded DNS servers of the running containers on user networks.
     pub(crate) dns: crate::dns::DnsServers,
 }
@@ -468,34 +469,24 @@ impl Networks {
         };
         let mut nets = vec![Arc::new(default)];
         nets.extend(users.into_iter().map(Arc::new));
-        for n in &nets {
-            let gw = Ipv4Net::new(n.cfg.gateway, n.cfg.subnet.prefix_len()).expect("a prefix");
-            let what = format!(
-                "cannot set up the bridge {} of network {}",
-                n.cfg.bridge, n.cfg.name
-            );
-            host.ensure_bridge(&n.cfg.bridge, gw)
-                .await
-                .map_err(|e| err(&what)(e.to_string()))?;
-            nat::enable_route_localnet(&n.cfg.bridge).map_err(|e| err(&what)(e.to_string()))?;
-            n.lock()
-                .save(&leases_dir)
-                .map_err(|e| err(&what)(e.to_string()))?;
-            if let (Some(sub6), Some(gw6)) = (n.cfg.subnet6, n.cfg.gateway6) {
-                let gw6 = Ipv6Net::new(gw6, sub6.prefix_len()).expect("a prefix");
-                host.ensure_bridge6(&n.cfg.bridge, gw6)
-                    .await
-                    .map_err(|e| err(&what)(e.to_string()))?;
-                if let Some(l6) = n.lock6() {
-                    l6.save(&leases_dir)
-                        .map_err(|e| err(&what)(e.to_string()))?;
+        let mut ready = Vec::new();
+        for n in nets {
+            match setup_bridge(&host, &n, &leases_dir).await {
+                Ok(()) => ready.push(n),
+                // The default bridge is needed; a user network that cannot be set up (its
+                // bridge's name taken, IPv6 gone from the kernel) is left out until it can.
+                Err(e) if !n.builtin => {
+                    tracing::error!(network = %n.cfg.name, "left out: {}", e.message)
                 }
+                Err(e) => return Err(e),
             }
         }
+        let nets = ready;
         nat::enable_ip_forward().map_err(|e| setup(e.to_string()))?;
         let masq: Vec<_> = nets.iter().filter_map(|n| n.masquerade()).collect();
+        let iso: Vec<_> = nets.iter().map(|n| n.isolated()).collect();
         nat::Nat::new()
-            .apply(&masq)
+            .apply_full(&masq, &[], &iso)
             .map_err(|e| setup(e.to_string()))?;
         docker_user_rules(&nets);
         tracing::info!(bridge = BRIDGE, networks = nets.len(), "networks ready");
@@ -508,9 +499,15 @@ impl Networks {
             none_id,
             pools: config.address_pools.clone(),
             ports: Mutex::new(PortTable::default()),
-            admin: tokio::sync::Mutex::new(()),
+            admin: tokio::sync::RwLock::new(()),
             dns: Default::default(),
         })
+    }
+
+    /// What the embedded DNS servers answer changed (a container started, exited, was
+    /// connected, disconnected or renamed).
+    pub fn bump_dns(&self) {
+        self.dns.bump();
     }
 
     fn nets(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Net>>> {
@@ -766,9 +763,15 @@ impl Networks {
             }
         }
         forwards.sort_by_key(|f| (f.host_port, f.proto, f.host_ip));
-        let masq: Vec<_> = self.nets().iter().filter_map(|n| n.masquerade()).collect();
+        let (masq, iso): (Vec<_>, Vec<_>) = {
+            let nets = self.nets();
+            (
+                nets.iter().filter_map(|n| n.masquerade()).collect(),
+                nets.iter().map(|n| n.isolated()).collect(),
+            )
+        };
         nat::Nat::new()
-            .apply_all(&masq, &forwards)
+            .apply_full(&masq, &forwards, &iso)
             .map_err(|e| e.to_string())
     }
     /// Publish container `id`'s ports (at `ip`): reserve each host port (a random one from
@@ -903,7 +906,7 @@ impl Networks {
         for net in self.list() {
             let mut l = net.lock();
             let before = l.clone();
-            let dropped = l.retain_owners(|o| live.contains_key(o));
+            let dropped = l.retain_owners(|o| o == AUX_OWNER || live.contains_key(o));
             for (ip, owner) in &dropped {
                 tracing::info!(network = %net.cfg.name, %ip, %owner, "released the lease of a container that is gone");
             }
@@ -1100,7 +1103,7 @@ impl Networks {
             None
         };
         for a in aux.values() {
-            let _ = leases.request(*a, "aux-address");
+            let _ = leases.request(*a, AUX_OWNER);
         }
         let bridge = match req.options.get(BRIDGE_NAME_OPTION) {
             Some(b) if !b.is_empty() => {
@@ -1201,6 +1204,12 @@ impl Networks {
                 net.cfg.name
             ))
         };
+        // The bridge before the settings: a failure or a crash in between leaves a network
+        // that can be removed again.
+        self.host
+            .delete_link(&net.cfg.bridge)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         self.nets
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -1211,12 +1220,6 @@ impl Networks {
                 tracing::error!("cannot rewrite the NAT table: {e}");
             }
         }
-        // The bridge before the settings: a crash in between leaves a network that can be
-        // removed again.
-        self.host
-            .delete_link(&net.cfg.bridge)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
         let _ = ipam::NetworkAddresses::remove_file(&self.leases_dir, &net.cfg.id);
         let _ = ipam::NetworkAddresses6::remove_file(&self.leases_dir, &net.cfg.id);
         std::fs::remove_file(config_path(&self.dir, &net.cfg.id))
@@ -1232,6 +1235,31 @@ impl Networks {
         tracing::info!(network = %net.cfg.name, "network removed");
         Ok(())
     }
+}
+
+/// Ensure a network's bridge (and its IPv6 gateway) and save its leases.
+async fn setup_bridge(host: &link::Netlink, n: &Net, leases_dir: &Path) -> Result<(), ApiError> {
+    let what = format!(
+        "cannot set up the bridge {} of network {}",
+        n.cfg.bridge, n.cfg.name
+    );
+    let fail = |e: String| err(&what)(e);
+    let gw = Ipv4Net::new(n.cfg.gateway, n.cfg.subnet.prefix_len()).expect("a prefix");
+    host.ensure_bridge(&n.cfg.bridge, gw)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    nat::enable_route_localnet(&n.cfg.bridge).map_err(|e| fail(e.to_string()))?;
+    n.lock().save(leases_dir).map_err(|e| fail(e.to_string()))?;
+    if let (Some(sub6), Some(gw6)) = (n.cfg.subnet6, n.cfg.gateway6) {
+        let gw6 = Ipv6Net::new(gw6, sub6.prefix_len()).expect("a prefix");
+        host.ensure_bridge6(&n.cfg.bridge, gw6)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some(l6) = n.lock6() {
+            l6.save(leases_dir).map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 /// When Docker's firewall is on this host, let the forwarded traffic of the bridges that

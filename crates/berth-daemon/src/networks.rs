@@ -4,7 +4,7 @@
 //! first daemon start; `Created` is that file's modification time.
 
 use crate::container::{Container, Status};
-use crate::network::{Attachment, CreateRequest, EndpointRecord, Net, NETWORK};
+use crate::network::{Attachment, CreateRequest, EndpointRecord, Net};
 use crate::Daemon;
 use berth_api::ApiError;
 use serde_json::{json, Map, Value};
@@ -357,14 +357,14 @@ impl Daemon {
         if req.gateway.is_some() && req.subnet.is_none() {
             return Err(ApiError::invalid("gateway specified without subnet"));
         }
-        let _admin = self.net.admin.lock().await;
+        let _admin = self.net.admin.write().await;
         let net = self.net.create(req).await?;
         Ok(json!({ "Id": net.cfg.id, "Warning": "" }))
     }
 
     /// `DELETE /networks/{id}`.
     pub async fn remove_network(&self, key: &str) -> Result<(), ApiError> {
-        let _admin = self.net.admin.lock().await;
+        let _admin = self.net.admin.write().await;
         self.remove_network_locked(key).await
     }
 
@@ -398,7 +398,7 @@ impl Daemon {
         &self,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<String>, ApiError> {
-        let _admin = self.net.admin.lock().await;
+        let _admin = self.net.admin.write().await;
         let mut deleted = Vec::new();
         for net in self.net.list() {
             let labels: HashMap<String, String> = net.cfg.labels.clone().into_iter().collect();
@@ -477,6 +477,19 @@ impl Daemon {
             ));
         }
         let _op = c.op.lock().await;
+        // After the container's lock, as a start takes them.
+        let _networks = self.net.admin.read().await;
+        if self
+            .net
+            .resolve(&Attachment {
+                network: net.cfg.name.clone(),
+                network_id: net.cfg.id.clone(),
+                ..Default::default()
+            })
+            .is_none_or(|n| n.cfg.id != net.cfg.id)
+        {
+            return Err(ApiError::not_found(format!("network {key} not found")));
+        }
         let rec = c.record();
         let mode = rec.host_config.network_mode.as_deref().unwrap_or("default");
         if mode == "host" || mode == "none" || mode.starts_with("container:") {
@@ -571,10 +584,24 @@ impl Daemon {
             }
         }
         atts.push(att);
+        let mut committed = false;
         c.update(&dir, |r| {
-            r.networks = atts;
-            r.endpoints.push(ep);
+            // It may have exited meanwhile (its exit is recorded without the container's
+            // lock): then the endpoint went with its namespace.
+            if r.state.status.is_live() && r.state.pid == rec.state.pid {
+                r.networks = atts.clone();
+                r.endpoints.push(ep.clone());
+                committed = true;
+            }
         });
+        if !committed {
+            let _ = self.net.disconnect(&c.id, &ep).await;
+            return Err(ApiError::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        self.net.bump_dns();
         Ok(())
     }
 
@@ -622,23 +649,13 @@ impl Daemon {
                 ApiError::internal(format!("disconnect from {}: {e}", net.cfg.name))
             })?;
         }
-        let dir = self.container_dir(&c.id);
-        let user_left = rec
-            .endpoints
-            .iter()
-            .any(|e| e.network_id != net.cfg.id && e.network != NETWORK);
-        c.update(&dir, |r| {
+        // The DNS server stays for the container's life, as Docker's resolver does (its
+        // resolv.conf names it); without a user network it only forwards.
+        c.update(&self.container_dir(&c.id), |r| {
             r.networks = atts;
             r.endpoints.retain(|e| e.network_id != net.cfg.id);
-            if r.host_config.network_mode.as_deref() == Some(net.cfg.name.as_str())
-                && r.networks.is_empty()
-            {
-                // Docker keeps the mode; the container then starts with no network but lo.
-            }
         });
-        if ep.is_some() && !user_left {
-            self.stop_dns(&c.id);
-        }
+        self.net.bump_dns();
         Ok(())
     }
 }

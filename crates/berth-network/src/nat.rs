@@ -25,6 +25,12 @@
 //!         type nat hook output priority -100; policy accept;
 //!         …the same rules as prerouting
 //!     }
+//!     chain forward {
+//!         type filter hook forward priority filter; policy accept;
+//!         iifname "br-int" oifname != "br-int" drop    …and back: --internal networks
+//!         ct status dnat accept                        published ports, from any network
+//!         iifname "berth0" oifname "br-1" drop         …per pair: networks kept apart
+//!     }
 //! }
 //! ```
 //!
@@ -59,6 +65,8 @@ pub const POSTROUTING: &str = "postrouting";
 pub const PREROUTING: &str = "prerouting";
 /// The chain of DNAT rules for traffic the host itself sends (to its addresses, 127.0.0.1).
 pub const OUTPUT: &str = "output";
+/// The chain that keeps networks apart (hook forward, filter).
+pub const FORWARD: &str = "forward";
 
 /// Errors of NAT setup.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +96,68 @@ pub struct Masquerade {
     pub subnet: Ipv4Net,
     /// Its bridge: traffic leaving through it stays between containers, unrewritten.
     pub bridge: String,
+}
+
+/// A bridge to keep apart from the others in the `forward` chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolated {
+    pub bridge: String,
+    /// An `--internal` network: nothing is forwarded in or out of it.
+    pub internal: bool,
+}
+
+/// The `forward` chain's rules, in order:
+///
+/// ```text
+/// iifname "<internal>" oifname != "<internal>" drop     per internal bridge, and back:
+/// oifname "<internal>" iifname != "<internal>" drop
+/// ct status dnat accept                                 published ports, from anywhere
+/// iifname "<a>" oifname "<b>" drop                      per pair of other bridges
+/// ```
+fn isolation_rules(bridges: &[Isolated]) -> Vec<Attrs> {
+    let verdict = |list: &mut Attrs, v: u32| {
+        expr(list, "immediate", |d| {
+            d.be32(NFTA_IMMEDIATE_DREG, 0)
+                .nested(NFTA_IMMEDIATE_DATA, |data| {
+                    data.nested(NFTA_DATA_VERDICT, |vd| {
+                        vd.be32(NFTA_VERDICT_CODE, v);
+                    });
+                });
+        });
+    };
+    let mut out = Vec::new();
+    if bridges.len() < 2 && bridges.iter().all(|b| !b.internal) {
+        return out;
+    }
+    for b in bridges.iter().filter(|b| b.internal) {
+        for (a, z) in [
+            (NFT_META_IIFNAME, NFT_META_OIFNAME),
+            (NFT_META_OIFNAME, NFT_META_IIFNAME),
+        ] {
+            out.push(rule(FORWARD, |list| {
+                ifname_match(list, a, NFT_CMP_EQ, &b.bridge);
+                ifname_match(list, z, NFT_CMP_NEQ, &b.bridge);
+                verdict(list, NF_DROP);
+            }));
+        }
+    }
+    out.push(rule(FORWARD, |list| {
+        ct_status_dnat(list);
+        verdict(list, NF_ACCEPT);
+    }));
+    let open: Vec<&Isolated> = bridges.iter().filter(|b| !b.internal).collect();
+    for a in &open {
+        for z in &open {
+            if a.bridge != z.bridge {
+                out.push(rule(FORWARD, |list| {
+                    ifname_match(list, NFT_META_IIFNAME, NFT_CMP_EQ, &a.bridge);
+                    ifname_match(list, NFT_META_OIFNAME, NFT_CMP_EQ, &z.bridge);
+                    verdict(list, NF_DROP);
+                }));
+            }
+        }
+    }
+    out
 }
 
 /// A transport protocol of a published port.
@@ -230,6 +300,10 @@ const NFT_CT_STATUS: u32 = 2;
 /// `IPS_DST_NAT` (linux/netfilter/nf_conntrack_common.h): `ct status dnat`.
 const IPS_DST_NAT: u32 = 1 << 5;
 const NF_INET_PRE_ROUTING: u32 = 0;
+const NF_INET_FORWARD: u32 = 2;
+/// `filter`, the priority of the forward chain.
+const NF_IP_PRI_FILTER: i32 = 0;
+const NF_DROP: u32 = 0;
 const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_INET_POST_ROUTING: u32 = 4;
 /// `dstnat`, the priority of destination NAT in prerouting (and Docker's -100 in output).
@@ -374,25 +448,30 @@ fn hairpin_rules(m: &Masquerade) -> [Attrs; 2] {
     let containers = rule(POSTROUTING, |list| {
         ip_match(list, 12, m.subnet);
         oifname(list, NFT_CMP_EQ, &m.bridge);
-        expr(list, "ct", |d| {
-            d.be32(NFTA_CT_DREG, NFT_REG_1)
-                .be32(NFTA_CT_KEY, NFT_CT_STATUS);
-        });
-        expr(list, "bitwise", |d| {
-            d.be32(NFTA_BITWISE_SREG, NFT_REG_1)
-                .be32(NFTA_BITWISE_DREG, NFT_REG_1)
-                .be32(NFTA_BITWISE_LEN, 4)
-                .nested(NFTA_BITWISE_MASK, |v| {
-                    v.put(NFTA_DATA_VALUE, &IPS_DST_NAT.to_ne_bytes());
-                })
-                .nested(NFTA_BITWISE_XOR, |v| {
-                    v.put(NFTA_DATA_VALUE, &[0; 4]);
-                });
-        });
-        cmp(list, NFT_REG_1, NFT_CMP_NEQ, &[0; 4]);
+        ct_status_dnat(list);
         expr(list, "masq", |_| {});
     });
     [lo, containers]
+}
+
+/// `ct status dnat`: the connection's destination was rewritten (a published port).
+fn ct_status_dnat(list: &mut Attrs) {
+    expr(list, "ct", |d| {
+        d.be32(NFTA_CT_DREG, NFT_REG_1)
+            .be32(NFTA_CT_KEY, NFT_CT_STATUS);
+    });
+    expr(list, "bitwise", |d| {
+        d.be32(NFTA_BITWISE_SREG, NFT_REG_1)
+            .be32(NFTA_BITWISE_DREG, NFT_REG_1)
+            .be32(NFTA_BITWISE_LEN, 4)
+            .nested(NFTA_BITWISE_MASK, |v| {
+                v.put(NFTA_DATA_VALUE, &IPS_DST_NAT.to_ne_bytes());
+            })
+            .nested(NFTA_BITWISE_XOR, |v| {
+                v.put(NFTA_DATA_VALUE, &[0; 4]);
+            });
+    });
+    cmp(list, NFT_REG_1, NFT_CMP_NEQ, &[0; 4]);
 }
 
 /// `[fib daddr type local | ip daddr <ip>] <proto> dport <port> dnat to <ip>:<port>` in
@@ -518,17 +597,31 @@ impl Nat {
         self.apply_all(networks, &[])
     }
 
-    /// Make `table ip berth` say exactly this, in one atomic batch: a masquerade rule per
-    /// network in `postrouting` (plus its two hairpin rules when any port is published), and
-    /// per published port a DNAT rule in `prerouting` and the same in `output`.
+    /// [`Self::apply_full`] without isolation rules.
     pub fn apply_all(
         &self,
         networks: &[Masquerade],
         forwards: &[PortForward],
     ) -> Result<(), NatError> {
-        for m in networks {
-            crate::link::check_ifname(&m.bridge)
-                .map_err(|_| NatError::InvalidName(m.bridge.clone()))?;
+        self.apply_full(networks, forwards, &[])
+    }
+
+    /// Make `table ip berth` say exactly this, in one atomic batch: a masquerade rule per
+    /// network in `postrouting` (plus its two hairpin rules when any port is published), per
+    /// published port a DNAT rule in `prerouting` and the same in `output`, and in `forward`
+    /// the isolation of `bridges` (see [`Isolated`]).
+    pub fn apply_full(
+        &self,
+        networks: &[Masquerade],
+        forwards: &[PortForward],
+        bridges: &[Isolated],
+    ) -> Result<(), NatError> {
+        for name in networks
+            .iter()
+            .map(|m| &m.bridge)
+            .chain(bridges.iter().map(|b| &b.bridge))
+        {
+            crate::link::check_ifname(name).map_err(|_| NatError::InvalidName(name.clone()))?;
         }
         let mut b = Batch::new();
         let mut table = Attrs::new();
@@ -539,10 +632,11 @@ impl Nat {
             NLM_F_CREATE,
             &table,
         );
-        for (name, hook, priority) in [
-            (POSTROUTING, NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC),
-            (PREROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST),
-            (OUTPUT, NF_INET_LOCAL_OUT, NF_IP_PRI_NAT_DST),
+        for (name, hook, priority, kind) in [
+            (POSTROUTING, NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC, "nat"),
+            (PREROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST, "nat"),
+            (OUTPUT, NF_INET_LOCAL_OUT, NF_IP_PRI_NAT_DST, "nat"),
+            (FORWARD, NF_INET_FORWARD, NF_IP_PRI_FILTER, "filter"),
         ] {
             let mut chain = Attrs::new();
             chain
@@ -553,7 +647,7 @@ impl Nat {
                         .be32(NFTA_HOOK_PRIORITY, priority as u32);
                 })
                 .be32(NFTA_CHAIN_POLICY, NF_ACCEPT)
-                .str(NFTA_CHAIN_TYPE, "nat");
+                .str(NFTA_CHAIN_TYPE, kind);
             b.command("create chain", NFT_MSG_NEWCHAIN, NLM_F_CREATE, &chain);
             let mut flush = Attrs::new();
             flush.str(NFTA_RULE_TABLE, TABLE).str(NFTA_RULE_CHAIN, name);
@@ -577,6 +671,9 @@ impl Nat {
             for chain in [PREROUTING, OUTPUT] {
                 b.command("add dnat rule", NFT_MSG_NEWRULE, add, &dnat_rule(chain, f));
             }
+        }
+        for r in isolation_rules(bridges) {
+            b.command("add isolation rule", NFT_MSG_NEWRULE, add, &r);
         }
         run(b)
     }

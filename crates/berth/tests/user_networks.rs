@@ -872,3 +872,166 @@ fn ipv6_networks_give_containers_v6_addresses_routes_and_names() {
     assert_ne!(o.code, 0, "{o:?}");
     env.berth(&["network", "rm", "v4only"]).ok();
 }
+
+#[test]
+fn networks_are_kept_apart_but_published_ports_answer_from_any() {
+    let mut env = Env::new().with_busybox();
+    env.berth(&["network", "create", "--subnet", "10.93.0.0/24", "red"])
+        .ok();
+    env.berth(&["network", "create", "--subnet", "10.94.0.0/24", "blue"])
+        .ok();
+    env.berth(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.95.0.0/24",
+        "vault",
+    ])
+    .ok();
+    let serve = "mkdir -p /w && echo from-$HOSTNAME > /w/index.html && exec httpd -f -p 80 -h /w";
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "rweb",
+        "--hostname",
+        "rweb",
+        "--network",
+        "red",
+        "-p",
+        "8093:80",
+        "busybox",
+        "sh",
+        "-c",
+        serve,
+    ])
+    .ok();
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "vweb",
+        "--hostname",
+        "vweb",
+        "--network",
+        "vault",
+        "busybox",
+        "sh",
+        "-c",
+        serve,
+    ])
+    .ok();
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "bcli",
+        "--network",
+        "blue",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    env.berth(&["run", "-d", "--name", "dcli", "busybox", "sleep", "300"])
+        .ok();
+    let ip_on = |env: &Env, name: &str, net: &str| {
+        inspect(env, &[name])["NetworkSettings"]["Networks"][net]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let rweb = ip_on(&env, "rweb", "red");
+    let vweb = ip_on(&env, "vweb", "vault");
+    let get = |env: &Env, from: &str, url: &str| {
+        env.berth(&["exec", from, "timeout", "2", "wget", "-qO-", url])
+    };
+    // Not from another user network, nor from the default bridge, nor into an internal one.
+    for (from, to) in [
+        ("bcli", &rweb),
+        ("dcli", &rweb),
+        ("bcli", &vweb),
+        ("dcli", &vweb),
+    ] {
+        let o = get(&env, from, &format!("http://{to}/"));
+        assert_ne!(o.code, 0, "{from} reached {to}: {o:?}");
+    }
+    // A published port answers from any network, through the host.
+    let gw = net_inspect(&env, "blue")["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = get(&env, "bcli", &format!("http://{gw}:8093/")).ok();
+    assert_eq!(o.stdout.trim(), "from-rweb");
+    let o = get(&env, "dcli", "http://172.17.0.1:8093/").ok();
+    assert_eq!(o.stdout.trim(), "from-rweb");
+    // Connected to red as well, bcli reaches rweb there.
+    env.berth(&["network", "connect", "red", "bcli"]).ok();
+    let o = get(&env, "bcli", "http://rweb/").ok();
+    assert_eq!(o.stdout.trim(), "from-rweb");
+    let table = nft_table(&env);
+    assert!(
+        table.contains("chain forward") && table.contains("ct status dnat accept"),
+        "{table}"
+    );
+
+    // The names a container in another's namespace sees are that container's.
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:bcli",
+            "busybox",
+            "nslookup",
+            "rweb",
+        ])
+        .ok();
+    assert!(o.stdout.contains(&rweb), "{}", o.stdout);
+
+    // Disconnected from the default bridge, a container stays off it, also after a restart.
+    env.berth(&["network", "disconnect", "bridge", "dcli"]).ok();
+    env.berth(&["restart", "-t", "0", "dcli"]).ok();
+    let o = env.berth(&["exec", "dcli", "ip", "-o", "link"]).ok();
+    assert!(!o.stdout.contains("eth0"), "{}", o.stdout);
+    let nets = inspect(&env, &["dcli"])["NetworkSettings"]["Networks"].clone();
+    assert!(nets.as_object().is_none_or(|m| m.is_empty()), "{nets}");
+    env.berth(&["network", "connect", "bridge", "dcli"]).ok();
+    let o = env
+        .berth(&["exec", "dcli", "ip", "-o", "-4", "addr", "show", "eth0"])
+        .ok();
+    assert!(o.stdout.contains("172.17.0."), "{}", o.stdout);
+
+    // Auxiliary addresses stay out of allocation across a daemon restart.
+    env.berth(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.96.0.0/29",
+        "--aux-address",
+        "h=10.96.0.2",
+        "tiny",
+    ])
+    .ok();
+    env.stop_daemon();
+    env.start_daemon();
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "t1",
+        "--network",
+        "tiny",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    assert_eq!(ip_on(&env, "t1", "tiny"), "10.96.0.3");
+    env.berth(&["rm", "-f", "rweb", "vweb", "bcli", "dcli", "t1"])
+        .ok();
+    for n in ["red", "blue", "vault", "tiny"] {
+        env.berth(&["network", "rm", n]).ok();
+    }
+}
