@@ -290,9 +290,12 @@ impl Daemon {
         };
         let mut networks: HashMap<String, EndpointSettings> = HashMap::new();
         for a in crate::network::attachments(rec) {
-            let ep = rec.endpoints.iter().find(|e| {
-                e.network_id == a.network_id || (a.network_id.is_empty() && e.network == a.network)
-            });
+            // The endpoint was made on the network as the attachment names it (by id, or by
+            // name when the network was made again since).
+            let ep = rec
+                .endpoints
+                .iter()
+                .find(|e| e.network_id == a.network_id || e.network == a.network);
             networks.insert(a.network.clone(), endpoint(&a, ep));
         }
         for builtin in ["host", "none"] {

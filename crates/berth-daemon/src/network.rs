@@ -744,6 +744,30 @@ impl Networks {
         Ok(())
     }
 
+    /// Give the container whose init is `pid` its default route through `ep`'s network (the
+    /// endpoint that had it was disconnected). Returns the gateway.
+    pub async fn route_through(&self, pid: i32, ep: &EndpointRecord) -> Result<Ipv4Addr, String> {
+        let net = self
+            .nets()
+            .iter()
+            .find(|n| n.cfg.id == ep.network_id)
+            .cloned()
+            .ok_or_else(|| format!("network {} not found", ep.network))?;
+        let ns =
+            link::open_netns(format!("/proc/{pid}/ns/net").as_ref()).map_err(|e| e.to_string())?;
+        let nl = link::Netlink::in_netns(ns.as_fd()).map_err(|e| e.to_string())?;
+        let index = nl
+            .link(&ep.ifname)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no {} in the container", ep.ifname))?
+            .index;
+        nl.add_default_route(index, net.cfg.gateway)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(net.cfg.gateway)
+    }
+
     fn ports_lock(&self) -> std::sync::MutexGuard<'_, PortTable> {
         self.ports.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -1156,13 +1180,21 @@ impl Networks {
             return Err(undo(self, e.to_string()));
         }
         let gw = Ipv4Net::new(cfg.gateway, subnet.prefix_len()).expect("a prefix");
+        // A bridge this call makes is deleted again if the rest fails; one that was there
+        // (a `com.docker.network.bridge.name` of the host's) is left.
+        let existed = matches!(self.host.link(&cfg.bridge).await, Ok(Some(_)));
         if let Err(e) = self.host.ensure_bridge(&cfg.bridge, gw).await {
+            if !existed {
+                let _ = self.host.delete_link(&cfg.bridge).await;
+            }
             return Err(undo(self, e.to_string()));
         }
         if let (Some(s6), Some(g6)) = (cfg.subnet6, cfg.gateway6) {
             let gw6 = Ipv6Net::new(g6, s6.prefix_len()).expect("a prefix");
             if let Err(e) = self.host.ensure_bridge6(&cfg.bridge, gw6).await {
-                let _ = self.host.delete_link(&cfg.bridge).await;
+                if !existed {
+                    let _ = self.host.delete_link(&cfg.bridge).await;
+                }
                 return Err(undo(self, e.to_string()));
             }
         }
@@ -1187,7 +1219,9 @@ impl Networks {
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .retain(|n| n.cfg.id != id);
-            let _ = self.host.delete_link(&net.cfg.bridge).await;
+            if !existed {
+                let _ = self.host.delete_link(&net.cfg.bridge).await;
+            }
             return Err(undo(self, e));
         }
         docker_user_rules(&self.list());

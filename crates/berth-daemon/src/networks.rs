@@ -500,9 +500,11 @@ impl Daemon {
             }));
         }
         let mut atts = crate::network::attachments(&rec);
-        if atts.iter().any(|a| {
-            a.network_id == net.cfg.id || (a.network_id.is_empty() && a.network == net.cfg.name)
-        }) {
+        // By name too: a network removed and made again keeps its name, not its id.
+        if atts
+            .iter()
+            .any(|a| a.network_id == net.cfg.id || a.network == net.cfg.name)
+        {
             return Err(ApiError::forbidden(format!(
                 "endpoint with name {} already exists in network {}",
                 rec.name, net.cfg.name
@@ -649,11 +651,37 @@ impl Daemon {
                 ApiError::internal(format!("disconnect from {}: {e}", net.cfg.name))
             })?;
         }
+        // The default route went with it: another network that is not internal takes it
+        // over, as Docker moves the gateway.
+        let mut moved = None;
+        if ep.as_ref().is_some_and(|e| e.gateway.is_some()) {
+            let internal = |e: &EndpointRecord| {
+                self.net
+                    .list()
+                    .iter()
+                    .any(|n| n.cfg.id == e.network_id && n.cfg.internal)
+            };
+            if let Some(next) = rec
+                .endpoints
+                .iter()
+                .find(|e| e.network_id != net.cfg.id && !internal(e))
+            {
+                match self.net.route_through(rec.state.pid, next).await {
+                    Ok(gw) => moved = Some((next.endpoint_id.clone(), gw)),
+                    Err(e) => tracing::warn!(id = %c.id, "cannot move the default route: {e}"),
+                }
+            }
+        }
         // The DNS server stays for the container's life, as Docker's resolver does (its
         // resolv.conf names it); without a user network it only forwards.
         c.update(&self.container_dir(&c.id), |r| {
             r.networks = atts;
             r.endpoints.retain(|e| e.network_id != net.cfg.id);
+            if let Some((id, gw)) = &moved {
+                for e in r.endpoints.iter_mut().filter(|e| &e.endpoint_id == id) {
+                    e.gateway = Some(*gw);
+                }
+            }
         });
         self.net.bump_dns();
         Ok(())

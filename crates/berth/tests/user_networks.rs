@@ -319,6 +319,21 @@ fn connect_and_disconnect_while_running() {
     let o = env.berth(&["exec", "api", "nslookup", "late"]).ok();
     assert!(o.stdout.contains("10.78.0."), "{}", o.stdout);
 
+    // Disconnected from the network of its default route, it gets one through another.
+    env.berth(&["network", "connect", "back", "app"]).ok();
+    env.berth(&["network", "disconnect", "bridge", "app"]).ok();
+    let o = env.berth(&["exec", "app", "ip", "route"]).ok();
+    assert!(o.stdout.contains("default via 10.78.0.1"), "{}", o.stdout);
+    let app = inspect(&env, &["app"]);
+    assert_eq!(
+        app["NetworkSettings"]["Networks"]["back"]["Gateway"],
+        "10.78.0.1"
+    );
+    assert!(
+        app["NetworkSettings"]["Networks"]["bridge"].is_null(),
+        "{app}"
+    );
+
     // Bad input changes nothing.
     let o = env.berth(&["network", "connect", "nosuchnet", "app"]);
     assert_eq!(o.code, 1, "{o:?}");
