@@ -67,6 +67,9 @@ pub enum Cmd {
     /// Manage networks
     #[command(name = "network", subcommand)]
     Network(NetworkCmd),
+    /// Manage volumes
+    #[command(name = "volume", subcommand)]
+    Volume(VolumeCmd),
     /// Manage berth
     #[command(name = "system", subcommand)]
     System(SystemCmd),
@@ -121,6 +124,87 @@ pub enum NetworkCmd {
     /// Disconnect a container from a network
     #[command(override_usage = "berth network disconnect [OPTIONS] NETWORK CONTAINER")]
     Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    /// Create a volume
+    #[command(override_usage = "berth volume create [OPTIONS] [VOLUME]")]
+    Create(VolumeCreateArgs),
+    /// Display detailed information on one or more volumes
+    #[command(override_usage = "berth volume inspect [OPTIONS] VOLUME [VOLUME...]")]
+    Inspect(VolumeInspectArgs),
+    /// List volumes
+    #[command(visible_alias = "list", override_usage = "berth volume ls [OPTIONS]")]
+    Ls(VolumeLsArgs),
+    /// Remove one or more volumes
+    #[command(
+        visible_alias = "remove",
+        override_usage = "berth volume rm [OPTIONS] VOLUME [VOLUME...]"
+    )]
+    Rm(VolumeRmArgs),
+    /// Remove all unused local volumes
+    #[command(override_usage = "berth volume prune [OPTIONS]")]
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct VolumeCreateArgs {
+    /// Specify volume driver name
+    #[arg(short = 'd', long, default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long, value_parser = crate::opts::validate_label)]
+    pub label: Vec<String>,
+    /// Specify volume name
+    #[arg(long = "name", hide = true)]
+    pub name_flag: Option<String>,
+    /// Set driver specific options
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+    #[arg(value_name = "VOLUME")]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeInspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeLsArgs {
+    /// Provide filter values (e.g. 'dangling=true')
+    #[arg(short = 'f', long = "filter", value_parser = crate::opts::validate_filter)]
+    pub filter: Vec<String>,
+    /// Pretty-print volumes using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only display volume names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumePruneArgs {
+    /// Provide filter values (e.g. 'label=<label>')
+    #[arg(long, value_parser = crate::opts::validate_filter)]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -453,6 +537,18 @@ pub struct ContainerOpts {
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long, value_parser = crate::opts::validate_mount)]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Optional volume driver for the container
+    #[arg(long = "volume-driver")]
+    pub volume_driver: Option<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,

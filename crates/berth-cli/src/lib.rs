@@ -124,6 +124,14 @@ fn exact_args(path: &str) -> Option<usize> {
     }
 }
 
+/// cobra's `RequiresMaxArgs`: the commands whose last argument is optional.
+fn max_args(path: &str) -> Option<usize> {
+    match path {
+        "berth volume create" => Some(1),
+        _ => None,
+    }
+}
+
 /// cobra's argument-count error: `"berth x" requires …` with the usage line and the summary.
 fn args_message(path: &str, req: &str) -> String {
     let see = format!("See '{path} --help'.");
@@ -220,7 +228,17 @@ fn clap_message(e: &clap::Error, args: &[std::ffi::OsString]) -> (String, i32) {
             };
             (args_message(&path, &format!("requires {req}")), 1)
         }
-        // A word too many: cobra's ExactArgs and NoArgs messages.
+        // A word too many: cobra's RequiresMaxArgs, ExactArgs and NoArgs messages.
+        ErrorKind::UnknownArgument
+            if !invalid_arg.starts_with('-') && max_args(&path).is_some() =>
+        {
+            let n = max_args(&path).unwrap_or(1);
+            let req = format!(
+                "requires at most {n} {}",
+                if n == 1 { "argument" } else { "arguments" }
+            );
+            (args_message(&path, &req), 1)
+        }
         ErrorKind::UnknownArgument
             if !invalid_arg.starts_with('-')
                 && (exact_args(&path).is_some()
@@ -410,6 +428,133 @@ mod tests {
             m,
             "unknown shorthand flag: 'x' in -x\nSee 'berth network disconnect --help'."
         );
+    }
+
+    #[test]
+    fn volume_commands_parse_and_fail_as_docker() {
+        let c = parse(&[
+            "berth",
+            "volume",
+            "create",
+            "-d",
+            "local",
+            "--label",
+            "a=b",
+            "-o",
+            "type=tmpfs",
+            "--opt",
+            "device=tmpfs",
+            "v1",
+        ])
+        .unwrap();
+        let Some(cli::Cmd::Volume(cli::VolumeCmd::Create(a))) = c.cmd else {
+            panic!()
+        };
+        assert_eq!(a.name.as_deref(), Some("v1"));
+        assert_eq!(a.opt, vec!["type=tmpfs", "device=tmpfs"]);
+        let c = parse(&["berth", "volume", "create"]).unwrap();
+        let Some(cli::Cmd::Volume(cli::VolumeCmd::Create(a))) = c.cmd else {
+            panic!()
+        };
+        assert_eq!((a.driver.as_str(), a.name.clone()), ("local", None));
+        let c = parse(&["berth", "volume", "create", "--name", "x"]).unwrap();
+        let Some(cli::Cmd::Volume(cli::VolumeCmd::Create(a))) = c.cmd else {
+            panic!()
+        };
+        assert_eq!(a.name_flag.as_deref(), Some("x"));
+        let c = parse(&["berth", "volume", "remove", "-f", "a", "b"]).unwrap();
+        let Some(cli::Cmd::Volume(cli::VolumeCmd::Rm(r))) = c.cmd else {
+            panic!()
+        };
+        assert!(r.force && r.names == vec!["a", "b"]);
+        let c = parse(&["berth", "volume", "list", "-q", "-f", "dangling=true"]).unwrap();
+        let Some(cli::Cmd::Volume(cli::VolumeCmd::Ls(l))) = c.cmd else {
+            panic!()
+        };
+        assert!(l.quiet && l.filter == vec!["dangling=true"]);
+        assert!(parse(&["berth", "volume", "inspect", "-f", "{{.Name}}", "v"]).is_ok());
+        assert!(parse(&["berth", "volume", "prune", "-f", "--filter", "label=a"]).is_ok());
+        let (m, code) = message(&["berth", "volume", "create", "a", "b"]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            m,
+            "\"berth volume create\" requires at most 1 argument.\n\
+             See 'berth volume create --help'.\n\n\
+             Usage:  berth volume create [OPTIONS] [VOLUME]\n\n\
+             Create a volume"
+        );
+        let (m, code) = message(&["berth", "volume", "ls", "x"]);
+        assert_eq!(code, 1);
+        assert!(m.starts_with("\"berth volume ls\" accepts no arguments.\n"));
+        let (m, code) = message(&["berth", "volume", "rm"]);
+        assert_eq!(code, 1);
+        assert!(m.starts_with("\"berth volume rm\" requires at least 1 argument.\n"));
+        let (m, code) = message(&["berth", "volume", "create", "--label", "=x"]);
+        assert_eq!(code, 125);
+        assert!(m.starts_with(
+            "invalid argument \"=x\" for \"--label\" flag: invalid label '=x': empty name\n"
+        ));
+        let (m, code) = message(&["berth", "volume", "ls", "--filter", "x"]);
+        assert_eq!(code, 125);
+        assert!(
+            m.starts_with("invalid argument \"x\" for \"-f, --filter\" flag: bad format of filter")
+        );
+    }
+
+    #[test]
+    fn mount_flags_parse_and_fail_as_docker() {
+        let c = parse(&[
+            "berth",
+            "run",
+            "-v",
+            "/data",
+            "--volume",
+            "/h:/c",
+            "--mount",
+            "type=tmpfs,dst=/t",
+            "--tmpfs",
+            "/run:size=1m",
+            "--volumes-from",
+            "other:ro",
+            "--volume-driver",
+            "local",
+            "busybox",
+        ])
+        .unwrap();
+        let Some(cli::Cmd::Container(cli::ContainerCmd::Run(r))) = c.cmd else {
+            panic!()
+        };
+        assert_eq!(r.opts.volume, vec!["/data", "/h:/c"]);
+        assert_eq!(r.opts.mount, vec!["type=tmpfs,dst=/t"]);
+        assert_eq!(r.opts.tmpfs, vec!["/run:size=1m"]);
+        assert_eq!(r.opts.volumes_from, vec!["other:ro"]);
+        assert_eq!(r.opts.volume_driver.as_deref(), Some("local"));
+        let (m, code) = message(&["berth", "run", "--mount", "type=foo", "busybox"]);
+        assert_eq!(code, 125);
+        assert_eq!(
+            m,
+            "invalid argument \"type=foo\" for \"--mount\" flag: target is required\n\
+             See 'berth run --help'."
+        );
+        let (m, _) = message(&["berth", "create", "--mount", "type", "busybox"]);
+        assert_eq!(
+            m,
+            "invalid argument \"type\" for \"--mount\" flag: invalid field 'type' must be a key=value pair\n\
+             See 'berth create --help'."
+        );
+        let (m, _) = message(&["berth", "run", "--mount", "x=y,dst=/a", "busybox"]);
+        assert!(m.starts_with(
+            "invalid argument \"x=y,dst=/a\" for \"--mount\" flag: unexpected key 'x' in 'x=y'\n"
+        ));
+        let (m, _) = message(&[
+            "berth",
+            "container",
+            "run",
+            "--mount",
+            "type=,dst=/a",
+            "busybox",
+        ]);
+        assert!(m.contains("flag: type is required\nSee 'berth container run --help'."));
     }
 
     #[test]

@@ -318,6 +318,328 @@ pub fn validate_network_opt(value: &str) -> Result<String, String> {
     parse_network_opt(value).map(|_| value.to_string())
 }
 
+/// The source of a `-v` spec as docker's `loader.ParseVolume` finds it (its errors are ignored
+/// by `docker run`, as here): a spec with a source is a bind (`HostConfig.Binds`), one without
+/// is an anonymous volume (`Config.Volumes`). A letter and a colon at the start of a part is a
+/// Windows drive (`c:\x:/data`).
+pub fn volume_source(spec: &str) -> String {
+    if spec.len() <= 2 {
+        return String::new();
+    }
+    let (mut source, mut has_target) = (String::new(), false);
+    let mut buffer: Vec<char> = Vec::new();
+    let chars: Vec<Option<char>> = spec.chars().map(Some).chain([None]).collect();
+    for c in chars {
+        let drive = c == Some(':') && buffer.len() == 1 && buffer[0].is_alphabetic();
+        if drive {
+            buffer.push(':');
+        } else if c == Some(':') || c.is_none() {
+            let b: String = buffer.iter().collect();
+            if b.is_empty() {
+                break; // "empty section between colons"
+            } else if source.is_empty() && c.is_none() {
+                break; // an anonymous volume: the target alone
+            } else if source.is_empty() {
+                source = b;
+            } else if !has_target {
+                has_target = true;
+            } else if c == Some(':') {
+                break; // "too many colons"
+            }
+            buffer.clear();
+        } else if let Some(c) = c {
+            buffer.push(c);
+        }
+    }
+    source
+}
+
+/// docker 20.10's `-v` values: (`HostConfig.Binds`, `Config.Volumes` keys). Each value once
+/// (docker keeps them in a set), in the order first given.
+pub fn split_volumes(vols: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut binds, mut anon): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for v in vols {
+        if binds.contains(v) || anon.contains(v) {
+            continue;
+        }
+        if volume_source(v).is_empty() {
+            anon.push(v.clone());
+        } else {
+            binds.push(v.clone());
+        }
+    }
+    (binds, anon)
+}
+
+/// `--tmpfs /path[:opts]` → `HostConfig.Tmpfs` (a later path replaces an earlier one).
+pub fn tmpfs_map(vals: &[String]) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    for t in vals {
+        let (path, o) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        m.insert(path.to_string(), serde_json::Value::String(o.to_string()));
+    }
+    m
+}
+
+/// go-units `RAMInBytes`: `64m`, `1.5g`, `100`, `2KiB` (binary units).
+pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
+    let bad = || format!("invalid size: '{s}'");
+    let num_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, rest) = s.split_at(num_end);
+    // `\d+(\.\d+)*`
+    if num.is_empty()
+        || num
+            .split('.')
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let mut it = rest.chars().peekable();
+    let mut mul: f64 = 1.0;
+    if let Some(&c) = it.peek() {
+        let p = match c.to_ascii_lowercase() {
+            'k' => Some(1),
+            'm' => Some(2),
+            'g' => Some(3),
+            't' => Some(4),
+            'p' => Some(5),
+            _ => None,
+        };
+        if let Some(p) = p {
+            mul = 1024f64.powi(p);
+            it.next();
+        }
+    }
+    if matches!(it.peek(), Some('i' | 'I')) {
+        it.next();
+    }
+    if matches!(it.peek(), Some('b' | 'B')) {
+        it.next();
+    }
+    if it.next().is_some() {
+        return Err(bad());
+    }
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("strconv.ParseFloat: parsing \"{num}\": invalid syntax"))?;
+    Ok((n * mul) as i64)
+}
+
+/// Go's `strconv.ParseBool`.
+pub fn go_parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// docker 20.10's `MountOpt.Set` (`--mount type=…,source=…,target=…`): the `mount.Mount` as
+/// Go encodes it (empty fields left out), or the flag's message.
+pub fn parse_mount(value: &str) -> Result<serde_json::Value, String> {
+    use serde_json::{json, Map, Value};
+    let fields = csv_fields(value)?;
+    let mut typ = "volume".to_string();
+    let (mut source, mut target, mut consistency) = (String::new(), String::new(), String::new());
+    let mut read_only = false;
+    // BindOptions: (propagation, nonrecursive)
+    let mut bind: Option<(String, bool)> = None;
+    // VolumeOptions: (nocopy, labels, driver name, driver options)
+    type VolOpts = (
+        bool,
+        Vec<(String, String)>,
+        String,
+        Option<Vec<(String, String)>>,
+    );
+    let mut vol: Option<VolOpts> = None;
+    // TmpfsOptions: (size, mode)
+    let mut tmpfs: Option<(i64, u32)> = None;
+    fn set(list: &mut Vec<(String, String)>, value: &str) {
+        let (k, v) = value.split_once('=').unwrap_or((value, ""));
+        match list.iter_mut().find(|(x, _)| x == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => list.push((k.to_string(), v.to_string())),
+        }
+    }
+    let vol_default = || (false, Vec::new(), String::new(), None);
+    for field in &fields {
+        let (key, val) = match field.split_once('=') {
+            Some((k, v)) => (k.to_lowercase(), Some(v)),
+            None => (field.to_lowercase(), None),
+        };
+        let Some(val) = val else {
+            match key.as_str() {
+                "readonly" | "ro" => read_only = true,
+                "volume-nocopy" => vol.get_or_insert_with(vol_default).0 = true,
+                "bind-nonrecursive" => bind.get_or_insert_with(Default::default).1 = true,
+                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+            }
+            continue;
+        };
+        let bad = || format!("invalid value for {key}: {val}");
+        match key.as_str() {
+            "type" => typ = val.to_lowercase(),
+            "source" | "src" => source = val.to_string(),
+            "target" | "dst" | "destination" => target = val.to_string(),
+            "readonly" | "ro" => read_only = go_parse_bool(val).ok_or_else(bad)?,
+            "consistency" => consistency = val.to_lowercase(),
+            "bind-propagation" => bind.get_or_insert_with(Default::default).0 = val.to_lowercase(),
+            "bind-nonrecursive" => {
+                bind.get_or_insert_with(Default::default).1 = go_parse_bool(val).ok_or_else(bad)?
+            }
+            "volume-nocopy" => {
+                vol.get_or_insert_with(vol_default).0 = go_parse_bool(val)
+                    .ok_or_else(|| format!("invalid value for volume-nocopy: {val}"))?
+            }
+            "volume-label" => set(&mut vol.get_or_insert_with(vol_default).1, val),
+            "volume-driver" => vol.get_or_insert_with(vol_default).2 = val.to_string(),
+            "volume-opt" => set(
+                vol.get_or_insert_with(vol_default)
+                    .3
+                    .get_or_insert_with(Vec::new),
+                val,
+            ),
+            "tmpfs-size" => tmpfs.get_or_insert((0, 0)).0 = ram_in_bytes(val).map_err(|_| bad())?,
+            "tmpfs-mode" => {
+                tmpfs.get_or_insert((0, 0)).1 = u32::from_str_radix(val, 8)
+                    .ok()
+                    .filter(|_| !val.starts_with(['+', '-']))
+                    .ok_or_else(bad)?
+            }
+            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+        }
+    }
+    if typ.is_empty() {
+        return Err("type is required".into());
+    }
+    if target.is_empty() {
+        return Err("target is required".into());
+    }
+    if vol.is_some() && typ != "volume" {
+        return Err(format!(
+            "cannot mix 'volume-*' options with mount type '{typ}'"
+        ));
+    }
+    if bind.is_some() && typ != "bind" {
+        return Err(format!(
+            "cannot mix 'bind-*' options with mount type '{typ}'"
+        ));
+    }
+    if tmpfs.is_some() && typ != "tmpfs" {
+        return Err(format!(
+            "cannot mix 'tmpfs-*' options with mount type '{typ}'"
+        ));
+    }
+    let sorted = |l: &[(String, String)]| -> Value {
+        let mut l = l.to_vec();
+        l.sort();
+        Value::Object(l.into_iter().map(|(k, v)| (k, json!(v))).collect())
+    };
+    let mut m = Map::new();
+    m.insert("Type".into(), json!(typ));
+    if !source.is_empty() {
+        m.insert("Source".into(), json!(source));
+    }
+    m.insert("Target".into(), json!(target));
+    if read_only {
+        m.insert("ReadOnly".into(), json!(true));
+    }
+    if !consistency.is_empty() {
+        m.insert("Consistency".into(), json!(consistency));
+    }
+    if let Some((prop, nonrec)) = bind {
+        let mut b = Map::new();
+        if !prop.is_empty() {
+            b.insert("Propagation".into(), json!(prop));
+        }
+        if nonrec {
+            b.insert("NonRecursive".into(), json!(true));
+        }
+        m.insert("BindOptions".into(), Value::Object(b));
+    }
+    if let Some((nocopy, labels, driver, opts)) = vol {
+        let mut v = Map::new();
+        if nocopy {
+            v.insert("NoCopy".into(), json!(true));
+        }
+        if !labels.is_empty() {
+            v.insert("Labels".into(), sorted(&labels));
+        }
+        let mut d = Map::new();
+        if !driver.is_empty() {
+            d.insert("Name".into(), json!(driver));
+        }
+        if let Some(o) = opts.filter(|o| !o.is_empty()) {
+            d.insert("Options".into(), sorted(&o));
+        }
+        v.insert("DriverConfig".into(), Value::Object(d));
+        m.insert("VolumeOptions".into(), Value::Object(v));
+    }
+    if let Some((size, mode)) = tmpfs {
+        let mut t = Map::new();
+        if size != 0 {
+            t.insert("SizeBytes".into(), json!(size));
+        }
+        if mode != 0 {
+            t.insert("Mode".into(), json!(mode));
+        }
+        m.insert("TmpfsOptions".into(), Value::Object(t));
+    }
+    Ok(Value::Object(m))
+}
+
+/// clap's check of `--mount` (the value is kept as given and parsed again later).
+pub fn validate_mount(value: &str) -> Result<String, String> {
+    parse_mount(value).map(|_| value.to_string())
+}
+
+/// fvbommel/sortorder's `NaturalLess`: runs of digits compare as numbers.
+pub fn natural_less(a: &str, b: &str) -> bool {
+    let (s1, s2) = (a.as_bytes(), b.as_bytes());
+    let (mut i1, mut i2) = (0, 0);
+    while i1 < s1.len() && i2 < s2.len() {
+        let (c1, c2) = (s1[i1], s2[i2]);
+        let (d1, d2) = (c1.is_ascii_digit(), c2.is_ascii_digit());
+        if d1 != d2 {
+            return d1;
+        }
+        if !d1 {
+            if c1 != c2 {
+                return c1 < c2;
+            }
+            i1 += 1;
+            i2 += 1;
+            continue;
+        }
+        while i1 < s1.len() && s1[i1] == b'0' {
+            i1 += 1;
+        }
+        while i2 < s2.len() && s2[i2] == b'0' {
+            i2 += 1;
+        }
+        let (nz1, nz2) = (i1, i2);
+        while i1 < s1.len() && s1[i1].is_ascii_digit() {
+            i1 += 1;
+        }
+        while i2 < s2.len() && s2[i2].is_ascii_digit() {
+            i2 += 1;
+        }
+        if i1 - nz1 != i2 - nz2 {
+            return i1 - nz1 < i2 - nz2;
+        }
+        if s1[nz1..i1] != s2[nz2..i2] {
+            return s1[nz1..i1] < s2[nz2..i2];
+        }
+        if nz1 != nz2 {
+            return nz1 < nz2;
+        }
+    }
+    s1.len() < s2.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,5 +762,108 @@ mod tests {
             parse_network_opt("name=a,driver-opt=x").unwrap_err(),
             "invalid key value pair format in driver options"
         );
+    }
+
+    #[test]
+    fn volume_specs_as_docker_20_10() {
+        assert_eq!(volume_source("/data"), "");
+        assert_eq!(volume_source("/h:/data"), "/h");
+        assert_eq!(volume_source("vol:/data:ro"), "vol");
+        assert_eq!(volume_source("c:\\x:/data"), "c:\\x");
+        assert_eq!(volume_source("ab"), "");
+        // Errors are ignored: what was found before them counts.
+        assert_eq!(volume_source(":/data"), "");
+        assert_eq!(volume_source("/a:/b:ro:x"), "/a");
+        assert_eq!(volume_source("/a::/b"), "/a");
+        let (binds, anon) = split_volumes(&[
+            "/data".into(),
+            "/h:/c".into(),
+            "/data".into(),
+            "v:/x:ro".into(),
+        ]);
+        assert_eq!(binds, vec!["/h:/c", "v:/x:ro"]);
+        assert_eq!(anon, vec!["/data"]);
+        let t = tmpfs_map(&["/run".into(), "/tmp:rw,size=64m".into()]);
+        assert_eq!(
+            serde_json::Value::Object(t),
+            serde_json::json!({"/run": "", "/tmp": "rw,size=64m"})
+        );
+        assert_eq!(ram_in_bytes("64m").unwrap(), 64 << 20);
+        assert_eq!(ram_in_bytes("1.5g").unwrap(), 3 << 29);
+        assert_eq!(ram_in_bytes("100").unwrap(), 100);
+        assert_eq!(ram_in_bytes("2 KiB").unwrap(), 2048);
+        assert!(
+            ram_in_bytes("x").is_err()
+                && ram_in_bytes("1q").is_err()
+                && ram_in_bytes("1.2.3").is_err()
+        );
+        assert!(natural_less("v2", "v10") && !natural_less("v10", "v2"));
+        assert!(natural_less("a", "b") && natural_less("1", "a") && natural_less("a", "ab"));
+        assert!(natural_less("v01", "v001") && !natural_less("x", "x"));
+    }
+
+    #[test]
+    fn mount_flag_as_docker_20_10() {
+        use serde_json::json;
+        assert_eq!(
+            parse_mount("type=bind,src=/h,dst=/c,ro,bind-propagation=RSHARED").unwrap(),
+            json!({"Type": "bind", "Source": "/h", "Target": "/c", "ReadOnly": true,
+                   "BindOptions": {"Propagation": "rshared"}})
+        );
+        assert_eq!(
+            parse_mount("source=v,target=/d").unwrap(),
+            json!({"Type": "volume", "Source": "v", "Target": "/d"})
+        );
+        assert_eq!(
+            parse_mount("target=/d,volume-nocopy").unwrap(),
+            json!({"Type": "volume", "Target": "/d", "VolumeOptions": {"NoCopy": true, "DriverConfig": {}}})
+        );
+        assert_eq!(
+            parse_mount("src=v,destination=/d,volume-driver=local,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-label=a=b,volume-label=c,readonly=false,consistency=Cached").unwrap(),
+            json!({"Type": "volume", "Source": "v", "Target": "/d", "Consistency": "cached",
+                   "VolumeOptions": {"Labels": {"a": "b", "c": ""},
+                   "DriverConfig": {"Name": "local", "Options": {"device": "tmpfs", "type": "tmpfs"}}}})
+        );
+        assert_eq!(
+            parse_mount("type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1770").unwrap(),
+            json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 67108864, "Mode": 1016}})
+        );
+        assert_eq!(
+            parse_mount("type=bind,src=/h,dst=/c,bind-nonrecursive").unwrap()["BindOptions"],
+            json!({"NonRecursive": true})
+        );
+        // The daemon judges the type.
+        assert_eq!(parse_mount("type=foo,dst=/x").unwrap()["Type"], "foo");
+        let err = |v: &str| parse_mount(v).unwrap_err();
+        assert_eq!(err("type"), "invalid field 'type' must be a key=value pair");
+        assert_eq!(err("type=bind,x=y,dst=/c"), "unexpected key 'x' in 'x=y'");
+        assert_eq!(err("type=,dst=/x"), "type is required");
+        assert_eq!(err("type=bind,src=/x"), "target is required");
+        assert_eq!(err("dst=/x,ro=maybe"), "invalid value for ro: maybe");
+        assert_eq!(
+            err("dst=/x,volume-nocopy=2"),
+            "invalid value for volume-nocopy: 2"
+        );
+        assert_eq!(
+            err("type=tmpfs,dst=/x,tmpfs-size=big"),
+            "invalid value for tmpfs-size: big"
+        );
+        assert_eq!(
+            err("type=tmpfs,dst=/x,tmpfs-mode=9"),
+            "invalid value for tmpfs-mode: 9"
+        );
+        assert_eq!(
+            err("type=bind,src=/a,dst=/x,volume-nocopy"),
+            "cannot mix 'volume-*' options with mount type 'bind'"
+        );
+        assert_eq!(
+            err("dst=/x,bind-propagation=shared"),
+            "cannot mix 'bind-*' options with mount type 'volume'"
+        );
+        assert_eq!(
+            err("dst=/x,tmpfs-size=1m"),
+            "cannot mix 'tmpfs-*' options with mount type 'volume'"
+        );
+        assert!(err("dst=\"/x").contains("bare \" in non-quoted-field"));
     }
 }

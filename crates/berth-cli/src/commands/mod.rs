@@ -16,9 +16,10 @@ mod ps;
 mod run;
 mod system;
 mod transfer;
+mod volume;
 
 use crate::cli::{
-    BuilderCmd, Cmd, ContainerCmd, ContainerGroupCmd, ImageCmd, NetworkCmd, SystemCmd,
+    BuilderCmd, Cmd, ContainerCmd, ContainerGroupCmd, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd,
 };
 use crate::client::Client;
 use crate::error::Result;
@@ -69,6 +70,13 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
             NetworkCmd::Prune(a) => network::prune(&c, a).await,
             NetworkCmd::Connect(a) => network::connect(&c, a).await,
             NetworkCmd::Disconnect(a) => network::disconnect(&c, a).await,
+        },
+        Cmd::Volume(vc) => match vc {
+            VolumeCmd::Create(a) => volume::create(&c, a).await,
+            VolumeCmd::Inspect(a) => inspect::volume_inspect(&c, a).await,
+            VolumeCmd::Ls(a) => volume::ls(&c, a).await,
+            VolumeCmd::Rm(a) => volume::rm(&c, a).await,
+            VolumeCmd::Prune(a) => volume::prune(&c, a).await,
         },
         Cmd::Import(a) => image::import(&c, a).await,
         Cmd::Tag(a) => image::tag(&c, a).await,

@@ -115,7 +115,7 @@ pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
         "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
     );
     if a.volumes {
-        warning.push_str("  - all anonymous volumes not used by at least one container\n");
+        warning.push_str("  - all volumes not used by at least one container\n");
     }
     if a.all {
         warning.push_str(
@@ -124,6 +124,19 @@ pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
     } else {
         warning.push_str("  - all dangling images\n  - unused build cache\n");
     }
+    if a.volumes
+        && a.filter.iter().any(|f| {
+            f.split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("until")
+        })
+    {
+        return Err(CliError::msg(
+            "ERROR: The \"until\" filter is not supported with \"--volumes\"",
+        ));
+    }
     if !a.force && !confirm(&warning) {
         return Ok(0);
     }
@@ -131,6 +144,11 @@ pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
     print_section("Deleted Containers:", &ids);
     let networks = crate::commands::network::prune_networks(c, &a.filter).await?;
     print_section("Deleted Networks:", &networks);
+    if a.volumes {
+        let (out, s) = crate::commands::volume::prune_volumes(c, &a.filter).await?;
+        space += s;
+        print!("{out}");
+    }
     let (lines, s) = prune_images(c, a.all, &a.filter).await?;
     space += s;
     print_section("Deleted Images:", &lines);

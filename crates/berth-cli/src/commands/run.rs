@@ -365,6 +365,12 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
         };
         exposed.insert(key, json!({}));
     }
+    let (binds, anon) = opts::split_volumes(&o.volume);
+    let mounts = o
+        .mount
+        .iter()
+        .map(|m| opts::parse_mount(m))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut cfg = json!({
         "Hostname": o.hostname.clone().unwrap_or_default(),
         "User": o.user.clone().unwrap_or_default(),
@@ -379,8 +385,11 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
         "Image": image,
         "WorkingDir": o.workdir.clone().unwrap_or_default(),
         "Labels": Value::Object(opts::labels_map(&labels)),
+        "Volumes": Value::Object(anon.iter().map(|v| (v.clone(), json!({}))).collect()),
         "HostConfig": {
-            "Binds": if o.volume.is_empty() { Value::Null } else { json!(o.volume) },
+            "Binds": if binds.is_empty() { Value::Null } else { json!(binds) },
+            "VolumesFrom": if o.volumes_from.is_empty() { Value::Null } else { json!(o.volumes_from) },
+            "VolumeDriver": o.volume_driver.clone().unwrap_or_default(),
             "NetworkMode": network_mode(o)?,
             "Links": if o.link.is_empty() { Value::Null } else { json!(o.link) },
             "PortBindings": Value::Object(bindings),
@@ -408,6 +417,12 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
     if o.init {
         cfg["HostConfig"]["Init"] = json!(true);
     }
+    if !o.tmpfs.is_empty() {
+        cfg["HostConfig"]["Tmpfs"] = Value::Object(opts::tmpfs_map(&o.tmpfs));
+    }
+    if !mounts.is_empty() {
+        cfg["HostConfig"]["Mounts"] = json!(mounts);
+    }
     if let Some(s) = &o.stop_signal {
         cfg["StopSignal"] = json!(s);
     }
@@ -431,8 +446,26 @@ pub fn familiar_ref(image: &str) -> String {
     }
 }
 
+/// A warning as docker's logrus prints one to stderr (its text formatter: short on a
+/// terminal, key=value lines otherwise).
+fn log_warning(msg: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("WARN[0000] {msg}");
+    } else {
+        let now = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        eprintln!(
+            "time=\"{now}\" level=warning msg={}",
+            crate::format::units::go_quote(msg)
+        );
+    }
+}
+
 async fn create_container(c: &Client, o: &ContainerOpts, detach: bool) -> Result<String> {
     let body = create_body(o, detach).map_err(CliError::msg)?;
+    if !o.mount.is_empty() && o.volume_driver.as_deref().is_some_and(|d| !d.is_empty()) {
+        log_warning("`--volume-driver` is ignored for volumes specified via `--mount`. Use `--mount type=volume,volume-driver=...` instead.");
+    }
     let image = &o.args[0];
     let q = Query::new().add_if(o.name.is_some(), "name", o.name.clone().unwrap_or_default());
     if o.pull == "always" {
@@ -646,6 +679,42 @@ mod tests {
         assert!(create_body(&o, false).is_err());
         assert_eq!(familiar_ref("busybox"), "busybox:latest");
         assert_eq!(familiar_ref("a/b:1"), "a/b:1");
+    }
+
+    #[test]
+    fn volumes_and_mounts_as_docker_20_10() {
+        let mut o = opts(&["busybox"]);
+        let b = create_body(&o, false).unwrap();
+        assert_eq!(b["Volumes"], json!({}));
+        assert_eq!(b["HostConfig"]["Binds"], Value::Null);
+        assert_eq!(b["HostConfig"]["VolumesFrom"], Value::Null);
+        assert_eq!(b["HostConfig"]["VolumeDriver"], "");
+        assert!(b["HostConfig"].get("Mounts").is_none());
+        assert!(b["HostConfig"].get("Tmpfs").is_none());
+        o.volume = v(&["/data", "/h:/c:ro", "named:/n", "/data"]);
+        o.mount = v(&[
+            "type=bind,src=/h2,dst=/c2,readonly",
+            "type=tmpfs,dst=/t,tmpfs-size=1m",
+        ]);
+        o.tmpfs = v(&["/run", "/tmp:rw,noexec,size=65536k"]);
+        o.volumes_from = v(&["other:ro", "third"]);
+        o.volume_driver = Some("local".into());
+        let b = create_body(&o, false).unwrap();
+        assert_eq!(b["Volumes"], json!({"/data": {}}));
+        assert_eq!(b["HostConfig"]["Binds"], json!(["/h:/c:ro", "named:/n"]));
+        assert_eq!(
+            b["HostConfig"]["Mounts"],
+            json!([
+                {"Type": "bind", "Source": "/h2", "Target": "/c2", "ReadOnly": true},
+                {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576}},
+            ])
+        );
+        assert_eq!(
+            b["HostConfig"]["Tmpfs"],
+            json!({"/run": "", "/tmp": "rw,noexec,size=65536k"})
+        );
+        assert_eq!(b["HostConfig"]["VolumesFrom"], json!(["other:ro", "third"]));
+        assert_eq!(b["HostConfig"]["VolumeDriver"], "local");
     }
 
     fn v(s: &[&str]) -> Vec<String> {
