@@ -99,6 +99,13 @@ impl Daemon {
 
         let user = berth_runtime::user::resolve(&rootfs, rec.config.user.as_deref().unwrap_or(""))
             .map_err(|e| ApiError::invalid(format!("unable to find user: {e}")))?;
+        let (volume_binds, tmpfs) = match self.mount_sources(rec, &rootfs) {
+            Ok(m) => m,
+            Err(e) => {
+                self.volumes.release_all(&rec.id);
+                return Err(e);
+            }
+        };
         let hostname = rec.config.hostname.clone().unwrap_or_default();
         let domain = rec.config.domainname.as_deref();
         let hc = &rec.host_config;
@@ -165,7 +172,9 @@ impl Daemon {
                     readonly: false,
                     options: vec!["rprivate".into()],
                 })
+                .chain(volume_binds)
                 .collect(),
+            extra_mounts: tmpfs,
             cap_add: hc.cap_add.clone().unwrap_or_default(),
             cap_drop: hc.cap_drop.clone().unwrap_or_default(),
             privileged: hc.privileged.unwrap_or(false),
@@ -200,6 +209,90 @@ impl Daemon {
         let cfg_json = serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?;
         write_atomic(&bundle.join(shim::CONFIG_FILE), &cfg_json).map_err(io_err)?;
         Ok(())
+    }
+
+    /// The container's volumes and binds as bind mounts, its tmpfs mounts as OCI mounts, in
+    /// the order they must be made (parents first). A volume with driver options is mounted
+    /// for it; a new, empty volume is first filled with what the image has at its path
+    /// (Docker's copy-up, unless `nocopy`); a missing `-v` bind source is made.
+    fn mount_sources(
+        &self,
+        rec: &ContainerRecord,
+        rootfs: &Path,
+    ) -> Result<(Vec<BindMount>, Vec<oci_spec::runtime::Mount>), ApiError> {
+        use crate::volumes::MountKind;
+        let mut mounts: Vec<&crate::volumes::MountPoint> = rec.mounts.iter().collect();
+        mounts.sort_by_key(|m| m.destination.matches('/').count());
+        let mut binds = Vec::new();
+        let mut tmpfs = Vec::new();
+        for m in mounts {
+            let source = match m.kind {
+                MountKind::Tmpfs => {
+                    tmpfs.push(
+                        berth_runtime::spec::tmpfs_mount(&m.destination, &m.tmpfs_options)
+                            .map_err(|e| ApiError::invalid(e.to_string()))?,
+                    );
+                    continue;
+                }
+                MountKind::Bind => {
+                    let src = Path::new(&m.source);
+                    if !src.exists() {
+                        if !m.create_source {
+                            return Err(ApiError::invalid(format!(
+                                "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                                m.source
+                            )));
+                        }
+                        std::fs::create_dir_all(src).map_err(|e| {
+                            ApiError::internal(format!(
+                                "error while creating mount source path '{}': {e}",
+                                m.source
+                            ))
+                        })?;
+                    }
+                    src.to_path_buf()
+                }
+                MountKind::Volume => {
+                    let meta = self.volumes.get(&m.name)?;
+                    self.volumes.acquire(&meta, &rec.id)?;
+                    let data = self.volumes.data(&m.name);
+                    let empty = std::fs::read_dir(&data)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false);
+                    if empty
+                        && !m.nocopy
+                        && crate::build::steps::is_dir_in_root(rootfs, &m.destination)
+                    {
+                        crate::build::steps::copy_tree(
+                            rootfs,
+                            m.destination.trim_start_matches('/'),
+                            &data,
+                            "/",
+                            None,
+                            crate::build::steps::Attrs::default(),
+                        )
+                        .map_err(|e| {
+                            ApiError::internal(format!(
+                                "copy the image's {} into volume {}: {}",
+                                m.destination, m.name, e.message
+                            ))
+                        })?;
+                    }
+                    data
+                }
+            };
+            let mut options = Vec::new();
+            if !m.propagation.is_empty() {
+                options.push(m.propagation.clone());
+            }
+            binds.push(BindMount {
+                source,
+                destination: m.destination.clone().into(),
+                readonly: !m.rw,
+                options,
+            });
+        }
+        Ok((binds, tmpfs))
     }
 
     /// The network namespace the container gets from its `--network` (checked at start, as

@@ -87,6 +87,9 @@ pub struct ContainerRecord {
     /// `endpoints` on load, never written).
     #[serde(default, rename = "network", skip_serializing)]
     pub legacy_endpoint: Option<crate::network::EndpointRecord>,
+    /// Its mounts (volumes, binds, tmpfs), settled at create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<crate::volumes::MountPoint>,
     /// The MAC that `--mac-address` asked for (`Config.MacAddress`, or an endpoint's
     /// `MacAddress`); Docker's derived one when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

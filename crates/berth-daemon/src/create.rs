@@ -65,6 +65,9 @@ impl Daemon {
         })();
         if let Err(e) = saved {
             let _ = std::fs::remove_dir_all(&dir);
+            for m in rec.mounts.iter().filter(|m| m.anonymous) {
+                let _ = self.volumes.remove(&m.name);
+            }
             self.release_name(&name);
             return Err(ApiError::internal(format!("cannot create container: {e}")));
         }
@@ -161,6 +164,9 @@ impl Daemon {
         }
         log.config = Some(opts);
         host_config.log_config = Some(log);
+        // Last: it makes the volumes the container names.
+        let mounts =
+            self.plan_mounts(&host_config, config.volumes.as_deref().unwrap_or_default())?;
         Ok(ContainerRecord {
             id: id.to_string(),
             name: name.to_string(),
@@ -177,8 +183,127 @@ impl Daemon {
             networks,
             endpoints: Vec::new(),
             legacy_endpoint: None,
+            mounts,
             mac_address,
         })
+    }
+
+    /// The container's mounts, in Docker's order of precedence: `Binds` (`-v`), `Mounts`
+    /// (`--mount`), `Tmpfs`, then the mounts of `VolumesFrom` containers and an anonymous
+    /// volume for each `Config.Volumes` path (the image's `VOLUME`s, `-v /path`) that none of
+    /// those covers. The volumes named are made (blocking); on error the anonymous ones made
+    /// here are removed again.
+    fn plan_mounts(
+        &self,
+        hc: &berth_api::models::HostConfig,
+        volumes: &[String],
+    ) -> Result<Vec<crate::volumes::MountPoint>, ApiError> {
+        use crate::volumes::{self, MountKind};
+        let mut out: Vec<volumes::MountPoint> = Vec::new();
+        let push = |out: &mut Vec<volumes::MountPoint>, m: volumes::MountPoint| {
+            if out.iter().any(|o| o.destination == m.destination) {
+                return Err(ApiError::invalid(format!(
+                    "Duplicate mount point: {}",
+                    m.destination
+                )));
+            }
+            out.push(m);
+            Ok(())
+        };
+        for b in hc.binds.iter().flatten() {
+            push(&mut out, volumes::parse_bind(b)?)?;
+        }
+        for m in hc.mounts.iter().flatten() {
+            push(&mut out, volumes::parse_api_mount(m)?)?;
+        }
+        let mut tmpfs: Vec<_> = hc.tmpfs.iter().flatten().collect();
+        tmpfs.sort();
+        for (path, opts) in tmpfs {
+            push(&mut out, volumes::tmpfs_mount(path, opts)?)?;
+        }
+        for from in hc.volumes_from.iter().flatten() {
+            let (name, mode) = from.split_once(':').unwrap_or((from, ""));
+            if !matches!(mode, "" | "ro" | "rw") {
+                return Err(ApiError::invalid(format!(
+                    "invalid mode for volumes-from: {mode}"
+                )));
+            }
+            let other = self.container(name)?;
+            for m in other.record().mounts {
+                if out.iter().any(|o| o.destination == m.destination) {
+                    continue;
+                }
+                let mut m = m.clone();
+                match mode {
+                    "ro" => m.rw = false,
+                    "rw" => m.rw = true,
+                    _ => {}
+                }
+                // The other container's: `rm -v` of this one leaves it.
+                m.anonymous = false;
+                out.push(m);
+            }
+        }
+        for v in volumes {
+            if !v.starts_with('/') {
+                return Err(ApiError::invalid(format!(
+                    "invalid volume specification: '{v}'"
+                )));
+            }
+            let dest = volumes::clean(v);
+            if out.iter().any(|o| o.destination == dest) {
+                continue;
+            }
+            out.push(volumes::MountPoint {
+                kind: MountKind::Volume,
+                name: String::new(),
+                source: String::new(),
+                destination: dest,
+                rw: true,
+                mode: String::new(),
+                propagation: String::new(),
+                anonymous: true,
+                nocopy: false,
+                create_source: false,
+                tmpfs_options: String::new(),
+                listed: true,
+            });
+        }
+        let mut made = Vec::new();
+        for m in out.iter_mut().filter(|m| m.kind == MountKind::Volume) {
+            let r = if m.name.is_empty() {
+                self.volumes.create(
+                    None,
+                    hc.volume_driver.as_deref().unwrap_or(""),
+                    Default::default(),
+                    Default::default(),
+                    true,
+                )
+            } else {
+                self.volumes.create(
+                    Some(&m.name),
+                    hc.volume_driver.as_deref().unwrap_or(""),
+                    Default::default(),
+                    Default::default(),
+                    false,
+                )
+            };
+            match r {
+                Ok(v) => {
+                    if m.name.is_empty() {
+                        m.name = v.name.clone();
+                        made.push(v.name);
+                    }
+                }
+                Err(e) => {
+                    for n in &made {
+                        let _ = self.volumes.remove(n);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

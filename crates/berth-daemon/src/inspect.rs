@@ -223,7 +223,7 @@ impl Daemon {
                 network_mode: rec.host_config.network_mode.clone(),
                 ..Default::default()
             }),
-            mounts: Some(vec![]),
+            mounts: Some(self.mount_points(rec)),
             network_settings: Some(ContainerSummaryNetworkSettings {
                 networks: Some(self.network_settings(rec).base.networks.unwrap_or_default()),
             }),
@@ -417,7 +417,7 @@ impl Daemon {
                 name: "overlay2".into(),
                 data: graph,
             }),
-            mounts: Some(vec![]),
+            mounts: Some(self.mount_points(&rec)),
             config: Some(rec.config.clone()),
             ..Default::default()
         };
@@ -457,6 +457,7 @@ mod tests {
             networks: vec![],
             endpoints: vec![],
             legacy_endpoint: None,
+            mounts: vec![],
         }
     }
 

@@ -20,6 +20,8 @@
 //!                                   a read-only lower between the image and rw/
 //!     <id>-json.log[.N]             its log, json-file format, rotated (log_path())
 //!     hostname  hosts  resolv.conf  bind-mounted into /etc
+//!   volumes/<name>/                 a volume (volumes.rs): _data/ (what containers mount) and
+//!                                   volume.json (driver, labels, options, anonymous)
 //!   network/                        network_dir(): the networks
 //!     bridge.id host.id none.id     the built-in networks' ids (64 hex, made once)
 //!     networks/<id>.json            a user network's settings (user_networks_dir(),

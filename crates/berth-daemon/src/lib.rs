@@ -27,6 +27,7 @@ pub mod system;
 pub mod top;
 pub mod transfer;
 pub mod usage;
+pub mod volumes;
 
 pub use berth_api::types::Stream;
 pub use config::Config;
@@ -48,6 +49,8 @@ pub struct Daemon {
     execs: RwLock<HashMap<String, Arc<exec::Exec>>>,
     /// The networks (the default bridge `berth0`, user networks), their leases and ports.
     pub(crate) net: network::Networks,
+    /// The volumes (`<data-root>/volumes`).
+    pub(crate) volumes: volumes::Volumes,
 }
 
 impl Daemon {
@@ -69,6 +72,7 @@ impl Daemon {
             max_size: config.max_layer_size,
         });
         let net = network::Networks::init(&config).await?;
+        let volumes = volumes::Volumes::open(&config.data_root)?;
         let d = Arc::new(Daemon {
             config,
             images: Arc::new(images),
@@ -76,6 +80,7 @@ impl Daemon {
             names: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
             net,
+            volumes,
         });
         d.unmount_scratch();
         d.clean_build_leftovers();
@@ -221,6 +226,20 @@ impl Daemon {
         }
         self.net.reconcile(&live).await;
         self.restore_dns();
+        // The volumes with driver options that running containers hold stay mounted.
+        let mut users: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+        for c in self.all_containers() {
+            let rec = c.record();
+            if rec.state.status.is_live() {
+                for m in rec.mounts.iter().filter(|m| !m.name.is_empty()) {
+                    users
+                        .entry(m.name.clone())
+                        .or_default()
+                        .insert(rec.id.clone());
+                }
+            }
+        }
+        self.volumes.reconcile(users);
     }
 
     /// Ids of containers created from an image, with whether they run.

@@ -311,6 +311,8 @@ impl Daemon {
         let bundle = self.bundle_dir(id);
         let _ = berth_snapshot::unmount(&bundle.join("rootfs"));
         let _ = std::fs::remove_dir_all(&bundle);
+        // The volumes it held mounted (driver options) and nobody else holds.
+        self.volumes.release_all(id);
     }
 
     fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>) {
@@ -555,7 +557,7 @@ impl Daemon {
         self: &Arc<Self>,
         name: &str,
         force: bool,
-        _volumes: bool,
+        volumes: bool,
     ) -> Result<(), ApiError> {
         let c = self.container(name)?;
         let _op = c.op.lock().await;
@@ -589,6 +591,16 @@ impl Daemon {
         })?;
         self.release_name(&c.name());
         self.unregister(&c.id);
+        if volumes {
+            // `rm -v`: its anonymous volumes, unless another container uses one.
+            for m in c.record().mounts.iter().filter(|m| m.anonymous) {
+                if self.volume_users(&m.name).is_empty() {
+                    if let Err(e) = self.volumes.remove(&m.name) {
+                        tracing::warn!(volume = %m.name, "rm -v: {}", e.message);
+                    }
+                }
+            }
+        }
         self.execs
             .write()
             .unwrap_or_else(|e| e.into_inner())

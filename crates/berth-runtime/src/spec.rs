@@ -401,6 +401,29 @@ pub fn default_mounts(opts: &SpecOptions) -> Result<Vec<Mount>, SpecError> {
     ])
 }
 
+/// A tmpfs at `dest` (`--tmpfs /run:size=64m`, `--mount type=tmpfs`): Docker's defaults
+/// `nosuid`, `nodev`, `noexec`, then the options given (`exec`, `suid`, `dev` undo a default).
+pub fn tmpfs_mount(dest: &str, options: &str) -> Result<Mount, SpecError> {
+    let given: Vec<&str> = options.split(',').filter(|o| !o.is_empty()).collect();
+    let mut opts: Vec<String> = ["nosuid", "nodev", "noexec"]
+        .iter()
+        .filter(|d| !given.contains(&&d[2..]))
+        .map(|d| d.to_string())
+        .collect();
+    opts.extend(
+        given
+            .iter()
+            .filter(|o| !matches!(**o, "exec" | "suid" | "dev"))
+            .map(|o| o.to_string()),
+    );
+    Ok(MountBuilder::default()
+        .destination(dest)
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(opts)
+        .build()?)
+}
+
 fn bind_mount(b: &BindMount) -> Result<Mount, SpecError> {
     let mut options = vec!["rbind".to_string()];
     if !b

@@ -181,9 +181,32 @@ pub trait NetworkBackend: Send + Sync + 'static {
     fn disconnect_network(&self, name: &str, body: Value) -> impl Future<Output = Res<()>> + Send;
 }
 
+/// `/volumes/...`
+pub trait VolumeBackend: Send + Sync + 'static {
+    /// `GET /volumes`: `{"Volumes": [...], "Warnings": null}`, filtered.
+    fn list_volumes(&self, filters: &HashMap<String, Vec<String>>) -> Res<Value>;
+    /// `GET /volumes/{name}`.
+    fn inspect_volume(&self, name: &str) -> Res<Value>;
+    /// `POST /volumes/create` (Docker's body): the volume.
+    fn create_volume(&self, body: Value) -> impl Future<Output = Res<Value>> + Send;
+    /// `DELETE /volumes/{name}`.
+    fn remove_volume(&self, name: &str, force: bool) -> impl Future<Output = Res<()>> + Send;
+    /// `POST /volumes/prune`: `{"VolumesDeleted", "SpaceReclaimed"}`.
+    fn prune_volumes(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> impl Future<Output = Res<Value>> + Send;
+}
+
 /// Everything the API serves.
 pub trait Backend:
-    ContainerBackend + ExecBackend + ImageBackend + SystemBackend + BuildBackend + NetworkBackend
+    ContainerBackend
+    + ExecBackend
+    + ImageBackend
+    + SystemBackend
+    + BuildBackend
+    + NetworkBackend
+    + VolumeBackend
 {
 }
 impl<
@@ -192,7 +215,8 @@ impl<
             + ImageBackend
             + SystemBackend
             + BuildBackend
-            + NetworkBackend,
+            + NetworkBackend
+            + VolumeBackend,
     > Backend for T
 {
 }

@@ -12,6 +12,7 @@ mod networks;
 mod query;
 mod stream;
 mod system;
+mod volumes;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode, Uri};
@@ -61,6 +62,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .merge(images::routes::<B>())
         .merge(build::routes::<B>())
         .merge(networks::routes::<B>())
+        .merge(volumes::routes::<B>())
         .fallback(|uri: Uri| async move {
             Error(ApiError::not_found(format!(
                 "page not found: {}",

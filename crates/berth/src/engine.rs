@@ -11,7 +11,7 @@ use berth_api::ApiError;
 use berth_daemon::{blocking, Daemon};
 use berth_server::backend::{
     BuildBackend, ContainerBackend, ExecBackend, ImageBackend, NetworkBackend, Pending,
-    SystemBackend,
+    SystemBackend, VolumeBackend,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -230,5 +230,23 @@ impl NetworkBackend for Engine {
     }
     async fn disconnect_network(&self, name: &str, body: Value) -> Res<()> {
         self.0.disconnect_network(name, body).await
+    }
+}
+
+impl VolumeBackend for Engine {
+    fn list_volumes(&self, filters: &HashMap<String, Vec<String>>) -> Res<Value> {
+        self.0.list_volumes(filters)
+    }
+    fn inspect_volume(&self, name: &str) -> Res<Value> {
+        self.0.inspect_volume(name)
+    }
+    async fn create_volume(&self, body: Value) -> Res<Value> {
+        self.0.create_volume(body).await
+    }
+    async fn remove_volume(&self, name: &str, force: bool) -> Res<()> {
+        self.0.remove_volume(name, force).await
+    }
+    async fn prune_volumes(&self, filters: HashMap<String, Vec<String>>) -> Res<Value> {
+        self.0.prune_volumes(filters).await
     }
 }

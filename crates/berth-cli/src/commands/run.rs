@@ -473,7 +473,11 @@ async fn create_container(c: &Client, o: &ContainerOpts, detach: bool) -> Result
     }
     let resp: Value = match c.post_json("/containers/create", &q, &body).await {
         Ok(v) => v,
-        Err(e) if e.is_not_found() && o.pull != "never" => {
+        // Only a missing image is worth a pull (docker pulls on any 404, then fails again
+        // on, say, a --volumes-from container that does not exist).
+        Err(e)
+            if e.is_not_found() && o.pull != "never" && e.to_string().contains("No such image") =>
+        {
             eprintln!("Unable to find image '{}' locally", familiar_ref(image));
             pull(c, image, true).await?;
             c.post_json("/containers/create", &q, &body).await?

@@ -8,7 +8,7 @@
 mod cache;
 mod context;
 mod fetch;
-mod steps;
+pub(crate) mod steps;
 
 use crate::{blocking, layout, new_id, Daemon};
 use berth_api::models::{ContainerCreateBody, HostConfig};
