@@ -123,11 +123,13 @@ impl Daemon {
             v["SizeRootFs"] = json!(total + image_size(&v, &images_json));
             containers_json.push(v);
         }
+        let d = self.clone();
+        let volumes_json = blocking(move || Ok(d.volumes_usage())).await?;
         Ok(json!({
             "LayersSize": du.layers_size,
             "Images": images_json,
             "Containers": containers_json,
-            "Volumes": [],
+            "Volumes": volumes_json,
             "BuildCache": [],
         }))
     }

@@ -731,6 +731,23 @@ impl crate::Daemon {
         Ok(serde_json::json!({ "Volumes": out, "Warnings": null }))
     }
 
+    /// `system df`'s volumes: each with `UsageData` (its bytes, and how many containers name
+    /// it). Blocking (it walks the volumes).
+    pub(crate) fn volumes_usage(&self) -> Vec<serde_json::Value> {
+        self.volumes
+            .list()
+            .iter()
+            .map(|m| {
+                let mut v = self.volume_json(m);
+                v["UsageData"] = serde_json::json!({
+                    "Size": self.volumes.size(&m.name),
+                    "RefCount": self.volume_users(&m.name).len(),
+                });
+                v
+            })
+            .collect()
+    }
+
     /// `GET /volumes/{name}`.
     pub fn inspect_volume(&self, name: &str) -> Result<serde_json::Value, ApiError> {
         Ok(self.volume_json(&self.volumes.get(name)?))

@@ -51,6 +51,12 @@ fn named_volumes_keep_data_across_containers_and_daemons() {
         std::fs::read_to_string(format!("{mountpoint}/f")).unwrap(),
         "kept\n"
     );
+    let df = env.berth(&["system", "df", "-v"]).ok().stdout;
+    let line = df
+        .lines()
+        .find(|l| l.starts_with("dbdata"))
+        .unwrap_or_default();
+    assert!(line.contains(" 0 ") && line.ends_with("5B"), "{df}");
     // A daemon killed and started again; a new container sees the data.
     env.kill_daemon();
     env.start_daemon();

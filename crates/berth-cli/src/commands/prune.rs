@@ -375,7 +375,16 @@ fn df_verbose(v: &Value) -> String {
     }
     out.push_str(&tabwrite(&t, 10, 3));
     out.push_str("\nLocal Volumes space usage:\n\n");
-    out.push_str(&tabwrite("VOLUME NAME\tLINKS\tSIZE\n", 10, 3));
+    let mut t = String::from("VOLUME NAME\tLINKS\tSIZE\n");
+    for vol in v["Volumes"].as_array().into_iter().flatten() {
+        t.push_str(&format!(
+            "{}\t{}\t{}\n",
+            vol["Name"].as_str().unwrap_or_default(),
+            vol["UsageData"]["RefCount"].as_i64().unwrap_or(0),
+            human_size(vol["UsageData"]["Size"].as_i64().unwrap_or(0).max(0) as f64),
+        ));
+    }
+    out.push_str(&tabwrite(&t, 10, 3));
     out.push_str("\nBuild cache usage: 0B\n\n");
     out.push_str(&tabwrite(
         "CACHE ID\tCACHE TYPE\tSIZE\tCREATED\tLAST USED\tUSAGE\tSHARED\n",
