@@ -50,6 +50,10 @@ pub struct StateRecord {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub oom_killed: bool,
+    /// Stopped or killed by a user (`stop`, `kill`): no restart by its policy (and none at
+    /// daemon start for `unless-stopped`).
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 /// Everything the daemon knows of a container, persisted atomically.
@@ -148,6 +152,9 @@ pub struct Container {
     pub pending_attach: AtomicUsize,
     /// Signalled each time a waiting attach request has connected (or given up).
     pub attach_settled: tokio::sync::Notify,
+    /// The restart policy's current delay (Docker's backoff: 100 ms, doubling, at most a
+    /// minute, back to 100 ms after a run of 10 s or more).
+    pub restart_delay: Mutex<std::time::Duration>,
 }
 
 impl Container {
@@ -159,6 +166,7 @@ impl Container {
             progress: tokio::sync::watch::channel(Progress::default()).0,
             pending_attach: AtomicUsize::new(0),
             attach_settled: tokio::sync::Notify::new(),
+            restart_delay: Mutex::new(std::time::Duration::ZERO),
         }
     }
 

@@ -116,6 +116,30 @@ impl Daemon {
             host_config.network_mode = Some("default".into());
         }
         crate::network::check_dns_settings(&host_config).map_err(ApiError::invalid)?;
+        {
+            use berth_api::models::RestartPolicyNameEnum as P;
+            let policy = host_config.restart_policy.clone().unwrap_or_default();
+            let restarts = matches!(
+                policy.name,
+                Some(P::ALWAYS) | Some(P::UNLESS_STOPPED) | Some(P::ON_FAILURE)
+            );
+            if restarts && host_config.auto_remove.unwrap_or(false) {
+                return Err(ApiError::invalid(
+                    "conflicting options: cannot specify both --restart and --rm",
+                ));
+            }
+            if policy.maximum_retry_count.unwrap_or(0) != 0 && policy.name != Some(P::ON_FAILURE) {
+                return Err(ApiError::invalid(format!(
+                    "invalid restart policy '{}': maximum retry count can only be used with 'on-failure'",
+                    policy.name.map(|n| n.to_string()).unwrap_or_default()
+                )));
+            }
+            if policy.maximum_retry_count.unwrap_or(0) < 0 {
+                return Err(ApiError::invalid(
+                    "invalid restart policy: maximum retry count cannot be negative",
+                ));
+            }
+        }
         let networks = self.create_attachments(
             host_config.network_mode.as_deref().unwrap_or("default"),
             &body_endpoints,

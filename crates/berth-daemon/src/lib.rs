@@ -86,6 +86,7 @@ impl Daemon {
         d.clean_build_leftovers();
         d.load_containers().await;
         d.reconcile_network().await;
+        d.restart_policy_starts().await;
         d.collect_garbage().await;
         Ok(d)
     }

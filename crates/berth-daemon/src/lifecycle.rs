@@ -60,6 +60,11 @@ impl Daemon {
     pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
         let c = self.container(name)?;
         let _op = c.op.lock().await;
+        // A user's start begins the restart policy's count and backoff again (Docker's).
+        if !c.status().is_live() {
+            *c.restart_delay.lock().unwrap_or_else(|e| e.into_inner()) = Duration::ZERO;
+            c.update(&self.container_dir(&c.id), |r| r.restart_count = 0);
+        }
         self.start_locked(&c).await
     }
 
@@ -205,6 +210,7 @@ impl Daemon {
         }
         c.update(&dir, |r| {
             r.endpoints = endpoints;
+            r.state.manually_stopped = false;
             r.state.status = Status::Running;
             r.state.pid = pid;
             r.state.exit_code = 0;
@@ -363,12 +369,116 @@ impl Daemon {
             p.exits += 1;
             p.last_exit = exit_code;
         });
+        if let Some(delay) = self.restart_delay(c) {
+            self.schedule_restart(c.clone(), delay);
+            return;
+        }
         if c.record().host_config.auto_remove.unwrap_or(false) {
             let d = self.clone();
             let id = c.id.clone();
             tokio::spawn(async move {
                 if let Err(e) = d.remove_container(&id, false, false).await {
                     tracing::warn!(%id, "auto-remove failed: {e}");
+                }
+            });
+        }
+    }
+
+    /// Whether the container's restart policy restarts it now that it exited, and after which
+    /// delay (Docker's rules and backoff; a container a user stopped or killed is not
+    /// restarted, nor one that is being removed).
+    fn restart_delay(&self, c: &Container) -> Option<Duration> {
+        use berth_api::models::RestartPolicyNameEnum as P;
+        let rec = c.record();
+        if c.progress.borrow().removed || rec.state.status == Status::Removing {
+            return None;
+        }
+        let policy = rec.host_config.restart_policy.clone().unwrap_or_default();
+        let restart = match policy.name {
+            Some(P::ALWAYS) | Some(P::UNLESS_STOPPED) => !rec.state.manually_stopped,
+            Some(P::ON_FAILURE) => {
+                let max = policy.maximum_retry_count.unwrap_or(0);
+                !rec.state.manually_stopped
+                    && rec.state.exit_code != 0
+                    && (max <= 0 || rec.restart_count < max)
+            }
+            _ => false,
+        };
+        let mut delay = c.restart_delay.lock().unwrap_or_else(|e| e.into_inner());
+        let ran = match (rec.state.started_at, rec.state.finished_at) {
+            (Some(s), Some(f)) => (f - s).num_seconds(),
+            _ => 0,
+        };
+        if ran >= 10 {
+            *delay = Duration::ZERO;
+        }
+        if !restart {
+            return None;
+        }
+        *delay = if delay.is_zero() {
+            Duration::from_millis(100)
+        } else {
+            (*delay * 2).min(Duration::from_secs(60))
+        };
+        Some(*delay)
+    }
+
+    /// Restart the container after `delay`, unless a user stops, starts or removes it
+    /// meanwhile. Its status is `restarting` until then.
+    fn schedule_restart(self: &Arc<Self>, c: Arc<Container>, delay: Duration) {
+        c.update(&self.container_dir(&c.id), |r| {
+            r.state.status = Status::Restarting;
+            r.restart_count += 1;
+        });
+        tracing::debug!(id = %c.id, ?delay, "restarting by its policy");
+        let d = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _op = c.op.lock().await;
+            if c.progress.borrow().removed || c.status() != Status::Restarting {
+                return;
+            }
+            if let Err(e) = d.start_locked(&c).await {
+                tracing::warn!(id = %c.id, "restart by its policy failed: {}", e.message);
+                c.update(&d.container_dir(&c.id), |r| r.state.status = Status::Exited);
+            }
+        });
+    }
+
+    /// At daemon start: the containers whose policy says they should run, and do not, are
+    /// started (`always`, `unless-stopped` unless a user stopped it, `on-failure` after a
+    /// failure, within its count).
+    pub(crate) async fn restart_policy_starts(self: &Arc<Self>) {
+        use berth_api::models::RestartPolicyNameEnum as P;
+        for c in self.all_containers() {
+            let rec = c.record();
+            if rec.state.status.is_live() {
+                continue;
+            }
+            let policy = rec.host_config.restart_policy.clone().unwrap_or_default();
+            let start = match policy.name {
+                Some(P::ALWAYS) => true,
+                Some(P::UNLESS_STOPPED) => !rec.state.manually_stopped,
+                Some(P::ON_FAILURE) => {
+                    let max = policy.maximum_retry_count.unwrap_or(0);
+                    !rec.state.manually_stopped
+                        && rec.state.exit_code != 0
+                        && (max <= 0 || rec.restart_count < max)
+                }
+                _ => false,
+            };
+            // A created container was never started; a restarting one is on its way.
+            if !start || matches!(rec.state.status, Status::Created | Status::Restarting) {
+                continue;
+            }
+            let d = self.clone();
+            tokio::spawn(async move {
+                let _op = c.op.lock().await;
+                if c.status().is_live() || c.progress.borrow().removed {
+                    return;
+                }
+                if let Err(e) = d.start_locked(&c).await {
+                    tracing::warn!(id = %c.id, "start by its restart policy: {}", e.message);
                 }
             });
         }
@@ -438,6 +548,9 @@ impl Daemon {
                 c.id
             )));
         }
+        c.update(&self.container_dir(&c.id), |r| {
+            r.state.manually_stopped = true
+        });
         self.signal(&c, sig).await
     }
 
@@ -465,12 +578,23 @@ impl Daemon {
 
     async fn stop_locked(&self, c: &Container, timeout: Option<i64>) -> Result<(), ApiError> {
         let rec = c.record();
+        if rec.state.status == Status::Restarting {
+            // Waiting to be restarted by its policy: it stays stopped.
+            c.update(&self.container_dir(&c.id), |r| {
+                r.state.status = Status::Exited;
+                r.state.manually_stopped = true;
+            });
+            return Ok(());
+        }
         if !rec.state.status.is_live() {
             return Err(ApiError::new(
                 ErrorKind::NotModified,
                 "container already stopped",
             ));
         }
+        c.update(&self.container_dir(&c.id), |r| {
+            r.state.manually_stopped = true
+        });
         let seen = c.progress.borrow().exits;
         let sig = match rec.config.stop_signal.as_deref() {
             Some(s) if !s.is_empty() => parse_signal(s)?,
