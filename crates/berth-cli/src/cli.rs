@@ -618,6 +618,114 @@ pub struct ContainerOpts {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<i64>,
+    /// Memory limit
+    #[arg(short = 'm', long, value_parser = crate::opts::parse_mem_bytes)]
+    pub memory: Option<i64>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true, value_parser = crate::opts::parse_mem_swap_bytes)]
+    pub memory_swap: Option<i64>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_parser = crate::opts::parse_mem_bytes)]
+    pub memory_reservation: Option<i64>,
+    /// Tune container memory swappiness (0 to 100) (default -1)
+    #[arg(long = "memory-swappiness", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub memory_swappiness: Option<i64>,
+    /// Kernel memory limit
+    #[arg(long = "kernel-memory", value_parser = crate::opts::parse_mem_bytes)]
+    pub kernel_memory: Option<i64>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub oom_score_adj: Option<i64>,
+    /// Number of CPUs
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::opts::parse_nano_cpus)]
+    pub cpus: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_shares: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_quota: Option<i64>,
+    /// Limit CPU real-time period in microseconds
+    #[arg(long = "cpu-rt-period", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit CPU real-time runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub pids_limit: Option<i64>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_parser = crate::opts::go_parse_uint16)]
+    pub blkio_weight: Option<u16>,
+    /// Ulimit options
+    #[arg(long, value_parser = crate::opts::validate_ulimit)]
+    pub ulimit: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule", value_parser = crate::opts::validate_device_cgroup_rule)]
+    pub device_cgroup_rule: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size", value_parser = crate::opts::parse_mem_bytes)]
+    pub shm_size: Option<i64>,
+    /// Security Options
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Sysctl options
+    #[arg(long, value_parser = crate::opts::validate_sysctl)]
+    pub sysctl: Vec<String>,
+    /// Logging driver for the container
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// User namespace to use
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// PID namespace to use
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval", allow_hyphen_values = true, value_parser = crate::opts::parse_go_duration_ns)]
+    pub health_interval: Option<i64>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub health_retries: Option<i64>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout", allow_hyphen_values = true, value_parser = crate::opts::parse_go_duration_ns)]
+    pub health_timeout: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", allow_hyphen_values = true, value_parser = crate::opts::parse_go_duration_ns)]
+    pub health_start_period: Option<i64>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,

@@ -632,4 +632,66 @@ mod tests {
         assert_eq!(r.opts.ip.as_deref(), Some("10.0.0.9"));
         assert_eq!(r.opts.ip6.as_deref(), Some("2001:db8::9"));
     }
+    #[test]
+    fn limit_flags_parse_and_errors_as_docker() {
+        let c = parse(&[
+            "berth",
+            "run",
+            "-m",
+            "512m",
+            "--memory-swap",
+            "-1",
+            "-c",
+            "512",
+            "--cpus",
+            "1.5",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--health-interval",
+            "30s",
+            "--oom-score-adj",
+            "-10",
+            "busybox",
+        ])
+        .unwrap();
+        let Some(cli::Cmd::Container(cli::ContainerCmd::Run(r))) = c.cmd else {
+            panic!("not run")
+        };
+        assert_eq!(r.opts.memory, Some(512 << 20));
+        assert_eq!(r.opts.memory_swap, Some(-1));
+        assert_eq!(r.opts.cpu_shares, Some(512));
+        assert_eq!(r.opts.cpus, Some(1_500_000_000));
+        assert_eq!(r.opts.health_interval, Some(30_000_000_000));
+        assert_eq!(r.opts.oom_score_adj, Some(-10));
+        assert_eq!(r.opts.args, vec!["busybox"]);
+        assert_eq!(
+            message(&["berth", "run", "-m", "1x", "busybox"]),
+            (
+                "invalid argument \"1x\" for \"-m, --memory\" flag: invalid size: '1x'\n\
+                 See 'berth run --help'."
+                    .to_string(),
+                125
+            )
+        );
+        assert_eq!(
+            message(&["berth", "create", "--cpus", "abc", "busybox"]).0,
+            "invalid argument \"abc\" for \"--cpus\" flag: failed to parse abc as a rational number\n\
+             See 'berth create --help'."
+        );
+        assert_eq!(
+            message(&["berth", "run", "--ulimit", "nofile=a", "busybox"]).0,
+            "invalid argument \"nofile=a\" for \"--ulimit\" flag: strconv.ParseInt: parsing \"a\": invalid syntax\n\
+             See 'berth run --help'."
+        );
+        assert_eq!(
+            message(&["berth", "run", "--health-interval", "x", "busybox"]).0,
+            "invalid argument \"x\" for \"--health-interval\" flag: time: invalid duration \"x\"\n\
+             See 'berth run --help'."
+        );
+        assert_eq!(
+            message(&["berth", "run", "-c", "x", "busybox"]).0,
+            "invalid argument \"x\" for \"-c, --cpu-shares\" flag: strconv.ParseInt: parsing \"x\": invalid syntax\n\
+             See 'berth run --help'."
+        );
+    }
 }

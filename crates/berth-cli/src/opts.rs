@@ -640,6 +640,508 @@ pub fn natural_less(a: &str, b: &str) -> bool {
     s1.len() < s2.len()
 }
 
+// ---- Resource limits, devices, security options and health checks (docker 20.10's
+// `cli/command/container/opts.go` and `opts` package). ----
+
+/// Go's `strconv.NumError` text.
+fn num_error(func: &str, s: &str, why: &str) -> String {
+    format!(
+        "strconv.{func}: parsing {}: {why}",
+        crate::format::units::go_quote(s)
+    )
+}
+
+/// The digits of `strconv.ParseInt/ParseUint(s, 0, _)` after the sign: (radix, digits), the
+/// base prefixes `0x`, `0o`, `0b` and a leading `0` (octal) understood, `_` between digits.
+fn go_radix(s: &str) -> Option<(u32, String)> {
+    let lower = s.to_ascii_lowercase();
+    let (radix, digits) = if let Some(r) = lower.strip_prefix("0x") {
+        (16, r)
+    } else if let Some(r) = lower.strip_prefix("0o") {
+        (8, r)
+    } else if let Some(r) = lower.strip_prefix("0b") {
+        (2, r)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || (radix == 10 && digits.contains('_'))
+    {
+        return None;
+    }
+    let d: String = digits.chars().filter(|c| *c != '_').collect();
+    if d.is_empty() || !d.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    Some((radix, d))
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`, as pflag's int and int64 flags parse, with its error.
+pub fn go_parse_int(s: &str) -> Result<i64, String> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) =
+        go_radix(body).ok_or_else(|| num_error("ParseInt", s, "invalid syntax"))?;
+    let mag = u128::from_str_radix(&digits, radix)
+        .map_err(|_| num_error("ParseInt", s, "value out of range"))?;
+    let v = if neg { -(mag as i128) } else { mag as i128 };
+    i64::try_from(v).map_err(|_| num_error("ParseInt", s, "value out of range"))
+}
+
+/// Go's `strconv.ParseUint(s, 0, 16)` (pflag's uint16 flags).
+pub fn go_parse_uint16(s: &str) -> Result<u16, String> {
+    let (radix, digits) = go_radix(s).ok_or_else(|| num_error("ParseUint", s, "invalid syntax"))?;
+    let v = u128::from_str_radix(&digits, radix)
+        .map_err(|_| num_error("ParseUint", s, "value out of range"))?;
+    u16::try_from(v).map_err(|_| num_error("ParseUint", s, "value out of range"))
+}
+
+/// `opts.MemBytes` (`-m 512m`, `--shm-size 64m`): go-units `RAMInBytes`.
+pub fn parse_mem_bytes(s: &str) -> Result<i64, String> {
+    ram_in_bytes(s)
+}
+
+/// `opts.MemSwapBytes` (`--memory-swap`): `-1` (unlimited) or a size.
+pub fn parse_mem_swap_bytes(s: &str) -> Result<i64, String> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    ram_in_bytes(s)
+}
+
+/// `opts.ParseCPUs` (`--cpus 1.5`): the value as a `big.Rat` (`1.5`, `3/2`, `1e-1`) times
+/// 1e9, which must be a whole number.
+pub fn parse_nano_cpus(s: &str) -> Result<i64, String> {
+    let bad = || format!("failed to parse {s} as a rational number");
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    // (numerator, denominator) exactly.
+    let (num, den): (i128, i128) = if let Some((a, b)) = body.split_once('/') {
+        let digits =
+            |x: &str| !x.is_empty() && x.len() <= 30 && x.bytes().all(|c| c.is_ascii_digit());
+        if !digits(a) || !digits(b) {
+            return Err(bad());
+        }
+        let (a, b): (i128, i128) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if b == 0 {
+            return Err(bad());
+        }
+        (a, b)
+    } else {
+        let (mant, exp) = match body.find(['e', 'E']) {
+            Some(i) => (&body[..i], body[i + 1..].parse::<i32>().map_err(|_| bad())?),
+            None => (body, 0),
+        };
+        let (ip, fp) = mant.split_once('.').unwrap_or((mant, ""));
+        if (ip.is_empty() && fp.is_empty())
+            || !ip.bytes().all(|b| b.is_ascii_digit())
+            || !fp.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let digits = format!("{ip}{fp}");
+        let digits = digits.trim_start_matches('0');
+        let m: i128 = if digits.is_empty() {
+            0
+        } else if digits.len() > 30 {
+            return Err("value is too precise".into());
+        } else {
+            digits.parse().map_err(|_| bad())?
+        };
+        let scale = exp - fp.len() as i32;
+        if !(-36..=18).contains(&scale) {
+            return Err(if m == 0 {
+                bad()
+            } else {
+                "value is too precise".into()
+            });
+        }
+        if scale >= 0 {
+            (m * 10i128.pow(scale as u32), 1)
+        } else {
+            (m, 10i128.pow((-scale) as u32))
+        }
+    };
+    let nano = num.checked_mul(1_000_000_000).ok_or_else(bad)?;
+    if nano % den != 0 {
+        return Err("value is too precise".into());
+    }
+    let v = nano / den;
+    let v = if neg { -v } else { v };
+    // big.Rat's Int64 of a value too large wraps; such a value is nonsense anyway.
+    Ok(v as i64)
+}
+
+/// Go's `time.ParseDuration` in nanoseconds (negative allowed), with its errors.
+pub fn parse_go_duration_ns(s: &str) -> Result<i64, String> {
+    use crate::format::units::go_quote;
+    let invalid = || format!("time: invalid duration {}", go_quote(s));
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let int_part = &rest[..int_end];
+        rest = &rest[int_end..];
+        let mut frac_part = "";
+        if let Some(r) = rest.strip_prefix('.') {
+            let fe = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+            frac_part = &r[..fe];
+            rest = &r[fe..];
+            if int_part.is_empty() && frac_part.is_empty() {
+                return Err(invalid());
+            }
+        } else if int_part.is_empty() {
+            return Err(invalid());
+        }
+        let unit_end = rest
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if unit_end == 0 {
+            return Err(format!("time: missing unit in duration {}", go_quote(s)));
+        }
+        let unit = &rest[..unit_end];
+        rest = &rest[unit_end..];
+        let mult: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    go_quote(unit),
+                    go_quote(s)
+                ))
+            }
+        };
+        let int: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| invalid())?
+        };
+        let mut v = int.checked_mul(mult).ok_or_else(invalid)?;
+        if !frac_part.is_empty() {
+            let f = &frac_part[..frac_part.len().min(20)];
+            let fv: u128 = f.parse().map_err(|_| invalid())?;
+            v += fv * mult / 10u128.pow(f.len() as u32);
+        }
+        total = total.checked_add(v).ok_or_else(invalid)?;
+        if total > i64::MAX as u128 {
+            return Err(invalid());
+        }
+    }
+    let t = total as i64;
+    Ok(if neg { -t } else { t })
+}
+
+const ULIMIT_NAMES: [&str; 15] = [
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// go-units `ParseUlimit` (`nofile=1024:2048`): (name, soft, hard).
+pub fn parse_ulimit(val: &str) -> Result<(String, i64, i64), String> {
+    let Some((name, limits)) = val.split_once('=') else {
+        return Err(format!("invalid ulimit argument: {val}"));
+    };
+    if !ULIMIT_NAMES.contains(&name) {
+        return Err(format!("invalid ulimit type: {name}"));
+    }
+    let int = |x: &str| -> Result<i64, String> {
+        x.parse::<i64>().map_err(|e| {
+            let why = match e.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                    "value out of range"
+                }
+                _ => "invalid syntax",
+            };
+            num_error("ParseInt", x, why)
+        })
+    };
+    let parts: Vec<&str> = limits.split(':').collect();
+    let (soft, hard) = match parts.as_slice() {
+        [s] => {
+            let s = int(s)?;
+            (s, s)
+        }
+        [s, h] => {
+            let h = int(h)?;
+            (int(s)?, h)
+        }
+        _ => {
+            return Err(format!(
+                "too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`"
+            ))
+        }
+    };
+    if hard != -1 {
+        if soft == -1 {
+            return Err(format!("ulimit soft limit must be less than or equal to hard limit: soft: -1 (unlimited), hard: {hard}"));
+        }
+        if soft > hard {
+            return Err(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            ));
+        }
+    }
+    Ok((name.to_string(), soft, hard))
+}
+
+/// The `--ulimit` flag's check.
+pub fn validate_ulimit(val: &str) -> Result<String, String> {
+    parse_ulimit(val).map(|_| val.to_string())
+}
+
+/// `HostConfig.Ulimits` of the `--ulimit` flags: one per name (the last given wins),
+/// sorted by name, as `UlimitOpt.GetList`.
+pub fn ulimits_json(vals: &[String]) -> Result<serde_json::Value, String> {
+    let mut m: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    for v in vals {
+        let (n, s, h) = parse_ulimit(v)?;
+        m.insert(n, (s, h));
+    }
+    Ok(serde_json::Value::Array(
+        m.into_iter()
+            .map(|(n, (s, h))| serde_json::json!({"Name": n, "Hard": h, "Soft": s}))
+            .collect(),
+    ))
+}
+
+/// `opts.ValidateSysctl` (`--sysctl net.ipv4.ip_forward=1`).
+pub fn validate_sysctl(val: &str) -> Result<String, String> {
+    const NAMES: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let bad = || format!("sysctl '{val}' is not whitelisted");
+    let Some((key, _)) = val.split_once('=') else {
+        return Err(bad());
+    };
+    if NAMES.contains(&key) || key.starts_with("net.") || key.starts_with("fs.mqueue.") {
+        Ok(val.to_string())
+    } else {
+        Err(bad())
+    }
+}
+
+/// `validateDeviceCgroupRule`: `type major:minor mode` (`c 1:3 rwm`, `b *:* r`).
+pub fn validate_device_cgroup_rule(val: &str) -> Result<String, String> {
+    let ok = (|| {
+        let mut it = val.split(' ');
+        let (t, mm, mode) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || !matches!(t, "a" | "c" | "b") {
+            return None;
+        }
+        let (maj, min) = mm.split_once(':')?;
+        let num = |x: &str| x == "*" || (!x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()));
+        (num(maj)
+            && num(min)
+            && (1..=3).contains(&mode.len())
+            && mode.bytes().all(|b| matches!(b, b'r' | b'w' | b'm')))
+        .then_some(())
+    })();
+    match ok {
+        Some(()) => Ok(val.to_string()),
+        None => Err(format!("invalid device cgroup format '{val}'")),
+    }
+}
+
+/// Go's `path.Clean`.
+pub fn go_path_clean(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let rooted = p.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|l| *l != "..") {
+                    out.pop();
+                } else if !rooted {
+                    out.push("..");
+                }
+            }
+            x => out.push(x),
+        }
+    }
+    let joined = out.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// `validDeviceMode`: r, w and m, each at most once.
+fn valid_device_mode(mode: &str) -> bool {
+    let mut seen = [false; 3];
+    !mode.is_empty()
+        && mode.chars().all(|c| {
+            let i = match c {
+                'r' => 0,
+                'w' => 1,
+                'm' => 2,
+                _ => return false,
+            };
+            !std::mem::replace(&mut seen[i], true)
+        })
+}
+
+/// `--device /dev/x[:/dev/y][:rwm]` → the `DeviceMapping` (`validateLinuxPath`, then
+/// `parseLinuxDevice`), with docker's errors.
+pub fn parse_device(val: &str) -> Result<serde_json::Value, String> {
+    if val.matches(':').count() > 2 {
+        return Err(format!("bad format for path: {val}"));
+    }
+    let split: Vec<&str> = val.splitn(3, ':').collect();
+    if split[0].is_empty() {
+        return Err(format!("bad format for path: {val}"));
+    }
+    let (container_path, validated) = match split.as_slice() {
+        [c] => (c.to_string(), go_path_clean(c)),
+        [a, b] if valid_device_mode(b) => (a.to_string(), format!("{}:{b}", go_path_clean(a))),
+        [a, b] => (b.to_string(), format!("{a}:{}", go_path_clean(b))),
+        [a, b, m] => {
+            if !valid_device_mode(m) {
+                return Err(format!("bad mode specified: {m}"));
+            }
+            (b.to_string(), format!("{a}:{b}:{m}"))
+        }
+        _ => unreachable!("splitn(3)"),
+    };
+    if !container_path.starts_with('/') {
+        return Err(format!("{container_path} is not an absolute path"));
+    }
+    let arr: Vec<&str> = validated.split(':').collect();
+    let mut perms = "rwm".to_string();
+    let mut dst = String::new();
+    if arr.len() == 3 {
+        perms = arr[2].to_string();
+    }
+    if arr.len() >= 2 {
+        if valid_device_mode(arr[1]) {
+            perms = arr[1].to_string();
+        } else {
+            dst = arr[1].to_string();
+        }
+    }
+    let src = arr[0].to_string();
+    if dst.is_empty() {
+        dst = src.clone();
+    }
+    Ok(serde_json::json!({
+        "PathOnHost": src,
+        "PathInContainer": dst,
+        "CgroupPermissions": perms,
+    }))
+}
+
+/// docker's `parseSecurityOpts` and `parseSystemPaths`: a `seccomp=<file>` profile is read
+/// and sent as `seccomp=<compact json>`; `systempaths=unconfined` is not sent but empties
+/// MaskedPaths and ReadonlyPaths. Returns (SecurityOpt, whether systempaths=unconfined).
+pub fn parse_security_opts(vals: &[String]) -> Result<(Vec<String>, bool), String> {
+    let mut out = Vec::new();
+    let mut unconfined_paths = false;
+    for opt in vals {
+        let mut con: Vec<&str> = opt.splitn(2, '=').collect();
+        if con.len() == 1 && con[0] != "no-new-privileges" {
+            if opt.contains(':') {
+                con = opt.splitn(2, ':').collect();
+            } else {
+                return Err(format!(
+                    "Invalid --security-opt: {}",
+                    crate::format::units::go_quote(opt)
+                ));
+            }
+        }
+        if con[0] == "seccomp" && con.get(1).is_some_and(|f| *f != "unconfined") {
+            let f = con[1];
+            let data = std::fs::read(f).map_err(|e| {
+                format!(
+                    "opening seccomp profile ({f}) failed: open {f}: {}",
+                    io_msg(&e)
+                )
+            })?;
+            let v: serde_json::Value = serde_json::from_slice(&data)
+                .map_err(|e| format!("compacting json for seccomp profile ({f}) failed: {e}"))?;
+            out.push(format!("seccomp={v}"));
+            continue;
+        }
+        if opt == "systempaths=unconfined" {
+            unconfined_paths = true;
+            continue;
+        }
+        out.push(opt.clone());
+    }
+    Ok((out, unconfined_paths))
+}
+
+/// `PidMode.Valid`: "", `host` or `container:<name>`.
+pub fn valid_pid_mode(m: &str) -> bool {
+    let parts: Vec<&str> = m.split(':').collect();
+    match parts[0] {
+        "" | "host" => true,
+        "container" => parts.len() == 2 && !parts[1].is_empty(),
+        _ => false,
+    }
+}
+
+/// `UTSMode.Valid`: "" or `host`.
+pub fn valid_uts_mode(m: &str) -> bool {
+    matches!(m.split(':').next().unwrap_or(""), "" | "host")
+}
+
+/// `UsernsMode.Valid`: "" or `host`.
+pub fn valid_userns_mode(m: &str) -> bool {
+    m.is_empty() || m.split(':').next() == Some("host")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -865,5 +1367,212 @@ mod tests {
             "cannot mix 'tmpfs-*' options with mount type 'volume'"
         );
         assert!(err("dst=\"/x").contains("bare \" in non-quoted-field"));
+    }
+    #[test]
+    fn numbers_sizes_cpus_as_go() {
+        assert_eq!(go_parse_int("42"), Ok(42));
+        assert_eq!(go_parse_int("-1"), Ok(-1));
+        assert_eq!(go_parse_int("0x10"), Ok(16));
+        assert_eq!(go_parse_int("010"), Ok(8));
+        assert_eq!(
+            go_parse_int("x").unwrap_err(),
+            "strconv.ParseInt: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(
+            go_parse_int("99999999999999999999").unwrap_err(),
+            "strconv.ParseInt: parsing \"99999999999999999999\": value out of range"
+        );
+        assert_eq!(go_parse_uint16("500"), Ok(500));
+        assert_eq!(
+            go_parse_uint16("70000").unwrap_err(),
+            "strconv.ParseUint: parsing \"70000\": value out of range"
+        );
+        assert!(go_parse_uint16("-1")
+            .unwrap_err()
+            .ends_with("invalid syntax"));
+        assert_eq!(parse_mem_bytes("512m"), Ok(512 << 20));
+        assert_eq!(parse_mem_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_mem_bytes("1.5k"), Ok(1536));
+        assert_eq!(parse_mem_bytes("100"), Ok(100));
+        assert_eq!(parse_mem_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_mem_bytes("-1").unwrap_err(), "invalid size: '-1'");
+        assert_eq!(parse_mem_bytes("1x").unwrap_err(), "invalid size: '1x'");
+        assert_eq!(parse_mem_swap_bytes("-1"), Ok(-1));
+        assert_eq!(parse_mem_swap_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_nano_cpus("1.5"), Ok(1_500_000_000));
+        assert_eq!(parse_nano_cpus("0.000000001"), Ok(1));
+        assert_eq!(parse_nano_cpus("2"), Ok(2_000_000_000));
+        assert_eq!(parse_nano_cpus("3/2"), Ok(1_500_000_000));
+        assert_eq!(parse_nano_cpus("1e-1"), Ok(100_000_000));
+        assert_eq!(parse_nano_cpus(".5"), Ok(500_000_000));
+        assert_eq!(
+            parse_nano_cpus("0.0000000001").unwrap_err(),
+            "value is too precise"
+        );
+        assert_eq!(
+            parse_nano_cpus("abc").unwrap_err(),
+            "failed to parse abc as a rational number"
+        );
+        assert!(parse_nano_cpus("").is_err());
+        assert!(parse_nano_cpus("1/0").is_err());
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration_ns("30s"), Ok(30_000_000_000));
+        assert_eq!(parse_go_duration_ns("1m30s"), Ok(90_000_000_000));
+        assert_eq!(parse_go_duration_ns("1.5h"), Ok(5_400_000_000_000));
+        assert_eq!(parse_go_duration_ns("250ms"), Ok(250_000_000));
+        assert_eq!(parse_go_duration_ns("10us"), Ok(10_000));
+        assert_eq!(parse_go_duration_ns("0"), Ok(0));
+        assert_eq!(parse_go_duration_ns("-5s"), Ok(-5_000_000_000));
+        assert_eq!(
+            parse_go_duration_ns("x").unwrap_err(),
+            "time: invalid duration \"x\""
+        );
+        assert_eq!(
+            parse_go_duration_ns("10").unwrap_err(),
+            "time: missing unit in duration \"10\""
+        );
+        assert_eq!(
+            parse_go_duration_ns("10q").unwrap_err(),
+            "time: unknown unit \"q\" in duration \"10q\""
+        );
+        assert!(parse_go_duration_ns("").is_err());
+    }
+
+    #[test]
+    fn ulimits_as_go_units() {
+        assert_eq!(
+            parse_ulimit("nofile=1024:2048"),
+            Ok(("nofile".into(), 1024, 2048))
+        );
+        assert_eq!(parse_ulimit("nproc=512"), Ok(("nproc".into(), 512, 512)));
+        assert_eq!(parse_ulimit("core=-1"), Ok(("core".into(), -1, -1)));
+        assert_eq!(parse_ulimit("core=0:-1"), Ok(("core".into(), 0, -1)));
+        assert_eq!(
+            parse_ulimit("nofile").unwrap_err(),
+            "invalid ulimit argument: nofile"
+        );
+        assert_eq!(parse_ulimit("as=1").unwrap_err(), "invalid ulimit type: as");
+        assert_eq!(
+            parse_ulimit("nofile=a").unwrap_err(),
+            "strconv.ParseInt: parsing \"a\": invalid syntax"
+        );
+        assert_eq!(
+            parse_ulimit("nofile=1:2:3").unwrap_err(),
+            "too many limit value arguments - 1:2:3, can only have up to two, `soft[:hard]`"
+        );
+        assert_eq!(
+            parse_ulimit("nofile=20:10").unwrap_err(),
+            "ulimit soft limit must be less than or equal to hard limit: 20 > 10"
+        );
+        assert_eq!(
+            parse_ulimit("nofile=-1:10").unwrap_err(),
+            "ulimit soft limit must be less than or equal to hard limit: soft: -1 (unlimited), hard: 10"
+        );
+        let v: Vec<String> = ["nproc=5", "nofile=1:2", "nproc=7"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            ulimits_json(&v).unwrap(),
+            serde_json::json!([
+                {"Name": "nofile", "Hard": 2, "Soft": 1},
+                {"Name": "nproc", "Hard": 7, "Soft": 7},
+            ])
+        );
+    }
+
+    #[test]
+    fn devices_sysctls_security() {
+        let d = |s: &str| parse_device(s).unwrap();
+        assert_eq!(
+            d("/dev/fuse"),
+            serde_json::json!({"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"})
+        );
+        assert_eq!(d("/dev/sda:/dev/xvda")["PathInContainer"], "/dev/xvda");
+        assert_eq!(d("/dev/sda:/dev/xvda")["CgroupPermissions"], "rwm");
+        assert_eq!(d("/dev/sda:r")["PathInContainer"], "/dev/sda");
+        assert_eq!(d("/dev/sda:r")["CgroupPermissions"], "r");
+        assert_eq!(d("/dev/sda:/dev/xvda:rw")["CgroupPermissions"], "rw");
+        assert_eq!(d("/dev//sda/")["PathOnHost"], "/dev/sda");
+        assert_eq!(
+            parse_device("/dev/sda:/dev/xvda:rx").unwrap_err(),
+            "bad mode specified: rx"
+        );
+        assert_eq!(
+            parse_device("/a:/b:rw:x").unwrap_err(),
+            "bad format for path: /a:/b:rw:x"
+        );
+        assert_eq!(parse_device(":/b").unwrap_err(), "bad format for path: :/b");
+        assert_eq!(
+            parse_device("/dev/sda:xvda").unwrap_err(),
+            "xvda is not an absolute path"
+        );
+        assert_eq!(go_path_clean("/a/./b/../c//"), "/a/c");
+        assert_eq!(go_path_clean("a/../.."), "..");
+        assert!(validate_sysctl("net.ipv4.ip_forward=1").is_ok());
+        assert!(validate_sysctl("kernel.shmmax=1").is_ok());
+        assert_eq!(
+            validate_sysctl("kernel.foo=1").unwrap_err(),
+            "sysctl 'kernel.foo=1' is not whitelisted"
+        );
+        assert!(validate_sysctl("net.x").is_err());
+        assert!(validate_device_cgroup_rule("c 1:3 rwm").is_ok());
+        assert!(validate_device_cgroup_rule("b *:* r").is_ok());
+        assert_eq!(
+            validate_device_cgroup_rule("x 1:3 rwm").unwrap_err(),
+            "invalid device cgroup format 'x 1:3 rwm'"
+        );
+        assert!(validate_device_cgroup_rule("c 1:3 rwmr").is_err());
+        let so =
+            |v: &[&str]| parse_security_opts(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            so(&[
+                "no-new-privileges",
+                "no-new-privileges:true",
+                "seccomp=unconfined",
+                "apparmor=unconfined",
+                "label=disable"
+            ])
+            .unwrap(),
+            (
+                vec![
+                    "no-new-privileges".to_string(),
+                    "no-new-privileges:true".into(),
+                    "seccomp=unconfined".into(),
+                    "apparmor=unconfined".into(),
+                    "label=disable".into()
+                ],
+                false
+            )
+        );
+        assert_eq!(so(&["systempaths=unconfined"]).unwrap(), (vec![], true));
+        assert_eq!(so(&["foo"]).unwrap_err(), "Invalid --security-opt: \"foo\"");
+        assert_eq!(
+            so(&["seccomp=/nonexistent/p.json"]).unwrap_err(),
+            "opening seccomp profile (/nonexistent/p.json) failed: open /nonexistent/p.json: no such file or directory"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.json");
+        std::fs::write(
+            &f,
+            "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"syscalls\": []\n}\n",
+        )
+        .unwrap();
+        let f = f.to_string_lossy().to_string();
+        assert_eq!(
+            so(&[&format!("seccomp={f}")]).unwrap().0,
+            vec![r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[]}"#.to_string()]
+        );
+        assert_eq!(
+            so(&[&format!("seccomp:{f}")]).unwrap().0,
+            vec![r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[]}"#.to_string()]
+        );
+        assert!(valid_pid_mode("host") && valid_pid_mode("container:x") && valid_pid_mode(""));
+        assert!(!valid_pid_mode("container:") && !valid_pid_mode("foo"));
+        assert!(valid_uts_mode("host") && !valid_uts_mode("private"));
+        assert!(valid_userns_mode("host") && valid_userns_mode("") && !valid_userns_mode("x"));
     }
 }

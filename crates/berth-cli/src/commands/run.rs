@@ -300,6 +300,158 @@ pub fn endpoints_config(o: &ContainerOpts) -> std::result::Result<Map<String, Va
     Ok(endpoints)
 }
 
+/// docker 20.10's `parse` for the resource, device, namespace, security, logging and health
+/// flags: (HostConfig fields, Config.Healthcheck). Only the flags given are sent.
+pub fn resources_and_health(
+    o: &ContainerOpts,
+) -> std::result::Result<(Map<String, Value>, Option<Value>), String> {
+    let mut h = Map::new();
+    if let Some(sw) = o.memory_swappiness {
+        if sw != -1 && !(0..=100).contains(&sw) {
+            return Err(format!(
+                "invalid value: {sw}. Valid memory swappiness range is 0-100"
+            ));
+        }
+        h.insert("MemorySwappiness".into(), json!(sw));
+    }
+    let devices = o
+        .device
+        .iter()
+        .map(|d| opts::parse_device(d))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if let Some(m) = &o.pid {
+        if !opts::valid_pid_mode(m) {
+            return Err("--pid: invalid PID mode".into());
+        }
+        h.insert("PidMode".into(), json!(m));
+    }
+    if let Some(m) = &o.uts {
+        if !opts::valid_uts_mode(m) {
+            return Err("--uts: invalid UTS mode".into());
+        }
+        h.insert("UTSMode".into(), json!(m));
+    }
+    if let Some(m) = &o.userns {
+        if !opts::valid_userns_mode(m) {
+            return Err("--userns: invalid USER mode".into());
+        }
+        h.insert("UsernsMode".into(), json!(m));
+    }
+    if let Some(m) = &o.ipc {
+        h.insert("IpcMode".into(), json!(m));
+    }
+    let driver = o.log_driver.clone().unwrap_or_default();
+    if driver == "none" && !o.log_opt.is_empty() {
+        return Err(format!("invalid logging opts for driver {driver}"));
+    }
+    if o.log_driver.is_some() || !o.log_opt.is_empty() {
+        h.insert(
+            "LogConfig".into(),
+            json!({"Type": driver, "Config": opts::labels_map(&o.log_opt)}),
+        );
+    }
+    let (security, unconfined_paths) = opts::parse_security_opts(&o.security_opt)?;
+    if !security.is_empty() {
+        h.insert("SecurityOpt".into(), json!(security));
+    }
+    if unconfined_paths {
+        h.insert("MaskedPaths".into(), json!([]));
+        h.insert("ReadonlyPaths".into(), json!([]));
+    }
+    // Healthcheck: zero values count as not given, as docker's.
+    let interval = o.health_interval.unwrap_or(0);
+    let timeout = o.health_timeout.unwrap_or(0);
+    let start = o.health_start_period.unwrap_or(0);
+    let retries = o.health_retries.unwrap_or(0);
+    let cmd = o.health_cmd.clone().unwrap_or_default();
+    let have = !cmd.is_empty() || interval != 0 || timeout != 0 || start != 0 || retries != 0;
+    let health = if o.no_healthcheck {
+        if have {
+            return Err("--no-healthcheck conflicts with --health-* options".into());
+        }
+        Some(json!({"Test": ["NONE"]}))
+    } else if have {
+        if interval < 0 {
+            return Err("--health-interval cannot be negative".into());
+        }
+        if timeout < 0 {
+            return Err("--health-timeout cannot be negative".into());
+        }
+        if retries < 0 {
+            return Err("--health-retries cannot be negative".into());
+        }
+        if start < 0 {
+            return Err("--health-start-period cannot be negative".into());
+        }
+        // Go's HealthConfig: every field omitempty.
+        let mut hc = Map::new();
+        if !cmd.is_empty() {
+            hc.insert("Test".into(), json!(["CMD-SHELL", cmd]));
+        }
+        for (k, v) in [
+            ("Interval", interval),
+            ("Timeout", timeout),
+            ("StartPeriod", start),
+            ("Retries", retries),
+        ] {
+            if v != 0 {
+                hc.insert(k.into(), json!(v));
+            }
+        }
+        Some(Value::Object(hc))
+    } else {
+        None
+    };
+    let ints = [
+        ("Memory", o.memory),
+        ("MemoryReservation", o.memory_reservation),
+        ("MemorySwap", o.memory_swap),
+        ("KernelMemory", o.kernel_memory),
+        ("NanoCpus", o.cpus),
+        ("CpuShares", o.cpu_shares),
+        ("CpuPeriod", o.cpu_period),
+        ("CpuQuota", o.cpu_quota),
+        ("CpuRealtimePeriod", o.cpu_rt_period),
+        ("CpuRealtimeRuntime", o.cpu_rt_runtime),
+        ("PidsLimit", o.pids_limit),
+        ("OomScoreAdj", o.oom_score_adj),
+        ("ShmSize", o.shm_size),
+    ];
+    for (k, v) in ints {
+        if let Some(v) = v {
+            h.insert(k.into(), json!(v));
+        }
+    }
+    if let Some(w) = o.blkio_weight {
+        h.insert("BlkioWeight".into(), json!(w));
+    }
+    if o.oom_kill_disable {
+        h.insert("OomKillDisable".into(), json!(true));
+    }
+    if let Some(c) = &o.cpuset_cpus {
+        h.insert("CpusetCpus".into(), json!(c));
+    }
+    if let Some(c) = &o.cpuset_mems {
+        h.insert("CpusetMems".into(), json!(c));
+    }
+    if !o.ulimit.is_empty() {
+        h.insert("Ulimits".into(), opts::ulimits_json(&o.ulimit)?);
+    }
+    if !devices.is_empty() {
+        h.insert("Devices".into(), json!(devices));
+    }
+    if !o.device_cgroup_rule.is_empty() {
+        h.insert("DeviceCgroupRules".into(), json!(o.device_cgroup_rule));
+    }
+    if !o.sysctl.is_empty() {
+        h.insert("Sysctls".into(), opts::map_json(&o.sysctl));
+    }
+    if !o.group_add.is_empty() {
+        h.insert("GroupAdd".into(), json!(o.group_add));
+    }
+    Ok((h, health))
+}
+
 /// The `POST /containers/create` body for the flags.
 pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value, String> {
     let image = o.args[0].clone();
@@ -335,6 +487,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
             }
         }
     }
+    let (resources, health) = resources_and_health(o)?;
     let (extra_hosts, dns, dns_search, dns_options) = dns_flags(o)?;
     if let Some(m) = &o.mac_address {
         let ok = m.split(':').count() == 6
@@ -431,6 +584,12 @@ pub fn create_body(o: &ContainerOpts, detach: bool) -> std::result::Result<Value
     }
     if let Some(m) = &o.mac_address {
         cfg["MacAddress"] = json!(m);
+    }
+    if let Some(hc) = cfg["HostConfig"].as_object_mut() {
+        hc.extend(resources);
+    }
+    if let Some(h) = health {
+        cfg["Healthcheck"] = h;
     }
     cfg["NetworkingConfig"] = json!({"EndpointsConfig": endpoints_config(o)?});
     Ok(cfg)
@@ -840,6 +999,173 @@ mod tests {
         assert!(is_user_defined("mynet"));
         for m in ["default", "bridge", "host", "none", "container:abc"] {
             assert!(!is_user_defined(m), "{m}");
+        }
+    }
+    #[test]
+    fn resources_security_health_as_docker_20_10() {
+        let o = opts(&["busybox"]);
+        let b = create_body(&o, false).unwrap();
+        for k in [
+            "Memory",
+            "NanoCpus",
+            "Ulimits",
+            "Devices",
+            "SecurityOpt",
+            "LogConfig",
+            "PidsLimit",
+        ] {
+            assert!(b["HostConfig"].get(k).is_none(), "{k}");
+        }
+        assert!(b.get("Healthcheck").is_none());
+        let mut o = opts(&["busybox"]);
+        o.memory = Some(512 << 20);
+        o.memory_swap = Some(-1);
+        o.memory_reservation = Some(1 << 20);
+        o.memory_swappiness = Some(10);
+        o.kernel_memory = Some(4 << 20);
+        o.oom_kill_disable = true;
+        o.oom_score_adj = Some(-500);
+        o.cpus = Some(1_500_000_000);
+        o.cpu_shares = Some(512);
+        o.cpu_period = Some(100000);
+        o.cpu_quota = Some(50000);
+        o.cpuset_cpus = Some("0-1".into());
+        o.cpuset_mems = Some("0".into());
+        o.pids_limit = Some(-1);
+        o.blkio_weight = Some(300);
+        o.shm_size = Some(64 << 20);
+        o.ulimit = v(&["nofile=1024:2048"]);
+        o.device = v(&["/dev/fuse", "/dev/sda:/dev/xvda:r"]);
+        o.device_cgroup_rule = v(&["c 1:3 rwm"]);
+        o.security_opt = v(&["no-new-privileges", "seccomp=unconfined"]);
+        o.sysctl = v(&["net.ipv4.ip_forward=1"]);
+        o.log_driver = Some("json-file".into());
+        o.log_opt = v(&["max-size=10m"]);
+        o.userns = Some("host".into());
+        o.pid = Some("host".into());
+        o.ipc = Some("shareable".into());
+        o.uts = Some("host".into());
+        o.group_add = v(&["audio"]);
+        let b = create_body(&o, false).unwrap();
+        let h = &b["HostConfig"];
+        assert_eq!(h["Memory"], 512 << 20);
+        assert_eq!(h["MemorySwap"], -1);
+        assert_eq!(h["MemoryReservation"], 1 << 20);
+        assert_eq!(h["MemorySwappiness"], 10);
+        assert_eq!(h["KernelMemory"], 4 << 20);
+        assert_eq!(h["OomKillDisable"], true);
+        assert_eq!(h["OomScoreAdj"], -500);
+        assert_eq!(h["NanoCpus"], 1_500_000_000i64);
+        assert_eq!(h["CpuShares"], 512);
+        assert_eq!(h["CpuPeriod"], 100000);
+        assert_eq!(h["CpuQuota"], 50000);
+        assert_eq!(h["CpusetCpus"], "0-1");
+        assert_eq!(h["CpusetMems"], "0");
+        assert_eq!(h["PidsLimit"], -1);
+        assert_eq!(h["BlkioWeight"], 300);
+        assert_eq!(h["ShmSize"], 64 << 20);
+        assert_eq!(
+            h["Ulimits"],
+            json!([{"Name": "nofile", "Hard": 2048, "Soft": 1024}])
+        );
+        assert_eq!(
+            h["Devices"],
+            json!([
+                {"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"},
+                {"PathOnHost": "/dev/sda", "PathInContainer": "/dev/xvda", "CgroupPermissions": "r"},
+            ])
+        );
+        assert_eq!(h["DeviceCgroupRules"], json!(["c 1:3 rwm"]));
+        assert_eq!(
+            h["SecurityOpt"],
+            json!(["no-new-privileges", "seccomp=unconfined"])
+        );
+        assert_eq!(h["Sysctls"], json!({"net.ipv4.ip_forward": "1"}));
+        assert_eq!(
+            h["LogConfig"],
+            json!({"Type": "json-file", "Config": {"max-size": "10m"}})
+        );
+        assert_eq!(h["UsernsMode"], "host");
+        assert_eq!(h["PidMode"], "host");
+        assert_eq!(h["IpcMode"], "shareable");
+        assert_eq!(h["UTSMode"], "host");
+        assert_eq!(h["GroupAdd"], json!(["audio"]));
+
+        let err = |f: &dyn Fn(&mut ContainerOpts)| {
+            let mut o = opts(&["busybox"]);
+            f(&mut o);
+            create_body(&o, false).unwrap_err()
+        };
+        assert_eq!(
+            err(&|o| o.memory_swappiness = Some(101)),
+            "invalid value: 101. Valid memory swappiness range is 0-100"
+        );
+        assert_eq!(
+            err(&|o| o.pid = Some("foo".into())),
+            "--pid: invalid PID mode"
+        );
+        assert_eq!(
+            err(&|o| o.uts = Some("foo".into())),
+            "--uts: invalid UTS mode"
+        );
+        assert_eq!(
+            err(&|o| o.userns = Some("foo".into())),
+            "--userns: invalid USER mode"
+        );
+        assert_eq!(
+            err(&|o| {
+                o.log_driver = Some("none".into());
+                o.log_opt = v(&["a=b"]);
+            }),
+            "invalid logging opts for driver none"
+        );
+        assert_eq!(
+            err(&|o| o.device = v(&["/dev/x:y:z"])),
+            "bad mode specified: z"
+        );
+
+        // Health checks.
+        let mut o = opts(&["busybox"]);
+        o.health_cmd = Some("curl -f http://localhost/".into());
+        o.health_interval = Some(30_000_000_000);
+        o.health_retries = Some(3);
+        let b = create_body(&o, false).unwrap();
+        assert_eq!(
+            b["Healthcheck"],
+            json!({"Test": ["CMD-SHELL", "curl -f http://localhost/"], "Interval": 30_000_000_000i64, "Retries": 3})
+        );
+        let mut o = opts(&["busybox"]);
+        o.health_timeout = Some(5_000_000_000);
+        o.health_start_period = Some(1_000_000_000);
+        assert_eq!(
+            create_body(&o, false).unwrap()["Healthcheck"],
+            json!({"Timeout": 5_000_000_000i64, "StartPeriod": 1_000_000_000i64})
+        );
+        let mut o = opts(&["busybox"]);
+        o.no_healthcheck = true;
+        assert_eq!(
+            create_body(&o, false).unwrap()["Healthcheck"],
+            json!({"Test": ["NONE"]})
+        );
+        o.health_retries = Some(1);
+        assert_eq!(
+            create_body(&o, false).unwrap_err(),
+            "--no-healthcheck conflicts with --health-* options"
+        );
+        for (f, m) in [
+            (0, "--health-interval cannot be negative"),
+            (1, "--health-timeout cannot be negative"),
+            (2, "--health-retries cannot be negative"),
+            (3, "--health-start-period cannot be negative"),
+        ] {
+            let mut o = opts(&["busybox"]);
+            match f {
+                0 => o.health_interval = Some(-1),
+                1 => o.health_timeout = Some(-1),
+                2 => o.health_retries = Some(-1),
+                _ => o.health_start_period = Some(-1),
+            }
+            assert_eq!(create_body(&o, false).unwrap_err(), m);
         }
     }
 }
