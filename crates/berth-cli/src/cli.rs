@@ -445,6 +445,9 @@ pub enum ContainerCmd {
     /// Inspect changes to files or directories on a container's filesystem
     #[command(override_usage = "berth diff CONTAINER")]
     Diff(DiffArgs),
+    /// Update configuration of one or more containers
+    #[command(override_usage = "berth update [OPTIONS] CONTAINER [CONTAINER...]")]
+    Update(UpdateArgs),
     /// Copy files/folders between a container and the local filesystem
     #[command(
         override_usage = "berth cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       berth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
@@ -1255,4 +1258,55 @@ pub struct CheckArgs {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_parser = crate::opts::go_parse_uint16)]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_quota: Option<i64>,
+    /// Limit the CPU real-time period in microseconds
+    #[arg(long = "cpu-rt-period", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit the CPU real-time runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::opts::parse_nano_cpus)]
+    pub cpus: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Kernel memory limit
+    #[arg(long = "kernel-memory", value_parser = crate::opts::parse_mem_bytes)]
+    pub kernel_memory: Option<i64>,
+    /// Memory limit
+    #[arg(short = 'm', long, value_parser = crate::opts::parse_mem_bytes)]
+    pub memory: Option<i64>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_parser = crate::opts::parse_mem_bytes)]
+    pub memory_reservation: Option<i64>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true, value_parser = crate::opts::parse_mem_swap_bytes)]
+    pub memory_swap: Option<i64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true, value_parser = crate::opts::go_parse_int)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }

@@ -16,6 +16,7 @@ mod ps;
 mod run;
 mod system;
 mod transfer;
+mod update;
 mod volume;
 
 use crate::cli::{
@@ -33,6 +34,12 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
         Cmd::Build(a) | Cmd::ImageGroup(ImageCmd::Build(a)) => return build::build(host, a).await,
         cmd => cmd,
     };
+    // update refuses no flags before it contacts the daemon, as docker.
+    if let Cmd::Container(ContainerCmd::Update(a))
+    | Cmd::ContainerGroup(ContainerGroupCmd::Common(ContainerCmd::Update(a))) = &cmd
+    {
+        update::check_flags(a)?;
+    }
     let c = Client::connect(host).await?;
     match cmd {
         Cmd::Container(cc) | Cmd::ContainerGroup(ContainerGroupCmd::Common(cc)) => {
@@ -110,6 +117,7 @@ async fn container_cmd(c: &Client, cmd: ContainerCmd) -> Result<i32> {
         ContainerCmd::Export(a) => transfer::export(c, a).await,
         ContainerCmd::Commit(a) => transfer::commit(c, a).await,
         ContainerCmd::Diff(a) => transfer::diff(c, a).await,
+        ContainerCmd::Update(a) => update::update(c, a).await,
         ContainerCmd::Cp(a) => cp::cp(c, a).await,
     }
 }
