@@ -448,6 +448,9 @@ pub enum ContainerCmd {
     /// Update configuration of one or more containers
     #[command(override_usage = "berth update [OPTIONS] CONTAINER [CONTAINER...]")]
     Update(UpdateArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    #[command(override_usage = "berth stats [OPTIONS] [CONTAINER...]")]
+    Stats(StatsArgs),
     /// Copy files/folders between a container and the local filesystem
     #[command(
         override_usage = "berth cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       berth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
@@ -1308,5 +1311,23 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub restart: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Pretty-print images using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }

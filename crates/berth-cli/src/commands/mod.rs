@@ -14,6 +14,7 @@ mod network;
 mod prune;
 mod ps;
 mod run;
+mod stats;
 mod system;
 mod transfer;
 mod update;
@@ -118,6 +119,7 @@ async fn container_cmd(c: &Client, cmd: ContainerCmd) -> Result<i32> {
         ContainerCmd::Commit(a) => transfer::commit(c, a).await,
         ContainerCmd::Diff(a) => transfer::diff(c, a).await,
         ContainerCmd::Update(a) => update::update(c, a).await,
+        ContainerCmd::Stats(a) => stats::stats(c, a).await,
         ContainerCmd::Cp(a) => cp::cp(c, a).await,
     }
 }
