@@ -76,6 +76,9 @@ pub enum Cmd {
     /// Manage builds
     #[command(name = "builder", subcommand)]
     Builder(BuilderCmd),
+    /// Get real time events from the server
+    #[command(override_usage = "berth events [OPTIONS]")]
+    Events(EventsArgs),
     /// Show the berth version information
     Version(VersionArgs),
     /// Display system-wide information
@@ -96,6 +99,9 @@ pub enum SystemCmd {
     Check(CheckArgs),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Get real time events from the server
+    #[command(override_usage = "berth system events [OPTIONS]")]
+    Events(EventsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -1330,4 +1336,20 @@ pub struct StatsArgs {
     pub format: Option<String>,
     #[arg(value_name = "CONTAINER")]
     pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct EventsArgs {
+    /// Show all events created since timestamp
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter", value_parser = crate::opts::validate_filter)]
+    pub filter: Vec<String>,
+    /// Format the output using the given Go template
+    #[arg(long)]
+    pub format: Option<String>,
 }

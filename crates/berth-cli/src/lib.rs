@@ -694,4 +694,55 @@ mod tests {
              See 'berth run --help'."
         );
     }
+    #[test]
+    fn update_stats_events_parse() {
+        let c = parse(&[
+            "berth",
+            "update",
+            "-m",
+            "1g",
+            "--memory-swap",
+            "-1",
+            "--restart",
+            "always",
+            "a",
+            "b",
+        ])
+        .unwrap();
+        let Some(cli::Cmd::Container(cli::ContainerCmd::Update(u))) = c.cmd else {
+            panic!("not update")
+        };
+        assert_eq!(u.memory, Some(1 << 30));
+        assert_eq!(u.memory_swap, Some(-1));
+        assert_eq!(u.containers, vec!["a", "b"]);
+        let c = parse(&["berth", "container", "stats", "--no-stream", "-a"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            Some(cli::Cmd::ContainerGroup(cli::ContainerGroupCmd::Common(cli::ContainerCmd::Stats(ref s)))) if s.no_stream && s.all && s.containers.is_empty()
+        ));
+        let c = parse(&[
+            "berth",
+            "events",
+            "--since",
+            "10m",
+            "-f",
+            "type=container",
+            "--format",
+            "{{json .}}",
+        ])
+        .unwrap();
+        let Some(cli::Cmd::Events(e)) = c.cmd else {
+            panic!("not events")
+        };
+        assert_eq!(e.since.as_deref(), Some("10m"));
+        assert_eq!(e.filter, vec!["type=container"]);
+        assert!(matches!(
+            parse(&["berth", "system", "events"]).unwrap().cmd,
+            Some(cli::Cmd::System(cli::SystemCmd::Events(_)))
+        ));
+        assert_eq!(message(&["berth", "update"]).1, 1);
+        assert!(message(&["berth", "events", "x"])
+            .0
+            .starts_with("\"berth events\" accepts no arguments."));
+    }
 }

@@ -6,6 +6,7 @@ mod build_context;
 mod build_progress;
 mod container;
 mod cp;
+mod events;
 mod image;
 mod images;
 mod inspect;
@@ -67,6 +68,7 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
             SystemCmd::Prune(a) => prune::system_prune(&c, a).await,
             SystemCmd::Check(a) => prune::check(&c, a).await,
             SystemCmd::Info(a) => system::info(&c, a).await,
+            SystemCmd::Events(a) => events::events(&c, a).await,
         },
         Cmd::Build(_) => unreachable!("handled above"),
         Cmd::Images(a) => images::images(&c, a).await,
@@ -92,6 +94,7 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
         Cmd::History(a) => images::history(&c, a).await,
         Cmd::Inspect(a) => inspect::inspect(&c, a).await,
         Cmd::Info(a) => system::info(&c, a).await,
+        Cmd::Events(a) => events::events(&c, a).await,
         Cmd::Version(_) => unreachable!("handled above"),
     }
 }

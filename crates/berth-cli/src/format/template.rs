@@ -424,6 +424,19 @@ impl Tmpl {
         r
     }
 
+    /// Render `ctx` while `json` serializes paths of `doc` (a Go struct's JSON form, whose
+    /// names may differ from the template's field names), falling back to `ctx`'s values.
+    pub fn render_with_doc(
+        &self,
+        ctx: &serde_json::Value,
+        doc: &serde_json::Value,
+    ) -> Result<String, String> {
+        DOC.with(|d| *d.borrow_mut() = Some(doc.clone()));
+        let r = self.render(json_to_value(ctx));
+        DOC.with(|d| *d.borrow_mut() = None);
+        r
+    }
+
     pub fn render(&self, ctx: Value) -> Result<String, String> {
         self.t
             .render(&Context::from(ctx))
