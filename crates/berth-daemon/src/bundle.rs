@@ -99,6 +99,7 @@ impl Daemon {
 
         let user = berth_runtime::user::resolve(&rootfs, rec.config.user.as_deref().unwrap_or(""))
             .map_err(|e| ApiError::invalid(format!("unable to find user: {e}")))?;
+        let limits = crate::limits::limits(&rec.host_config)?;
         let (volume_binds, tmpfs) = match self.mount_sources(rec, &rootfs) {
             Ok(m) => m,
             Err(e) => {
@@ -175,6 +176,16 @@ impl Daemon {
                 .chain(volume_binds)
                 .collect(),
             extra_mounts: tmpfs,
+            resources: limits.resources,
+            shm_size: limits.shm_size.unwrap_or(64 * 1024 * 1024),
+            oom_score_adj: limits.oom_score_adj,
+            seccomp: limits
+                .seccomp
+                .unwrap_or(berth_runtime::spec::SeccompMode::Default),
+            no_new_privileges: limits.no_new_privileges,
+            rlimits: limits.rlimits,
+            sysctls: limits.sysctls,
+            devices: limits.devices,
             cap_add: hc.cap_add.clone().unwrap_or_default(),
             cap_drop: hc.cap_drop.clone().unwrap_or_default(),
             privileged: hc.privileged.unwrap_or(false),

@@ -54,6 +54,9 @@ pub struct StateRecord {
     /// daemon start for `unless-stopped`).
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Its health, with a health check (`health.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 /// Everything the daemon knows of a container, persisted atomically.

@@ -72,6 +72,7 @@ impl Daemon {
             return Err(ApiError::internal(format!("cannot create container: {e}")));
         }
         self.register(Arc::new(Container::new(rec)));
+        self.container_event(&id, "create", &[]);
         Ok(id)
     }
 
@@ -116,6 +117,7 @@ impl Daemon {
             host_config.network_mode = Some("default".into());
         }
         crate::network::check_dns_settings(&host_config).map_err(ApiError::invalid)?;
+        crate::limits::limits(&host_config)?;
         {
             use berth_api::models::RestartPolicyNameEnum as P;
             let policy = host_config.restart_policy.clone().unwrap_or_default();

@@ -16,6 +16,18 @@ pub struct Exec {
     state: Mutex<ExecState>,
 }
 
+impl Exec {
+    /// An exec the daemon runs for itself (a health probe): not listed, not inspectable.
+    pub(crate) fn internal(container: &str, config: ExecConfig) -> Exec {
+        Exec {
+            id: new_id(),
+            container: container.to_string(),
+            config,
+            state: Mutex::new(ExecState::default()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct ExecState {
     running: bool,
@@ -72,7 +84,11 @@ impl Daemon {
     }
 
     /// The OCI process for an exec: the container's environment and user, the exec's overrides.
-    fn exec_process(&self, e: &Exec, tty: bool) -> Result<oci_spec::runtime::Process, ApiError> {
+    pub(crate) fn exec_process(
+        &self,
+        e: &Exec,
+        tty: bool,
+    ) -> Result<oci_spec::runtime::Process, ApiError> {
         let c = self.container(&e.container)?;
         let rec = c.record();
         let mut env = rec.config.env.clone().unwrap_or_default();

@@ -29,7 +29,15 @@ pub fn status_text(rec: &ContainerRecord, now: DateTime<Utc>) -> String {
         human_duration((now - t.unwrap_or(now)).to_std().unwrap_or_default())
     };
     match rec.state.status {
-        Status::Running => format!("Up {}", since(rec.state.started_at)),
+        Status::Running => {
+            let health = match rec.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            format!("Up {}{health}", since(rec.state.started_at))
+        }
         Status::Paused => format!("Up {} (Paused)", since(rec.state.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -397,7 +405,7 @@ impl Daemon {
                 error: Some(st.error.clone()),
                 started_at: Some(time(&st.started_at)),
                 finished_at: Some(time(&st.finished_at)),
-                health: None,
+                health: rec.state.health.as_ref().map(crate::health::api_health),
             }),
             image: Some(rec.image_id.clone()),
             resolv_conf_path: Some(dir.join("resolv.conf").display().to_string()),

@@ -12,17 +12,21 @@ pub mod config;
 pub mod container;
 pub mod create;
 mod dns;
+pub mod events;
 pub mod exec;
 mod fsutil;
+pub mod health;
 pub mod images;
 pub mod inspect;
 pub mod layout;
 pub mod lifecycle;
+pub mod limits;
 pub mod logs;
 pub mod names;
 pub mod network;
 pub mod networks;
 pub mod shim_client;
+pub mod stats;
 pub mod system;
 pub mod top;
 pub mod transfer;
@@ -51,6 +55,8 @@ pub struct Daemon {
     pub(crate) net: network::Networks,
     /// The volumes (`<data-root>/volumes`).
     pub(crate) volumes: volumes::Volumes,
+    /// The event stream (`GET /events`).
+    pub(crate) events: events::Events,
 }
 
 impl Daemon {
@@ -81,6 +87,7 @@ impl Daemon {
             execs: RwLock::new(HashMap::new()),
             net,
             volumes,
+            events: Default::default(),
         });
         d.unmount_scratch();
         d.clean_build_leftovers();

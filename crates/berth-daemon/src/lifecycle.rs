@@ -211,6 +211,7 @@ impl Daemon {
         c.update(&dir, |r| {
             r.endpoints = endpoints;
             r.state.manually_stopped = false;
+            r.state.health = None;
             r.state.status = Status::Running;
             r.state.pid = pid;
             r.state.exit_code = 0;
@@ -222,6 +223,8 @@ impl Daemon {
         self.net.bump_dns();
         c.progress.send_modify(|p| p.starts += 1);
         self.spawn_monitor(c.clone());
+        self.spawn_health(c.clone());
+        self.container_event(&c.id, "start", &[]);
         tracing::debug!(
             id = %c.id,
             prepare = ?t_prepare,
@@ -365,6 +368,10 @@ impl Daemon {
             r.state.oom_killed = oom;
         });
         self.net.bump_dns();
+        if oom {
+            self.container_event(&c.id, "oom", &[]);
+        }
+        self.container_event(&c.id, "die", &[("exitCode", exit_code.to_string())]);
         c.progress.send_modify(|p| {
             p.exits += 1;
             p.last_exit = exit_code;
@@ -514,6 +521,7 @@ impl Daemon {
                     }
                 });
                 self.spawn_monitor(c.clone());
+                self.spawn_health(c.clone());
             }
             // A shim whose container was never started (the daemon died mid-start): stop it.
             (_, Some(_)) => {
@@ -551,6 +559,7 @@ impl Daemon {
         c.update(&self.container_dir(&c.id), |r| {
             r.state.manually_stopped = true
         });
+        self.container_event(&c.id, "kill", &[("signal", sig.to_string())]);
         self.signal(&c, sig).await
     }
 
@@ -601,15 +610,19 @@ impl Daemon {
             _ => libc::SIGTERM,
         };
         let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        self.container_event(&c.id, "kill", &[("signal", sig.to_string())]);
         let _ = self.signal(c, sig).await;
         if rec.state.status == Status::Paused {
             let _ = shim_client::call(&self.bundle_dir(&c.id), &Request::Resume).await;
         }
         if secs >= 0 && Self::wait_exit(c, seen, Duration::from_secs(secs as u64)).await {
+            self.container_event(&c.id, "stop", &[]);
             return Ok(());
         }
+        self.container_event(&c.id, "kill", &[("signal", libc::SIGKILL.to_string())]);
         let _ = self.signal(c, libc::SIGKILL).await;
         if Self::wait_exit(c, seen, Duration::from_secs(30)).await {
+            self.container_event(&c.id, "stop", &[]);
             Ok(())
         } else {
             Err(ApiError::internal(format!(
@@ -630,7 +643,9 @@ impl Daemon {
         if c.status().is_live() {
             self.stop_locked(&c, timeout).await?;
         }
-        self.start_locked(&c).await
+        self.start_locked(&c).await?;
+        self.container_event(&c.id, "restart", &[]);
+        Ok(())
     }
 
     /// `POST /containers/{id}/pause`.
@@ -653,6 +668,7 @@ impl Daemon {
             }
         }
         shim_client::call(&self.bundle_dir(&c.id), &Request::Pause).await?;
+        self.container_event(&c.id, "pause", &[]);
         c.update(&self.container_dir(&c.id), |r| {
             r.state.status = Status::Paused
         });
@@ -670,6 +686,7 @@ impl Daemon {
             )));
         }
         shim_client::call(&self.bundle_dir(&c.id), &Request::Resume).await?;
+        self.container_event(&c.id, "unpause", &[]);
         c.update(&self.container_dir(&c.id), |r| {
             r.state.status = Status::Running
         });
@@ -708,6 +725,7 @@ impl Daemon {
             }
         }
         let dir = self.container_dir(&c.id);
+        self.container_event(&c.id, "destroy", &[]);
         c.update(&dir, |r| r.state.status = Status::Removing);
         self.cleanup_bundle(&c.id);
         std::fs::remove_dir_all(&dir).map_err(|e| {
@@ -749,7 +767,9 @@ impl Daemon {
         }
         self.reserve_name(&new_name, &c.id)?;
         self.release_name(&old);
+        let old = c.record().name;
         c.update(&self.container_dir(&c.id), |r| r.name = new_name);
+        self.container_event(&c.id, "rename", &[("oldName", format!("/{old}"))]);
         self.net.bump_dns();
         Ok(())
     }

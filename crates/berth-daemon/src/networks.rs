@@ -359,6 +359,12 @@ impl Daemon {
         }
         let _admin = self.net.admin.write().await;
         let net = self.net.create(req).await?;
+        self.event(
+            "network",
+            "create",
+            &net.cfg.id,
+            &[("name", net.cfg.name.clone()), ("type", "bridge".into())],
+        );
         Ok(json!({ "Id": net.cfg.id, "Warning": "" }))
     }
 
@@ -389,7 +395,14 @@ impl Daemon {
                 net.cfg.name, net.cfg.id
             )));
         }
-        self.net.remove(&net).await
+        self.net.remove(&net).await?;
+        self.event(
+            "network",
+            "destroy",
+            &net.cfg.id,
+            &[("name", net.cfg.name.clone()), ("type", "bridge".into())],
+        );
+        Ok(())
     }
 
     /// `POST /networks/prune`: removes the user networks no running container uses (filters

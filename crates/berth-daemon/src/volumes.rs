@@ -767,6 +767,7 @@ impl crate::Daemon {
                 str_map(&body["Labels"]),
                 false,
             )?;
+            d.event("volume", "create", &m.name, &[("driver", m.driver.clone())]);
             Ok(d.volume_json(&m))
         })
         .await
@@ -792,7 +793,9 @@ impl crate::Daemon {
                     users.join(", ")
                 )));
             }
-            d.volumes.remove(&name).map(|_| ())
+            d.volumes.remove(&name)?;
+            d.event("volume", "destroy", &name, &[("driver", LOCAL.into())]);
+            Ok(())
         })
         .await
     }

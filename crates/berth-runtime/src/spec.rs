@@ -189,6 +189,13 @@ pub struct SpecOptions {
     pub oom_score_adj: Option<i32>,
     /// Resource limits; the device allow-list is filled in by [`build`] unless already set.
     pub resources: Option<LinuxResources>,
+    /// `--ulimit`s of the container's processes.
+    pub rlimits: Vec<oci_spec::runtime::PosixRlimit>,
+    /// `--sysctl`s.
+    pub sysctls: HashMap<String, String>,
+    /// `--device`s: made in the container's `/dev` and allowed by its device cgroup (with
+    /// their permissions), besides Docker's defaults.
+    pub devices: Vec<(oci_spec::runtime::LinuxDevice, String)>,
     pub annotations: HashMap<String, String>,
 }
 
@@ -217,6 +224,9 @@ impl Default for SpecOptions {
             shm_size: 64 * 1024 * 1024,
             oom_score_adj: None,
             resources: None,
+            rlimits: Vec::new(),
+            sysctls: HashMap::new(),
+            devices: Vec::new(),
             annotations: HashMap::new(),
         }
     }
@@ -503,7 +513,7 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
     // Only `true` is written: libcontainer treats any `noNewPrivileges` value, even `false`, as
     // set, and then loads seccomp after dropping CAP_SYS_ADMIN, which fails.
     process.set_no_new_privileges(opts.no_new_privileges.then_some(true));
-    process.set_rlimits(None);
+    process.set_rlimits((!opts.rlimits.is_empty()).then(|| opts.rlimits.clone()));
     process.set_apparmor_profile(None);
     process.set_oom_score_adj(opts.oom_score_adj);
 
@@ -533,11 +543,20 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
         None => LinuxResourcesBuilder::default().build()?,
     };
     if resources.devices().is_none() {
-        let rules = if opts.privileged {
+        let mut rules = if opts.privileged {
             vec![dev_rule(true, None, None, None, "rwm")?]
         } else {
             default_device_rules()?
         };
+        for (d, perms) in &opts.devices {
+            rules.push(dev_rule(
+                true,
+                Some(d.typ()),
+                Some(d.major()),
+                Some(d.minor()),
+                perms,
+            )?);
+        }
         resources.set_devices(Some(rules));
     }
 
@@ -546,6 +565,12 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
         .cgroups_path(cgroups_path(&opts.cgroup_parent, &opts.id))
         .resources(resources)
         .build()?;
+    if !opts.sysctls.is_empty() {
+        linux.set_sysctl(Some(opts.sysctls.clone()));
+    }
+    if !opts.devices.is_empty() {
+        linux.set_devices(Some(opts.devices.iter().map(|(d, _)| d.clone()).collect()));
+    }
     if opts.privileged {
         linux.set_masked_paths(None);
         linux.set_readonly_paths(None);

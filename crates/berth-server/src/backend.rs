@@ -29,6 +29,15 @@ pub trait ContainerBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Res<String>> + Send;
     fn inspect_container(&self, name: &str) -> Res<berth_api::types::ContainerInspect>;
     fn top(&self, name: &str) -> impl Future<Output = Res<ContainerTopResponse>> + Send;
+    /// `GET /containers/{id}/stats`: samples as JSON lines into `out`.
+    fn write_stats(
+        &self,
+        name: &str,
+        stream: bool,
+        out: tokio::io::DuplexStream,
+    ) -> impl Future<Output = Res<()>> + Send;
+    /// `POST /containers/{id}/update`: `{"Warnings": [...]}`.
+    fn update_container(&self, name: &str, body: Value) -> impl Future<Output = Res<Value>> + Send;
     /// Checks a logs request; returns whether the container has a tty (raw stream).
     fn logs_target(&self, name: &str) -> Res<bool>;
     /// Writes the logs into `out`, following them if asked.
@@ -144,6 +153,15 @@ pub trait SystemBackend: Send + Sync + 'static {
     fn disk_usage(&self) -> impl Future<Output = Res<Value>> + Send;
     /// `POST /system/check` (berth's own): the store's consistency report.
     fn system_check(&self, repair: bool) -> impl Future<Output = Res<Value>> + Send;
+    /// `GET /events`: the events since `since` (seconds), then the new ones until `until`,
+    /// as JSON lines into `out`.
+    fn write_events(
+        &self,
+        since: Option<f64>,
+        until: Option<f64>,
+        filters: HashMap<String, Vec<String>>,
+        out: tokio::io::DuplexStream,
+    ) -> impl Future<Output = Res<()>> + Send;
 }
 
 /// `/build`

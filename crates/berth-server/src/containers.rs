@@ -26,6 +26,8 @@ pub fn routes<B: ContainerBackend + ExecBackend>() -> Router<Arc<B>> {
         .route("/containers/{id}/json", get(inspect::<B>))
         .route("/containers/{id}/top", get(top::<B>))
         .route("/containers/{id}/logs", get(logs::<B>))
+        .route("/containers/{id}/stats", get(stats::<B>))
+        .route("/containers/{id}/update", post(update::<B>))
         .route("/containers/{id}/start", post(start::<B>))
         .route("/containers/{id}/stop", post(stop::<B>))
         .route("/containers/{id}/restart", post(restart::<B>))
@@ -239,6 +241,31 @@ async fn top<B: ContainerBackend + ExecBackend>(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
     Ok(Json(d.top(&id).await?))
+}
+
+async fn stats<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+    Q(q): Q<Query>,
+) -> Result<impl IntoResponse> {
+    // Docker streams unless told not to; one-shot is the same as no stream here.
+    let stream = q.get("stream").is_none_or(|_| flag(&q, "stream")) && !flag(&q, "one-shot");
+    d.inspect_container(&id)?;
+    Ok(body_from("application/json", move |w| async move {
+        if let Err(e) = d.write_stats(&id, stream, w).await {
+            tracing::warn!("stats: {e}");
+        }
+    }))
+}
+
+async fn update<B: ContainerBackend + ExecBackend>(
+    State(d): State<Arc<B>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse> {
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| Error(ApiError::invalid(format!("invalid JSON: {e}"))))?;
+    Ok(Json(d.update_container(&id, v).await?))
 }
 
 async fn logs<B: ContainerBackend + ExecBackend>(

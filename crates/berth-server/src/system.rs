@@ -16,6 +16,26 @@ pub fn routes<B: SystemBackend>() -> Router<Arc<B>> {
         .route("/info", get(info::<B>))
         .route("/system/df", get(df::<B>))
         .route("/system/check", post(check::<B>))
+        .route("/events", get(events::<B>))
+}
+
+/// `GET /events`: JSON lines, streamed until `until` (or the client leaves).
+async fn events<B: SystemBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+) -> crate::Result<impl IntoResponse> {
+    let ts =
+        |k: &str| berth_api::types::parse_timestamp(q.get(k).map(|s| s.as_str()).unwrap_or(""));
+    let (since, until) = (ts("since")?, ts("until")?);
+    let filters = crate::query::filters(&q)?;
+    Ok(crate::stream::body_from(
+        "application/json",
+        move |w| async move {
+            if let Err(e) = d.write_events(since, until, filters, w).await {
+                tracing::warn!("events: {e}");
+            }
+        },
+    ))
 }
 
 async fn df<B: SystemBackend>(State(d): State<Arc<B>>) -> crate::Result<impl IntoResponse> {

@@ -1290,6 +1290,8 @@ impl Shim {
         self.state.status = Status::Stopped;
         self.state.exit_code = Some(code);
         self.state.finished_at = Some(logger::now_rfc3339());
+        // Read before the runtime deletes the cgroup.
+        self.state.oom_killed = oom_killed(&self.cfg.bundle);
         if let Err(e) = self.write_state() {
             log!("write state: {e}");
         }
@@ -1321,4 +1323,31 @@ impl Shim {
         }
         log!("container {} exited with {code}", self.cfg.id);
     }
+}
+
+/// Whether the kernel's OOM killer killed a process of the container: the `oom_kill` count
+/// of its memory cgroup (`memory.events` on a v2 host, `memory.oom_control` in the v1
+/// memory hierarchy), found from the spec's `cgroupsPath`.
+fn oom_killed(bundle: &std::path::Path) -> bool {
+    let Ok(spec) = oci_spec::runtime::Spec::load(bundle.join(proto::SPEC_FILE)) else {
+        return false;
+    };
+    let Some(path) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
+        return false;
+    };
+    let rel = path.to_string_lossy().trim_start_matches('/').to_string();
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let candidates = [
+        root.join(&rel).join("memory.events"),
+        root.join("memory").join(&rel).join("memory.oom_control"),
+    ];
+    candidates.iter().any(|f| {
+        fs::read_to_string(f).is_ok_and(|text| {
+            text.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    })
 }

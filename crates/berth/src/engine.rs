@@ -116,6 +116,12 @@ impl ContainerBackend for Engine {
     async fn prune_containers(&self, filters: HashMap<String, Vec<String>>) -> Res<Value> {
         self.0.prune_containers(filters).await
     }
+    async fn write_stats(&self, name: &str, stream: bool, out: tokio::io::DuplexStream) -> Res<()> {
+        self.0.write_stats(name, stream, out).await
+    }
+    async fn update_container(&self, name: &str, body: Value) -> Res<Value> {
+        self.0.update_container(name, body).await
+    }
     async fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Res<()> {
         self.0.remove_container(name, force, volumes).await
     }
@@ -182,6 +188,15 @@ impl ImageBackend for Engine {
 impl SystemBackend for Engine {
     async fn disk_usage(&self) -> Res<Value> {
         self.0.disk_usage().await
+    }
+    async fn write_events(
+        &self,
+        since: Option<f64>,
+        until: Option<f64>,
+        filters: HashMap<String, Vec<String>>,
+        out: tokio::io::DuplexStream,
+    ) -> Res<()> {
+        self.0.write_events(since, until, filters, out).await
     }
     async fn system_check(&self, repair: bool) -> Res<Value> {
         self.0.system_check(repair).await
