@@ -46,3 +46,52 @@ fn containers_run_pause_and_clean_up_on_cgroup_v2() {
     env.berth(&["rm", "-f", "v2box"]).ok();
     env.eventually("the cgroup to go", || !host_cg.exists());
 }
+
+/// Limits on the v2 path: what the unified hierarchy offers is used (its files are written),
+/// and a limit whose controller the hierarchy lacks (here the v1 hierarchies hold them) is
+/// refused at start with the reason, never silently dropped.
+#[test]
+fn limits_on_cgroup_v2() {
+    let env = Env::with_cgroup_v2().with_busybox();
+    let controllers = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .or_else(|_| std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers"))
+        .unwrap_or_default();
+    let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "-m",
+        "32m",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "cat",
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/pids.max",
+    ]);
+    if has("memory") && has("pids") {
+        assert_eq!(o.code, 0, "{o:?}");
+        assert_eq!(o.stdout, format!("{}\n20\n", 32 << 20));
+    } else {
+        assert_ne!(o.code, 0, "{o:?}");
+        assert!(
+            o.stderr.to_lowercase().contains("memory") || o.stderr.to_lowercase().contains("pids"),
+            "{o:?}"
+        );
+        assert_eq!(env.berth(&["ps", "-aq"]).ok().trimmed(), "");
+    }
+    // Without limits, stats still read the unified hierarchy (cpu.stat is always there).
+    env.berth(&["run", "-d", "--name", "v2s", "busybox", "sleep", "300"])
+        .ok();
+    let o = env
+        .berth(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.CPUPerc}}",
+            "v2s",
+        ])
+        .ok();
+    assert!(o.stdout.starts_with("v2s "), "{o:?}");
+    env.berth(&["rm", "-f", "v2s"]).ok();
+}
