@@ -183,9 +183,53 @@ impl Daemon {
             log.typ = Some("json-file".into());
         }
         let mut opts = log.config.take().unwrap_or_default();
-        if log.typ.as_deref() == Some("json-file") {
-            for (k, v) in &self.config.log_opts {
-                opts.entry(k.clone()).or_insert_with(|| v.clone());
+        match log.typ.as_deref().unwrap_or("") {
+            "json-file" => {
+                for (k, v) in &self.config.log_opts {
+                    opts.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            // Docker's `local` driver keeps 5 files of 20 MB by default; berth writes the same
+            // json lines as json-file (readable by `logs`), rotated with those defaults.
+            "local" => {
+                opts.entry("max-size".into())
+                    .or_insert_with(|| "20m".into());
+                opts.entry("max-file".into()).or_insert_with(|| "5".into());
+            }
+            "none" => {}
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "logger: no log driver named '{other}' is registered"
+                )))
+            }
+        }
+        for k in opts.keys() {
+            if !matches!(
+                k.as_str(),
+                "max-size"
+                    | "max-file"
+                    | "compress"
+                    | "labels"
+                    | "env"
+                    | "env-regex"
+                    | "tag"
+                    | "mode"
+                    | "max-buffer-size"
+            ) {
+                return Err(ApiError::invalid(format!(
+                    "unknown log opt '{k}' for {} log driver",
+                    log.typ.as_deref().unwrap_or("")
+                )));
+            }
+        }
+        if let Some(s) = opts.get("max-size") {
+            crate::config::parse_size(s)?;
+        }
+        if let Some(n) = opts.get("max-file") {
+            if n.parse::<u32>().map_or(true, |n| n == 0) {
+                return Err(ApiError::invalid(format!(
+                    "invalid value for max-file: {n}"
+                )));
             }
         }
         log.config = Some(opts);
