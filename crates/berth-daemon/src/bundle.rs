@@ -10,6 +10,11 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Where `--init`'s init is in the container (Docker's place for docker-init).
+const INIT_PATH: &str = "/dev/init";
+/// berth-init (init/berth-init.c, built static by build.rs).
+static INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
+
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 impl Daemon {
@@ -100,6 +105,16 @@ impl Daemon {
         let user = berth_runtime::user::resolve(&rootfs, rec.config.user.as_deref().unwrap_or(""))
             .map_err(|e| ApiError::invalid(format!("unable to find user: {e}")))?;
         let limits = crate::limits::limits(&rec.host_config)?;
+        let init_bind = if rec.host_config.init.unwrap_or(false) {
+            Some(BindMount {
+                source: self.init_binary()?,
+                destination: INIT_PATH.into(),
+                readonly: true,
+                options: vec!["rprivate".into()],
+            })
+        } else {
+            None
+        };
         let (volume_binds, tmpfs) = match self.mount_sources(rec, &rootfs) {
             Ok(m) => m,
             Err(e) => {
@@ -144,9 +159,15 @@ impl Daemon {
         }
         let opts = SpecOptions {
             id: rec.id.clone(),
-            args: std::iter::once(rec.path.clone())
-                .chain(rec.args.iter().cloned())
-                .collect(),
+            args: if hc.init.unwrap_or(false) {
+                vec![INIT_PATH.to_string(), "--".to_string()]
+            } else {
+                Vec::new()
+            }
+            .into_iter()
+            .chain(std::iter::once(rec.path.clone()))
+            .chain(rec.args.iter().cloned())
+            .collect(),
             env: rec.config.env.clone().unwrap_or_default(),
             cwd: rec
                 .config
@@ -174,6 +195,7 @@ impl Daemon {
                     options: vec!["rprivate".into()],
                 })
                 .chain(volume_binds)
+                .chain(init_bind)
                 .collect(),
             extra_mounts: tmpfs,
             resources: limits.resources,
@@ -220,6 +242,29 @@ impl Daemon {
         let cfg_json = serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?;
         write_atomic(&bundle.join(shim::CONFIG_FILE), &cfg_json).map_err(io_err)?;
         Ok(())
+    }
+
+    /// `<data-root>/init/berth-init`, written (atomically, executable) when missing or not
+    /// this build's.
+    fn init_binary(&self) -> Result<std::path::PathBuf, ApiError> {
+        let path = self.config.data_root.join("init").join("berth-init");
+        let current = std::fs::read(&path).is_ok_and(|b| b == INIT_BINARY);
+        if !current {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = path.parent().expect("a parent");
+            std::fs::create_dir_all(dir).map_err(io_err)?;
+            let tmp = dir.join(format!(".berth-init-{}", crate::new_id()));
+            std::fs::write(&tmp, INIT_BINARY)
+                .and_then(|()| {
+                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+                })
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&tmp);
+                    ApiError::internal(format!("cannot install berth-init: {e}"))
+                })?;
+        }
+        Ok(path)
     }
 
     /// The container's volumes and binds as bind mounts, its tmpfs mounts as OCI mounts, in

@@ -260,3 +260,45 @@ fn berth_cli_limits_are_enforced_and_shown() {
         format!("true {} 50 1500000000", 16 << 20)
     );
 }
+
+#[test]
+fn init_reaps_zombies_forwards_signals_and_keeps_the_exit_code() {
+    let env = Env::new().with_busybox();
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "(sleep 0.2 &); sleep 1; ps -o pid,stat,comm",
+        ])
+        .ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().next() == Some("1") && l.ends_with("init")),
+        "{o:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|s| s.starts_with('Z'))),
+        "a zombie: {o:?}"
+    );
+    let o = env.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"]);
+    assert_eq!(o.code, 7, "{o:?}");
+    // sleep as PID 1 would ignore SIGTERM until the timeout; under init it gets it.
+    env.berth(&[
+        "run", "-d", "--name", "sleeper", "--init", "busybox", "sleep", "300",
+    ])
+    .ok();
+    let t0 = Instant::now();
+    env.berth(&["stop", "sleeper"]).ok();
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(field(&env, "sleeper", "{{.State.ExitCode}}"), "143");
+    env.berth(&["rm", "sleeper"]).ok();
+}
