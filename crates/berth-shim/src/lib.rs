@@ -1107,6 +1107,9 @@ impl Shim {
                 if let Err(e) = self.write_state() {
                     log!("write state: {e}");
                 }
+                // The shim now only relays stdio and waits, for as long as the container
+                // runs: give back what creating it used.
+                release_spare_memory();
                 Response {
                     ok: true,
                     pid: Some(self.state.pid),
@@ -1350,4 +1353,42 @@ fn oom_killed(bundle: &std::path::Path) -> bool {
             })
         })
     })
+}
+
+/// Return to the kernel the memory the container's creation used and the shim no longer
+/// needs: the heap's free pages (`malloc_trim`), and the main stack's pages below what it
+/// uses now (the runtime's create ran deep; those pages would stay resident, private to
+/// each shim, for the container's whole life).
+fn release_spare_memory() {
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let Ok(maps) = fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let Some(range) = maps
+        .lines()
+        .find(|l| l.ends_with("[stack]"))
+        .and_then(|l| l.split_whitespace().next())
+    else {
+        return;
+    };
+    let Some((lo, _)) = range.split_once('-') else {
+        return;
+    };
+    let Ok(lo) = usize::from_str_radix(lo, 16) else {
+        return;
+    };
+    // Well below the current frame (the callees of this function, signal frames).
+    let hi = sp.saturating_sub(16 * 1024) & !(4096 - 1);
+    if hi > lo {
+        // SAFETY: the range lies in this thread's stack mapping, below its stack pointer by
+        // 16 KiB: no live frame is there; pages touched again are fresh zero pages.
+        unsafe {
+            libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
+        }
+    }
 }
