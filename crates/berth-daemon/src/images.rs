@@ -62,6 +62,7 @@ impl Daemon {
         req: ImportRequest,
     ) -> Result<String, ApiError> {
         let images = self.images.clone();
+        let d = self.clone();
         blocking(move || {
             let opts = berth_image::ImportOptions {
                 reference: req.reference,
@@ -76,6 +77,9 @@ impl Daemon {
                 .map_err(map_err);
             drain(&mut reader);
             release_memory();
+            if let Ok(id) = &r {
+                d.event("image", "import", id, &[]);
+            }
             r
         })
         .await
@@ -187,7 +191,14 @@ impl Daemon {
         } else {
             format!("{repo}:{tag}")
         };
-        self.images.tag(name, &target).map_err(map_err)
+        self.images.tag(name, &target).map_err(map_err)?;
+        let id = self
+            .images
+            .get(&target)
+            .map(|i| i.id.to_string())
+            .unwrap_or_default();
+        self.event("image", "tag", &id, &[("name", target)]);
+        Ok(())
     }
 
     /// `DELETE /images/{name}`.
@@ -201,6 +212,16 @@ impl Daemon {
         blocking(move || {
             let users = |id: &str| d.image_users(id);
             let items = d.images.delete(&name, force, &users).map_err(map_err)?;
+            for i in &items {
+                match i {
+                    berth_image::DeleteItem::Untagged(r) => {
+                        d.event("image", "untag", r, &[("name", r.clone())])
+                    }
+                    berth_image::DeleteItem::Deleted(id) => {
+                        d.event("image", "delete", &id.to_string(), &[])
+                    }
+                }
+            }
             Ok(Value::Array(delete_items_json(items)))
         })
         .await
@@ -255,12 +276,18 @@ impl Daemon {
         reader: Box<dyn Read + Send>,
     ) -> Result<Vec<String>, ApiError> {
         let images = self.images.clone();
+        let d = self.clone();
         blocking(move || {
             let mut reader = std::io::BufReader::with_capacity(BODY_BUF, reader);
             let r = images.load(&mut reader).map_err(map_err);
             drain(&mut reader);
             release_memory();
-            Ok(r?
+            let loaded = r?;
+            for l in &loaded {
+                let name = l.reference.clone().unwrap_or_else(|| l.id.to_string());
+                d.event("image", "load", &l.id.to_string(), &[("name", name)]);
+            }
+            Ok(loaded
                 .into_iter()
                 .map(|l| match l.reference {
                     Some(r) => format!("Loaded image: {r}"),

@@ -122,6 +122,8 @@ fn events_stream_since_until_and_filters() {
     env.berth(&["network", "create", "evnet"]).ok();
     env.berth(&["volume", "create", "evvol"]).ok();
     env.berth(&["rm", "ev"]).ok();
+    env.berth(&["tag", "busybox", "evtag:1"]).ok();
+    env.berth(&["rmi", "evtag:1"]).ok();
     let until = now() + 1;
     let o = env
         .berth(&[
@@ -156,6 +158,8 @@ fn events_stream_since_until_and_filters() {
         "container destroy",
         "network create",
         "volume create",
+        "image tag",
+        "image untag",
     ] {
         assert!(
             actions.iter().any(|a| a == want),
