@@ -318,13 +318,12 @@ impl Daemon {
             hc.cpuset_mems = Some(v);
         }
         // The same checks as at create.
-        let resources = crate::limits::resources(&hc)
+        crate::limits::resources(&hc)
             .map_err(|e| ApiError::invalid(format!("Cannot update container: {}", e.message)))?;
         let rec = c.record();
         if rec.state.status.is_live() {
             let cg = Cgroup::of(self, &rec);
             let hc2 = hc.clone();
-            let _ = resources;
             tokio::task::spawn_blocking(move || apply_limits(&cg, &hc2))
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))??;
