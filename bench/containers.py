@@ -13,6 +13,7 @@ network namespace: daemon, containerd, shims). Then `stop -t 0` of them all in o
 nothing else of the bench running.
 
 Usage: bench/containers.py [--containers N] [--parallel N] [--berth PATH] [--docker CLI]
+                          [--engines berth,docker] [--network none]
 """
 import argparse, os, shutil, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,7 @@ def settle_mem(seconds):
     return sorted(reads)[2]
 
 
-def run_fleet(name, daemon, cli, n, parallel, settle):
+def run_fleet(name, daemon, cli, n, parallel, settle, run_args=()):
     ns = netns_of(daemon)
     names = [f"many-{i}" for i in range(n)]
     before_mem = settle_mem(settle)
@@ -48,7 +49,7 @@ def run_fleet(name, daemon, cli, n, parallel, settle):
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=parallel) as ex:
         results = list(ex.map(lambda c: subprocess.run(
-            cli + ["run", "-d", "--name", c, "busybox", "sleep", "1000"],
+            cli + ["run", "-d", "--name", c, *run_args, "busybox", "sleep", "1000"],
             capture_output=True, text=True), names))
     start_s = time.monotonic() - t0
     bad = [r for r in results if r.returncode != 0]
@@ -79,6 +80,8 @@ def main():
     ap.add_argument("--containers", type=int, default=200)
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--settle", type=float, default=3.0)
+    ap.add_argument("--engines", default="berth,docker", help="which engines, in order")
+    ap.add_argument("--network", default="", help="run's --network (default: the bridge)")
     ap.add_argument("--berth", default=shutil.which("berth") or "target/release/berth")
     ap.add_argument("--docker", default="/usr/bin/docker" if os.path.exists("/usr/bin/docker")
                     else "docker")
@@ -86,7 +89,8 @@ def main():
     raise_on_sigterm()
     print("load before:", open("/proc/loadavg").read().strip())
     rows = []
-    for engine in ["berth", "docker"]:
+    run_args = ["--network", a.network] if a.network else []
+    for engine in a.engines.split(","):
         d = Daemons(prefix="berth-bench-many-")
         try:
             tar = busybox_tar(d.tmp)
@@ -102,7 +106,7 @@ def main():
             check(cli + ["import", tar, "busybox"])
             # Warm up: one container, and the image's pages.
             check(cli + ["run", "--rm", "busybox", "true"])
-            r = run_fleet(engine, p.pid, cli, a.containers, a.parallel, a.settle)
+            r = run_fleet(engine, p.pid, cli, a.containers, a.parallel, a.settle, run_args)
             rows.append((engine, r))
             print(f"{engine}: started {a.containers} in {r['start']:.2f} s, stopped in "
                   f"{r['stop']:.2f} s, {r['per_mem']:.2f} MiB MemAvailable per container",
