@@ -656,13 +656,19 @@ pub async fn connect(
     let mut attempts = 0;
     let host_ifname = loop {
         let h = random_ifname("veth");
+        // One queue pair per end (veth's default is one per possible CPU, each with its
+        // kernel objects): less kernel memory per container on hosts with many CPUs.
         let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(cfg.ifname.clone())
             .address(mac.to_vec())
-            .setns_by_fd(netns.as_raw_fd());
+            .setns_by_fd(netns.as_raw_fd())
+            .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(1));
         let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(h.clone())
             .controller(bridge.index)
+            .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(1))
             .up();
         if let Some(mtu) = cfg.mtu {
             peer = peer.mtu(mtu);
