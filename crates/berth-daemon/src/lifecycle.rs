@@ -384,7 +384,7 @@ impl Daemon {
             let d = self.clone();
             let id = c.id.clone();
             tokio::spawn(async move {
-                if let Err(e) = d.remove_container(&id, false, false).await {
+                if let Err(e) = d.remove_container(&id, false, true).await {
                     tracing::warn!(%id, "auto-remove failed: {e}");
                 }
             });

@@ -203,6 +203,21 @@ fn anonymous_and_image_volumes_copy_up_and_go_with_rm_v() {
         ])
         .ok();
     assert_eq!(o.stdout, "");
+    // --rm takes its anonymous volumes with it (Docker's), and a build's RUN steps on an
+    // image with a VOLUME leave none behind.
+    let vols_before = env.berth(&["volume", "ls", "-q"]).ok().stdout;
+    env.berth(&["run", "--rm", "-v", "/tmpvol", "seeded", "true"])
+        .ok();
+    let ctx2 = env.dir.path().join("ctx2");
+    std::fs::create_dir_all(&ctx2).unwrap();
+    std::fs::write(
+        ctx2.join("Dockerfile"),
+        "FROM seeded\nRUN echo step > /step\n",
+    )
+    .unwrap();
+    env.berth(&["build", "-q", "-t", "seeded2", ctx2.to_str().unwrap()])
+        .ok();
+    assert_eq!(env.berth(&["volume", "ls", "-q"]).ok().stdout, vols_before);
     // -v /path: anonymous too.
     env.berth(&[
         "create", "--name", "a2", "-v", "/scratch", "busybox", "true",

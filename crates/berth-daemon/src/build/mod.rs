@@ -1105,7 +1105,7 @@ impl Builder {
         let d = self.d.clone();
         let id2 = cid.clone();
         self.removals.push(tokio::spawn(async move {
-            if let Err(e) = d.remove_container(&id2, true, false).await {
+            if let Err(e) = d.remove_container(&id2, true, true).await {
                 tracing::warn!(id = %id2, "remove build container: {}", e.message);
             }
         }));
