@@ -866,7 +866,9 @@ impl Shim {
             c.flush();
         }
         if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !c.eof {
-            let mut buf = [0u8; READ_CHUNK];
+            // Clients send small requests and stdin: a small buffer, read in a loop, keeps
+            // the shim's stack (resident for the container's life) small.
+            let mut buf = [0u8; 4096];
             loop {
                 match (&c.stream).read(&mut buf) {
                     Ok(0) => {
