@@ -249,6 +249,71 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
+/// Leased address → owner (the endpoint or container id), for either address family;
+/// serialized as the plain map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Leases<A: Ord>(BTreeMap<A, String>);
+
+impl<A: Ord> Default for Leases<A> {
+    fn default() -> Self {
+        Leases(BTreeMap::new())
+    }
+}
+
+impl<A: Ord + Copy> Leases<A> {
+    fn iter(&self) -> impl Iterator<Item = (A, &str)> {
+        self.0.iter().map(|(a, o)| (*a, o.as_str()))
+    }
+
+    fn owner(&self, ip: A) -> Option<&str> {
+        self.0.get(&ip).map(String::as_str)
+    }
+
+    fn addresses_of(&self, owner: &str) -> Vec<A> {
+        self.iter()
+            .filter(|(_, o)| *o == owner)
+            .map(|(a, _)| a)
+            .collect()
+    }
+
+    fn taken(&self, ip: A) -> bool {
+        self.0.contains_key(&ip)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn insert(&mut self, ip: A, owner: &str) {
+        self.0.insert(ip, owner.to_string());
+    }
+
+    fn release(&mut self, ip: A) -> Option<String> {
+        self.0.remove(&ip)
+    }
+
+    fn release_owner(&mut self, owner: &str) -> Vec<A> {
+        let gone = self.addresses_of(owner);
+        for ip in &gone {
+            self.0.remove(ip);
+        }
+        gone
+    }
+
+    fn retain_owners(&mut self, mut keep: impl FnMut(&str) -> bool) -> Vec<(A, String)> {
+        let mut dropped = Vec::new();
+        self.0.retain(|ip, owner| {
+            let k = keep(owner);
+            if !k {
+                dropped.push((*ip, owner.clone()));
+            }
+            k
+        });
+        dropped
+    }
+}
+
 /// One network's addresses: its subnet, gateway, optional `--ip-range`, and the leases.
 ///
 /// The daemon owns one per network (behind its own lock), calls [`Self::save`] after each
@@ -267,7 +332,7 @@ pub struct NetworkAddresses {
     last: Option<Ipv4Addr>,
     /// Leased address → owner (the endpoint or container id).
     #[serde(default)]
-    leases: BTreeMap<Ipv4Addr, String>,
+    leases: Leases<Ipv4Addr>,
 }
 
 fn check_id(id: &str) -> Result<(), IpamError> {
@@ -327,7 +392,7 @@ impl NetworkAddresses {
             gateway,
             range,
             last: None,
-            leases: BTreeMap::new(),
+            leases: Leases::default(),
         })
     }
 
@@ -349,21 +414,17 @@ impl NetworkAddresses {
 
     /// The leases, in address order: (address, owner).
     pub fn leases(&self) -> impl Iterator<Item = (Ipv4Addr, &str)> {
-        self.leases.iter().map(|(a, o)| (*a, o.as_str()))
+        self.leases.iter()
     }
 
     /// The owner of a leased address.
     pub fn owner(&self, ip: Ipv4Addr) -> Option<&str> {
-        self.leases.get(&ip).map(String::as_str)
+        self.leases.owner(ip)
     }
 
     /// The addresses leased to `owner`.
     pub fn addresses_of(&self, owner: &str) -> Vec<Ipv4Addr> {
-        self.leases
-            .iter()
-            .filter(|(_, o)| o.as_str() == owner)
-            .map(|(a, _)| *a)
-            .collect()
+        self.leases.addresses_of(owner)
     }
 
     /// The bounds (inclusive, as integers) of automatic allocation: the range (or subnet)
@@ -376,7 +437,7 @@ impl NetworkAddresses {
     }
 
     fn free(&self, ip: Ipv4Addr) -> bool {
-        ip != self.gateway && !self.leases.contains_key(&ip)
+        ip != self.gateway && !self.leases.taken(ip)
     }
 
     /// Lease the next free address after the last one handed out (wrapping around) to `owner`.
@@ -395,7 +456,7 @@ impl NetworkAddresses {
             let off = (u64::from(start - lo) + i) % count;
             let ip = u32_ip(lo + off as u32);
             if self.free(ip) {
-                self.leases.insert(ip, owner.to_string());
+                self.leases.insert(ip, owner);
                 self.last = Some(ip);
                 return Ok(ip);
             }
@@ -421,36 +482,24 @@ impl NetworkAddresses {
         if !self.free(ip) {
             return Err(IpamError::AddressInUse(ip));
         }
-        self.leases.insert(ip, owner.to_string());
+        self.leases.insert(ip, owner);
         Ok(())
     }
 
     /// Release a lease; returns its owner, or `None` when the address was not leased.
     pub fn release(&mut self, ip: Ipv4Addr) -> Option<String> {
-        self.leases.remove(&ip)
+        self.leases.release(ip)
     }
 
     /// Release every lease of `owner`; returns the addresses released.
     pub fn release_owner(&mut self, owner: &str) -> Vec<Ipv4Addr> {
-        let gone = self.addresses_of(owner);
-        for ip in &gone {
-            self.leases.remove(ip);
-        }
-        gone
+        self.leases.release_owner(owner)
     }
 
     /// Keep only the leases whose owner passes `keep` (after a restart: the containers that
     /// still exist); returns the leases dropped.
-    pub fn retain_owners(&mut self, mut keep: impl FnMut(&str) -> bool) -> Vec<(Ipv4Addr, String)> {
-        let mut dropped = Vec::new();
-        self.leases.retain(|ip, owner| {
-            let k = keep(owner);
-            if !k {
-                dropped.push((*ip, owner.clone()));
-            }
-            k
-        });
-        dropped
+    pub fn retain_owners(&mut self, keep: impl FnMut(&str) -> bool) -> Vec<(Ipv4Addr, String)> {
+        self.leases.retain_owners(keep)
     }
 
     /// The leases file of network `id` in `dir`.
@@ -471,93 +520,33 @@ impl NetworkAddresses {
     }
 
     fn write(&self, dir: &Path, sync: bool) -> Result<(), IpamError> {
-        let path = Self::path(dir, &self.network);
-        let io = |op, source| IpamError::Io {
-            op,
-            path: path.clone(),
-            source,
-        };
-        let data = serde_json::to_vec_pretty(self).expect("leases serialize");
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".leases")
-            .tempfile_in(dir)
-            .map_err(|e| io("create a temporary file for", e))?;
-        tmp.write_all(&data).map_err(|e| io("write", e))?;
-        if sync {
-            tmp.as_file().sync_all().map_err(|e| io("sync", e))?;
-        }
-        tmp.persist(&path).map_err(|e| io("rename into", e.error))?;
-        Ok(())
+        write_json(dir, &Self::path(dir, &self.network), self, sync)
     }
 
     /// Read network `id`'s leases from `dir`; `None` when it has no file.
     pub fn load(dir: &Path, id: &str) -> Result<Option<Self>, IpamError> {
         check_id(id)?;
-        let path = Self::path(dir, id);
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(IpamError::Io {
-                    op: "read",
-                    path,
-                    source,
-                })
-            }
-        };
-        let this: Self =
-            serde_json::from_slice(&data).map_err(|source| IpamError::Corrupt { path, source })?;
-        Ok(Some(this))
+        read_json(Self::path(dir, id))
     }
 
     /// Read every network's leases from `dir` (empty when `dir` does not exist), in file name
     /// order. Temporary files left by a crash are removed.
     pub fn load_all(dir: &Path) -> Result<Vec<Self>, IpamError> {
-        let io = |op, source| IpamError::Io {
-            op,
-            path: dir.to_path_buf(),
-            source,
-        };
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("read directory", e)),
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let name = entry.map_err(|e| io("read directory", e))?.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with(".leases") {
-                let _ = std::fs::remove_file(dir.join(name));
-            } else if name.ends_with(V6_SUFFIX) {
-                // A network's IPv6 leases ([`NetworkAddresses6`]).
-            } else if let Some(id) = name.strip_suffix(".json") {
-                names.push(id.to_string());
+        // `<id>.json`, but not a network's IPv6 leases (`<id>.v6.json`).
+        let ids = network_ids(dir, |name| {
+            if name.ends_with(V6_SUFFIX) {
+                None
+            } else {
+                name.strip_suffix(".json")
             }
-        }
-        names.sort();
-        let mut all = Vec::new();
-        for id in names {
-            if let Some(n) = Self::load(dir, &id)? {
-                all.push(n);
-            }
-        }
-        Ok(all)
+        })?;
+        load_each(dir, ids, Self::load)
     }
 
     /// Remove network `id`'s leases file (when the network is removed); absent is fine.
     pub fn remove_file(dir: &Path, id: &str) -> Result<(), IpamError> {
         check_id(id)?;
-        let path = Self::path(dir, id);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(IpamError::Io {
-                op: "remove",
-                path,
-                source,
-            }),
-        }
+        remove_leases_file(Self::path(dir, id))
     }
 }
 
@@ -585,7 +574,7 @@ pub struct NetworkAddresses6 {
     last: Option<Ipv6Addr>,
     /// Leased address → owner (the endpoint or container id).
     #[serde(default)]
-    leases: BTreeMap<Ipv6Addr, String>,
+    leases: Leases<Ipv6Addr>,
 }
 
 fn host_address6(ip: Ipv6Addr, subnet: &Ipv6Net) -> bool {
@@ -620,7 +609,7 @@ impl NetworkAddresses6 {
             subnet,
             gateway,
             last: None,
-            leases: BTreeMap::new(),
+            leases: Leases::default(),
         })
     }
 
@@ -638,25 +627,21 @@ impl NetworkAddresses6 {
 
     /// The leases, in address order: (address, owner).
     pub fn leases(&self) -> impl Iterator<Item = (Ipv6Addr, &str)> {
-        self.leases.iter().map(|(a, o)| (*a, o.as_str()))
+        self.leases.iter()
     }
 
     /// The owner of a leased address.
     pub fn owner(&self, ip: Ipv6Addr) -> Option<&str> {
-        self.leases.get(&ip).map(String::as_str)
+        self.leases.owner(ip)
     }
 
     /// The addresses leased to `owner`.
     pub fn addresses_of(&self, owner: &str) -> Vec<Ipv6Addr> {
-        self.leases
-            .iter()
-            .filter(|(_, o)| o.as_str() == owner)
-            .map(|(a, _)| *a)
-            .collect()
+        self.leases.addresses_of(owner)
     }
 
     fn free(&self, ip: Ipv6Addr) -> bool {
-        ip != self.gateway && !self.leases.contains_key(&ip)
+        ip != self.gateway && !self.leases.taken(ip)
     }
 
     /// Lease the next free address after the last one handed out (wrapping around) to `owner`.
@@ -679,7 +664,7 @@ impl NetworkAddresses6 {
             let o = if i < rem { off + i } else { i - rem };
             let ip = Ipv6Addr::from(lo + o);
             if self.free(ip) {
-                self.leases.insert(ip, owner.to_string());
+                self.leases.insert(ip, owner);
                 self.last = Some(ip);
                 return Ok(ip);
             }
@@ -705,35 +690,23 @@ impl NetworkAddresses6 {
         if !self.free(ip) {
             return Err(IpamError::AddressInUse6(ip));
         }
-        self.leases.insert(ip, owner.to_string());
+        self.leases.insert(ip, owner);
         Ok(())
     }
 
     /// Release a lease; returns its owner, or `None` when the address was not leased.
     pub fn release(&mut self, ip: Ipv6Addr) -> Option<String> {
-        self.leases.remove(&ip)
+        self.leases.release(ip)
     }
 
     /// Release every lease of `owner`; returns the addresses released.
     pub fn release_owner(&mut self, owner: &str) -> Vec<Ipv6Addr> {
-        let gone = self.addresses_of(owner);
-        for ip in &gone {
-            self.leases.remove(ip);
-        }
-        gone
+        self.leases.release_owner(owner)
     }
 
     /// Keep only the leases whose owner passes `keep`; returns the leases dropped.
-    pub fn retain_owners(&mut self, mut keep: impl FnMut(&str) -> bool) -> Vec<(Ipv6Addr, String)> {
-        let mut dropped = Vec::new();
-        self.leases.retain(|ip, owner| {
-            let k = keep(owner);
-            if !k {
-                dropped.push((*ip, owner.clone()));
-            }
-            k
-        });
-        dropped
+    pub fn retain_owners(&mut self, keep: impl FnMut(&str) -> bool) -> Vec<(Ipv6Addr, String)> {
+        self.leases.retain_owners(keep)
     }
 
     /// The IPv6 leases file of network `id` in `dir`: `<dir>/<id>.v6.json`.
@@ -761,49 +734,70 @@ impl NetworkAddresses6 {
     /// Read every network's IPv6 leases from `dir` (empty when `dir` does not exist), in file
     /// name order. Temporary files left by a crash are removed.
     pub fn load_all(dir: &Path) -> Result<Vec<Self>, IpamError> {
-        let io = |op, source| IpamError::Io {
-            op,
-            path: dir.to_path_buf(),
-            source,
-        };
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("read directory", e)),
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let name = entry.map_err(|e| io("read directory", e))?.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with(".leases") {
-                let _ = std::fs::remove_file(dir.join(name));
-            } else if let Some(id) = name.strip_suffix(V6_SUFFIX) {
-                names.push(id.to_string());
-            }
-        }
-        names.sort();
-        let mut all = Vec::new();
-        for id in names {
-            if let Some(n) = Self::load(dir, &id)? {
-                all.push(n);
-            }
-        }
-        Ok(all)
+        let ids = network_ids(dir, |name| name.strip_suffix(V6_SUFFIX))?;
+        load_each(dir, ids, Self::load)
     }
 
     /// Remove network `id`'s IPv6 leases file; absent is fine.
     pub fn remove_file(dir: &Path, id: &str) -> Result<(), IpamError> {
         check_id(id)?;
-        let path = Self::path(dir, id);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(IpamError::Io {
-                op: "remove",
-                path,
-                source,
-            }),
+        remove_leases_file(Self::path(dir, id))
+    }
+}
+
+/// The network ids of the leases files in `dir` that `id_of` recognises (it returns the id
+/// of a file name), sorted; empty when `dir` does not exist. Temporary files a crash left
+/// (`.leases*`) are removed.
+fn network_ids(dir: &Path, id_of: impl Fn(&str) -> Option<&str>) -> Result<Vec<String>, IpamError> {
+    let io = |op, source| IpamError::Io {
+        op,
+        path: dir.to_path_buf(),
+        source,
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("read directory", e)),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(|e| io("read directory", e))?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(".leases") {
+            let _ = std::fs::remove_file(dir.join(name));
+        } else if let Some(id) = id_of(name) {
+            ids.push(id.to_string());
         }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// `load` each of `ids` from `dir`, skipping files gone meanwhile.
+fn load_each<T>(
+    dir: &Path,
+    ids: Vec<String>,
+    load: impl Fn(&Path, &str) -> Result<Option<T>, IpamError>,
+) -> Result<Vec<T>, IpamError> {
+    let mut all = Vec::new();
+    for id in ids {
+        if let Some(n) = load(dir, &id)? {
+            all.push(n);
+        }
+    }
+    Ok(all)
+}
+
+/// Remove a leases file; absent is fine.
+fn remove_leases_file(path: PathBuf) -> Result<(), IpamError> {
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(IpamError::Io {
+            op: "remove",
+            path,
+            source,
+        }),
     }
 }
 
