@@ -321,8 +321,8 @@ impl Netlink {
             .ok_or_else(|| LinkError::NoSuchLink(name.to_string()))
     }
 
-    /// The IPv4 addresses of link `index`, as address/prefix.
-    pub async fn addresses(&self, index: u32) -> Result<Vec<Ipv4Net>> {
+    /// The addresses of link `index`, both families, as (address, prefix length).
+    async fn all_addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>> {
         let msgs: Vec<_> = self
             .handle
             .address()
@@ -333,46 +333,40 @@ impl Netlink {
             .await
             .map_err(nl("list addresses"))?;
         let mut out = Vec::new();
-        for m in msgs {
-            if m.header.index != index {
-                continue;
-            }
+        for m in msgs.iter().filter(|m| m.header.index == index) {
             for a in &m.attributes {
-                if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
-                    if let Ok(n) = Ipv4Net::new(*ip, m.header.prefix_len) {
-                        out.push(n);
-                    }
+                if let AddressAttribute::Address(ip) = a {
+                    out.push((*ip, m.header.prefix_len));
                 }
             }
         }
         Ok(out)
     }
 
+    /// The IPv4 addresses of link `index`, as address/prefix.
+    pub async fn addresses(&self, index: u32) -> Result<Vec<Ipv4Net>> {
+        Ok(self
+            .all_addresses(index)
+            .await?
+            .into_iter()
+            .filter_map(|(ip, p)| match ip {
+                IpAddr::V4(ip) => Ipv4Net::new(ip, p).ok(),
+                IpAddr::V6(_) => None,
+            })
+            .collect())
+    }
+
     /// The IPv6 addresses of link `index`, as address/prefix (link-local ones included).
     pub async fn addresses6(&self, index: u32) -> Result<Vec<Ipv6Net>> {
-        let msgs: Vec<_> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(nl("list addresses"))?;
-        let mut out = Vec::new();
-        for m in msgs {
-            if m.header.index != index {
-                continue;
-            }
-            for a in &m.attributes {
-                if let AddressAttribute::Address(IpAddr::V6(ip)) = a {
-                    if let Ok(n) = Ipv6Net::new(*ip, m.header.prefix_len) {
-                        out.push(n);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        Ok(self
+            .all_addresses(index)
+            .await?
+            .into_iter()
+            .filter_map(|(ip, p)| match ip {
+                IpAddr::V6(ip) => Ipv6Net::new(ip, p).ok(),
+                IpAddr::V4(_) => None,
+            })
+            .collect())
     }
 
     /// Add an IPv6 address (address/prefix) to link `index`, without duplicate address
