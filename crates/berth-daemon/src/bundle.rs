@@ -245,8 +245,13 @@ impl Daemon {
     }
 
     /// `<data-root>/init/berth-init`, written (atomically, executable) when missing or not
-    /// this build's.
+    /// this build's; checked at the first `--init` start of the daemon.
     fn init_binary(&self) -> Result<std::path::PathBuf, ApiError> {
+        // Checked (and written) once per daemon, not at every start.
+        static READY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        if let Some(p) = READY.get() {
+            return Ok(p.clone());
+        }
         let path = self.config.data_root.join("init").join("berth-init");
         let current = std::fs::read(&path).is_ok_and(|b| b == INIT_BINARY);
         if !current {
@@ -264,7 +269,7 @@ impl Daemon {
                     ApiError::internal(format!("cannot install berth-init: {e}"))
                 })?;
         }
-        Ok(path)
+        Ok(READY.get_or_init(|| path).clone())
     }
 
     /// The container's volumes and binds as bind mounts, its tmpfs mounts as OCI mounts, in
@@ -451,20 +456,24 @@ fn write_etc_files(
     write_atomic(&dir.join("resolv.conf"), conf.as_bytes()).map_err(io_err)
 }
 
+/// The values of the `key` lines of a resolv.conf (`nameserver`, `search`, `options`), in
+/// order.
+pub(crate) fn resolv_fields(text: &str, key: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(key)).then(|| w.map(str::to_string).collect::<Vec<_>>())
+        })
+        .flatten()
+        .collect()
+}
+
 /// The resolv.conf of a container on a user network, as Docker's: the embedded DNS server
 /// (which forwards what it does not know to the container's `--dns`, else the host's
 /// servers), the search domains of `--dns-search` or the host, and `ndots:0` before the
 /// options of `--dns-option` or the host.
 pub fn embedded_resolv_conf(host: &str, search: &[String], options: &[String]) -> String {
-    let host_fields = |key: &str| -> Vec<String> {
-        host.lines()
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                (w.next() == Some(key)).then(|| w.map(str::to_string).collect::<Vec<_>>())
-            })
-            .flatten()
-            .collect()
-    };
+    let host_fields = |key: &str| resolv_fields(host, key);
     let search = if search.is_empty() {
         host_fields("search")
     } else {
@@ -505,16 +514,7 @@ pub fn resolv_conf(host: &str, dns: &[String], search: &[String], options: &[Str
     if dns.is_empty() && search.is_empty() && options.is_empty() {
         return filtered;
     }
-    let fields = |key: &str| -> Vec<String> {
-        filtered
-            .lines()
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                (w.next() == Some(key)).then(|| w.map(str::to_string).collect::<Vec<_>>())
-            })
-            .flatten()
-            .collect()
-    };
+    let fields = |key: &str| resolv_fields(&filtered, key);
     let pick = |given: &[String], key: &str| {
         if given.is_empty() {
             fields(key)

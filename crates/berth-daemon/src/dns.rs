@@ -265,12 +265,8 @@ impl Daemon {
             .collect();
         if out.is_empty() {
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            out = host
-                .lines()
-                .filter_map(|l| {
-                    let mut w = l.split_whitespace();
-                    (w.next() == Some("nameserver")).then(|| w.next()).flatten()
-                })
+            out = crate::bundle::resolv_fields(&host, "nameserver")
+                .iter()
                 .filter_map(|s| s.parse::<IpAddr>().ok())
                 .map(|ip| SocketAddr::new(ip, 53))
                 .collect();

@@ -283,6 +283,16 @@ fn finish(e: &Exec, end: StreamEnd) {
 
 /// Read a detached exec's frames until its exit.
 async fn drain(mut conn: shim_client::Conn) -> StreamEnd {
+    read_to_exit(&mut conn, 0).await.0
+}
+
+/// Read an exec's frames until its exit, keeping the first `keep` bytes of its output
+/// (stdout and stderr together).
+pub(crate) async fn read_to_exit(
+    conn: &mut shim_client::Conn,
+    keep: usize,
+) -> (StreamEnd, Vec<u8>) {
+    let mut out = Vec::new();
     loop {
         match shim_client::read_frame(&mut conn.reader).await {
             Ok(Some((FrameKind::Exit, p))) => {
@@ -290,10 +300,14 @@ async fn drain(mut conn: shim_client::Conn) -> StreamEnd {
                     .get(..4)
                     .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                     .unwrap_or(0);
-                return StreamEnd::Exited(code);
+                return (StreamEnd::Exited(code), out);
+            }
+            Ok(Some((FrameKind::Stdout | FrameKind::Stderr, p))) => {
+                let room = keep.saturating_sub(out.len());
+                out.extend_from_slice(&p[..p.len().min(room)]);
             }
             Ok(Some(_)) => {}
-            _ => return StreamEnd::Closed,
+            _ => return (StreamEnd::Closed, out),
         }
     }
 }

@@ -12,7 +12,7 @@
 use crate::container::{Container, Status};
 use crate::shim_client;
 use crate::Daemon;
-use berth_runtime::shim::{FrameKind, Request};
+use berth_runtime::shim::Request;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,23 +158,11 @@ impl Daemon {
                     ),
                 ));
             }
-            let mut out = Vec::new();
-            loop {
-                match shim_client::read_frame(&mut conn.reader).await {
-                    Ok(Some((FrameKind::Exit, p))) => {
-                        let code = p
-                            .get(..4)
-                            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                            .unwrap_or(0);
-                        return Ok((i64::from(code), String::from_utf8_lossy(&out).into_owned()));
-                    }
-                    Ok(Some((FrameKind::Stdout | FrameKind::Stderr, p))) => {
-                        let room = MAX_OUTPUT.saturating_sub(out.len());
-                        out.extend_from_slice(&p[..p.len().min(room)]);
-                    }
-                    Ok(Some(_)) => {}
-                    _ => return Ok((-1, "the probe's connection closed".to_string())),
+            match crate::exec::read_to_exit(&mut conn, MAX_OUTPUT).await {
+                (crate::attach::StreamEnd::Exited(code), out) => {
+                    Ok((i64::from(code), String::from_utf8_lossy(&out).into_owned()))
                 }
+                _ => Ok((-1, "the probe's connection closed".to_string())),
             }
         };
         let (exit_code, output) = match tokio::time::timeout(timeout, run).await {

@@ -31,6 +31,11 @@ pub struct Limits {
     pub devices: Vec<(LinuxDevice, String)>,
 }
 
+/// `--cpus` (in billionths of a CPU) as a CFS (quota, period) in microseconds.
+pub(crate) fn cfs_of_nano_cpus(nano: i64) -> (i64, i64) {
+    (nano * CPU_PERIOD / 1_000_000_000, CPU_PERIOD)
+}
+
 fn bad(m: impl Into<String>) -> ApiError {
     ApiError::invalid(m)
 }
@@ -102,8 +107,9 @@ pub fn resources(hc: &HostConfig) -> Result<Option<LinuxResources>, ApiError> {
                 "Range of CPUs is from 0.01 to {online}.00, as there are only {online} CPUs available"
             )));
         }
-        cpu.insert("period".into(), json!(CPU_PERIOD));
-        cpu.insert("quota".into(), json!(n * CPU_PERIOD / 1_000_000_000));
+        let (quota, period) = cfs_of_nano_cpus(n);
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!(quota));
     }
     if let Some(p) = hc.cpu_period.filter(|p| *p != 0) {
         if !(1000..=1_000_000).contains(&p) {

@@ -20,11 +20,19 @@ enum Listed {
     Other(&'static str, &'static str),
 }
 
-fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    chrono::DateTime::<chrono::Local>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+/// A time in the daemon's zone, RFC 3339, with the precision Docker shows for the resource
+/// (nanoseconds for networks, seconds for volumes).
+pub(crate) fn local_time(t: chrono::DateTime<chrono::Utc>, p: chrono::SecondsFormat) -> String {
+    chrono::DateTime::<chrono::Local>::from(t).to_rfc3339_opts(p, true)
 }
 
-fn str_map(v: &Value) -> BTreeMap<String, String> {
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    local_time(t, chrono::SecondsFormat::Nanos)
+}
+
+/// A JSON object of strings (`Labels`, `Options`, `DriverOpts`) as a map; other values are
+/// empty strings, a missing object an empty map.
+pub(crate) fn str_map(v: &Value) -> BTreeMap<String, String> {
     v.as_object()
         .into_iter()
         .flatten()

@@ -384,7 +384,10 @@ fn apply_limits(cg: &Cgroup, hc: &berth_api::models::HostConfig) -> Result<(), A
         )?;
     }
     let (quota, period) = match hc.nano_cpus.filter(|n| *n > 0) {
-        Some(n) => (Some(n * 100_000 / 1_000_000_000), Some(100_000)),
+        Some(n) => {
+            let (q, p) = crate::limits::cfs_of_nano_cpus(n);
+            (Some(q), Some(p))
+        }
         None => (
             hc.cpu_quota.filter(|q| *q != 0),
             hc.cpu_period.filter(|p| *p != 0),

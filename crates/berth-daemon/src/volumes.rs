@@ -18,6 +18,7 @@
 //! copy-up, unless `nocopy`), and the mounts go into the runtime spec.
 
 use crate::fsutil::write_atomic;
+use crate::networks::str_map;
 use berth_api::ApiError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -647,18 +648,6 @@ pub fn tmpfs_mount(path: &str, opts: &str) -> Result<MountPoint, ApiError> {
     })
 }
 
-fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    chrono::DateTime::<chrono::Local>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn str_map(v: &serde_json::Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-        .collect()
-}
-
 impl crate::Daemon {
     /// A volume as the API shows it.
     fn volume_json(&self, m: &VolumeMeta) -> serde_json::Value {
@@ -670,7 +659,7 @@ impl crate::Daemon {
             }
         };
         serde_json::json!({
-            "CreatedAt": rfc3339(m.created),
+            "CreatedAt": crate::networks::local_time(m.created, chrono::SecondsFormat::Secs),
             "Driver": m.driver,
             "Labels": map(&m.labels),
             "Mountpoint": self.volumes.data(&m.name),
