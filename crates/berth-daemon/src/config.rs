@@ -42,6 +42,9 @@ pub struct Config {
     /// daemon.json `dns`: the nameservers of containers without `--dns` (in their
     /// resolv.conf, or behind the embedded DNS server on user networks).
     pub dns: Vec<String>,
+    /// Set the host's cgroup2 `favordynmods` option at start-up (berth's own daemon.json
+    /// `cgroup-favordynmods`, default true): see `cgroups::favor_dynmods`.
+    pub cgroup_favordynmods: bool,
 }
 
 impl Config {
@@ -64,6 +67,7 @@ impl Config {
             bip: None,
             address_pools: berth_network::ipam::default_address_pools(),
             dns: Vec::new(),
+            cgroup_favordynmods: true,
         }
     }
 
@@ -124,6 +128,9 @@ impl Config {
                 }
             }
             self.dns = dns;
+        }
+        if let Some(f) = f.cgroup_favordynmods {
+            self.cgroup_favordynmods = f;
         }
         if let Some(opts) = f.log_opts {
             self.log_opts = opts.clone();
@@ -216,6 +223,8 @@ struct DaemonJson {
     default_address_pools: Option<Vec<AddressPool>>,
     /// Default nameservers for containers.
     dns: Option<Vec<String>>,
+    /// berth's own: favour fast cgroup migrations over fast forks host-wide.
+    cgroup_favordynmods: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -77,6 +77,13 @@ impl Daemon {
         images.set_apply_options(berth_snapshot::ApplyOptions {
             max_size: config.max_layer_size,
         });
+        if config.cgroup_favordynmods {
+            match cgroups::favor_dynmods() {
+                Ok(true) => tracing::info!("cgroup2 hierarchy set to favordynmods"),
+                Ok(false) => {}
+                Err(e) => tracing::info!("container starts keep the cgroup attach wait: {e}"),
+            }
+        }
         let net = network::Networks::init(&config).await?;
         let volumes = volumes::Volumes::open(&config.data_root)?;
         let d = Arc::new(Daemon {

@@ -615,3 +615,53 @@ cat /var/log/berth.log 2>/dev/null
     );
     assert!(o.status.success(), "{report}");
 }
+
+/// The daemon asks the kernel to favour cgroup migrations (cgroup2 `favordynmods`, Linux
+/// 6.0+), keeping the hierarchy's other options, so a container's attach never waits for an
+/// RCU grace period.
+#[test]
+fn daemon_sets_cgroup2_favordynmods() {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let major: u32 = release.split('.').next().unwrap().parse().unwrap();
+    let cgroup2 = |info: &str| -> Option<String> {
+        info.lines()
+            .find(|l| {
+                l.split(" - ")
+                    .nth(1)
+                    .is_some_and(|r| r.starts_with("cgroup2 "))
+            })
+            .map(str::to_string)
+    };
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let Some(line) = cgroup2(&before) else {
+        eprintln!("skipped: no cgroup2 hierarchy is mounted");
+        return;
+    };
+    if major < 6 {
+        eprintln!("skipped: kernel {release} has no favordynmods");
+        return;
+    }
+    let opts = |l: &str| -> Vec<String> {
+        let r = l.split(" - ").nth(1).unwrap();
+        r.split_whitespace()
+            .nth(2)
+            .unwrap_or("")
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    };
+    let kept: Vec<String> = opts(&line)
+        .into_iter()
+        .filter(|o| o != "favordynmods")
+        .collect();
+    let env = Env::new().with_busybox();
+    let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let now = opts(&cgroup2(&after).unwrap());
+    assert!(now.iter().any(|o| o == "favordynmods"), "{now:?}");
+    for o in &kept {
+        assert!(now.contains(o), "option {o} lost: {now:?}");
+    }
+    // and containers with limits still start (tests/limits.rs proves the limits hold)
+    env.berth(&["run", "--rm", "-m", "64m", "busybox", "true"])
+        .ok();
+}
