@@ -1,8 +1,9 @@
 //! berth: one binary for the CLI, the daemon (`berth daemon`) and the per-container shim
-//! (`berth shim`, started by the daemon).
+//! (`berth shim`, started by the daemon), and the OCI registry (`berth registry serve`).
 
 mod daemon;
 mod engine;
+mod registry;
 
 use std::ffi::OsString;
 
@@ -12,6 +13,7 @@ fn main() {
         // The shim stays single-threaded: no async runtime, libcontainer forks from it.
         Some("shim") => shim(&args),
         Some("daemon") => daemon::main(args),
+        Some("registry") => registry::main(args),
         _ => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

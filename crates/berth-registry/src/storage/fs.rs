@@ -1,0 +1,169 @@
+//! The filesystem driver: each key is a file under the root directory.
+//!
+//! Writes go to a hidden temporary file next to the target (`.<name>.tmp-<random>`), which is
+//! renamed over it once complete, so a reader or a crash never sees half an object. Listings
+//! skip those hidden names.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::{check_key, ByteStream, Driver, Meta};
+
+/// Files under `root`.
+#[derive(Clone, Debug)]
+pub struct FsDriver {
+    root: PathBuf,
+}
+
+impl FsDriver {
+    pub fn new(root: impl Into<PathBuf>) -> io::Result<FsDriver> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Ok(FsDriver { root })
+    }
+
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
+    path.with_file_name(format!(".{name}.tmp-{:016x}", rand::random::<u64>()))
+}
+
+async fn make_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(p) => tokio::fs::create_dir_all(p).await,
+        None => Ok(()),
+    }
+}
+
+fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Driver for FsDriver {
+    async fn get(&self, key: &str) -> io::Result<Bytes> {
+        Ok(Bytes::from(tokio::fs::read(self.path(key)?).await?))
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> io::Result<()> {
+        self.write_stream(key, super::once(data)).await.map(|_| ())
+    }
+
+    async fn reader(&self, key: &str, offset: u64) -> io::Result<ByteStream> {
+        use tokio::io::AsyncSeekExt;
+        let mut f = tokio::fs::File::open(self.path(key)?).await?;
+        if offset > 0 {
+            f.seek(io::SeekFrom::Start(offset)).await?;
+        }
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            f,
+            256 << 10,
+        )))
+    }
+
+    async fn write_stream(&self, key: &str, mut data: ByteStream) -> io::Result<u64> {
+        let path = self.path(key)?;
+        make_parent(&path).await?;
+        let tmp = temp_beside(&path);
+        let result = async {
+            let f = tokio::fs::File::create(&tmp).await?;
+            let mut w = tokio::io::BufWriter::with_capacity(1 << 20, f);
+            let mut n = 0u64;
+            while let Some(chunk) = data.next().await {
+                let chunk = chunk?;
+                n += chunk.len() as u64;
+                w.write_all(&chunk).await?;
+            }
+            w.flush().await?;
+            tokio::fs::rename(&tmp, &path).await?;
+            Ok(n)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    async fn stat(&self, key: &str) -> io::Result<Option<Meta>> {
+        let md = not_found_is_none(tokio::fs::metadata(self.path(key)?).await)?;
+        Ok(md.filter(|m| m.is_file()).map(|m| Meta {
+            size: m.len(),
+            modified: m.modified().unwrap_or(std::time::UNIX_EPOCH),
+        }))
+    }
+
+    async fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        let Some(mut rd) = not_found_is_none(tokio::fs::read_dir(self.path(dir)?).await)? else {
+            return Ok(Vec::new());
+        };
+        let mut names = Vec::new();
+        while let Some(e) = rd.next_entry().await? {
+            if let Some(n) = e.file_name().to_str() {
+                if !n.starts_with('.') {
+                    names.push(n.to_string());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    async fn delete(&self, key: &str) -> io::Result<()> {
+        let path = self.path(key)?;
+        let Some(md) = not_found_is_none(tokio::fs::symlink_metadata(&path).await)? else {
+            return Ok(());
+        };
+        let r = if md.is_dir() {
+            tokio::fs::remove_dir_all(&path).await
+        } else {
+            tokio::fs::remove_file(&path).await
+        };
+        not_found_is_none(r).map(|_| ())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let (from, to) = (self.path(from)?, self.path(to)?);
+        make_parent(&to).await?;
+        tokio::fs::rename(from, to).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn passes_the_driver_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = super::FsDriver::new(dir.path().join("root")).unwrap();
+        super::super::suite(&d).await;
+        // nothing hidden is left behind by the failed write
+        let mut left = Vec::new();
+        for e in walk(dir.path()) {
+            left.push(e);
+        }
+        assert!(left.iter().all(|p| !p.contains(".tmp-")), "{left:?}");
+    }
+
+    fn walk(p: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                out.push(e.path().display().to_string());
+                out.extend(walk(&e.path()));
+            }
+        }
+        out
+    }
+}

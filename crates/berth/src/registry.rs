@@ -1,0 +1,99 @@
+//! `berth registry …`: the OCI registry in the same binary (`serve`).
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// berth's OCI Distribution registry.
+#[derive(Parser, Debug)]
+#[command(name = "berth registry", version)]
+struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve the registry (on :5000 unless the configuration says otherwise)
+    Serve {
+        /// A YAML configuration: berth's flavored file or distribution's config.yml
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn main(args: Vec<OsString>) -> i32 {
+    let args = match Args::try_parse_from(args.iter().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 125 } else { 0 };
+        }
+    };
+    match args.cmd {
+        Cmd::Serve { config } => serve(config),
+    }
+}
+
+fn serve(config: Option<PathBuf>) -> i32 {
+    let text = match &config {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("berth registry: cannot read {}: {e}", p.display());
+                return 1;
+            }
+        },
+        None => String::new(),
+    };
+    let settings = match berth_registry::config::parse(&text, &|k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("berth registry: {e}");
+            return 1;
+        }
+    };
+    let level = match settings.loglevel.as_str() {
+        "warning" => "warn",
+        "critical" | "fatal" | "panic" => "error",
+        l => l,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=info,h2=info"))
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth registry: {e}");
+            return 1;
+        }
+    };
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    match rt.block_on(berth_registry::serve(&settings, shutdown)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth registry: {e}");
+            1
+        }
+    }
+}
