@@ -50,7 +50,7 @@ def main():
             pcli = ["podman", "--root", d.path("podman"), "--runroot", d.path("podman-run")]
             if sh(pcli + ["import", tar, "busybox"]).returncode == 0:
                 engines.append(("podman", pcli))
-        net = {"berth": [], "docker": ["--network", "none"], "podman": ["--network", "none"]}
+        net = {"berth": ["--network", "none"], "docker": ["--network", "none"], "podman": ["--network", "none"]}
         table = []
         for name, cli in engines:
             sh(cli + ["run", "--rm"] + net[name] + ["busybox", "true"])  # warm up
