@@ -11,6 +11,10 @@
 //!   storage_path: /var/lib/berth/registry
 //!   http: { addr: ":5000", tls: { certificate: cert.pem, key: key.pem } }
 //!   auth: { htpasswd: { realm: berth, path: /etc/berth/htpasswd } }
+//!   # or bearer tokens: checked with publickey (or rootcertbundle); with signingkey and
+//!   # htpasswd, the registry also issues them itself at /auth/token
+//!   # auth: { token: { realm: "http://host:5000/auth/token", service: reg, issuer: berth,
+//!   #                  publickey: pub.pem, signingkey: key.pem, htpasswd: users } }
 //!   delete: true
 //!   readonly: false
 //! prod:
@@ -60,7 +64,12 @@ pub enum Auth {
         realm: String,
         service: String,
         issuer: String,
+        /// The public key (or certificate bundle) tokens are checked with.
         rootcertbundle: PathBuf,
+        /// berth's own: with a private key and an htpasswd file, the registry also serves the
+        /// token endpoint itself at `/auth/token` (for small setups).
+        signingkey: Option<PathBuf>,
+        htpasswd: Option<PathBuf>,
     },
 }
 
@@ -274,12 +283,23 @@ fn http_auth_proxy(v: &Value, s: &mut Settings) -> Result<(), ConfigError> {
             path: required(v, &["auth", "htpasswd", "path"])?.into(),
         });
     } else if get(v, &["auth", "token"]).is_some() {
+        let key = match string(v, &["auth", "token", "publickey"])? {
+            Some(k) => k,
+            None => required(v, &["auth", "token", "rootcertbundle"])?,
+        };
         s.auth = Some(Auth::Token {
             realm: required(v, &["auth", "token", "realm"])?,
             service: required(v, &["auth", "token", "service"])?,
             issuer: required(v, &["auth", "token", "issuer"])?,
-            rootcertbundle: required(v, &["auth", "token", "rootcertbundle"])?.into(),
+            rootcertbundle: key.into(),
+            signingkey: string(v, &["auth", "token", "signingkey"])?.map(PathBuf::from),
+            htpasswd: string(v, &["auth", "token", "htpasswd"])?.map(PathBuf::from),
         });
+        if s.auth.as_ref().is_some_and(|a| {
+            matches!(a, Auth::Token { signingkey, htpasswd, .. } if signingkey.is_some() != htpasswd.is_some())
+        }) {
+            return Err(err("auth.token.signingkey and auth.token.htpasswd go together"));
+        }
     }
     if let Some(url) = string(v, &["proxy", "remoteurl"])? {
         s.proxy = Some(Proxy {

@@ -105,6 +105,8 @@ pub struct RegistryError {
     pub detail: String,
     /// Overrides the code's status (the spec answers some codes with several statuses).
     pub status: Option<StatusCode>,
+    /// A `WWW-Authenticate` challenge, for 401s.
+    pub challenge: Option<String>,
 }
 
 impl RegistryError {
@@ -113,7 +115,15 @@ impl RegistryError {
             code,
             detail: detail.into(),
             status: None,
+            challenge: None,
         }
+    }
+
+    /// 401 with the challenge a client should answer.
+    pub fn unauthorized(detail: impl Into<String>, challenge: String) -> RegistryError {
+        let mut e = RegistryError::new(Code::Unauthorized, detail);
+        e.challenge = Some(challenge);
+        e
     }
 
     pub fn with_status(mut self, status: StatusCode) -> RegistryError {
@@ -141,12 +151,19 @@ impl IntoResponse for RegistryError {
                 "detail": self.detail,
             }]
         });
-        (
+        let mut r = (
             self.status(),
             [(http::header::CONTENT_TYPE, "application/json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if let Some(c) = self
+            .challenge
+            .and_then(|c| http::HeaderValue::from_str(&c).ok())
+        {
+            r.headers_mut().insert(http::header::WWW_AUTHENTICATE, c);
+        }
+        r
     }
 }
 

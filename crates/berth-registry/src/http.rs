@@ -6,6 +6,7 @@
 //! `…/tags/list`, `…/referrers/<digest>`, and `_catalog`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -13,9 +14,11 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, TryStreamExt};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
+use crate::auth::{Access, Authenticator, TokenIssuer};
 use crate::digest::Digest;
 use crate::error::{Code, RegistryError, Result};
 use crate::manifests::MAX_MANIFEST_SIZE;
+use crate::metrics::Metrics;
 use crate::names::{valid_name, Reference};
 use crate::registry::Registry;
 use crate::storage::{ByteStream, Driver};
@@ -199,19 +202,135 @@ fn next_link(path: &str, n: Option<usize>, last: &str) -> HeaderValue {
     hv(format!("<{path}?{n}last={last}>; rel=\"next\""))
 }
 
-/// Serve one request.
-pub async fn handle<D: Driver>(State(reg): State<Arc<Registry<D>>>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
-    let Some(r) = route(&path) else {
-        return status_only(StatusCode::NOT_FOUND);
-    };
-    match dispatch(&reg, r, req).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::debug!("{path}: {e}");
-            e.into_response()
+/// What the router serves: the registry, who may use it, and its counters.
+pub struct App<D> {
+    pub reg: Registry<D>,
+    pub auth: Option<Authenticator>,
+    /// The built-in token endpoint (`/auth/token`), when configured.
+    pub issuer: Option<TokenIssuer>,
+    pub metrics: Metrics,
+}
+
+impl<D: Driver> App<D> {
+    pub fn new(
+        reg: Registry<D>,
+        auth: Option<Authenticator>,
+        issuer: Option<TokenIssuer>,
+    ) -> App<D> {
+        App {
+            reg,
+            auth,
+            issuer,
+            metrics: Metrics::default(),
         }
     }
+}
+
+/// `/auth/token`: 404 unless the registry issues its own tokens.
+async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Response {
+    let Some(issuer) = &app.issuer else {
+        return status_only(StatusCode::NOT_FOUND);
+    };
+    match issuer.answer(req.headers(), &query(&req)) {
+        Ok(t) => json_response(&serde_json::json!(t), "application/json"),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The accesses a request needs (the token flow's scopes).
+fn needs(r: &Route, method: &Method, qs: &[(String, String)]) -> Vec<Access> {
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    match r {
+        Route::Base => Vec::new(),
+        Route::Catalog => vec![Access::catalog()],
+        Route::Tags(n) | Route::Referrers(n, _) => vec![Access::repo(n, &["pull"])],
+        Route::Manifest(n, _) | Route::Blob(n, _) if read => vec![Access::repo(n, &["pull"])],
+        Route::Manifest(n, _) | Route::Blob(n, _) if *method == Method::DELETE => {
+            vec![Access::repo(n, &["delete"])]
+        }
+        Route::Manifest(n, _) | Route::Blob(n, _) | Route::Upload(n, _) => {
+            vec![Access::repo(n, &["pull", "push"])]
+        }
+        Route::Uploads(n) => {
+            let mut v = vec![Access::repo(n, &["pull", "push"])];
+            if let (Some(_), Some(from)) = (q(qs, "mount"), q(qs, "from")) {
+                v.push(Access::repo(from, &["pull"]));
+            }
+            v
+        }
+    }
+}
+
+/// Serve one request: authorize it, answer it, count it and log it.
+pub async fn handle<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let bytes_in = content_length(req.headers()).unwrap_or(0);
+    let resp = match route(&path) {
+        None => status_only(StatusCode::NOT_FOUND),
+        Some(r) => {
+            let allowed = match &app.auth {
+                Some(a) => a.authorize(req.headers(), &needs(&r, &method, &query(&req))),
+                None => Ok(()),
+            };
+            let answer = match allowed {
+                Ok(()) => dispatch(&app.reg, r, req).await,
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::debug!("{method} {path}: {e}");
+                    e.into_response()
+                }
+            }
+        }
+    };
+    let status = resp.status().as_u16();
+    let bytes_out = if method == Method::HEAD {
+        0
+    } else {
+        content_length(resp.headers()).unwrap_or(0)
+    };
+    let took = start.elapsed();
+    app.metrics
+        .record(method.as_str(), status, took, bytes_in, bytes_out);
+    tracing::info!(
+        target: "berth_registry::access",
+        method = %method,
+        path = %path,
+        status,
+        micros = took.as_micros() as u64,
+        bytes_in,
+        bytes_out,
+    );
+    resp
+}
+
+/// `/health`: 200 when the storage answers.
+async fn health<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
+    match app.reg.driver().list(crate::paths::repos_root()).await {
+        Ok(_) => json_response(&serde_json::json!({"status": "ok"}), "application/json"),
+        Err(e) => {
+            let mut r = json_response(
+                &serde_json::json!({"status": "unavailable", "storage": e.to_string()}),
+                "application/json",
+            );
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r
+        }
+    }
+}
+
+/// `/metrics`: Prometheus text.
+async fn metrics<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
+    let mut r = Response::new(Body::from(app.metrics.render()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
 }
 
 async fn dispatch<D: Driver>(reg: &Registry<D>, r: Route, req: Request) -> Result<Response> {
@@ -549,11 +668,15 @@ async fn upload<D: Driver>(
     }
 }
 
-/// The router: `/v2/…`, with distribution's version header on every answer.
-pub fn router<D: Driver>(reg: Arc<Registry<D>>) -> axum::Router {
+/// The router: `/v2/…` (with distribution's version header on every answer), `/health`,
+/// `/metrics`.
+pub fn router<D: Driver>(app: Arc<App<D>>) -> axum::Router {
     axum::Router::new()
+        .route("/health", axum::routing::get(health::<D>))
+        .route("/metrics", axum::routing::get(metrics::<D>))
+        .route("/auth/token", axum::routing::get(token::<D>))
         .fallback(handle::<D>)
-        .with_state(reg)
+        .with_state(app)
         .layer(axum::middleware::map_response(
             |mut r: Response| async move {
                 r.headers_mut().insert(

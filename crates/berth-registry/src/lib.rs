@@ -8,13 +8,17 @@
 //! - [`paths`]: the storage layout, drawn in one place.
 //! - [`http`]: the routes, parsed at the edge into typed calls.
 //! - [`error`]: the spec's error codes and their statuses.
+//! - [`auth`]: htpasswd and bearer-token authentication, scopes per repository and action.
+//! - [`metrics`]: the Prometheus counters of `/metrics`.
 //! - [`config`]: the YAML configuration (flavors, `_env:` values, distribution's keys).
 
+pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod error;
 pub mod http;
 pub mod manifests;
+pub mod metrics;
 pub mod names;
 pub mod paths;
 pub mod registry;
@@ -36,10 +40,28 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("auth: {0}")]
+    Auth(String),
     #[error("storage: {0}")]
     Storage(std::io::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The authenticator the settings ask for.
+fn authenticator(settings: &config::Settings) -> Result<Option<auth::Authenticator>, ServeError> {
+    let a = match &settings.auth {
+        None => return Ok(None),
+        Some(config::Auth::Htpasswd { realm, path }) => auth::Authenticator::htpasswd(realm, path),
+        Some(config::Auth::Token {
+            realm,
+            service,
+            issuer,
+            rootcertbundle,
+            ..
+        }) => auth::Authenticator::token(realm, service, issuer, rootcertbundle),
+    };
+    a.map(Some).map_err(ServeError::Auth)
 }
 
 /// `:5000` → `0.0.0.0:5000`; `host:port` as written.
@@ -58,9 +80,6 @@ pub async fn serve(
     if settings.tls.is_some() {
         return Err(ServeError::NotYet("TLS (http.tls)"));
     }
-    if settings.auth.is_some() {
-        return Err(ServeError::NotYet("authentication (auth)"));
-    }
     if settings.proxy.is_some() {
         return Err(ServeError::NotYet("the pull-through cache (proxy)"));
     }
@@ -70,12 +89,27 @@ pub async fn serve(
         }
         config::Storage::S3 { .. } => return Err(ServeError::NotYet("s3 storage")),
     };
-    let reg = Arc::new(Registry::new(
-        driver,
-        Options {
-            delete_enabled: settings.delete,
-            readonly: settings.readonly,
-        },
+    let auth = authenticator(settings)?;
+    let issuer = match &settings.auth {
+        Some(config::Auth::Token {
+            service,
+            issuer,
+            signingkey: Some(key),
+            htpasswd: Some(users),
+            ..
+        }) => Some(auth::TokenIssuer::load(key, users, issuer, service).map_err(ServeError::Auth)?),
+        _ => None,
+    };
+    let reg = Arc::new(http::App::new(
+        Registry::new(
+            driver,
+            Options {
+                delete_enabled: settings.delete,
+                readonly: settings.readonly,
+            },
+        ),
+        auth,
+        issuer,
     ));
     let addr = listen_addr(&settings.addr);
     let listener = tokio::net::TcpListener::bind(&addr)

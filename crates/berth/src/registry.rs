@@ -1,8 +1,9 @@
-//! `berth registry …`: the OCI registry in the same binary (`serve`).
+//! `berth registry …`: the OCI registry in the same binary (`serve`), and `token`, which
+//! issues bearer tokens for it.
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// berth's OCI Distribution registry.
 #[derive(Parser, Debug)]
@@ -19,6 +20,27 @@ enum Cmd {
         /// A YAML configuration: berth's flavored file or distribution's config.yml
         config: Option<PathBuf>,
     },
+    /// Issue a bearer token (the Docker token flow) signed with a private key, for tests and
+    /// small setups; prints it
+    Token {
+        /// The private key, PEM: RSA (RS256), EC P-256 (ES256) or Ed25519 (EdDSA)
+        #[arg(long)]
+        key: PathBuf,
+        /// The token's issuer (the registry's auth.token.issuer)
+        #[arg(long)]
+        issuer: String,
+        /// The service it is for (the registry's auth.token.service)
+        #[arg(long)]
+        service: String,
+        /// Who the token is for
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// Seconds it is valid
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// What it grants: repository:<name>:pull,push,delete or registry:catalog:*
+        scopes: Vec<String>,
+    },
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -31,6 +53,59 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     match args.cmd {
         Cmd::Serve { config } => serve(config),
+        Cmd::Token {
+            key,
+            issuer,
+            service,
+            subject,
+            ttl,
+            scopes,
+        } => token(&key, &issuer, &service, &subject, ttl, &scopes),
+    }
+}
+
+fn token(
+    key: &Path,
+    issuer: &str,
+    service: &str,
+    subject: &str,
+    ttl: u64,
+    scopes: &[String],
+) -> i32 {
+    use berth_registry::auth::{issue, Access};
+    let mut access = Vec::new();
+    for s in scopes {
+        match Access::parse(s) {
+            Some(a) => access.push(a),
+            None => {
+                eprintln!("berth registry token: invalid scope {s:?} (want type:name:actions)");
+                return 125;
+            }
+        }
+    }
+    let pem = match std::fs::read(key) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("berth registry token: cannot read {}: {e}", key.display());
+            return 1;
+        }
+    };
+    match issue(
+        &pem,
+        issuer,
+        service,
+        subject,
+        access,
+        std::time::Duration::from_secs(ttl),
+    ) {
+        Ok(t) => {
+            println!("{t}");
+            0
+        }
+        Err(e) => {
+            eprintln!("berth registry token: {}: {e}", key.display());
+            1
+        }
     }
 }
 

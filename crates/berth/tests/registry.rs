@@ -19,12 +19,16 @@ struct Registry {
 impl Registry {
     /// Start with berth's flavored configuration plus `extra` lines in the `dev` flavor.
     fn start(extra: &str) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
+        Registry::start_at("127.0.0.1:0", extra, tempfile::tempdir().unwrap())
+    }
+
+    /// The same on a given address, in a given directory (which may hold keys and users).
+    fn start_at(addr: &str, extra: &str, dir: tempfile::TempDir) -> Registry {
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "common:\n  loglevel: info\n  storage: local\n  storage_path: {}\n  http:\n    addr: 127.0.0.1:0\ndev:\n{extra}",
+                "common:\n  loglevel: info\n  storage: local\n  storage_path: {}\n  http:\n    addr: {addr}\ndev:\n{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -222,14 +226,14 @@ fn conformance_binary() -> PathBuf {
     bin
 }
 
-#[test]
-fn passes_the_oci_distribution_conformance_suite() {
+/// Run the whole conformance suite against a registry, with credentials if given; its
+/// summary line.
+fn run_conformance(r: &Registry, creds: Option<(&str, &str)>) -> String {
     let bin = conformance_binary();
-    let r = Registry::start("  delete: true\n");
     let report = r.dir.path().join("report");
     std::fs::create_dir_all(&report).unwrap();
-    let o = Command::new(&bin)
-        .arg("--ginkgo.no-color")
+    let mut c = Command::new(&bin);
+    c.arg("--ginkgo.no-color")
         .current_dir(&report)
         .env("OCI_ROOT_URL", format!("http://{}", r.addr))
         .env("OCI_NAMESPACE", "berth/conformance")
@@ -240,19 +244,27 @@ fn passes_the_oci_distribution_conformance_suite() {
         .env("OCI_TEST_CONTENT_MANAGEMENT", "1")
         .env("OCI_AUTOMATIC_CROSSMOUNT", "0")
         .env("OCI_HIDE_SKIPPED_WORKFLOWS", "0")
-        .env("OCI_REPORT_DIR", &report)
-        .output()
-        .unwrap();
+        .env("OCI_REPORT_DIR", &report);
+    if let Some((u, p)) = creds {
+        c.env("OCI_USERNAME", u).env("OCI_PASSWORD", p);
+    }
+    let o = c.output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{out}");
+    assert!(report.join("junit.xml").exists());
+    out.lines()
+        .find(|l| l.contains("Passed |"))
+        .unwrap_or_else(|| panic!("no summary in {out}"))
+        .to_string()
+}
+
+#[test]
+fn passes_the_oci_distribution_conformance_suite() {
+    let r = Registry::start("  delete: true\n");
     // every area ran: 75 of the suite's 79 specs (the others are for pre-populated
     // registries and automatic cross-mounting, which berth does not do), all passed
-    let summary = out
-        .lines()
-        .find(|l| l.contains("Passed |"))
-        .unwrap_or_else(|| panic!("no summary in {out}"));
+    let summary = run_conformance(&r, None);
     assert!(summary.contains("75 Passed | 0 Failed"), "{summary}");
-    assert!(report.join("junit.xml").exists());
 }
 
 #[test]
@@ -556,4 +568,256 @@ fn readonly_mode_and_bad_configurations() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read /nonexistent/config.yml"));
+}
+
+/// A free loopback port (for configurations that must name their own address).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[test]
+fn htpasswd_auth_guards_everything_and_leaks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("htpasswd");
+    std::fs::write(
+        &users,
+        format!("alice:{}\n", bcrypt::hash("wonderland", 5).unwrap()),
+    )
+    .unwrap();
+    let r = Registry::start_at(
+        "127.0.0.1:0",
+        &format!(
+            "  delete: true\n  auth:\n    htpasswd:\n      realm: berth-test\n      path: {}\n",
+            users.display()
+        ),
+        dir,
+    );
+    // the whole suite, logged in
+    let summary = run_conformance(&r, Some(("alice", "wonderland")));
+    assert!(summary.contains("75 Passed | 0 Failed"), "{summary}");
+    // without credentials, or with wrong ones: 401 and the challenge, the same for a
+    // repository that exists and one that does not
+    let mut answers = Vec::new();
+    for url in ["/v2/berth/conformance/tags/list", "/v2/never/was/tags/list"] {
+        for h in [
+            None,
+            Some(basic("alice", "nope")),
+            Some(basic("mallory", "wonderland")),
+        ] {
+            let hs: Vec<&str> = h.iter().map(String::as_str).collect();
+            let a = curl("GET", &r.url(url), &hs, None);
+            assert_eq!(a.status, 401, "{url}: {}", a.text());
+            assert_eq!(a.code(), "UNAUTHORIZED");
+            assert_eq!(
+                a.header("WWW-Authenticate").as_deref(),
+                Some("Basic realm=\"berth-test\"")
+            );
+            answers.push(a.body);
+        }
+    }
+    let (existing, absent) = answers.split_at(3);
+    assert_eq!(
+        existing, absent,
+        "the answers tell a repository that exists from one that does not"
+    );
+    let a = curl("GET", &r.url("/v2/"), &[], None);
+    assert_eq!(a.status, 401);
+    let a = curl(
+        "GET",
+        &r.url("/v2/"),
+        &[&basic("alice", "wonderland")],
+        None,
+    );
+    assert_eq!(a.status, 200);
+    // health and metrics stay open; metrics counted the 401s
+    let a = curl("GET", &r.url("/health"), &[], None);
+    assert_eq!((a.status, a.json()["status"].clone()), (200, "ok".into()));
+    let a = curl("GET", &r.url("/metrics"), &[], None);
+    assert!(
+        a.text()
+            .contains("registry_http_requests_total{method=\"GET\",code=\"401\"} "),
+        "{}",
+        a.text()
+    );
+    assert!(a
+        .text()
+        .contains("registry_http_request_duration_seconds_count "));
+}
+
+fn openssl(args: &[&str]) {
+    let o = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn bearer_tokens_with_scopes_and_the_builtin_token_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (key, pubkey, other) = (d.join("key.pem"), d.join("pub.pem"), d.join("other.pem"));
+    for k in [&key, &other] {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            k.to_str().unwrap(),
+        ]);
+    }
+    openssl(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        pubkey.to_str().unwrap(),
+    ]);
+    let users = d.join("users");
+    std::fs::write(
+        &users,
+        format!("bob:{}\n", bcrypt::hash("builder", 5).unwrap()),
+    )
+    .unwrap();
+    let port = free_port();
+    let extra = format!(
+        "  delete: true\n  auth:\n    token:\n      realm: http://127.0.0.1:{port}/auth/token\n      service: berth-registry\n      issuer: berth-test\n      publickey: {}\n      signingkey: {}\n      htpasswd: {}\n",
+        pubkey.display(),
+        key.display(),
+        users.display()
+    );
+    let r = Registry::start_at(&format!("127.0.0.1:{port}"), &extra, dir);
+    // the suite does the whole token flow itself: challenge, token endpoint, bearer
+    let summary = run_conformance(&r, Some(("bob", "builder")));
+    assert!(summary.contains("75 Passed | 0 Failed"), "{summary}");
+    // no token: the challenge names the realm, the service and the scope this request needs
+    let a = curl("GET", &r.url("/v2/berth/conformance/tags/list"), &[], None);
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        a.header("WWW-Authenticate").unwrap(),
+        format!("Bearer realm=\"http://127.0.0.1:{port}/auth/token\",service=\"berth-registry\",scope=\"repository:berth/conformance:pull\"")
+    );
+    // a pull-only token from `berth registry token`: pulls, but cannot push or list the catalog
+    let tok = |k: &Path, scopes: &[&str]| -> String {
+        let o = Command::new(BERTH)
+            .args(["registry", "token", "--key"])
+            .arg(k)
+            .args([
+                "--issuer",
+                "berth-test",
+                "--service",
+                "berth-registry",
+                "--subject",
+                "ci",
+            ])
+            .args(scopes)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        format!(
+            "Authorization: Bearer {}",
+            String::from_utf8_lossy(&o.stdout).trim()
+        )
+    };
+    let pull = tok(
+        &r.dir.path().join("key.pem"),
+        &["repository:berth/conformance:pull"],
+    );
+    let a = curl(
+        "GET",
+        &r.url("/v2/berth/conformance/tags/list"),
+        &[&pull],
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = curl(
+        "POST",
+        &r.url("/v2/berth/conformance/blobs/uploads/"),
+        &[&pull],
+        None,
+    );
+    assert_eq!(a.status, 401);
+    assert!(a
+        .header("WWW-Authenticate")
+        .unwrap()
+        .contains("error=\"insufficient_scope\""));
+    let a = curl("GET", &r.url("/v2/_catalog"), &[&pull], None);
+    assert_eq!(a.status, 401);
+    let cat = tok(&r.dir.path().join("key.pem"), &["registry:catalog:*"]);
+    let a = curl("GET", &r.url("/v2/_catalog"), &[&cat], None);
+    assert_eq!(a.status, 200);
+    // a token signed by another key, and garbage
+    let forged = tok(
+        &r.dir.path().join("other.pem"),
+        &["repository:berth/conformance:pull"],
+    );
+    for bad in [forged.as_str(), "Authorization: Bearer not.a.token"] {
+        let a = curl(
+            "GET",
+            &r.url("/v2/berth/conformance/tags/list"),
+            &[bad],
+            None,
+        );
+        assert_eq!(a.status, 401);
+        assert!(a
+            .header("WWW-Authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\""));
+    }
+    // the token endpoint: wrong password, another service, and a good request
+    let ep = |q: &str, h: &str| curl("GET", &r.url(&format!("/auth/token?{q}")), &[h], None);
+    assert_eq!(
+        ep("service=berth-registry", &basic("bob", "wrong")).status,
+        401
+    );
+    assert_eq!(
+        ep("service=elsewhere", &basic("bob", "builder")).status,
+        403
+    );
+    let a = ep(
+        "service=berth-registry&scope=repository:berth/conformance:pull,push",
+        &basic("bob", "builder"),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    let t = a.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(a.json()["access_token"].as_str(), Some(t.as_str()));
+    let a = curl(
+        "POST",
+        &r.url("/v2/berth/conformance/blobs/uploads/"),
+        &[&format!("Authorization: Bearer {t}")],
+        None,
+    );
+    assert_eq!(a.status, 202, "{}", a.text());
+    // bad scopes on the command line
+    let o = Command::new(BERTH)
+        .args([
+            "registry",
+            "token",
+            "--key",
+            "/dev/null",
+            "--issuer",
+            "i",
+            "--service",
+            "s",
+            "nonsense",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
 }

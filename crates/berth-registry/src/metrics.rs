@@ -1,0 +1,119 @@
+//! `/metrics` in the Prometheus text format: requests by method and status, bytes in and out,
+//! and a latency histogram. Counters are atomics, updated once per request.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// The sum of latencies, in microseconds.
+    sum_us: AtomicU64,
+}
+
+impl Metrics {
+    /// Count one finished request.
+    pub fn record(&self, method: &str, status: u16, took: Duration, bytes_in: u64, bytes_out: u64) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((method.to_string(), status))
+            .or_default() += 1;
+        self.bytes_in.fetch_add(bytes_in, Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Relaxed);
+        let secs = took.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP registry_http_requests_total HTTP requests served, by method and status.\n",
+        );
+        out.push_str("# TYPE registry_http_requests_total counter\n");
+        for ((m, s), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            out.push_str(&format!(
+                "registry_http_requests_total{{method=\"{m}\",code=\"{s}\"}} {n}\n"
+            ));
+        }
+        for (name, help, v) in [
+            (
+                "registry_http_request_bytes_total",
+                "Bytes received in request bodies.",
+                &self.bytes_in,
+            ),
+            (
+                "registry_http_response_bytes_total",
+                "Bytes sent in response bodies.",
+                &self.bytes_out,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                v.load(Relaxed)
+            ));
+        }
+        let h = "registry_http_request_duration_seconds";
+        out.push_str(&format!(
+            "# HELP {h} Time to answer a request (to its headers).\n# TYPE {h} histogram\n"
+        ));
+        for (i, b) in BUCKETS.iter().enumerate() {
+            out.push_str(&format!(
+                "{h}_bucket{{le=\"{b}\"}} {}\n",
+                self.buckets[i].load(Relaxed)
+            ));
+        }
+        let count = self.count.load(Relaxed);
+        out.push_str(&format!("{h}_bucket{{le=\"+Inf\"}} {count}\n"));
+        out.push_str(&format!(
+            "{h}_sum {}\n",
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        ));
+        out.push_str(&format!("{h}_count {count}\n"));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renders_what_was_recorded() {
+        let m = super::Metrics::default();
+        m.record("GET", 200, std::time::Duration::from_micros(700), 0, 1000);
+        m.record("PUT", 201, std::time::Duration::from_millis(30), 500, 0);
+        let t = m.render();
+        assert!(
+            t.contains("registry_http_requests_total{method=\"GET\",code=\"200\"} 1\n"),
+            "{t}"
+        );
+        assert!(t.contains("registry_http_response_bytes_total 1000\n"));
+        assert!(t.contains("registry_http_request_bytes_total 500\n"));
+        assert!(t.contains("registry_http_request_duration_seconds_bucket{le=\"0.001\"} 1\n"));
+        assert!(t.contains("registry_http_request_duration_seconds_bucket{le=\"0.05\"} 2\n"));
+        assert!(t.contains("registry_http_request_duration_seconds_count 2\n"));
+    }
+}
