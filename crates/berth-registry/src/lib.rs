@@ -10,6 +10,7 @@
 //! - [`error`]: the spec's error codes and their statuses.
 //! - [`auth`]: htpasswd and bearer-token authentication, scopes per repository and action.
 //! - [`metrics`]: the Prometheus counters of `/metrics`.
+//! - [`tls`]: HTTPS with rustls, HTTP/2 by ALPN.
 //! - [`config`]: the YAML configuration (flavors, `_env:` values, distribution's keys).
 
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod names;
 pub mod paths;
 pub mod registry;
 pub mod storage;
+pub mod tls;
 
 pub use registry::{Options, Registry};
 
@@ -40,6 +42,8 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("tls: {0}")]
+    Tls(String),
     #[error("auth: {0}")]
     Auth(String),
     #[error("storage: {0}")]
@@ -77,9 +81,6 @@ pub async fn serve(
     settings: &config::Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if settings.tls.is_some() {
-        return Err(ServeError::NotYet("TLS (http.tls)"));
-    }
     if settings.proxy.is_some() {
         return Err(ServeError::NotYet("the pull-through cache (proxy)"));
     }
@@ -111,6 +112,10 @@ pub async fn serve(
         auth,
         issuer,
     ));
+    let tls_cfg = match &settings.tls {
+        Some((cert, key)) => Some(tls::server_config(cert, key).map_err(ServeError::Tls)?),
+        None => None,
+    };
     let addr = listen_addr(&settings.addr);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -119,11 +124,18 @@ pub async fn serve(
             source,
         })?;
     tracing::info!(
-        "registry listening on {}",
-        listener.local_addr().map(|a| a.to_string()).unwrap_or(addr)
+        "registry listening on {} ({})",
+        listener.local_addr().map(|a| a.to_string()).unwrap_or(addr),
+        if tls_cfg.is_some() { "https" } else { "http" }
     );
-    axum::serve(listener, http::router(reg))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let router = http::router(reg);
+    match tls_cfg {
+        Some(cfg) => tls::serve(listener, cfg, router, shutdown).await?,
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     Ok(())
 }

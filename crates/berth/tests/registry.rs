@@ -821,3 +821,124 @@ fn bearer_tokens_with_scopes_and_the_builtin_token_endpoint() {
         .unwrap();
     assert_eq!(o.status.code(), Some(125));
 }
+
+#[test]
+fn https_with_http2_and_the_suite_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    let extra = format!(
+        "  delete: true\n  http:\n    tls:\n      certificate: {}\n      key: {}\n",
+        cert.display(),
+        key.display()
+    );
+    let r = Registry::start_at("127.0.0.1:0", &extra, dir);
+    // curl trusts the certificate, negotiates HTTP/2, and gets the API version header
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+            "--cacert",
+        ])
+        .arg(&cert)
+        .arg(format!("https://{}/v2/", r.addr))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.ends_with('2'), "not HTTP/2: {out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("docker-distribution-api-version: registry/2.0"),
+        "{out}"
+    );
+    // plain HTTP on the TLS port is refused, and so is a client that does not trust the cert
+    let a = curl("GET", &r.url("/v2/"), &[], None);
+    assert_ne!(a.status, 200);
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("https://{}/v2/", r.addr))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "000");
+    // the whole suite over HTTPS (Go reads SSL_CERT_FILE for its trusted roots)
+    let bin = conformance_binary();
+    let report = r.dir.path().join("report");
+    std::fs::create_dir_all(&report).unwrap();
+    let o = Command::new(&bin)
+        .arg("--ginkgo.no-color")
+        .current_dir(&report)
+        .env("SSL_CERT_FILE", &cert)
+        .env("OCI_ROOT_URL", format!("https://{}", r.addr))
+        .env("OCI_NAMESPACE", "berth/tls")
+        .env("OCI_CROSSMOUNT_NAMESPACE", "berth/tls-other")
+        .env("OCI_TEST_PULL", "1")
+        .env("OCI_TEST_PUSH", "1")
+        .env("OCI_TEST_CONTENT_DISCOVERY", "1")
+        .env("OCI_TEST_CONTENT_MANAGEMENT", "1")
+        .env("OCI_AUTOMATIC_CROSSMOUNT", "0")
+        .env("OCI_REPORT_DIR", &report)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && out.contains("75 Passed | 0 Failed"),
+        "{out}"
+    );
+    // a key that does not match the certificate: refused at start, with the reason
+    let other = r.dir.path().join("other.pem");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        other.to_str().unwrap(),
+    ]);
+    let cfg = r.dir.path().join("bad.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dev:\n  storage_path: {}\n  http:\n    addr: 127.0.0.1:0\n    tls:\n      certificate: {}\n      key: {}\n",
+            r.data().display(),
+            cert.display(),
+            other.display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(BERTH)
+        .args(["registry", "serve"])
+        .arg(&cfg)
+        .env_remove("SETTINGS_FLAVOR")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("do not go together"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
