@@ -308,6 +308,33 @@ pub async fn handle<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> 
     resp
 }
 
+/// `/v1/search?q=&n=&page=`: what `docker search` asks a private registry. Needs the
+/// catalog scope when auth is on.
+async fn search<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Response {
+    if let Some(a) = &app.auth {
+        if let Err(e) = a.authorize(req.headers(), &[Access::catalog()]) {
+            return e.into_response();
+        }
+    }
+    let qs = query(&req);
+    let num = |k: &str, d: usize| -> std::result::Result<usize, RegistryError> {
+        match q(&qs, k) {
+            None | Some("") => Ok(d),
+            Some(v) => v.parse().map_err(|_| {
+                RegistryError::new(Code::PaginationNumberInvalid, format!("invalid {k}: {v:?}"))
+            }),
+        }
+    };
+    let (n, page_no) = match (num("n", 25), num("page", 1)) {
+        (Ok(n), Ok(p)) => (n, p),
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+    };
+    match app.reg.search(q(&qs, "q").unwrap_or(""), n, page_no).await {
+        Ok(v) => json_response(&v, "application/json"),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// `/health`: 200 when the storage answers.
 async fn health<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
     match app.reg.driver().list(crate::paths::repos_root()).await {
@@ -668,13 +695,14 @@ async fn upload<D: Driver>(
     }
 }
 
-/// The router: `/v2/…` (with distribution's version header on every answer), `/health`,
-/// `/metrics`.
+/// The router: `/v2/…` (with distribution's version header on every answer), `/v1/search`,
+/// `/auth/token`, `/health`, `/metrics`.
 pub fn router<D: Driver>(app: Arc<App<D>>) -> axum::Router {
     axum::Router::new()
         .route("/health", axum::routing::get(health::<D>))
         .route("/metrics", axum::routing::get(metrics::<D>))
         .route("/auth/token", axum::routing::get(token::<D>))
+        .route("/v1/search", axum::routing::get(search::<D>))
         .fallback(handle::<D>)
         .with_state(app)
         .layer(axum::middleware::map_response(

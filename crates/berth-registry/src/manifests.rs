@@ -358,6 +358,11 @@ impl<D: Driver> Registry<D> {
         n: Option<usize>,
         last: Option<&str>,
     ) -> Result<(Vec<String>, bool)> {
+        Ok(page(self.repositories().await?, n, last))
+    }
+
+    /// Every repository name, sorted.
+    pub async fn repositories(&self) -> Result<Vec<String>> {
         let mut found = Vec::new();
         let mut stack = vec![String::new()];
         while let Some(prefix) = stack.pop() {
@@ -379,7 +384,44 @@ impl<D: Driver> Registry<D> {
             }
         }
         found.sort();
-        Ok(page(found, n, last))
+        Ok(found)
+    }
+
+    /// The v1 search API (`docker search` against a private registry): repositories whose
+    /// name contains `q` (case-insensitive), `n` a page (at most 100), page `page` (from 1).
+    pub async fn search(&self, q: &str, n: usize, page_no: usize) -> Result<Value> {
+        let needle = q.to_ascii_lowercase();
+        let hits: Vec<String> = self
+            .repositories()
+            .await?
+            .into_iter()
+            .filter(|r| r.contains(&needle))
+            .collect();
+        let n = n.clamp(1, 100);
+        let page_no = page_no.max(1);
+        let results: Vec<Value> = hits
+            .iter()
+            .skip((page_no - 1).saturating_mul(n))
+            .take(n)
+            .map(|name| {
+                serde_json::json!({
+                    "name": name,
+                    "description": "",
+                    "star_count": 0,
+                    "is_official": false,
+                    "is_automated": false,
+                    "is_trusted": false,
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "query": q,
+            "num_results": hits.len(),
+            "num_pages": hits.len().div_ceil(n).max(1),
+            "page": page_no,
+            "page_size": n,
+            "results": results,
+        }))
     }
 
     /// The referrers of `subject` in a repository, as an OCI index; with `artifact_type`,

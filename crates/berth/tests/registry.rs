@@ -517,6 +517,25 @@ fn pages_are_capped_and_linked_and_data_survives_a_crash() {
         .header("Link")
         .unwrap()
         .contains("/v2/y/tags/list?n=1&last=b"));
+    // the v1 search API that `docker search` uses
+    let a = curl("GET", &r.url("/v1/search?q=X"), &[], None);
+    let v = a.json();
+    assert_eq!(
+        (v["num_results"].clone(), v["query"].clone()),
+        (2.into(), "X".into())
+    );
+    assert_eq!(v["results"][0]["name"], "x/one");
+    let a = curl("GET", &r.url("/v1/search?q=x&n=1&page=2"), &[], None);
+    let v = a.json();
+    assert_eq!(v["results"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (v["results"][0]["name"].clone(), v["num_pages"].clone()),
+        ("x/two".into(), 2.into())
+    );
+    let a = curl("GET", &r.url("/v1/search?q=zzz"), &[], None);
+    assert_eq!(a.json()["results"], serde_json::json!([]));
+    let a = curl("GET", &r.url("/v1/search?q=x&n=many"), &[], None);
+    assert_eq!(a.status, 400);
     // deletion is off in this configuration
     let a = curl("DELETE", &r.url("/v2/y/manifests/a"), &[], None);
     assert_eq!((a.status, a.code()), (405, "UNSUPPORTED".into()));
