@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod gc;
 pub mod http;
 pub mod manifests;
 pub mod metrics;
@@ -50,6 +51,29 @@ pub enum ServeError {
     Storage(std::io::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Collect garbage in the storage the settings describe (while a registry serves it, or not).
+pub async fn collect(
+    settings: &config::Settings,
+    opts: &gc::GcOptions,
+) -> Result<gc::GcReport, ServeError> {
+    let driver = match &settings.storage {
+        config::Storage::Local { path } => {
+            storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?
+        }
+        config::Storage::S3 { .. } => return Err(ServeError::NotYet("s3 storage")),
+    };
+    let reg = Registry::new(
+        driver,
+        Options {
+            delete_enabled: true,
+            readonly: false,
+        },
+    );
+    reg.gc(opts)
+        .await
+        .map_err(|e| ServeError::Storage(std::io::Error::other(e.to_string())))
 }
 
 /// The authenticator the settings ask for.

@@ -236,25 +236,48 @@ impl<D: Driver> Registry<D> {
             Reference::Tag(_) => Digest::of(Algorithm::Sha256, &body),
         };
         let info = inspect_manifest(content_type, &body)?;
+        // Each thing the manifest needs: it must be in the repository; its link is rewritten
+        // (so a concurrent garbage collection keeps it), then its bytes must still be there.
         for b in &info.blobs {
-            if !self.exists(&paths::layer_link(name, b)).await? {
-                return Err(RegistryError::new(
+            let missing = || {
+                RegistryError::new(
                     Code::ManifestBlobUnknown,
                     format!("blob {b} is unknown to the repository"),
-                ));
+                )
+            };
+            if !self.exists(&paths::layer_link(name, b)).await? {
+                return Err(missing());
+            }
+            self.link_blob(name, b).await?;
+            if !self.ensure_data(b).await? {
+                return Err(missing());
             }
         }
         for m in &info.manifests {
-            if !self.exists(&paths::revision_link(name, m)).await? {
-                return Err(RegistryError::new(
+            let missing = || {
+                RegistryError::new(
                     Code::ManifestBlobUnknown,
                     format!("manifest {m} is unknown to the repository"),
-                ));
+                )
+            };
+            let link = paths::revision_link(name, m);
+            if !self.exists(&link).await? {
+                return Err(missing());
+            }
+            self.driver()
+                .put(&link, Bytes::from(m.to_string()))
+                .await
+                .map_err(io_err)?;
+            if !self.ensure_data(m).await? {
+                return Err(missing());
             }
         }
         let data = paths::blob_data(&digest);
-        if !self.exists(&data).await? {
-            self.driver().put(&data, body).await.map_err(io_err)?;
+        if !self.ensure_data(&digest).await? {
+            self.driver()
+                .put(&data, body.clone())
+                .await
+                .map_err(io_err)?;
         }
         let d = self.driver();
         d.put(
@@ -282,6 +305,11 @@ impl<D: Driver> Registry<D> {
             d.put(&paths::tag_link(name, t), Bytes::from(digest.to_string()))
                 .await
                 .map_err(io_err)?;
+        }
+        // a collection that moved the bytes away meanwhile saw the new revision link, and
+        // puts them back; if it removed them just before, they are written again
+        if !self.ensure_data(&digest).await? {
+            d.put(&data, body).await.map_err(io_err)?;
         }
         Ok((digest, info.subject))
     }

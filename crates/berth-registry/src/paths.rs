@@ -11,6 +11,7 @@
 //!   _referrers/<alg>/<hex>/<alg2>/<hex2>/link          manifest <alg2:hex2> has subject <alg:hex>
 //!   _uploads/<uuid>/startedat                          an upload in progress: when it began
 //!   _uploads/<uuid>/chunks/<offset, 20 digits>         ... and its chunks, in order
+//! _trash/<alg>/<hex>                                   a blob the garbage collector is removing
 //! ```
 //!
 //! A link holds the digest it names. Repository path components start with a letter or a
@@ -21,6 +22,30 @@ use crate::digest::Digest;
 pub fn blob_data(d: &Digest) -> String {
     let h = d.hex();
     format!("blobs/{}/{}/{h}/data", d.algorithm().name(), &h[..2])
+}
+
+pub fn blobs_root() -> &'static str {
+    "blobs"
+}
+
+pub fn trash(d: &Digest) -> String {
+    format!("_trash/{}/{}", d.algorithm().name(), d.hex())
+}
+
+pub fn trash_root() -> &'static str {
+    "_trash"
+}
+
+pub fn layers_dir(name: &str) -> String {
+    format!("repositories/{name}/_layers")
+}
+
+pub fn revisions_dir(name: &str) -> String {
+    format!("repositories/{name}/_manifests/revisions")
+}
+
+pub fn uploads_dir(name: &str) -> String {
+    format!("repositories/{name}/_uploads")
 }
 
 pub fn repos_root() -> &'static str {

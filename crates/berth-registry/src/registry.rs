@@ -13,6 +13,10 @@ use crate::error::{Code, RegistryError, Result};
 use crate::paths;
 use crate::storage::{ByteStream, Driver};
 
+/// A blob link older than this is rewritten when a client asks for the blob (so that the
+/// garbage collector, whose grace period must be longer, sees it as in use).
+pub const TOUCH_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// What the registry allows.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -99,8 +103,19 @@ impl<D: Driver> Registry<D> {
     // ---- blobs ----
 
     /// The size of a blob the repository holds.
+    ///
+    /// A link older than [`TOUCH_AFTER`] is rewritten first: a client that finds the blob here
+    /// may push a manifest using it next, and the garbage collector spares blobs whose links
+    /// are recent (see [`crate::gc`]).
     pub async fn blob_size(&self, name: &str, d: &Digest) -> Result<u64> {
-        if !self.exists(&paths::layer_link(name, d)).await? {
+        let link = paths::layer_link(name, d);
+        let Some(meta) = self.driver.stat(&link).await.map_err(io_err)? else {
+            return Err(blob_unknown(d));
+        };
+        if !self.opts.readonly && meta.modified.elapsed().unwrap_or_default() > TOUCH_AFTER {
+            self.link_blob(name, d).await?;
+        }
+        if !self.ensure_data(d).await? {
             return Err(blob_unknown(d));
         }
         match self
@@ -111,6 +126,21 @@ impl<D: Driver> Registry<D> {
         {
             Some(m) => Ok(m.size),
             None => Err(blob_unknown(d)),
+        }
+    }
+
+    /// Whether a blob's bytes are there, taking them back from the garbage collector's trash
+    /// if it is removing them (whoever calls this has just written or touched a link to the
+    /// blob, so the collector will see that link and keep it too).
+    pub(crate) async fn ensure_data(&self, d: &Digest) -> Result<bool> {
+        let data = paths::blob_data(d);
+        if self.exists(&data).await? {
+            return Ok(true);
+        }
+        match self.driver.rename(&paths::trash(d), &data).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.exists(&data).await,
+            Err(e) => Err(io_err(e)),
         }
     }
 
@@ -146,11 +176,20 @@ impl<D: Driver> Registry<D> {
         {
             return Ok(false);
         }
+        // link first, then make sure the bytes are still there (see `ensure_data`)
         self.link_blob(name, d).await?;
+        if !self.ensure_data(d).await? {
+            let link = paths::layer_link(name, d);
+            self.driver
+                .delete(link.trim_end_matches("/link"))
+                .await
+                .map_err(io_err)?;
+            return Ok(false);
+        }
         Ok(true)
     }
 
-    async fn link_blob(&self, name: &str, d: &Digest) -> Result<()> {
+    pub(crate) async fn link_blob(&self, name: &str, d: &Digest) -> Result<()> {
         self.driver
             .put(&paths::layer_link(name, d), Bytes::from(d.to_string()))
             .await
@@ -325,8 +364,11 @@ impl<D: Driver> Registry<D> {
                 format!("the upload's digest is {actual}, not {d}"),
             ));
         }
+        // The link first: from now on the garbage collector keeps the blob's bytes, if they
+        // are there already (another push of the same blob); otherwise they come from here.
+        self.link_blob(name, d).await?;
         let data = paths::blob_data(d);
-        if !self.exists(&data).await? {
+        if !self.ensure_data(d).await? {
             match chunks.as_slice() {
                 [(off, _)] => self
                     .driver
@@ -339,7 +381,6 @@ impl<D: Driver> Registry<D> {
                 }
             }
         }
-        self.link_blob(name, d).await?;
         self.driver
             .delete(&paths::upload_dir(name, uuid))
             .await

@@ -20,6 +20,26 @@ enum Cmd {
         /// A YAML configuration: berth's flavored file or distribution's config.yml
         config: Option<PathBuf>,
     },
+    /// Collect garbage: blobs no manifest needs (and, with --delete-untagged, manifests no tag
+    /// leads to). Safe while the registry serves pushes and pulls
+    #[command(name = "gc", alias = "garbage-collect")]
+    Gc {
+        /// The registry's configuration (for its storage)
+        config: Option<PathBuf>,
+        /// Report what would be deleted, delete nothing
+        #[arg(long, short = 'd')]
+        dry_run: bool,
+        /// Also delete manifests that no tag leads to
+        #[arg(long, short = 'm')]
+        delete_untagged: bool,
+        /// Spare everything written more recently than this (e.g. 30m, 2h; at least 11m while
+        /// the registry serves)
+        #[arg(long, default_value = "1h")]
+        grace: String,
+        /// Wait between marking and sweeping (milliseconds; for tests of concurrent pushes)
+        #[arg(long, hide = true, default_value_t = 0)]
+        pause_after_mark: u64,
+    },
     /// Issue a bearer token (the Docker token flow) signed with a private key, for tests and
     /// small setups; prints it
     Token {
@@ -53,6 +73,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     match args.cmd {
         Cmd::Serve { config } => serve(config),
+        Cmd::Gc {
+            config,
+            dry_run,
+            delete_untagged,
+            grace,
+            pause_after_mark,
+        } => gc(config, dry_run, delete_untagged, &grace, pause_after_mark),
         Cmd::Token {
             key,
             issuer,
@@ -109,23 +136,104 @@ fn token(
     }
 }
 
-fn serve(config: Option<PathBuf>) -> i32 {
-    let text = match &config {
+/// "90s", "30m", "2h", "1d" (a bare number is seconds).
+fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 's') => (&s[..i], 1),
+        (i, 'm') => (&s[..i], 60),
+        (i, 'h') => (&s[..i], 3600),
+        (i, 'd') => (&s[..i], 86400),
+        _ => (s, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    Some(std::time::Duration::from_secs_f64(n * mult as f64))
+}
+
+fn gc(
+    config: Option<PathBuf>,
+    dry_run: bool,
+    delete_untagged: bool,
+    grace: &str,
+    pause_after_mark: u64,
+) -> i32 {
+    let Some(grace) = parse_duration(grace) else {
+        eprintln!("berth registry gc: invalid duration {grace:?} (e.g. 30m, 2h)");
+        return 125;
+    };
+    let settings = match settings(config.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let opts = berth_registry::gc::GcOptions {
+        dry_run,
+        delete_untagged,
+        grace,
+        pause_after_mark: std::time::Duration::from_millis(pause_after_mark),
+        ..Default::default()
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth registry gc: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(berth_registry::collect(&settings, &opts)) {
+        Ok(r) => {
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for m in &r.manifests_deleted {
+                println!("manifest {verb}: {m}");
+            }
+            for b in &r.blobs_deleted {
+                println!("blob {verb}: {b}");
+            }
+            println!(
+                "{} blobs marked, {} blobs and {} manifests {verb} ({} bytes), {} abandoned uploads removed, {} blobs kept for a push in progress",
+                r.blobs_marked,
+                r.blobs_deleted.len(),
+                r.manifests_deleted.len(),
+                r.bytes_freed,
+                r.uploads_removed,
+                r.blobs_rescued
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("berth registry gc: {e}");
+            1
+        }
+    }
+}
+
+/// Read a configuration file (or none: the defaults and the environment).
+fn settings(config: Option<&Path>) -> Result<berth_registry::config::Settings, i32> {
+    let text = match config {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("berth registry: cannot read {}: {e}", p.display());
-                return 1;
+                return Err(1);
             }
         },
         None => String::new(),
     };
-    let settings = match berth_registry::config::parse(&text, &|k| std::env::var(k).ok()) {
+    berth_registry::config::parse(&text, &|k| std::env::var(k).ok()).map_err(|e| {
+        eprintln!("berth registry: {e}");
+        1
+    })
+}
+
+fn serve(config: Option<PathBuf>) -> i32 {
+    let settings = match settings(config.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("berth registry: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let level = match settings.loglevel.as_str() {
         "warning" => "warn",

@@ -961,3 +961,271 @@ fn https_with_http2_and_the_suite_over_it() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Make files look written two hours ago (older than the collector's grace period).
+fn backdate(paths: &[PathBuf]) {
+    let o = Command::new("touch")
+        .args(["-h", "-d", "2 hours ago"])
+        .args(paths)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn gc(r: &Registry, args: &[&str]) -> String {
+    let o = Command::new(BERTH)
+        .args(["registry", "gc"])
+        .arg(&r.config)
+        .args(args)
+        .env_remove("SETTINGS_FLAVOR")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "gc {args:?}: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Push a manifest; its digest.
+fn push_manifest(r: &Registry, name: &str, reference: &str, media: &str, body: &str) -> String {
+    let a = curl(
+        "PUT",
+        &r.url(&format!("/v2/{name}/manifests/{reference}")),
+        &[&format!("Content-Type: {media}")],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    a.header("Docker-Content-Digest").unwrap()
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+#[test]
+fn gc_removes_what_nothing_needs_and_keeps_the_rest() {
+    let r = Registry::start("  delete: true\n");
+    let image = |tag: &str, layer: &[u8]| -> (String, String, String) {
+        let config = format!("{{\"tag\":\"{tag}\"}}");
+        let c = push_blob(&r, "app", config.as_bytes());
+        let l = push_blob(&r, "app", layer);
+        let m = manifest_for(&c, config.len(), &l, layer.len());
+        let d = push_manifest(&r, "app", tag, OCI_MANIFEST, &m);
+        (d, c, l)
+    };
+    let (m1, c1, l1) = image("v1", b"layer one");
+    let (m2, _c2, l2) = image("v2", b"layer two, soon untagged");
+    let (m3, _, l3) = image("v2", b"layer three");
+    // an index tagged "multi", whose child manifest has no tag of its own
+    let (m4, _, l4) = image("child", b"layer four");
+    let a = curl("DELETE", &r.url("/v2/app/manifests/child"), &[], None);
+    assert_eq!(a.status, 202);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{m4}","size":1}}]}}"#
+    );
+    push_manifest(
+        &r,
+        "app",
+        "multi",
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
+    // a signature-like referrer of v1, untagged
+    let referrer = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/x-sig","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{c1}","size":1}},"layers":[],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{m1}","size":1}}}}"#
+    );
+    let rd = push_manifest(
+        &r,
+        "app",
+        &sha256(referrer.as_bytes()),
+        OCI_MANIFEST,
+        &referrer,
+    );
+    // a blob nothing uses, and an upload abandoned long ago
+    let stray = push_blob(&r, "app", b"stray bytes");
+    let a = curl("POST", &r.url("/v2/app/blobs/uploads/"), &[], None);
+    let upload = a.header("Docker-Upload-UUID").unwrap();
+    let started = r
+        .data()
+        .join(format!("repositories/app/_uploads/{upload}/startedat"));
+    std::fs::write(&started, "1000000000").unwrap();
+    // everything is older than the grace period
+    let all: Vec<PathBuf> = files(&r.data()).iter().map(|f| r.data().join(f)).collect();
+    backdate(&all);
+
+    // a dry run names what would go and changes nothing
+    let before = files(&r.data());
+    let out = gc(&r, &["--dry-run", "--delete-untagged"]);
+    assert!(
+        out.contains(&format!("manifest would delete: app@{m2}")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("blob would delete: {l2}")), "{out}");
+    assert!(
+        out.contains(&format!("blob would delete: {stray}")),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&l1) && !out.contains(&l4) && !out.contains(&rd),
+        "{out}"
+    );
+    assert_eq!(files(&r.data()), before);
+
+    // without --delete-untagged: only the stray blob and the abandoned upload go
+    let out = gc(&r, &[]);
+    assert!(out.contains(&format!("blob deleted: {stray}")), "{out}");
+    assert!(!out.contains(&l2), "{out}");
+    assert!(!started.exists(), "the abandoned upload is gone");
+    let a = curl("GET", &r.url(&format!("/v2/app/manifests/{m2}")), &[], None);
+    assert_eq!(a.status, 200);
+    // with it: the manifest v2 no longer names, and its layer
+    let out = gc(&r, &["--delete-untagged"]);
+    assert!(
+        out.contains(&format!("manifest deleted: app@{m2}")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("blob deleted: {l2}")), "{out}");
+    for (what, url, want) in [
+        ("v1", "/v2/app/manifests/v1".to_string(), 200),
+        ("v2", "/v2/app/manifests/v2".to_string(), 200),
+        ("multi", "/v2/app/manifests/multi".to_string(), 200),
+        ("the index's child", format!("/v2/app/manifests/{m4}"), 200),
+        ("v1's referrer", format!("/v2/app/manifests/{rd}"), 200),
+        ("layer 1", format!("/v2/app/blobs/{l1}"), 200),
+        ("layer 3", format!("/v2/app/blobs/{l3}"), 200),
+        ("layer 4", format!("/v2/app/blobs/{l4}"), 200),
+        (
+            "the untagged manifest",
+            format!("/v2/app/manifests/{m2}"),
+            404,
+        ),
+        ("its layer", format!("/v2/app/blobs/{l2}"), 404),
+        ("the stray blob", format!("/v2/app/blobs/{stray}"), 404),
+    ] {
+        let a = curl("GET", &r.url(&url), &[], None);
+        assert_eq!(a.status, want, "{what}: {}", a.text());
+    }
+    assert_eq!(
+        m3,
+        curl("HEAD", &r.url("/v2/app/manifests/v2"), &[], None)
+            .header("Docker-Content-Digest")
+            .unwrap()
+    );
+    let a = curl("GET", &r.url(&format!("/v2/app/referrers/{m1}")), &[], None);
+    assert_eq!(a.json()["manifests"][0]["digest"], rd.as_str());
+    // nothing is left in the trash, and a second collection finds nothing more
+    assert!(!r.data().join("_trash").exists() || files(&r.data().join("_trash")).is_empty());
+    let out = gc(&r, &["--delete-untagged"]);
+    assert!(out.contains(" 0 blobs and 0 manifests deleted"), "{out}");
+}
+
+/// The race distribution's collector loses: a client finds an old, unreferenced blob in the
+/// registry (HEAD), skips its upload, and pushes a manifest naming it, while a collection
+/// runs. Every manifest the registry accepts must keep its blobs.
+#[test]
+fn online_gc_never_loses_a_blob_a_push_needs() {
+    let r = Registry::start("  delete: true\n");
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..24 {
+        let config = format!("{{\"round\":{i}}}");
+        let layer: Vec<u8> = (0..65536u32).map(|x| (x * 7 + i) as u8).collect();
+        let (c, l) = (
+            push_blob(&r, "race", config.as_bytes()),
+            push_blob(&r, "race", &layer),
+        );
+        let old: Vec<PathBuf> = files(&r.data())
+            .iter()
+            .filter(|f| f.contains(&c[7..]) || f.contains(&l[7..]))
+            .map(|f| r.data().join(f))
+            .collect();
+        backdate(&old);
+        let m = manifest_for(&c, config.len(), &l, layer.len());
+        let config_path = r.config.clone();
+        // rounds 3 and 4 of every 4: the collection waits 300 ms between marking and
+        // sweeping, and the push lands in that window
+        let pause = if i % 4 >= 2 { "300" } else { "0" };
+        let spawn_collector = move || {
+            std::thread::spawn(move || {
+                Command::new(BERTH)
+                    .args(["registry", "gc", "--pause-after-mark", pause])
+                    .arg(&config_path)
+                    .env_remove("SETTINGS_FLAVOR")
+                    .output()
+                    .unwrap()
+            })
+        };
+        // the pusher asks whether the blobs are there, then pushes only the manifest; the
+        // collection starts before or between, in turn (or the client asked long ago)
+        let head = |d: &str| curl("HEAD", &r.url(&format!("/v2/race/blobs/{d}")), &[], None);
+        let (collector, head_l, head_c) = match i % 4 {
+            0 => {
+                let g = spawn_collector();
+                (g, head(&l), head(&c))
+            }
+            1 => {
+                let hl = head(&l);
+                let g = spawn_collector();
+                (g, hl, head(&c))
+            }
+            2 => {
+                let g = spawn_collector();
+                std::thread::sleep(Duration::from_millis(150));
+                (g, head(&l), head(&c))
+            }
+            _ => {
+                let (hl, hc) = (head(&l), head(&c));
+                backdate(&old);
+                let g = spawn_collector();
+                std::thread::sleep(Duration::from_millis(150));
+                (g, hl, hc)
+            }
+        };
+        let put = curl(
+            "PUT",
+            &r.url(&format!("/v2/race/manifests/r{i}")),
+            &[&format!("Content-Type: {OCI_MANIFEST}")],
+            Some(m.as_bytes()),
+        );
+        let o = collector.join().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        match put.status {
+            201 => accepted.push((i, c, l, layer)),
+            _ if head_l.status == 0 || head_c.status == 0 => panic!("round {i}: HEAD failed"),
+            400 => {
+                assert_eq!(put.code(), "MANIFEST_BLOB_UNKNOWN", "{}", put.text());
+                refused += 1;
+            }
+            s => panic!("round {i}: manifest push answered {s}: {}", put.text()),
+        }
+    }
+    // every accepted manifest still has all its bytes, now and after another collection
+    for round in 0..2 {
+        for (i, c, l, layer) in &accepted {
+            let a = curl(
+                "GET",
+                &r.url(&format!("/v2/race/manifests/r{i}")),
+                &[],
+                None,
+            );
+            assert_eq!(a.status, 200, "round {i}");
+            let a = curl("GET", &r.url(&format!("/v2/race/blobs/{l}")), &[], None);
+            assert_eq!(
+                (a.status, &a.body),
+                (200, layer),
+                "round {i}: its layer is gone"
+            );
+            let a = curl("GET", &r.url(&format!("/v2/race/blobs/{c}")), &[], None);
+            assert_eq!(a.status, 200, "round {i}: its config is gone");
+        }
+        if round == 0 {
+            gc(&r, &[]);
+        }
+    }
+    assert!(
+        !accepted.is_empty(),
+        "no push got through ({refused} refused)"
+    );
+    eprintln!("{} pushes accepted, {refused} refused", accepted.len());
+}

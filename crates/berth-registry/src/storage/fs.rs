@@ -58,7 +58,15 @@ impl Driver for FsDriver {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> io::Result<()> {
-        self.write_stream(key, super::once(data)).await.map(|_| ())
+        // A directory removed under us (a collection deleting a link's directory while it is
+        // rewritten) is made again: small objects are simply written once more.
+        let mut tries = 0;
+        loop {
+            match self.write_stream(key, super::once(data.clone())).await {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => tries += 1,
+                r => return r.map(|_| ()),
+            }
+        }
     }
 
     async fn reader(&self, key: &str, offset: u64) -> io::Result<ByteStream> {
@@ -126,12 +134,20 @@ impl Driver for FsDriver {
         let Some(md) = not_found_is_none(tokio::fs::symlink_metadata(&path).await)? else {
             return Ok(());
         };
-        let r = if md.is_dir() {
-            tokio::fs::remove_dir_all(&path).await
-        } else {
-            tokio::fs::remove_file(&path).await
-        };
-        not_found_is_none(r).map(|_| ())
+        if !md.is_dir() {
+            return not_found_is_none(tokio::fs::remove_file(&path).await).map(|_| ());
+        }
+        // a writer may add a file while the tree goes: try again
+        let mut tries = 0;
+        loop {
+            match not_found_is_none(tokio::fs::remove_dir_all(&path).await) {
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    tracing::debug!("removing {}: {e}; again", path.display());
+                }
+                r => return r.map(|_| ()),
+            }
+        }
     }
 
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
