@@ -4,7 +4,7 @@
 //! - [`registry::Registry`]: blobs and uploads; [`manifests`]: manifests, tags, the catalog
 //!   and referrers. Written once against [`storage::Driver`].
 //! - [`storage`]: the driver trait, its shared test suite, and the drivers
-//!   ([`storage::fs::FsDriver`]).
+//!   ([`storage::fs::FsDriver`], [`storage::object::ObjectDriver`] for S3).
 //! - [`paths`]: the storage layout, drawn in one place.
 //! - [`http`]: the routes, parsed at the edge into typed calls.
 //! - [`error`]: the spec's error codes and their statuses.
@@ -64,12 +64,40 @@ pub async fn serve(
     if settings.proxy.is_some() {
         return Err(ServeError::NotYet("the pull-through cache (proxy)"));
     }
-    let driver = match &settings.storage {
+    match &settings.storage {
         config::Storage::Local { path } => {
-            storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?
+            let driver = storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?;
+            run(driver, settings, shutdown).await
         }
-        config::Storage::S3 { .. } => return Err(ServeError::NotYet("s3 storage")),
-    };
+        config::Storage::S3 {
+            bucket,
+            region,
+            endpoint,
+            access_key,
+            secret_key,
+            root,
+        } => {
+            let driver = storage::object::ObjectDriver::s3(
+                bucket,
+                region.as_deref(),
+                endpoint.as_deref(),
+                access_key.as_deref(),
+                secret_key.as_deref(),
+                root.as_deref(),
+            )
+            .map_err(ServeError::Storage)?;
+            driver.check().await.map_err(ServeError::Storage)?;
+            run(driver, settings, shutdown).await
+        }
+    }
+}
+
+/// Serve over one driver.
+async fn run<D: storage::Driver>(
+    driver: D,
+    settings: &config::Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let reg = Arc::new(Registry::new(
         driver,
         Options {
