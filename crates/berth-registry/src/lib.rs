@@ -4,7 +4,7 @@
 //! - [`registry::Registry`]: blobs and uploads; [`manifests`]: manifests, tags, the catalog
 //!   and referrers. Written once against [`storage::Driver`].
 //! - [`storage`]: the driver trait, its shared test suite, and the drivers
-//!   ([`storage::fs::FsDriver`]).
+//!   ([`storage::fs::FsDriver`], [`storage::object::ObjectDriver`] for S3).
 //! - [`paths`]: the storage layout, drawn in one place.
 //! - [`http`]: the routes, parsed at the edge into typed calls.
 //! - [`error`]: the spec's error codes and their statuses.
@@ -58,12 +58,19 @@ pub async fn collect(
     settings: &config::Settings,
     opts: &gc::GcOptions,
 ) -> Result<gc::GcReport, ServeError> {
-    let driver = match &settings.storage {
+    match &settings.storage {
         config::Storage::Local { path } => {
-            storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?
+            let driver = storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?;
+            collect_with(driver, opts).await
         }
-        config::Storage::S3 { .. } => return Err(ServeError::NotYet("s3 storage")),
-    };
+        config::Storage::S3 { .. } => collect_with(s3_driver(settings).await?, opts).await,
+    }
+}
+
+async fn collect_with<D: storage::Driver>(
+    driver: D,
+    opts: &gc::GcOptions,
+) -> Result<gc::GcReport, ServeError> {
     let reg = Registry::new(
         driver,
         Options {
@@ -108,12 +115,49 @@ pub async fn serve(
     if settings.proxy.is_some() {
         return Err(ServeError::NotYet("the pull-through cache (proxy)"));
     }
-    let driver = match &settings.storage {
+    match &settings.storage {
         config::Storage::Local { path } => {
-            storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?
+            let driver = storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?;
+            run(driver, settings, shutdown).await
         }
-        config::Storage::S3 { .. } => return Err(ServeError::NotYet("s3 storage")),
+        config::Storage::S3 { .. } => run(s3_driver(settings).await?, settings, shutdown).await,
+    }
+}
+
+/// The S3 driver of the settings, checked (the bucket must answer).
+async fn s3_driver(
+    settings: &config::Settings,
+) -> Result<storage::object::ObjectDriver, ServeError> {
+    let config::Storage::S3 {
+        bucket,
+        region,
+        endpoint,
+        access_key,
+        secret_key,
+        root,
+    } = &settings.storage
+    else {
+        return Err(ServeError::NotYet("this storage"));
     };
+    let driver = storage::object::ObjectDriver::s3(
+        bucket,
+        region.as_deref(),
+        endpoint.as_deref(),
+        access_key.as_deref(),
+        secret_key.as_deref(),
+        root.as_deref(),
+    )
+    .map_err(ServeError::Storage)?;
+    driver.check().await.map_err(ServeError::Storage)?;
+    Ok(driver)
+}
+
+/// Serve over one driver.
+async fn run<D: storage::Driver>(
+    driver: D,
+    settings: &config::Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let auth = authenticator(settings)?;
     let issuer = match &settings.auth {
         Some(config::Auth::Token {

@@ -3,267 +3,22 @@
 //! third_party/oci-conformance).
 
 mod common;
+use common::registry::*;
 use common::BERTH;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A registry process with its own data directory; killed on drop.
-struct Registry {
-    child: Child,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    addr: String,
-}
-
-impl Registry {
-    /// Start with berth's flavored configuration plus `extra` lines in the `dev` flavor.
-    fn start(extra: &str) -> Registry {
-        Registry::start_at("127.0.0.1:0", extra, tempfile::tempdir().unwrap())
-    }
-
-    /// The same on a given address, in a given directory (which may hold keys and users).
-    fn start_at(addr: &str, extra: &str, dir: tempfile::TempDir) -> Registry {
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "common:\n  loglevel: info\n  storage: local\n  storage_path: {}\n  http:\n    addr: {addr}\ndev:\n{extra}",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let (child, addr) = spawn(&config, dir.path());
-        Registry {
-            child,
-            dir,
-            config,
-            addr,
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Kill -9 and start again on the same data (a new port).
-    fn crash_and_restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (child, addr) = spawn(&self.config, self.dir.path());
-        self.child = child;
-        self.addr = addr;
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(config: &Path, dir: &Path) -> (Child, String) {
-    let log = dir.join("registry.log");
-    let mut child = Command::new(BERTH)
-        .args(["registry", "serve"])
-        .arg(config)
-        .env_remove("SETTINGS_FLAVOR")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(i) = text.find("registry listening on ") {
-            let rest = &text[i + "registry listening on ".len()..];
-            let addr = rest.split_whitespace().next().unwrap().to_string();
-            return (child, addr);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!(
-        "the registry did not start: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-}
-
-/// An HTTP answer, as curl saw it.
-struct Answer {
-    status: u16,
-    headers: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
-    }
-
-    /// The first error code of an error body.
-    fn code(&self) -> String {
-        self.json()["errors"][0]["code"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    }
-}
-
-fn curl(method: &str, url: &str, headers: &[&str], body: Option<&[u8]>) -> Answer {
-    let tmp = tempfile::tempdir().unwrap();
-    let (hfile, bfile) = (tmp.path().join("h"), tmp.path().join("b"));
-    let mut c = Command::new("curl");
-    c.args(["-s", "-g", "-X", method, "-D"])
-        .arg(&hfile)
-        .arg("-o")
-        .arg(&bfile)
-        .args(["-w", "%{http_code}"]);
-    if method == "HEAD" {
-        c.arg("-I");
-    }
-    for h in headers {
-        c.args(["-H", h]);
-    }
-    if let Some(b) = body {
-        let f = tmp.path().join("in");
-        std::fs::write(&f, b).unwrap();
-        c.arg("--data-binary").arg(format!("@{}", f.display()));
-    }
-    let o = c.arg(url).output().unwrap();
-    Answer {
-        status: String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0),
-        headers: std::fs::read_to_string(&hfile).unwrap_or_default(),
-        body: std::fs::read(&bfile).unwrap_or_default(),
-    }
-}
-
-fn sha256(b: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
-}
-
-/// Every file under a directory, relative.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Push a blob monolithically; its digest.
-fn push_blob(r: &Registry, name: &str, data: &[u8]) -> String {
-    let d = sha256(data);
-    let a = curl(
-        "POST",
-        &r.url(&format!("/v2/{name}/blobs/uploads/?digest={d}")),
-        &["Content-Type: application/octet-stream"],
-        Some(data),
-    );
-    assert_eq!(a.status, 201, "{}", a.text());
-    d
-}
-
-fn manifest_for(config: &str, config_len: usize, layer: &str, layer_len: usize) -> String {
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_len}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_len}}}]}}"#
-    )
-}
-
-/// Build the conformance suite (once per target directory), offline.
-fn conformance_binary() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Path::new(BERTH).parent().unwrap().join("oci-conformance");
-    let bin = out.join("conformance.test");
-    let lock =
-        std::fs::File::create(std::env::temp_dir().join("berth-oci-conformance.lock")).unwrap();
-    // SAFETY: flock on a file descriptor we own; one build at a time across test processes.
-    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-    if !bin.exists() {
-        let o = Command::new("bash")
-            .arg(root.join("third_party/oci-conformance/build.sh"))
-            .arg(root.join("third_party/oci-conformance/src"))
-            .arg(&out)
-            .env("SKIP_APT", "1")
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "building the conformance suite failed (scripts/deps --test installs Go and its libraries):\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    bin
-}
-
-/// Run the whole conformance suite against a registry, with credentials if given; its
-/// summary line.
-fn run_conformance(r: &Registry, creds: Option<(&str, &str)>) -> String {
-    let bin = conformance_binary();
-    let report = r.dir.path().join("report");
-    std::fs::create_dir_all(&report).unwrap();
-    let mut c = Command::new(&bin);
-    c.arg("--ginkgo.no-color")
-        .current_dir(&report)
-        .env("OCI_ROOT_URL", format!("http://{}", r.addr))
-        .env("OCI_NAMESPACE", "berth/conformance")
-        .env("OCI_CROSSMOUNT_NAMESPACE", "berth/other")
-        .env("OCI_TEST_PULL", "1")
-        .env("OCI_TEST_PUSH", "1")
-        .env("OCI_TEST_CONTENT_DISCOVERY", "1")
-        .env("OCI_TEST_CONTENT_MANAGEMENT", "1")
-        .env("OCI_AUTOMATIC_CROSSMOUNT", "0")
-        .env("OCI_HIDE_SKIPPED_WORKFLOWS", "0")
-        .env("OCI_REPORT_DIR", &report);
-    if let Some((u, p)) = creds {
-        c.env("OCI_USERNAME", u).env("OCI_PASSWORD", p);
-    }
-    let o = c.output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{out}");
-    assert!(report.join("junit.xml").exists());
-    out.lines()
-        .find(|l| l.contains("Passed |"))
-        .unwrap_or_else(|| panic!("no summary in {out}"))
-        .to_string()
-}
+use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn passes_the_oci_distribution_conformance_suite() {
     let r = Registry::start("  delete: true\n");
     // every area ran: 75 of the suite's 79 specs (the others are for pre-populated
     // registries and automatic cross-mounting, which berth does not do), all passed
-    let summary = run_conformance(&r, None);
+    let summary = run_conformance(
+        &format!("http://{}", r.addr),
+        &r.dir.path().join("report"),
+        &[],
+    );
     assert!(summary.contains("75 Passed | 0 Failed"), "{summary}");
 }
 
@@ -624,7 +379,11 @@ fn htpasswd_auth_guards_everything_and_leaks_nothing() {
         dir,
     );
     // the whole suite, logged in
-    let summary = run_conformance(&r, Some(("alice", "wonderland")));
+    let summary = run_conformance(
+        &format!("http://{}", r.addr),
+        &r.dir.path().join("report"),
+        &[("OCI_USERNAME", "alice"), ("OCI_PASSWORD", "wonderland")],
+    );
     assert!(summary.contains("75 Passed | 0 Failed"), "{summary}");
     // without credentials, or with wrong ones: 401 and the challenge, the same for a
     // repository that exists and one that does not
@@ -723,7 +482,11 @@ fn bearer_tokens_with_scopes_and_the_builtin_token_endpoint() {
     );
     let r = Registry::start_at(&format!("127.0.0.1:{port}"), &extra, dir);
     // the suite does the whole token flow itself: challenge, token endpoint, bearer
-    let summary = run_conformance(&r, Some(("bob", "builder")));
+    let summary = run_conformance(
+        &format!("http://{}", r.addr),
+        &r.dir.path().join("report"),
+        &[("OCI_USERNAME", "bob"), ("OCI_PASSWORD", "builder")],
+    );
     assert!(summary.contains("75 Passed | 0 Failed"), "{summary}");
     // no token: the challenge names the realm, the service and the scope this request needs
     let a = curl("GET", &r.url("/v2/berth/conformance/tags/list"), &[], None);
@@ -903,29 +666,12 @@ fn https_with_http2_and_the_suite_over_it() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "000");
     // the whole suite over HTTPS (Go reads SSL_CERT_FILE for its trusted roots)
-    let bin = conformance_binary();
-    let report = r.dir.path().join("report");
-    std::fs::create_dir_all(&report).unwrap();
-    let o = Command::new(&bin)
-        .arg("--ginkgo.no-color")
-        .current_dir(&report)
-        .env("SSL_CERT_FILE", &cert)
-        .env("OCI_ROOT_URL", format!("https://{}", r.addr))
-        .env("OCI_NAMESPACE", "berth/tls")
-        .env("OCI_CROSSMOUNT_NAMESPACE", "berth/tls-other")
-        .env("OCI_TEST_PULL", "1")
-        .env("OCI_TEST_PUSH", "1")
-        .env("OCI_TEST_CONTENT_DISCOVERY", "1")
-        .env("OCI_TEST_CONTENT_MANAGEMENT", "1")
-        .env("OCI_AUTOMATIC_CROSSMOUNT", "0")
-        .env("OCI_REPORT_DIR", &report)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success() && out.contains("75 Passed | 0 Failed"),
-        "{out}"
+    let summary = run_conformance(
+        &format!("https://{}", r.addr),
+        &r.dir.path().join("report"),
+        &[("SSL_CERT_FILE", cert.to_str().unwrap())],
     );
+    assert!(summary.contains("75 Passed | 0 Failed"), "{summary}");
     // a key that does not match the certificate: refused at start, with the reason
     let other = r.dir.path().join("other.pem");
     openssl(&[

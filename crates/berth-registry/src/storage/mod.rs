@@ -7,6 +7,9 @@
 //! or none, never half of one, and a failed or abandoned write leaves nothing behind.
 
 pub mod fs;
+pub mod object;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::future::Future;
 use std::io;

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod registry;
+
 pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
 /// A daemon of the test's own.
