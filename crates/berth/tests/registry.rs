@@ -975,3 +975,62 @@ fn online_gc_never_loses_a_blob_a_push_needs() {
     );
     eprintln!("{} pushes accepted, {refused} refused", accepted.len());
 }
+
+/// The real docker: a dockerd of the test's own pushes to berth's registry, pulls back, runs
+/// what it pulled, searches, and logs in (127.0.0.1 registries are plain HTTP to Docker).
+#[test]
+fn docker_pushes_pulls_searches_and_logs_in() {
+    let Some(d) = common::Dockerd::start() else {
+        return;
+    };
+    let env = common::Env::new();
+    d.import_busybox(&env.busybox_tar());
+    let r = Registry::start_in_netns_of(d.pid(), "  delete: true\n");
+    let image = format!("{}/tools/busybox:1.0", r.addr);
+    d.docker(&["tag", "busybox", &image]).ok();
+    let o = d.docker(&["push", &image]).ok();
+    assert!(o.stdout.contains("digest: sha256:"), "{}", o.stdout);
+    d.docker(&["rmi", &image, "busybox"]).ok();
+    let o = d.docker(&["pull", &image]).ok();
+    assert!(o.stdout.contains("Downloaded newer image"), "{}", o.stdout);
+    let o = d
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &image,
+            "echo",
+            "pulled from berth",
+        ])
+        .ok();
+    assert_eq!(o.stdout.trim(), "pulled from berth");
+    let o = d.docker(&["search", &format!("{}/busy", r.addr)]).ok();
+    assert!(o.stdout.contains("tools/busybox"), "{}", o.stdout);
+    // with htpasswd: docker login, then push
+    let users = r.dir.path().join("users");
+    std::fs::write(
+        &users,
+        format!("carol:{}\n", bcrypt::hash("pa55", 5).unwrap()),
+    )
+    .unwrap();
+    let guarded = Registry::start_in_netns_of(
+        d.pid(),
+        &format!(
+            "  auth:\n    htpasswd:\n      realm: berth\n      path: {}\n",
+            users.display()
+        ),
+    );
+    let image = format!("{}/private/busybox:1", guarded.addr);
+    d.docker(&["tag", &format!("{}/tools/busybox:1.0", r.addr), &image])
+        .ok();
+    let o = d.docker(&["push", &image]);
+    assert_ne!(o.code, 0, "pushed without logging in");
+    let o = d.docker(&["login", &guarded.addr, "-u", "carol", "-p", "wrong"]);
+    assert_ne!(o.code, 0);
+    let o = d
+        .docker(&["login", &guarded.addr, "-u", "carol", "-p", "pa55"])
+        .ok();
+    assert!(o.stdout.contains("Login Succeeded"), "{}", o.stdout);
+    d.docker(&["push", &image]).ok();
+}

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 /// A registry process with its own data directory; killed on drop.
 pub struct Registry {
     child: Child,
+    /// Run in this process's network namespace (a dockerd's), not the test's.
+    netns_of: Option<i32>,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub addr: String,
@@ -19,33 +21,25 @@ impl Registry {
     /// Start with berth's flavored configuration, over a data directory of its own, plus
     /// `extra` lines in the `dev` flavor.
     pub fn start(extra: &str) -> Registry {
-        Registry::start_on(
-            |dir| {
-                format!(
-                    "  storage: local\n  storage_path: {}\n",
-                    dir.join("data").display()
-                )
-            },
-            extra,
-        )
+        Registry::start_on(local, extra)
     }
 
     /// Start with the `storage` lines of the `common` flavor that `storage(dir)` writes, plus
     /// `extra` lines in the `dev` flavor.
     pub fn start_on(storage: impl FnOnce(&Path) -> String, extra: &str) -> Registry {
-        Registry::launch("127.0.0.1:0", storage, extra, tempfile::tempdir().unwrap())
+        Registry::launch(
+            "127.0.0.1:0",
+            storage,
+            extra,
+            tempfile::tempdir().unwrap(),
+            None,
+        )
     }
 
     /// Local storage on a given address, in a given directory (which may hold keys and
     /// users).
     pub fn start_at(addr: &str, extra: &str, dir: tempfile::TempDir) -> Registry {
-        let local = |dir: &Path| {
-            format!(
-                "  storage: local\n  storage_path: {}\n",
-                dir.join("data").display()
-            )
-        };
-        Registry::launch(addr, local, extra, dir)
+        Registry::launch(addr, local, extra, dir, None)
     }
 
     fn launch(
@@ -53,6 +47,7 @@ impl Registry {
         storage: impl FnOnce(&Path) -> String,
         extra: &str,
         dir: tempfile::TempDir,
+        netns_of: Option<i32>,
     ) -> Registry {
         let config = dir.path().join("config.yml");
         std::fs::write(
@@ -63,9 +58,10 @@ impl Registry {
             ),
         )
         .unwrap();
-        let (child, addr) = spawn(&config, dir.path());
+        let (child, addr) = spawn(&config, dir.path(), netns_of);
         Registry {
             child,
+            netns_of,
             dir,
             config,
             addr,
@@ -84,10 +80,18 @@ impl Registry {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, addr) = spawn(&self.config, self.dir.path());
+        let (child, addr) = spawn(&self.config, self.dir.path(), self.netns_of);
         self.child = child;
         self.addr = addr;
     }
+}
+
+/// The `storage` lines of a data directory of the registry's own.
+fn local(dir: &Path) -> String {
+    format!(
+        "  storage: local\n  storage_path: {}\n",
+        dir.join("data").display()
+    )
 }
 
 impl Drop for Registry {
@@ -97,9 +101,35 @@ impl Drop for Registry {
     }
 }
 
-pub fn spawn(config: &Path, dir: &Path) -> (Child, String) {
+impl Registry {
+    /// Local storage and `extra` lines, served from the network namespace of process `pid`
+    /// (whose loopback is brought up).
+    pub fn start_in_netns_of(pid: i32, extra: &str) -> Registry {
+        let ns = format!("--net=/proc/{pid}/ns/net");
+        let o = Command::new("nsenter")
+            .args([ns.as_str(), "ip", "link", "set", "lo", "up"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let dir = tempfile::tempdir().unwrap();
+        Registry::launch("127.0.0.1:0", local, extra, dir, Some(pid))
+    }
+}
+
+/// Start `berth registry serve config` (in the network namespace of `netns_of`); the child and
+/// the address it listens on.
+pub fn spawn(config: &Path, dir: &Path, netns_of: Option<i32>) -> (Child, String) {
     let log = dir.join("registry.log");
-    let mut child = Command::new(BERTH)
+    let _ = std::fs::remove_file(&log);
+    let mut cmd = match netns_of {
+        Some(pid) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/proc/{pid}/ns/net")).arg(BERTH);
+            c
+        }
+        None => Command::new(BERTH),
+    };
+    let mut child = cmd
         .args(["registry", "serve"])
         .arg(config)
         .env_remove("SETTINGS_FLAVOR")
