@@ -4,6 +4,7 @@
 mod daemon;
 mod engine;
 mod registry;
+mod registry_image;
 
 use std::ffi::OsString;
 

@@ -40,6 +40,19 @@ enum Cmd {
         #[arg(long, hide = true, default_value_t = 0)]
         pause_after_mark: u64,
     },
+    /// Make the registry's image (berth-registry:latest) from this binary, for
+    /// `berth run -d -p 5000:5000 --restart=always --name registry berth-registry`
+    Image {
+        /// The image's name
+        #[arg(short = 't', long, default_value = "berth-registry:latest")]
+        tag: String,
+        /// Only write its root filesystem as a tar (for `docker import`)
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// The daemon to import into (as berth's -H)
+        #[arg(short = 'H', long)]
+        host: Option<String>,
+    },
     /// Issue a bearer token (the Docker token flow) signed with a private key, for tests and
     /// small setups; prints it
     Token {
@@ -80,6 +93,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             grace,
             pause_after_mark,
         } => gc(config, dry_run, delete_untagged, &grace, pause_after_mark),
+        Cmd::Image { tag, output, host } => {
+            crate::registry_image::main(&tag, output.as_deref(), host.as_deref())
+        }
         Cmd::Token {
             key,
             issuer,

@@ -1034,3 +1034,151 @@ fn docker_pushes_pulls_searches_and_logs_in() {
     assert!(o.stdout.contains("Login Succeeded"), "{}", o.stdout);
     d.docker(&["push", &image]).ok();
 }
+
+/// `berth registry image`, then the registry as a berth container, as Docker users run
+/// `registry:2`: published on 5000, restarted always, its data in a volume, configured by
+/// `REGISTRY_*` variables.
+#[test]
+fn the_registry_runs_as_a_berth_container() {
+    let env = common::Env::new();
+    let o = Command::new(BERTH)
+        .args(["registry", "image", "-H", &env.host()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env
+        .berth(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Entrypoint}} {{json .Config.ExposedPorts}}",
+            "berth-registry",
+        ])
+        .ok();
+    assert_eq!(
+        o.stdout.trim(),
+        r#"["/berth","registry","serve"] {"5000/tcp":{}}"#
+    );
+    // a host address in the daemon's namespace, to reach the published ports from outside
+    for cmd in [
+        &[
+            "ip", "link", "add", "hostif0", "type", "veth", "peer", "name", "hostif1",
+        ][..],
+        &["ip", "addr", "add", "10.78.0.1/24", "dev", "hostif0"],
+        &["ip", "link", "set", "hostif0", "up"],
+        &["ip", "link", "set", "hostif1", "up"],
+    ] {
+        let o = env.in_daemon_netns(cmd).output().unwrap();
+        assert!(o.status.success(), "{cmd:?}: {o:?}");
+    }
+    env.berth(&[
+        "run",
+        "-d",
+        "-p",
+        "5000:5000",
+        "--restart=always",
+        "--name",
+        "registry",
+        "berth-registry",
+    ])
+    .ok();
+    env.berth(&[
+        "run",
+        "-d",
+        "-p",
+        "5001:5000",
+        "-e",
+        "REGISTRY_STORAGE_DELETE_ENABLED=true",
+        "--name",
+        "deletable",
+        "berth-registry",
+    ])
+    .ok();
+    let http = |method: &str, url: &str, body: Option<&[u8]>| -> (u16, String) {
+        let mut args = vec![
+            "curl".to_string(),
+            "-s".into(),
+            "-o".into(),
+            "-".into(),
+            "-w".into(),
+            "\n%{http_code}".into(),
+            "-X".into(),
+            method.into(),
+        ];
+        let f = env.dir.path().join("body");
+        if let Some(b) = body {
+            std::fs::write(&f, b).unwrap();
+            args.push("--data-binary".into());
+            args.push(format!("@{}", f.display()));
+            args.push("-H".into());
+            args.push(format!("Content-Type: {OCI_MANIFEST}"));
+        }
+        args.push(url.into());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = env.in_daemon_netns(&argv).output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    };
+    let base = "http://10.78.0.1:5000";
+    env.eventually("the registry container answers", || {
+        http("GET", &format!("{base}/v2/"), None).0 == 200
+    });
+    // push a blob and a manifest through the published port
+    let config = br#"{"os":"linux"}"#;
+    let c = sha256(config);
+    let (code, _) = http(
+        "POST",
+        &format!("{base}/v2/in/box/blobs/uploads/?digest={c}"),
+        Some(config),
+    );
+    assert_eq!(code, 201);
+    let m = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    let (code, body) = http(
+        "PUT",
+        &format!("{base}/v2/in/box/manifests/v1"),
+        Some(m.as_bytes()),
+    );
+    assert_eq!(code, 201, "{body}");
+    // its data lives in the image's volume: a restart keeps it
+    env.berth(&["restart", "registry"]).ok();
+    env.eventually("the registry is back", || {
+        http("GET", &format!("{base}/v2/_catalog"), None)
+            .1
+            .contains("in/box")
+    });
+    let o = env
+        .berth(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.RestartPolicy.Name}} {{range .Mounts}}{{.Type}}:{{.Destination}}{{end}}",
+            "registry",
+        ])
+        .ok();
+    assert_eq!(o.stdout.trim(), "always volume:/var/lib/registry");
+    // REGISTRY_* variables configure it, as with registry:2 (deletion is off by default)
+    let other = "http://10.78.0.1:5001";
+    env.eventually("the second registry answers", || {
+        http("GET", &format!("{other}/v2/"), None).0 == 200
+    });
+    let (code, _) = http(
+        "POST",
+        &format!("{other}/v2/x/blobs/uploads/?digest={c}"),
+        Some(config),
+    );
+    assert_eq!(code, 201);
+    let (code, _) = http(
+        "PUT",
+        &format!("{other}/v2/x/manifests/v1"),
+        Some(m.as_bytes()),
+    );
+    assert_eq!(code, 201);
+    let (code, _) = http("DELETE", &format!("{other}/v2/x/manifests/v1"), None);
+    assert_eq!(code, 202);
+    let (code, _) = http("DELETE", &format!("{base}/v2/in/box/manifests/v1"), None);
+    assert_eq!(code, 405);
+    env.berth(&["rm", "-f", "-v", "registry", "deletable"]).ok();
+}
