@@ -208,6 +208,8 @@ pub struct App<D> {
     pub auth: Option<Authenticator>,
     /// The built-in token endpoint (`/auth/token`), when configured.
     pub issuer: Option<TokenIssuer>,
+    /// The upstream of a pull-through cache.
+    pub upstream: Option<crate::proxy::Upstream>,
     pub metrics: Metrics,
 }
 
@@ -221,6 +223,7 @@ impl<D: Driver> App<D> {
             reg,
             auth,
             issuer,
+            upstream: None,
             metrics: Metrics::default(),
         }
     }
@@ -275,6 +278,7 @@ pub async fn handle<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> 
                 None => Ok(()),
             };
             let answer = match allowed {
+                Ok(()) if app.upstream.is_some() => proxy_dispatch(app.clone(), r, req).await,
                 Ok(()) => dispatch(&app.reg, r, req).await,
                 Err(e) => Err(e),
             };
@@ -358,6 +362,58 @@ async fn metrics<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     r
+}
+
+/// A pull-through cache: pulls of what is not here go upstream; pushes are refused.
+async fn proxy_dispatch<D: Driver>(app: Arc<App<D>>, r: Route, req: Request) -> Result<Response> {
+    let method = req.method().clone();
+    let read = matches!(method, Method::GET | Method::HEAD);
+    let Some(up) = app.upstream.as_ref() else {
+        return dispatch(&app.reg, r, req).await;
+    };
+    match r {
+        Route::Manifest(name, reference) if read => {
+            check_name(&name)?;
+            let r = crate::http::reference(&reference)
+                .map_err(|_| crate::registry::manifest_unknown(&reference))?;
+            let m = app.reg.proxied_manifest(up, &name, &r).await?;
+            Ok(manifest_response(m, method == Method::HEAD))
+        }
+        Route::Blob(name, d) if read => {
+            check_name(&name)?;
+            let d = digest(&d)?;
+            match app.reg.blob_size(&name, &d).await {
+                Ok(_) => blob(&app.reg, &name, d, method, req.headers()).await,
+                Err(e) if e.status() == StatusCode::NOT_FOUND => {
+                    crate::proxy::proxied_blob(app.clone(), &name, &d, &method).await
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Route::Base | Route::Catalog | Route::Tags(_) | Route::Referrers(..) => {
+            dispatch(&app.reg, r, req).await
+        }
+        _ if read => dispatch(&app.reg, r, req).await,
+        _ => Err(RegistryError::new(
+            Code::Unsupported,
+            "this registry is a pull-through cache: push to its upstream",
+        )),
+    }
+}
+
+fn manifest_response(m: crate::manifests::Manifest, head: bool) -> Response {
+    let len = m.body.len();
+    let mut resp = if head {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(m.body))
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, hv(&m.media_type));
+    h.insert(header::CONTENT_LENGTH, hv(len.to_string()));
+    h.insert("Docker-Content-Digest", hv(m.digest.to_string()));
+    h.insert(header::ETAG, hv(format!("\"{}\"", m.digest)));
+    resp
 }
 
 async fn dispatch<D: Driver>(reg: &Registry<D>, r: Route, req: Request) -> Result<Response> {
@@ -458,18 +514,7 @@ async fn manifest<D: Driver>(
     match method {
         Method::GET | Method::HEAD => {
             let m = reg.get_manifest(name, &r).await?;
-            let len = m.body.len();
-            let mut resp = if method == Method::HEAD {
-                Response::new(Body::empty())
-            } else {
-                Response::new(Body::from(m.body))
-            };
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, hv(&m.media_type));
-            h.insert(header::CONTENT_LENGTH, hv(len.to_string()));
-            h.insert("Docker-Content-Digest", hv(m.digest.to_string()));
-            h.insert(header::ETAG, hv(format!("\"{}\"", m.digest)));
-            Ok(resp)
+            Ok(manifest_response(m, method == Method::HEAD))
         }
         Method::PUT => {
             let ct = req

@@ -11,9 +11,12 @@
 //! - [`auth`]: htpasswd and bearer-token authentication, scopes per repository and action.
 //! - [`metrics`]: the Prometheus counters of `/metrics`.
 //! - [`tls`]: HTTPS with rustls, HTTP/2 by ALPN.
+//! - [`proxy`]: the pull-through cache of an upstream registry.
+//! - [`gc`]: garbage collection, safe while serving; [`cache`]: what is remembered.
 //! - [`config`]: the YAML configuration (flavors, `_env:` values, distribution's keys).
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod digest;
 pub mod error;
@@ -23,6 +26,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod names;
 pub mod paths;
+pub mod proxy;
 pub mod registry;
 pub mod storage;
 pub mod tls;
@@ -47,6 +51,8 @@ pub enum ServeError {
     Tls(String),
     #[error("auth: {0}")]
     Auth(String),
+    #[error("proxy: {0}")]
+    Proxy(String),
     #[error("storage: {0}")]
     Storage(std::io::Error),
     #[error("{0}")]
@@ -112,9 +118,6 @@ pub async fn serve(
     settings: &config::Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if settings.proxy.is_some() {
-        return Err(ServeError::NotYet("the pull-through cache (proxy)"));
-    }
     match &settings.storage {
         config::Storage::Local { path } => {
             let driver = storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?;
@@ -169,7 +172,7 @@ async fn run<D: storage::Driver>(
         }) => Some(auth::TokenIssuer::load(key, users, issuer, service).map_err(ServeError::Auth)?),
         _ => None,
     };
-    let reg = Arc::new(http::App::new(
+    let mut app = http::App::new(
         Registry::new(
             driver,
             Options {
@@ -179,7 +182,14 @@ async fn run<D: storage::Driver>(
         ),
         auth,
         issuer,
-    ));
+    );
+    if let Some(p) = &settings.proxy {
+        app.upstream = Some(
+            proxy::Upstream::new(&p.remoteurl, p.username.as_deref(), p.password.as_deref())
+                .map_err(ServeError::Proxy)?,
+        );
+    }
+    let reg = Arc::new(app);
     let tls_cfg = match &settings.tls {
         Some((cert, key)) => Some(tls::server_config(cert, key).map_err(ServeError::Tls)?),
         None => None,

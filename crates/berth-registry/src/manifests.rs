@@ -169,19 +169,36 @@ impl<D: Driver> Registry<D> {
     pub async fn resolve(&self, name: &str, r: &Reference) -> Result<Digest> {
         let d = match r {
             Reference::Digest(d) => d.clone(),
-            Reference::Tag(t) => self
-                .read_link(&paths::tag_link(name, t))
-                .await?
-                .ok_or_else(|| manifest_unknown(t))?,
+            Reference::Tag(t) => match self.cache.tag(name, t) {
+                Some(d) => d,
+                None => {
+                    let d = self
+                        .read_link(&paths::tag_link(name, t))
+                        .await?
+                        .ok_or_else(|| manifest_unknown(t))?;
+                    self.cache.set_tag(name, t, &d);
+                    d
+                }
+            },
         };
-        if !self.exists(&paths::revision_link(name, &d)).await? {
-            return Err(manifest_unknown(&d));
+        if !self.cache.revision(name, &d) {
+            if !self.exists(&paths::revision_link(name, &d)).await? {
+                return Err(manifest_unknown(&d));
+            }
+            self.cache.set_revision(name, &d);
         }
         Ok(d)
     }
 
     pub async fn get_manifest(&self, name: &str, r: &Reference) -> Result<Manifest> {
         let digest = self.resolve(name, r).await?;
+        if let Some((media_type, body)) = self.cache.manifest(name, &digest) {
+            return Ok(Manifest {
+                digest,
+                media_type,
+                body,
+            });
+        }
         let body = match self.driver().get(&paths::blob_data(&digest)).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -199,6 +216,7 @@ impl<D: Driver> Registry<D> {
                 .map(|i| i.media_type)
                 .unwrap_or_else(|_| media::OCI_MANIFEST.to_string()),
         };
+        self.cache.set_manifest(name, &digest, &media_type, &body);
         Ok(Manifest {
             digest,
             media_type,
@@ -213,6 +231,19 @@ impl<D: Driver> Registry<D> {
         r: &Reference,
         content_type: &str,
         body: Bytes,
+    ) -> Result<(Digest, Option<Digest>)> {
+        self.store_manifest(name, r, content_type, body, true).await
+    }
+
+    /// Store a manifest; with `check_refs`, only when what it names is in the repository (a
+    /// pull-through cache stores manifests before their blobs, which it fetches when asked).
+    pub(crate) async fn store_manifest(
+        &self,
+        name: &str,
+        r: &Reference,
+        content_type: &str,
+        body: Bytes,
+        check_refs: bool,
     ) -> Result<(Digest, Option<Digest>)> {
         self.writable()?;
         if body.len() > MAX_MANIFEST_SIZE {
@@ -238,7 +269,13 @@ impl<D: Driver> Registry<D> {
         let info = inspect_manifest(content_type, &body)?;
         // Each thing the manifest needs: it must be in the repository; its link is rewritten
         // (so a concurrent garbage collection keeps it), then its bytes must still be there.
-        for b in &info.blobs {
+        let none = Vec::new();
+        let (blobs, manifests) = if check_refs {
+            (&info.blobs, &info.manifests)
+        } else {
+            (&none, &none)
+        };
+        for b in blobs {
             let missing = || {
                 RegistryError::new(
                     Code::ManifestBlobUnknown,
@@ -253,7 +290,7 @@ impl<D: Driver> Registry<D> {
                 return Err(missing());
             }
         }
-        for m in &info.manifests {
+        for m in manifests {
             let missing = || {
                 RegistryError::new(
                     Code::ManifestBlobUnknown,
@@ -273,6 +310,7 @@ impl<D: Driver> Registry<D> {
             }
         }
         let data = paths::blob_data(&digest);
+        let data_body = body.clone();
         if !self.ensure_data(&digest).await? {
             self.driver()
                 .put(&data, body.clone())
@@ -305,7 +343,11 @@ impl<D: Driver> Registry<D> {
             d.put(&paths::tag_link(name, t), Bytes::from(digest.to_string()))
                 .await
                 .map_err(io_err)?;
+            self.cache.set_tag(name, t, &digest);
         }
+        // the type may differ from an earlier push of the same bytes
+        self.cache
+            .set_manifest(name, &digest, &info.media_type, &data_body);
         // a collection that moved the bytes away meanwhile saw the new revision link, and
         // puts them back; if it removed them just before, they are written again
         if !self.ensure_data(&digest).await? {
@@ -317,6 +359,14 @@ impl<D: Driver> Registry<D> {
     /// Delete a manifest (by digest: with every tag on it) or just a tag.
     pub async fn delete_manifest(&self, name: &str, r: &Reference) -> Result<()> {
         self.deletable()?;
+        self.cache.forget_repo(name);
+        let done = self.delete_manifest_now(name, r).await;
+        // a request that looked while the deletion ran may have remembered it
+        self.cache.forget_repo(name);
+        done
+    }
+
+    async fn delete_manifest_now(&self, name: &str, r: &Reference) -> Result<()> {
         match r {
             Reference::Tag(t) => {
                 if self.read_link(&paths::tag_link(name, t)).await?.is_none() {

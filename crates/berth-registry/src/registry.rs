@@ -34,6 +34,8 @@ pub struct Registry<D> {
     /// (bytes hashed, state). A chunk that lands on another replica just drops the entry; the
     /// digest is then computed by reading the chunks back at the end.
     hashing: Mutex<HashMap<String, (u64, Hasher)>>,
+    /// Manifests, tags and revisions seen recently.
+    pub(crate) cache: crate::cache::Cache,
 }
 
 pub(crate) fn blob_unknown(d: &Digest) -> RegistryError {
@@ -64,6 +66,7 @@ impl<D: Driver> Registry<D> {
             driver,
             opts,
             hashing: Mutex::new(HashMap::new()),
+            cache: Default::default(),
         }
     }
 

@@ -832,6 +832,8 @@ fn gc_removes_what_nothing_needs_and_keeps_the_rest() {
         "{out}"
     );
     assert!(out.contains(&format!("blob deleted: {l2}")), "{out}");
+    // the server sees another process's deletions within a second (its cache's FRESH)
+    std::thread::sleep(Duration::from_millis(1100));
     for (what, url, want) in [
         ("v1", "/v2/app/manifests/v1".to_string(), 200),
         ("v2", "/v2/app/manifests/v2".to_string(), 200),
@@ -1181,4 +1183,192 @@ fn the_registry_runs_as_a_berth_container() {
     let (code, _) = http("DELETE", &format!("{base}/v2/in/box/manifests/v1"), None);
     assert_eq!(code, 405);
     env.berth(&["rm", "-f", "-v", "registry", "deletable"]).ok();
+}
+
+/// The pull-through cache: a registry with `proxy.remoteurl` serves what its upstream has
+/// (here a berth registry behind the token flow), keeps it, and goes on serving it when the
+/// upstream is gone; pushes to it are refused.
+#[test]
+fn a_pull_through_cache_serves_and_keeps_what_its_upstream_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (key, pubkey) = (d.join("key.pem"), d.join("pub.pem"));
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        pubkey.to_str().unwrap(),
+    ]);
+    let users = d.join("users");
+    std::fs::write(
+        &users,
+        format!("mirror:{}\n", bcrypt::hash("m1rror", 5).unwrap()),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut upstream = Some(Registry::start_at(
+        &format!("127.0.0.1:{port}"),
+        &format!(
+            "  auth:\n    token:\n      realm: http://127.0.0.1:{port}/auth/token\n      service: up\n      issuer: up\n      publickey: {}\n      signingkey: {}\n      htpasswd: {}\n",
+            pubkey.display(),
+            key.display(),
+            users.display()
+        ),
+        dir,
+    ));
+    let up = upstream.as_ref().unwrap();
+    // the image upstream, pushed with a token of `berth registry token`
+    let o = Command::new(BERTH)
+        .args(["registry", "token", "--key"])
+        .arg(&key)
+        .args([
+            "--issuer",
+            "up",
+            "--service",
+            "up",
+            "repository:library/tool:pull,push",
+        ])
+        .output()
+        .unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        String::from_utf8_lossy(&o.stdout).trim()
+    );
+    let config = br#"{"os":"linux"}"#;
+    let layer: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let mut digests = Vec::new();
+    for data in [&config[..], &layer[..]] {
+        let dg = sha256(data);
+        let a = curl(
+            "POST",
+            &up.url(&format!("/v2/library/tool/blobs/uploads/?digest={dg}")),
+            &[&bearer],
+            Some(data),
+        );
+        assert_eq!(a.status, 201, "{}", a.text());
+        digests.push(dg);
+    }
+    let m = manifest_for(&digests[0], config.len(), &digests[1], layer.len());
+    let a = curl(
+        "PUT",
+        &up.url("/v2/library/tool/manifests/stable"),
+        &[&bearer, &format!("Content-Type: {OCI_MANIFEST}")],
+        Some(m.as_bytes()),
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+
+    let cache = Registry::start(&format!(
+        "  proxy:\n    remoteurl: http://127.0.0.1:{port}\n    username: mirror\n    password: m1rror\n"
+    ));
+    // pulled through: the manifest by tag, the blobs streamed
+    let a = curl(
+        "GET",
+        &cache.url("/v2/library/tool/manifests/stable"),
+        &[],
+        None,
+    );
+    assert_eq!((a.status, a.text()), (200, m.clone()));
+    assert_eq!(a.header("Content-Type").as_deref(), Some(OCI_MANIFEST));
+    let a = curl(
+        "HEAD",
+        &cache.url(&format!("/v2/library/tool/blobs/{}", digests[1])),
+        &[],
+        None,
+    );
+    assert_eq!(
+        (a.status, a.header("Content-Length")),
+        (200, Some(layer.len().to_string()))
+    );
+    let a = curl(
+        "GET",
+        &cache.url(&format!("/v2/library/tool/blobs/{}", digests[1])),
+        &[],
+        None,
+    );
+    assert_eq!(a.status, 200);
+    assert!(a.body == layer, "the layer came through changed");
+    let a = curl(
+        "GET",
+        &cache.url(&format!("/v2/library/tool/blobs/{}", digests[0])),
+        &[],
+        None,
+    );
+    assert_eq!(a.body, config);
+    // what is not upstream either
+    let a = curl(
+        "GET",
+        &cache.url("/v2/library/none/manifests/stable"),
+        &[],
+        None,
+    );
+    assert_eq!((a.status, a.code()), (404, "MANIFEST_UNKNOWN".into()));
+    // pushes go to the upstream, not here
+    let a = curl(
+        "POST",
+        &cache.url("/v2/library/tool/blobs/uploads/"),
+        &[],
+        None,
+    );
+    assert_eq!((a.status, a.code()), (405, "UNSUPPORTED".into()));
+    // a cache with the wrong password: the upstream's refusal, as a bad gateway
+    let bad = Registry::start(&format!(
+        "  proxy:\n    remoteurl: http://127.0.0.1:{port}\n    username: mirror\n    password: nope\n"
+    ));
+    let a = curl(
+        "GET",
+        &bad.url("/v2/library/tool/manifests/stable"),
+        &[],
+        None,
+    );
+    assert_eq!(a.status, 502, "{}", a.text());
+    assert!(a.text().contains("401"), "{}", a.text());
+    // the upstream goes away: everything pulled once is still served
+    let kept = cache.data().join(format!(
+        "blobs/sha256/{}/{}/data",
+        &digests[1][7..9],
+        &digests[1][7..]
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !kept.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(kept.exists(), "the layer was not kept");
+    upstream.take();
+    let a = curl(
+        "GET",
+        &cache.url("/v2/library/tool/manifests/stable"),
+        &[],
+        None,
+    );
+    assert_eq!((a.status, a.text()), (200, m));
+    let a = curl(
+        "GET",
+        &cache.url(&format!("/v2/library/tool/blobs/{}", digests[1])),
+        &[],
+        None,
+    );
+    assert!(a.status == 200 && a.body == layer);
+    // with nothing kept and no upstream: a bad gateway
+    let gone = Registry::start(&format!(
+        "  proxy:\n    remoteurl: http://127.0.0.1:{}\n",
+        free_port()
+    ));
+    let a = curl(
+        "GET",
+        &gone.url("/v2/library/tool/manifests/stable"),
+        &[],
+        None,
+    );
+    assert_eq!(a.status, 502, "{}", a.text());
 }

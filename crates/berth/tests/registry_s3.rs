@@ -167,6 +167,8 @@ fn replicas_over_one_bucket_share_uploads_blobs_and_manifests() {
         None,
     );
     assert_eq!(x.status, 202, "{}", x.text());
+    // A trusts what it saw of tags and revisions for at most a second (cache::FRESH)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let x = curl("GET", &a.url("/v2/shared/img/manifests/v1"), &[], None);
     assert_eq!((x.status, x.code()), (404, "MANIFEST_UNKNOWN".into()));
 

@@ -13,6 +13,10 @@ use tokio::io::AsyncWriteExt;
 
 use super::{check_key, ByteStream, Driver, Meta};
 
+/// The size of the chunks a blob is read in, and how many are read ahead of the client.
+const READ_CHUNK: usize = 1 << 20;
+const READ_AHEAD: usize = 4;
+
 /// Files under `root`.
 #[derive(Clone, Debug)]
 pub struct FsDriver {
@@ -70,14 +74,38 @@ impl Driver for FsDriver {
     }
 
     async fn reader(&self, key: &str, offset: u64) -> io::Result<ByteStream> {
-        use tokio::io::AsyncSeekExt;
-        let mut f = tokio::fs::File::open(self.path(key)?).await?;
-        if offset > 0 {
-            f.seek(io::SeekFrom::Start(offset)).await?;
-        }
-        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-            f,
-            256 << 10,
+        use std::io::{Read, Seek};
+        let path = self.path(key)?;
+        let mut f = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
+            let mut f = std::fs::File::open(path)?;
+            if offset > 0 {
+                f.seek(io::SeekFrom::Start(offset))?;
+            }
+            Ok(f)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        // A thread reads ahead (up to READ_AHEAD chunks) while the client takes what it read:
+        // the disk and the socket work at the same time.
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+        tokio::task::spawn_blocking(move || loop {
+            let mut buf = Vec::with_capacity(READ_CHUNK);
+            match (&mut f).take(READ_CHUNK as u64).read_to_end(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        });
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|c| (c, rx)) },
         )))
     }
 
