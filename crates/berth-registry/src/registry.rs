@@ -267,6 +267,9 @@ impl<D: Driver> Registry<D> {
     ) -> Result<u64> {
         self.writable()?;
         let end = Self::end_of(&self.chunks(name, uuid).await?);
+        if len == Some(0) && start.is_none_or(|s| s == end) {
+            return Ok(end); // nothing to add (the usual empty PUT that ends an upload)
+        }
         if start.is_some_and(|s| s != end) {
             return Err(RegistryError::new(
                 Code::RangeInvalid,
