@@ -39,12 +39,9 @@ struct Args {
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let args = match Args::try_parse_from(args.iter().skip(1)) {
+    let args: Args = match crate::parse_args(&args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 125 } else { 0 };
-        }
+        Err(code) => return code,
     };
     tracing_subscriber::fmt()
         .with_env_filter(

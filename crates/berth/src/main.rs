@@ -31,6 +31,19 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Parse a subcommand's arguments (after `berth`); on failure the exit code, after clap has
+/// printed its message (125 for a usage error, as docker does; 0 for --help).
+pub(crate) fn parse_args<T: clap::Parser>(args: &[OsString]) -> Result<T, i32> {
+    T::try_parse_from(args.iter().skip(1)).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            125
+        } else {
+            0
+        }
+    })
+}
+
 fn shim(args: &[OsString]) -> i32 {
     let mut it = args.iter().skip(2);
     while let Some(a) = it.next() {

@@ -77,12 +77,9 @@ enum Cmd {
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let args = match Args::try_parse_from(args.iter().skip(1)) {
+    let args: Args = match crate::parse_args(&args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 125 } else { 0 };
-        }
+        Err(code) => return code,
     };
     match args.cmd {
         Cmd::Serve { config } => serve(config),

@@ -443,36 +443,41 @@ fn openssl(args: &[&str]) {
     );
 }
 
+/// A P-256 key pair for signing tokens (`key.pem`, `pub.pem`) and an htpasswd file with one
+/// user, in `d`.
+fn token_setup(d: &Path, user: &str, password: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let (key, pubkey, users) = (d.join("key.pem"), d.join("pub.pem"), d.join("users"));
+    let (k, p) = (key.to_str().unwrap(), pubkey.to_str().unwrap());
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        k,
+    ]);
+    openssl(&["pkey", "-in", k, "-pubout", "-out", p]);
+    let hash = bcrypt::hash(password, 5).unwrap();
+    std::fs::write(&users, format!("{user}:{hash}\n")).unwrap();
+    (key, pubkey, users)
+}
+
 #[test]
 fn bearer_tokens_with_scopes_and_the_builtin_token_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (key, pubkey, other) = (d.join("key.pem"), d.join("pub.pem"), d.join("other.pem"));
-    for k in [&key, &other] {
-        openssl(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            k.to_str().unwrap(),
-        ]);
-    }
+    let (key, pubkey, users) = token_setup(d, "bob", "builder");
+    let other = d.join("other.pem");
     openssl(&[
-        "pkey",
-        "-in",
-        key.to_str().unwrap(),
-        "-pubout",
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
         "-out",
-        pubkey.to_str().unwrap(),
+        other.to_str().unwrap(),
     ]);
-    let users = d.join("users");
-    std::fs::write(
-        &users,
-        format!("bob:{}\n", bcrypt::hash("builder", 5).unwrap()),
-    )
-    .unwrap();
     let port = free_port();
     let extra = format!(
         "  delete: true\n  auth:\n    token:\n      realm: http://127.0.0.1:{port}/auth/token\n      service: berth-registry\n      issuer: berth-test\n      publickey: {}\n      signingkey: {}\n      htpasswd: {}\n",
@@ -1192,30 +1197,7 @@ fn the_registry_runs_as_a_berth_container() {
 fn a_pull_through_cache_serves_and_keeps_what_its_upstream_has() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (key, pubkey) = (d.join("key.pem"), d.join("pub.pem"));
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        key.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        key.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        pubkey.to_str().unwrap(),
-    ]);
-    let users = d.join("users");
-    std::fs::write(
-        &users,
-        format!("mirror:{}\n", bcrypt::hash("m1rror", 5).unwrap()),
-    )
-    .unwrap();
+    let (key, pubkey, users) = token_setup(d, "mirror", "m1rror");
     let port = free_port();
     let mut upstream = Some(Registry::start_at(
         &format!("127.0.0.1:{port}"),
