@@ -264,8 +264,8 @@ pub fn conformance_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Path::new(BERTH).parent().unwrap().join("oci-conformance");
     let bin = out.join("conformance.test");
-    let lock =
-        std::fs::File::create(std::env::temp_dir().join("berth-oci-conformance.lock")).unwrap();
+    // the lock lives beside the build (in the target directory), not in /tmp
+    let lock = std::fs::File::create(out.with_extension("lock")).unwrap();
     // SAFETY: flock on a file descriptor we own; one build at a time across test processes.
     unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
     if !bin.exists() {
