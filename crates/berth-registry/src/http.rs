@@ -196,6 +196,16 @@ fn json_response(v: &serde_json::Value, content_type: &'static str) -> Response 
     r
 }
 
+/// A JSON body passed through as it came.
+fn json_response_raw(body: bytes::Bytes) -> Response {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// The `Link` header of a next page.
 fn next_link(path: &str, n: Option<usize>, last: &str) -> HeaderValue {
     let n = n.map(|n| format!("n={n}&")).unwrap_or_default();
@@ -388,6 +398,15 @@ async fn proxy_dispatch<D: Driver>(app: Arc<App<D>>, r: Route, req: Request) -> 
                     crate::proxy::proxied_blob(app.clone(), &name, &d, &method).await
                 }
                 Err(e) => Err(e),
+            }
+        }
+        Route::Tags(name) if method == Method::GET => {
+            check_name(&name)?;
+            let query = req.uri().query().map(str::to_string);
+            match up.tags(&name, query.as_deref()).await {
+                Some(body) => Ok(json_response_raw(body)),
+                // the upstream is away: the tags kept here
+                None => dispatch(&app.reg, Route::Tags(name), req).await,
             }
         }
         Route::Base | Route::Catalog | Route::Tags(_) | Route::Referrers(..) => {

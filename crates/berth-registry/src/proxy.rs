@@ -7,6 +7,7 @@
 //!   ago; when the upstream cannot be reached, the tag kept here is served.
 //! - A blob streams to the client and into an upload at the same time; the upload becomes
 //!   the blob only if its digest matches. A client that goes away leaves nothing.
+//! - A tag list is the upstream's when it answers, the tags kept here otherwise.
 //! - The upstream's auth: basic credentials, or the token flow (a `Bearer` challenge, a token
 //!   from its realm for `repository:<name>:pull`, kept until it expires).
 
@@ -176,6 +177,24 @@ impl Upstream {
             return send(Some(tok)).await.map_err(upstream_err);
         }
         Ok(resp)
+    }
+
+    /// The upstream's tag list of a repository (its JSON, with `query`'s paging), or `None`
+    /// when it cannot say.
+    pub async fn tags(&self, name: &str, query: Option<&str>) -> Option<Bytes> {
+        let q = query.map(|q| format!("?{q}")).unwrap_or_default();
+        let resp = self
+            .request(Method::GET, &format!("/v2/{name}/tags/list{q}"), name)
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let body = resp.bytes().await.ok()?;
+        // only a well-formed answer is passed on
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        v.get("tags")?;
+        Some(body)
     }
 
     fn tag_is_fresh(&self, name: &str, tag: &str) -> bool {

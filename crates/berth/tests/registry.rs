@@ -1287,6 +1287,12 @@ fn a_pull_through_cache_serves_and_keeps_what_its_upstream_has() {
         None,
     );
     assert_eq!(a.body, config);
+    // the tag list is the upstream's
+    let a = curl("GET", &cache.url("/v2/library/tool/tags/list"), &[], None);
+    assert_eq!(
+        a.json(),
+        serde_json::json!({"name": "library/tool", "tags": ["stable"]})
+    );
     // what is not upstream either
     let a = curl(
         "GET",
@@ -1327,6 +1333,12 @@ fn a_pull_through_cache_serves_and_keeps_what_its_upstream_has() {
     }
     assert!(kept.exists(), "the layer was not kept");
     upstream.take();
+    let a = curl("GET", &cache.url("/v2/library/tool/tags/list"), &[], None);
+    assert_eq!(
+        a.json()["tags"],
+        serde_json::json!(["stable"]),
+        "the kept tags"
+    );
     let a = curl(
         "GET",
         &cache.url("/v2/library/tool/manifests/stable"),
