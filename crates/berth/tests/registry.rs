@@ -1366,3 +1366,61 @@ fn a_pull_through_cache_serves_and_keeps_what_its_upstream_has() {
     );
     assert_eq!(a.status, 502, "{}", a.text());
 }
+
+/// `registry-mirrors`: a dockerd whose mirror is a berth pull-through cache pulls `busybox`
+/// (docker.io/library/busybox) through it, from the cache's upstream (another berth registry,
+/// standing in for Docker Hub, which this machine cannot reach).
+#[test]
+fn docker_pulls_through_a_berth_mirror() {
+    let Some(d) =
+        common::Dockerd::start_with_config(r#"{"registry-mirrors": ["http://127.0.0.1:5001"]}"#)
+    else {
+        return;
+    };
+    let env = common::Env::new();
+    d.import_busybox(&env.busybox_tar());
+    let hub = Registry::start_in_netns_of_at(d.pid(), "127.0.0.1:5000", "");
+    d.docker(&["tag", "busybox", "127.0.0.1:5000/library/busybox:latest"])
+        .ok();
+    d.docker(&["push", "127.0.0.1:5000/library/busybox:latest"])
+        .ok();
+    let mirror = Registry::start_in_netns_of_at(
+        d.pid(),
+        "127.0.0.1:5001",
+        &format!("  proxy:\n    remoteurl: http://{}\n", hub.addr),
+    );
+    d.docker(&["rmi", "busybox", "127.0.0.1:5000/library/busybox:latest"])
+        .ok();
+    let o = d.docker(&["pull", "busybox"]).ok();
+    assert!(
+        o.stdout.contains("docker.io/library/busybox:latest"),
+        "{}",
+        o.stdout
+    );
+    let o = d
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "mirrored",
+        ])
+        .ok();
+    assert_eq!(o.stdout.trim(), "mirrored");
+    // the mirror kept what it passed on
+    let kept = files(&mirror.data());
+    assert!(
+        kept.iter()
+            .any(|f| f.starts_with("repositories/library/busybox/_manifests/tags/latest")),
+        "{kept:?}"
+    );
+    assert!(
+        kept.iter()
+            .filter(|f| f.starts_with("blobs/") && f.ends_with("/data"))
+            .count()
+            >= 3,
+        "{kept:?}"
+    );
+}

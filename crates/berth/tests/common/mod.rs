@@ -668,6 +668,11 @@ pub struct Dockerd {
 impl Dockerd {
     /// Start one and wait until it answers; None (with a note) when dockerd is not installed.
     pub fn start() -> Option<Dockerd> {
+        Dockerd::start_with_config("{}")
+    }
+
+    /// The same with this daemon.json.
+    pub fn start_with_config(daemon_json: &str) -> Option<Dockerd> {
         let Some(bin) = dockerd_path() else {
             eprintln!(
                 "note: dockerd is not installed; the dockerd interoperability checks are skipped"
@@ -682,7 +687,7 @@ impl Dockerd {
         let tag = format!("{:08x}", rand::random::<u32>());
         let cgroup_parent = format!("berth-test-dockerd-{tag}");
         let cfg = dir.path().join("daemon.json");
-        std::fs::write(&cfg, "{}").unwrap();
+        std::fs::write(&cfg, daemon_json).unwrap();
         let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
         let child = Command::new("unshare")
             .args(["--net", "--"])

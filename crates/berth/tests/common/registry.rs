@@ -105,6 +105,11 @@ impl Registry {
     /// Local storage and `extra` lines, served from the network namespace of process `pid`
     /// (whose loopback is brought up).
     pub fn start_in_netns_of(pid: i32, extra: &str) -> Registry {
+        Registry::start_in_netns_of_at(pid, "127.0.0.1:0", extra)
+    }
+
+    /// The same on a given address of that namespace.
+    pub fn start_in_netns_of_at(pid: i32, addr: &str, extra: &str) -> Registry {
         let ns = format!("--net=/proc/{pid}/ns/net");
         let o = Command::new("nsenter")
             .args([ns.as_str(), "ip", "link", "set", "lo", "up"])
@@ -112,7 +117,7 @@ impl Registry {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let dir = tempfile::tempdir().unwrap();
-        Registry::launch("127.0.0.1:0", local, extra, dir, Some(pid))
+        Registry::launch(addr, local, extra, dir, Some(pid))
     }
 }
 
