@@ -360,8 +360,7 @@ fn distribution(
     if let Some(l) = string(&v, &["log", "level"])? {
         s.loglevel = l;
     }
-    if let Some(b) = get(&v, &["storage", "s3"]) {
-        let _ = b;
+    if get(&v, &["storage", "s3"]).is_some() {
         s.storage = Storage::S3 {
             bucket: required(&v, &["storage", "s3", "bucket"])?,
             region: string(&v, &["storage", "s3", "region"])?,

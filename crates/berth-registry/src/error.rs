@@ -55,8 +55,8 @@ impl Code {
             | Code::BlobUploadUnknown
             | Code::ManifestUnknown
             | Code::NameUnknown => StatusCode::NOT_FOUND,
-            Code::ManifestBlobUnknown => StatusCode::BAD_REQUEST,
-            Code::BlobUploadInvalid
+            Code::ManifestBlobUnknown
+            | Code::BlobUploadInvalid
             | Code::DigestInvalid
             | Code::ManifestInvalid
             | Code::NameInvalid

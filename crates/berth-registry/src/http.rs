@@ -116,7 +116,6 @@ fn reference(s: &str) -> Result<Reference> {
     Reference::parse(s).map_err(|e| match e {
         crate::digest::DigestError::Format(_) if !s.contains(':') => {
             RegistryError::new(Code::ManifestInvalid, format!("invalid tag {s:?}"))
-                .with_status(StatusCode::BAD_REQUEST)
         }
         e => RegistryError::new(Code::DigestInvalid, e.to_string()),
     })
@@ -382,10 +381,9 @@ async fn proxy_dispatch<D: Driver>(app: Arc<App<D>>, r: Route, req: Request) -> 
         return dispatch(&app.reg, r, req).await;
     };
     match r {
-        Route::Manifest(name, reference) if read => {
+        Route::Manifest(name, text) if read => {
             check_name(&name)?;
-            let r = crate::http::reference(&reference)
-                .map_err(|_| crate::registry::manifest_unknown(&reference))?;
+            let r = reference(&text).map_err(|_| crate::registry::manifest_unknown(&text))?;
             let m = app.reg.proxied_manifest(up, &name, &r).await?;
             Ok(manifest_response(m, method == Method::HEAD))
         }

@@ -55,6 +55,8 @@ pub enum ServeError {
     Proxy(String),
     #[error("storage: {0}")]
     Storage(std::io::Error),
+    #[error(transparent)]
+    Registry(#[from] error::RegistryError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -84,9 +86,7 @@ async fn collect_with<D: storage::Driver>(
             readonly: false,
         },
     );
-    reg.gc(opts)
-        .await
-        .map_err(|e| ServeError::Storage(std::io::Error::other(e.to_string())))
+    Ok(reg.gc(opts).await?)
 }
 
 /// The authenticator the settings ask for.

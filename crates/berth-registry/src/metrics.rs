@@ -25,12 +25,16 @@ pub struct Metrics {
 impl Metrics {
     /// Count one finished request.
     pub fn record(&self, method: &str, status: u16, took: Duration, bytes_in: u64, bytes_out: u64) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((method.to_string(), status))
-            .or_default() += 1;
+        {
+            let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            // the key is owned only the first time a method and status are seen
+            match r.iter_mut().find(|((m, s), _)| m == method && *s == status) {
+                Some((_, n)) => *n += 1,
+                None => {
+                    r.insert((method.to_string(), status), 1);
+                }
+            }
+        }
         self.bytes_in.fetch_add(bytes_in, Relaxed);
         self.bytes_out.fetch_add(bytes_out, Relaxed);
         let secs = took.as_secs_f64();

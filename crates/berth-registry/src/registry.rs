@@ -118,15 +118,15 @@ impl<D: Driver> Registry<D> {
         if !self.opts.readonly && meta.modified.elapsed().unwrap_or_default() > TOUCH_AFTER {
             self.link_blob(name, d).await?;
         }
+        let data = paths::blob_data(d);
+        if let Some(m) = self.driver.stat(&data).await.map_err(io_err)? {
+            return Ok(m.size);
+        }
+        // not there: maybe in a collection's trash (see `ensure_data`)
         if !self.ensure_data(d).await? {
             return Err(blob_unknown(d));
         }
-        match self
-            .driver
-            .stat(&paths::blob_data(d))
-            .await
-            .map_err(io_err)?
-        {
+        match self.driver.stat(&data).await.map_err(io_err)? {
             Some(m) => Ok(m.size),
             None => Err(blob_unknown(d)),
         }

@@ -96,9 +96,10 @@ pub fn write_rootfs(out: &Path) -> io::Result<()> {
     let exe = std::fs::read(&exe_path)?;
     let mut b = tar::Builder::new(std::fs::File::create(out)?);
     let mut dirs: Vec<String> = Vec::new();
-    let mut add_dirs = |b: &mut tar::Builder<std::fs::File>, p: &Path| -> io::Result<()> {
+    // a directory and its parents, each once
+    let mut add_dirs = |b: &mut tar::Builder<std::fs::File>, dir: &Path| -> io::Result<()> {
         let mut acc = PathBuf::from("/");
-        for c in p.parent().into_iter().flat_map(|d| d.components().skip(1)) {
+        for c in dir.components().skip(1) {
             acc.push(c);
             let s = acc.display().to_string();
             if !dirs.contains(&s) {
@@ -108,14 +109,8 @@ pub fn write_rootfs(out: &Path) -> io::Result<()> {
         }
         Ok(())
     };
-    for d in [
-        "/etc",
-        "/etc/berth",
-        "/var",
-        "/var/lib",
-        "/var/lib/registry",
-    ] {
-        add_dirs(&mut b, &Path::new(d).join("x"))?;
+    for d in ["/etc/berth", "/var/lib/registry"] {
+        add_dirs(&mut b, Path::new(d))?;
     }
     dir_entry(&mut b, "tmp", 0o1777)?;
     file_entry(&mut b, "berth", &exe, 0o755)?;
@@ -123,7 +118,7 @@ pub fn write_rootfs(out: &Path) -> io::Result<()> {
     file_entry(&mut b, "etc/passwd", b"root:x:0:0:root:/:/berth\n", 0o644)?;
     for lib in mapped_libraries()? {
         let data = std::fs::read(&lib)?;
-        add_dirs(&mut b, &lib)?;
+        add_dirs(&mut b, lib.parent().unwrap_or(Path::new("/")))?;
         file_entry(&mut b, &lib.display().to_string(), &data, 0o755)?;
         // the names the loader looks for (libseccomp.so.2 for libseccomp.so.2.5.4), as the
         // host's symlinks beside it give them
@@ -147,7 +142,10 @@ pub fn write_rootfs(out: &Path) -> io::Result<()> {
     if let Some(interp) = interpreter(&exe) {
         let real = std::fs::canonicalize(&interp)?;
         if Path::new(&interp) != real {
-            add_dirs(&mut b, Path::new(&interp))?;
+            add_dirs(
+                &mut b,
+                Path::new(&interp).parent().unwrap_or(Path::new("/")),
+            )?;
             symlink_entry(&mut b, Path::new(&interp), &real.display().to_string())?;
         }
     }
