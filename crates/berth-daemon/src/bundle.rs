@@ -2,7 +2,7 @@
 
 use crate::container::ContainerRecord;
 use crate::network::Planned;
-use crate::{blocking, fsutil::write_atomic, Daemon};
+use crate::{blocking, fsutil::write_replace, Daemon};
 use berth_api::ApiError;
 use berth_runtime::shim::{self, ShimConfig};
 use berth_runtime::spec::{self, BindMount, SpecOptions};
@@ -142,9 +142,9 @@ impl Daemon {
                 let from = self.container_dir(&self.container(other)?.id);
                 for f in ["hosts", "resolv.conf"] {
                     let data = std::fs::read(from.join(f)).map_err(io_err)?;
-                    write_atomic(&dir.join(f), &data).map_err(io_err)?;
+                    write_replace(&dir.join(f), &data).map_err(io_err)?;
                 }
-                write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())
+                write_replace(&dir.join("hostname"), format!("{hostname}\n").as_bytes())
                     .map_err(io_err)?;
             }
             None => write_etc_files(
@@ -217,7 +217,7 @@ impl Daemon {
         let spec = spec::build(&opts).map_err(|e| ApiError::invalid(e.to_string()))?;
         let spec_json =
             serde_json::to_vec_pretty(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
-        write_atomic(&bundle.join(shim::SPEC_FILE), &spec_json).map_err(io_err)?;
+        write_replace(&bundle.join(shim::SPEC_FILE), &spec_json).map_err(io_err)?;
 
         let runtime = self.config.runtime_path(hc.runtime.as_deref())?;
         let (max_size, max_files) = self.log_limits(rec)?;
@@ -240,7 +240,7 @@ impl Daemon {
             rootfs_mount: Some(rootfs),
         };
         let cfg_json = serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?;
-        write_atomic(&bundle.join(shim::CONFIG_FILE), &cfg_json).map_err(io_err)?;
+        write_replace(&bundle.join(shim::CONFIG_FILE), &cfg_json).map_err(io_err)?;
         Ok(())
     }
 
@@ -426,13 +426,13 @@ fn write_etc_files(
     gateway: Ipv4Addr,
     embedded_dns: bool,
 ) -> Result<(), ApiError> {
-    write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes()).map_err(io_err)?;
+    write_replace(&dir.join("hostname"), format!("{hostname}\n").as_bytes()).map_err(io_err)?;
     let extra = hc.extra_hosts.as_deref().unwrap_or_default();
     if ip.is_some() || !extra.is_empty() || !dir.join("hosts").exists() {
         // As Docker's: the defaults, the extra hosts, then the container's own line.
         let base = HOSTS.to_string() + &crate::network::extra_hosts_lines(extra, Some(gateway));
         let hosts = crate::network::hosts_file(&base, ip, hostname, domain);
-        write_atomic(&dir.join("hosts"), hosts.as_bytes()).map_err(io_err)?;
+        write_replace(&dir.join("hosts"), hosts.as_bytes()).map_err(io_err)?;
     }
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let (dns, search, options) = (
@@ -453,7 +453,7 @@ fn write_etc_files(
     } else {
         resolv_conf(&host, dns, search, options)
     };
-    write_atomic(&dir.join("resolv.conf"), conf.as_bytes()).map_err(io_err)
+    write_replace(&dir.join("resolv.conf"), conf.as_bytes()).map_err(io_err)
 }
 
 /// The values of the `key` lines of a resolv.conf (`nameserver`, `search`, `options`), in

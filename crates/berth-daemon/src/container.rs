@@ -124,9 +124,18 @@ impl ContainerRecord {
         Ok(rec)
     }
 
+    /// Write the record durably (fsync before the rename).
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         crate::fsutil::write_atomic(&dir.join(RECORD_FILE), &data)
+    }
+
+    /// Write the record atomically but without waiting for the disk (see
+    /// `fsutil::write_replace`): for changes of its run state, which the daemon reconciles
+    /// with the shims at start-up anyway.
+    fn save_state(&self, dir: &Path) -> std::io::Result<()> {
+        let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        crate::fsutil::write_replace(&dir.join(RECORD_FILE), &data)
     }
 }
 
@@ -158,6 +167,10 @@ pub struct Container {
     /// The restart policy's current delay (Docker's backoff: 100 ms, doubling, at most a
     /// minute, back to 100 ms after a run of 10 s or more).
     pub restart_delay: Mutex<std::time::Duration>,
+    /// The `wait` connection of a shim that reported the exit of this container's init and
+    /// is still cleaning up (runtime state, cgroup, rootfs mount): its end of stream says
+    /// it is done. Set for an auto-removed container, whose removal cleans up after it.
+    pub shim_exit: Mutex<Option<crate::shim_client::Conn>>,
 }
 
 impl Container {
@@ -170,6 +183,7 @@ impl Container {
             pending_attach: AtomicUsize::new(0),
             attach_settled: tokio::sync::Notify::new(),
             restart_delay: Mutex::new(std::time::Duration::ZERO),
+            shim_exit: Mutex::new(None),
         }
     }
 
@@ -178,11 +192,25 @@ impl Container {
         self.rec.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Change the record in memory, then persist it into `dir`.
+    /// Change the record in memory, then persist it into `dir` durably: for changes of its
+    /// configuration (name, networks, resources).
     pub fn update<T>(&self, dir: &Path, f: impl FnOnce(&mut ContainerRecord) -> T) -> T {
         let mut g = self.rec.lock().unwrap_or_else(|e| e.into_inner());
         let r = f(&mut g);
         if let Err(e) = g.save(dir) {
+            tracing::error!(id = %self.id, "cannot save container record: {e}");
+        }
+        r
+    }
+
+    /// Change the record's run state (status, pid, exit code, endpoints, health...) in
+    /// memory, then persist it into `dir` atomically without an fsync: a power loss can only
+    /// lose state that start-up reconciles with the shims (a container that ran is found
+    /// stopped), and starts and exits do not wait for the disk.
+    pub fn set_state<T>(&self, dir: &Path, f: impl FnOnce(&mut ContainerRecord) -> T) -> T {
+        let mut g = self.rec.lock().unwrap_or_else(|e| e.into_inner());
+        let r = f(&mut g);
+        if let Err(e) = g.save_state(dir) {
             tracing::error!(id = %self.id, "cannot save container record: {e}");
         }
         r

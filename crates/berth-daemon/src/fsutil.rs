@@ -5,6 +5,19 @@ use std::path::Path;
 
 /// Write a file atomically: temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_renamed(path, data, true)
+}
+
+/// Write a file atomically without waiting for the disk: temp file, rename. Readers and a
+/// crash of any process see the old or the new content, never a torn one; only a power loss
+/// may lose it. For what is rebuilt anyway: runtime files under the exec root (a tmpfs by
+/// default, gone at reboot), the `/etc` files made again at each start, and container state
+/// that the daemon reconciles at start-up.
+pub fn write_replace(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_renamed(path, data, false)
+}
+
+fn write_renamed(path: &Path, data: &[u8], sync: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp{}",
@@ -13,7 +26,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     ));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_all()?;
+    if sync {
+        f.sync_all()?;
+    }
     drop(f);
     std::fs::rename(&tmp, path)
 }

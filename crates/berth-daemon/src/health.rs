@@ -78,7 +78,7 @@ impl Daemon {
         let retries = hc.retries.filter(|r| *r > 0).unwrap_or(DEFAULT_RETRIES);
         let started = rec.state.started_at.unwrap_or_else(chrono::Utc::now);
         let starts = c.progress.borrow().starts;
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.state.health = Some(Health {
                 status: "starting".into(),
                 ..Default::default()
@@ -104,7 +104,7 @@ impl Daemon {
                         .map(|t| t < start_period)
                         .unwrap_or(true);
                     let mut changed = None;
-                    c.update(&d.container_dir(&c.id), |r| {
+                    c.set_state(&d.container_dir(&c.id), |r| {
                         let h = r.state.health.get_or_insert_with(Default::default);
                         let before = h.status.clone();
                         if probe.exit_code == 0 {

@@ -20,6 +20,8 @@
 //!                                   a read-only lower between the image and rw/
 //!     <id>-json.log[.N]             its log, json-file format, rotated (log_path())
 //!     hostname  hosts  resolv.conf  bind-mounted into /etc
+//!   trash/<id>/                     trash_dir(): a removed container's directory, moved here
+//!                                   at once and deleted in the background (emptied at start-up)
 //!   volumes/<name>/                 a volume (volumes.rs): _data/ (what containers mount) and
 //!                                   volume.json (driver, labels, options, anonymous)
 //!   network/                        network_dir(): the networks
@@ -52,6 +54,11 @@ use std::path::{Path, PathBuf};
 /// `<data-root>/containers/<id>`
 pub fn container_dir(data_root: &Path, id: &str) -> PathBuf {
     data_root.join("containers").join(id)
+}
+
+/// `<data-root>/trash`
+pub fn trash_dir(data_root: &Path) -> PathBuf {
+    data_root.join("trash")
 }
 
 /// `<exec-root>/containers/<id>`

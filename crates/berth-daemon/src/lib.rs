@@ -99,6 +99,7 @@ impl Daemon {
         d.unmount_scratch();
         d.clean_build_leftovers();
         d.load_containers().await;
+        d.clean_removed();
         d.reconcile_network().await;
         d.restart_policy_starts().await;
         d.collect_garbage().await;
@@ -192,6 +193,43 @@ impl Daemon {
             .remove(id);
     }
 
+    /// What removals left behind when the daemon went away before their background clean-up
+    /// ended: the trash, and bundles (rootfs mounts) of containers that no longer exist.
+    /// Deleted in the background.
+    fn clean_removed(self: &Arc<Self>) {
+        let known: std::collections::HashSet<String> = self
+            .containers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let mut orphans = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(self.config.exec_root.join("containers")) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if !known.contains(&id) {
+                    orphans.push(id);
+                }
+            }
+        }
+        let trash = layout::trash_dir(&self.config.data_root);
+        let d = self.clone();
+        tokio::task::spawn_blocking(move || {
+            for id in orphans {
+                tracing::info!(%id, "cleaning up after a removed container");
+                d.cleanup_bundle(&id);
+            }
+            if let Ok(rd) = std::fs::read_dir(&trash) {
+                for e in rd.flatten() {
+                    if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                        tracing::warn!("cannot delete {}: {err}", e.path().display());
+                    }
+                }
+            }
+        });
+    }
+
     /// Load every container record; reconnect to live shims, record exits that happened
     /// while the daemon was away.
     async fn load_containers(self: &Arc<Self>) {
@@ -236,7 +274,7 @@ impl Daemon {
                     live.insert(c.id.clone(), rec.endpoints.clone());
                 }
             } else if !rec.endpoints.is_empty() {
-                c.update(&self.container_dir(&c.id), |r| r.endpoints.clear());
+                c.set_state(&self.container_dir(&c.id), |r| r.endpoints.clear());
             }
         }
         self.net.reconcile(&live).await;

@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Parse a signal as Docker accepts it: `KILL`, `SIGKILL`, `9`.
+/// How long the daemon waits for a shim to clean up after its container exited (delete it
+/// from the runtime, remove its cgroup, unmount its rootfs) before cleaning up without it.
+const SHIM_CLEANUP_LIMIT: Duration = Duration::from_secs(30);
+
 pub fn parse_signal(s: &str) -> Result<i32, ApiError> {
     let bad = || ApiError::invalid(format!("Invalid signal: {s}"));
     if let Ok(n) = s.parse::<i32>() {
@@ -63,7 +67,9 @@ impl Daemon {
         // A user's start begins the restart policy's count and backoff again (Docker's).
         if !c.status().is_live() {
             *c.restart_delay.lock().unwrap_or_else(|e| e.into_inner()) = Duration::ZERO;
-            c.update(&self.container_dir(&c.id), |r| r.restart_count = 0);
+            if c.record().restart_count != 0 {
+                c.set_state(&self.container_dir(&c.id), |r| r.restart_count = 0);
+            }
         }
         self.start_locked(&c).await
     }
@@ -98,7 +104,7 @@ impl Daemon {
             Ok(p) => p,
             Err(e) => {
                 self.cleanup_bundle(&c.id);
-                c.update(&dir, |r| {
+                c.set_state(&dir, |r| {
                     r.state.error = e.message.clone();
                     r.state.exit_code = 128;
                 });
@@ -208,7 +214,7 @@ impl Daemon {
             self.release_network(c, &endpoints).await;
             return Err(self.start_failed(c, e.message));
         }
-        c.update(&dir, |r| {
+        c.set_state(&dir, |r| {
             r.endpoints = endpoints;
             r.state.manually_stopped = false;
             r.state.health = None;
@@ -252,7 +258,7 @@ impl Daemon {
         let full = format!(
             "failed to create task for container: failed to create shim task: OCI runtime create failed: unable to start container process: {msg}: unknown"
         );
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.state.error = full.clone();
             r.state.exit_code = code;
         });
@@ -270,7 +276,7 @@ impl Daemon {
     fn network_failed(&self, c: &Arc<Container>, what: &str, msg: String) -> ApiError {
         self.cleanup_bundle(&c.id);
         let full = format!("failed to set up the container's network: connect to {what}: {msg}");
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.state.error = full.clone();
             r.state.exit_code = 128;
         });
@@ -289,7 +295,7 @@ impl Daemon {
         let full = format!(
             "driver failed programming external connectivity on endpoint {name} ({endpoint}): {msg}"
         );
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.state.error = full.clone();
             r.state.exit_code = 128;
         });
@@ -328,17 +334,36 @@ impl Daemon {
         let d = self.clone();
         tokio::spawn(async move {
             let bundle = d.bundle_dir(&c.id);
-            let code = match shim_client::call(&bundle, &Request::Wait).await {
-                Ok(r) => r.exit_code,
-                Err(_) => None,
+            let (code, shim) = match shim_client::open(&bundle, &Request::Wait).await {
+                Ok((r, conn)) if r.ok => (r.exit_code, Some(conn)),
+                _ => (None, None),
             };
-            d.on_exit(&c, code).await;
+            d.on_exit(&c, code, shim).await;
         });
     }
 
     /// The container's init exited (or its shim vanished): record it, clean up, auto-remove.
-    async fn on_exit(self: &Arc<Self>, c: &Arc<Container>, code: Option<i32>) {
+    /// `shim` is the `wait` connection that reported the exit; the shim closes it once it
+    /// has cleaned up. An auto-removed container is reported and removed at once, and its
+    /// removal waits for the shim in the background; any other waits here first, so that a
+    /// start that follows finds nothing of the previous run.
+    async fn on_exit(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        code: Option<i32>,
+        shim: Option<shim_client::Conn>,
+    ) {
         let bundle = self.bundle_dir(&c.id);
+        let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
+        let mut deferred = false;
+        if let Some(conn) = shim {
+            if auto_remove {
+                *c.shim_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+                deferred = true;
+            } else {
+                shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await;
+            }
+        }
         let st = shim_client::read_state(&bundle);
         let exit_code = code
             .or(st.as_ref().and_then(|s| s.exit_code))
@@ -350,7 +375,9 @@ impl Daemon {
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or_else(chrono::Utc::now);
         let oom = st.as_ref().map(|s| s.oom_killed).unwrap_or(false);
-        self.cleanup_bundle(&c.id);
+        if !deferred {
+            self.cleanup_bundle(&c.id);
+        }
         let (endpoints, attached) = {
             let r = c.record();
             let attached = !crate::network::attachments(&r).is_empty();
@@ -359,7 +386,7 @@ impl Daemon {
         if !endpoints.is_empty() || attached {
             self.release_network(c, &endpoints).await;
         }
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.endpoints.clear();
             r.state.status = Status::Exited;
             r.state.pid = 0;
@@ -380,7 +407,7 @@ impl Daemon {
             self.schedule_restart(c.clone(), delay);
             return;
         }
-        if c.record().host_config.auto_remove.unwrap_or(false) {
+        if auto_remove {
             let d = self.clone();
             let id = c.id.clone();
             tokio::spawn(async move {
@@ -433,7 +460,7 @@ impl Daemon {
     /// Restart the container after `delay`, unless a user stops, starts or removes it
     /// meanwhile. Its status is `restarting` until then.
     fn schedule_restart(self: &Arc<Self>, c: Arc<Container>, delay: Duration) {
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.state.status = Status::Restarting;
             r.restart_count += 1;
         });
@@ -447,7 +474,7 @@ impl Daemon {
             }
             if let Err(e) = d.start_locked(&c).await {
                 tracing::warn!(id = %c.id, "restart by its policy failed: {}", e.message);
-                c.update(&d.container_dir(&c.id), |r| r.state.status = Status::Exited);
+                c.set_state(&d.container_dir(&c.id), |r| r.state.status = Status::Exited);
             }
         });
     }
@@ -509,7 +536,7 @@ impl Daemon {
             // The daemon died between the shim's start and recording it: adopt the container.
             (_, Some(st)) if matches!(st.status, S::Running | S::Paused) => {
                 let paused = st.status == S::Paused;
-                c.update(&self.container_dir(&c.id), |rec| {
+                c.set_state(&self.container_dir(&c.id), |rec| {
                     rec.state.status = if paused {
                         Status::Paused
                     } else {
@@ -534,7 +561,7 @@ impl Daemon {
                 self.cleanup_bundle(&c.id);
             }
             // Running when the daemon went away, no shim now: it exited meanwhile.
-            (true, None) => self.on_exit(c, None).await,
+            (true, None) => self.on_exit(c, None, None).await,
             (false, None) => {
                 if bundle.exists() {
                     self.cleanup_bundle(&c.id);
@@ -556,7 +583,7 @@ impl Daemon {
                 c.id
             )));
         }
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.state.manually_stopped = true
         });
         self.container_event(&c.id, "kill", &[("signal", sig.to_string())]);
@@ -589,7 +616,7 @@ impl Daemon {
         let rec = c.record();
         if rec.state.status == Status::Restarting {
             // Waiting to be restarted by its policy: it stays stopped.
-            c.update(&self.container_dir(&c.id), |r| {
+            c.set_state(&self.container_dir(&c.id), |r| {
                 r.state.status = Status::Exited;
                 r.state.manually_stopped = true;
             });
@@ -601,7 +628,7 @@ impl Daemon {
                 "container already stopped",
             ));
         }
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.state.manually_stopped = true
         });
         let seen = c.progress.borrow().exits;
@@ -669,7 +696,7 @@ impl Daemon {
         }
         shim_client::call(&self.bundle_dir(&c.id), &Request::Pause).await?;
         self.container_event(&c.id, "pause", &[]);
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.state.status = Status::Paused
         });
         Ok(())
@@ -687,7 +714,7 @@ impl Daemon {
         }
         shim_client::call(&self.bundle_dir(&c.id), &Request::Resume).await?;
         self.container_event(&c.id, "unpause", &[]);
-        c.update(&self.container_dir(&c.id), |r| {
+        c.set_state(&self.container_dir(&c.id), |r| {
             r.state.status = Status::Running
         });
         Ok(())
@@ -726,11 +753,40 @@ impl Daemon {
         }
         let dir = self.container_dir(&c.id);
         self.container_event(&c.id, "destroy", &[]);
-        c.update(&dir, |r| r.state.status = Status::Removing);
-        self.cleanup_bundle(&c.id);
-        std::fs::remove_dir_all(&dir).map_err(|e| {
-            ApiError::internal(format!("unable to remove filesystem for {}: {e}", c.id))
-        })?;
+        c.set_state(&dir, |r| r.state.status = Status::Removing);
+        // Its files go to the trash in one rename and are deleted in the background (after
+        // the shim, if it is still cleaning up, and the rootfs unmount): removing a
+        // container does not wait for the disk. Where the rename cannot be done, at once.
+        let trash = crate::layout::trash_dir(&self.config.data_root).join(&c.id);
+        let moved = std::fs::create_dir_all(crate::layout::trash_dir(&self.config.data_root))
+            .and_then(|_| std::fs::rename(&dir, &trash))
+            .is_ok();
+        let shim = c.shim_exit.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if moved {
+            self.volumes.release_all(&c.id);
+            let d = self.clone();
+            let id = c.id.clone();
+            tokio::spawn(async move {
+                if let Some(conn) = shim {
+                    shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await;
+                }
+                let _ = tokio::task::spawn_blocking(move || {
+                    d.cleanup_bundle(&id);
+                    if let Err(e) = std::fs::remove_dir_all(&trash) {
+                        tracing::warn!(%id, "cannot delete the removed container's files: {e}");
+                    }
+                })
+                .await;
+            });
+        } else {
+            if let Some(conn) = shim {
+                shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await;
+            }
+            self.cleanup_bundle(&c.id);
+            std::fs::remove_dir_all(&dir).map_err(|e| {
+                ApiError::internal(format!("unable to remove filesystem for {}: {e}", c.id))
+            })?;
+        }
         self.release_name(&c.name());
         self.unregister(&c.id);
         if volumes {

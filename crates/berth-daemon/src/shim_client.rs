@@ -82,6 +82,13 @@ pub async fn open(dir: &Path, req: &Request) -> Result<(Response, Conn), ApiErro
     Ok((resp, Conn { reader, writer: w }))
 }
 
+/// Wait for the shim to close a connection (it exits once the container is gone from the
+/// runtime and its rootfs unmounted), at most `limit`; whatever it still sends is dropped.
+pub async fn closed(mut conn: Conn, limit: std::time::Duration) {
+    let mut sink = tokio::io::sink();
+    let _ = tokio::time::timeout(limit, tokio::io::copy(&mut conn.reader, &mut sink)).await;
+}
+
 /// One request, one answer; an answer with `ok: false` becomes an error.
 pub async fn call(dir: &Path, req: &Request) -> Result<Response, ApiError> {
     let (resp, _) = open(dir, req).await?;

@@ -25,7 +25,8 @@
 //!
 //! After init exits, the shim records the exit in `state.json`, sends `Exit` to attached clients,
 //! answers pending `wait`s, deletes the container from the runtime (cgroup included), unmounts
-//! the rootfs given as `rootfs_mount`, and exits.
+//! the rootfs given as `rootfs_mount`, and exits. A `wait` connection stays open until then: its
+//! end of stream tells the client that the clean-up is over.
 
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};

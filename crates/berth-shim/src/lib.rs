@@ -620,11 +620,12 @@ impl Shim {
 
     fn write_state(&self) -> io::Result<()> {
         let tmp = self.dir.join(format!("{}.tmp", proto::STATE_FILE));
-        let data = serde_json::to_vec_pretty(&self.state).map_err(io::Error::other)?;
+        let data = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
         {
+            // No fsync: the state lives under the exec root (a tmpfs by default) and is only
+            // read by the daemon of this boot; the rename keeps it whole for any reader.
             let mut f = File::create(&tmp)?;
             f.write_all(&data)?;
-            f.sync_all()?;
         }
         fs::rename(&tmp, self.dir.join(proto::STATE_FILE))
     }
@@ -1308,12 +1309,9 @@ impl Shim {
                 c.frame(FrameKind::Exit, &e.exit.unwrap_or(137).to_be_bytes());
             }
         }
-        if let Err(e) = self.runtime.delete() {
-            log!("delete container: {e}");
-        }
-        self.reap();
-        self.unmount_rootfs();
-        let _ = fs::remove_file(self.dir.join(proto::SOCKET_FILE));
+        // Report the exit first, then clean up: `wait` clients keep their connection, which
+        // ends when this process does, i.e. once the container is gone from the runtime and
+        // its rootfs unmounted.
         for c in self.clients.values_mut() {
             match c.mode {
                 Mode::Attach { .. } => c.frame(FrameKind::Exit, &code.to_be_bytes()),
@@ -1326,6 +1324,12 @@ impl Shim {
             }
             c.flush_blocking(Duration::from_secs(2));
         }
+        let _ = fs::remove_file(self.dir.join(proto::SOCKET_FILE));
+        if let Err(e) = self.runtime.delete() {
+            log!("delete container: {e}");
+        }
+        self.reap();
+        self.unmount_rootfs();
         log!("container {} exited with {code}", self.cfg.id);
     }
 }
