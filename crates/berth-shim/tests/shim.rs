@@ -77,6 +77,7 @@ impl Env {
             open_stdin,
             stdin_once: open_stdin,
             rootfs_mount: None,
+            seccomp_cache: Some(self.tmp.path().join("seccomp")),
         };
         fs::write(
             dir.join(shim::CONFIG_FILE),
@@ -293,15 +294,20 @@ fn test_kill(env: &Env) {
     let st = request(&dir, &Request::State).state.unwrap();
     assert_eq!(st.status, Status::Running);
     // Until sh has set its trap, SIGTERM is ignored: wait for the trap to show in the state of
-    // init's signal handlers (SigCgt bit 15) before sending it.
+    // init's signal handlers (SigCgt bit 15) before sending it. Init must be sh by then: before
+    // its exec, runc's init (Go, which catches every signal) shows the same bit.
     let caught = |pid: i32| {
-        fs::read_to_string(format!("/proc/{pid}/status"))
+        fs::read_to_string(format!("/proc/{pid}/comm"))
             .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-            .map(|m| m & (1 << 14) != 0)
-            .unwrap_or(false)
+            .trim()
+            == "sh"
+            && fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                .map(|m| m & (1 << 14) != 0)
+                .unwrap_or(false)
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !caught(st.pid) {
