@@ -238,6 +238,7 @@ impl Daemon {
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             stdin_once: rec.config.stdin_once.unwrap_or(false),
             rootfs_mount: Some(rootfs),
+            seccomp_cache: Some(crate::layout::seccomp_cache(&self.config.exec_root)),
         };
         let cfg_json = serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?;
         write_replace(&bundle.join(shim::CONFIG_FILE), &cfg_json).map_err(io_err)?;

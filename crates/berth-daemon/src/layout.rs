@@ -39,6 +39,8 @@
 //! <exec-root>/                      --exec-root, default /run/berth
 //!   berth.sock  berth.pid           the API socket (0660) and the daemon's pid
 //!   runtime/<id>/                   libcontainer's (or runc's) own state
+//!   seccomp/<digest>.bpf            seccomp_cache(): seccomp profiles compiled to BPF by the
+//!                                   shims, one per profile (ShimConfig::seccomp_cache)
 //!   containers/<id>/                bundle_dir(): the OCI bundle and the shim's files
 //!     config.json                   the runtime spec
 //!     rootfs/                       the overlay mount point
@@ -59,6 +61,11 @@ pub fn container_dir(data_root: &Path, id: &str) -> PathBuf {
 /// `<data-root>/trash`
 pub fn trash_dir(data_root: &Path) -> PathBuf {
     data_root.join("trash")
+}
+
+/// `<exec-root>/seccomp`
+pub fn seccomp_cache(exec_root: &Path) -> PathBuf {
+    exec_root.join("seccomp")
 }
 
 /// `<exec-root>/containers/<id>`

@@ -72,6 +72,11 @@ pub struct ShimConfig {
     /// A mount point to unmount after the container exits (the overlay rootfs).
     #[serde(default)]
     pub rootfs_mount: Option<PathBuf>,
+    /// A directory where the built-in runtime keeps seccomp profiles compiled to BPF, one file
+    /// per profile (named by a digest of the profile and of libseccomp's version), so that a
+    /// profile is compiled once, not in every container's init. `None`: compile each time.
+    #[serde(default)]
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// A unix socket path in `dir` that fits `sun_path` (108 bytes): `dir/name` itself when it is

@@ -551,6 +551,7 @@ impl Shim {
                 &cfg.runtime_root,
                 &cfg.bundle,
                 &dir.join("libcontainer-bundle"),
+                cfg.seccomp_cache.as_deref(),
             )),
         };
         let sock = dir.join(proto::SOCKET_FILE);

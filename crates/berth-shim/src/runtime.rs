@@ -10,7 +10,7 @@ use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxSeccomp, Spec};
 
 /// Errors from a runtime; the message is what a Docker client should see.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +144,8 @@ pub struct Builtin {
     bundle: PathBuf,
     /// The spec as libcontainer must see it (see [`Builtin::new`]).
     patched_bundle: PathBuf,
+    /// Where compiled seccomp profiles are kept (`ShimConfig::seccomp_cache`).
+    seccomp_cache: Option<PathBuf>,
     container: Option<Container>,
 }
 
@@ -152,17 +154,25 @@ impl Builtin {
     /// the bundle's `config.json` with an absolute root path and `MASKED_EQ` seccomp
     /// arguments swapped (libcontainer 0.7 reads `value`/`valueTwo` the other way round from
     /// runc and Docker).
-    pub fn new(id: &str, root: &Path, bundle: &Path, scratch: &Path) -> Self {
+    pub fn new(
+        id: &str,
+        root: &Path,
+        bundle: &Path,
+        scratch: &Path,
+        seccomp_cache: Option<&Path>,
+    ) -> Self {
         Builtin {
             id: id.to_string(),
             root: root.to_path_buf(),
             bundle: bundle.to_path_buf(),
             patched_bundle: scratch.to_path_buf(),
+            seccomp_cache: seccomp_cache.map(Path::to_path_buf),
             container: None,
         }
     }
 
-    fn prepare_bundle(&self) -> Result<(), RuntimeError> {
+    /// Write the spec libcontainer reads; returns its seccomp profile.
+    fn prepare_bundle(&self) -> Result<Option<LinuxSeccomp>, RuntimeError> {
         let failed = |e: &dyn std::error::Error| RuntimeError::Failed(chain(e));
         let mut spec =
             Spec::load(self.bundle.join(berth_runtime::shim::SPEC_FILE)).map_err(|e| failed(&e))?;
@@ -172,9 +182,11 @@ impl Builtin {
                 spec.set_root(Some(root));
             }
         }
+        let mut profile = None;
         if let Some(mut linux) = spec.linux().clone() {
             if let Some(mut sc) = linux.seccomp().clone() {
                 berth_runtime::seccomp::swap_masked_eq(&mut sc);
+                profile = Some(sc.clone());
                 linux.set_seccomp(Some(sc));
                 spec.set_linux(Some(linux));
             }
@@ -184,7 +196,8 @@ impl Builtin {
             source,
         })?;
         spec.save(self.patched_bundle.join(berth_runtime::shim::SPEC_FILE))
-            .map_err(|e| failed(&e))
+            .map_err(|e| failed(&e))?;
+        Ok(profile)
     }
 
     fn builder(&self, stdio: ProcStdio) -> Result<ContainerBuilder, RuntimeError> {
@@ -213,9 +226,62 @@ fn lc_err(e: libcontainer::error::LibcontainerError) -> RuntimeError {
     RuntimeError::Failed(docker_message(&chain(&e)))
 }
 
+/// Hand libcontainer the BPF of `profile` so that the container's init installs it instead of
+/// compiling the profile with libseccomp (milliseconds of CPU for Docker's default): from
+/// `cache` when an earlier shim compiled it, else compiled here and kept there. Where any of
+/// this fails, libcontainer compiles the profile itself, as without a cache.
+fn precompile_seccomp(cache: &Path, profile: &LinuxSeccomp) {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(json) = serde_json::to_vec(profile) else {
+        return;
+    };
+    // The program depends on the profile, on libseccomp (a shared library, upgradable without
+    // a reboot while the cache, on a tmpfs, stays) and on this binary's translation of the
+    // profile: all three name the file.
+    let lib = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    let exe = fs::metadata("/proc/self/exe")
+        .map(|m| format!("{}:{}:{}:{}", m.dev(), m.ino(), m.size(), m.mtime()))
+        .unwrap_or_default();
+    let mut h = sha2::Sha256::new();
+    h.update(lib.as_bytes());
+    h.update([0]);
+    h.update(exe.as_bytes());
+    h.update([0]);
+    h.update(&json);
+    let name: String = h
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let file = cache.join(format!("{name}.bpf"));
+    let bpf = match fs::read(&file) {
+        Ok(b) => b,
+        Err(_) => {
+            let Ok(b) = libcontainer::seccomp::compile_bpf(profile) else {
+                return;
+            };
+            let tmp = cache.join(format!(".{name}.{}", std::process::id()));
+            let kept = fs::create_dir_all(cache)
+                .and_then(|_| fs::write(&tmp, &b))
+                .and_then(|_| fs::rename(&tmp, &file));
+            if kept.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            b
+        }
+    };
+    libcontainer::seccomp::use_precompiled(profile, bpf);
+}
+
 impl Runtime for Builtin {
     fn create(&mut self, stdio: ProcStdio) -> Result<i32, RuntimeError> {
-        self.prepare_bundle()?;
+        let profile = self.prepare_bundle()?;
+        if let (Some(cache), Some(p)) = (&self.seccomp_cache, &profile) {
+            precompile_seccomp(cache, p);
+        }
         let container = self
             .builder(stdio)?
             .validate_id()
