@@ -157,7 +157,11 @@ fn main() {
     let started = Instant::now();
     let p = profile();
     let bpf = libcontainer::seccomp::compile_bpf(&p).expect("compile");
-    assert!(!bpf.is_empty() && bpf.len().is_multiple_of(8), "{} bytes", bpf.len());
+    assert!(
+        !bpf.is_empty() && bpf.len().is_multiple_of(8),
+        "{} bytes",
+        bpf.len()
+    );
 
     // The same filter either way, and the very program compiled ahead.
     let by_libseccomp = filter_of(child(&p, None, Then::Pause));
