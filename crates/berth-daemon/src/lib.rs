@@ -57,6 +57,11 @@ pub struct Daemon {
     pub(crate) volumes: volumes::Volumes,
     /// The event stream (`GET /events`).
     pub(crate) events: events::Events,
+    /// The shims it starts, one kept ready ahead.
+    pub(crate) shims: Arc<shim_client::Shims>,
+    /// Clean-ups left to the background (the files of removed containers), which a shutdown
+    /// lets finish (`finish_cleanups`).
+    pub(crate) cleanups: tokio_util::task::TaskTracker,
 }
 
 impl Daemon {
@@ -86,6 +91,7 @@ impl Daemon {
         }
         let net = network::Networks::init(&config).await?;
         let volumes = volumes::Volumes::open(&config.data_root)?;
+        let shim_exe = config.shim_exe.clone();
         let d = Arc::new(Daemon {
             config,
             images: Arc::new(images),
@@ -95,6 +101,8 @@ impl Daemon {
             net,
             volumes,
             events: Default::default(),
+            shims: Arc::new(shim_client::Shims::new(&shim_exe)),
+            cleanups: tokio_util::task::TaskTracker::new(),
         });
         d.unmount_scratch();
         d.clean_build_leftovers();
@@ -103,6 +111,7 @@ impl Daemon {
         d.reconcile_network().await;
         d.restart_policy_starts().await;
         d.collect_garbage().await;
+        d.shims.refill();
         Ok(d)
     }
 
@@ -193,6 +202,17 @@ impl Daemon {
             .remove(id);
     }
 
+    /// Let the background clean-ups end (at most `limit`): for a daemon that is stopping.
+    pub async fn finish_cleanups(&self, limit: std::time::Duration) {
+        self.cleanups.close();
+        if tokio::time::timeout(limit, self.cleanups.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("stopping with clean-ups still running; the next start finishes them");
+        }
+    }
+
     /// What removals left behind when the daemon went away before their background clean-up
     /// ended: the trash, and bundles (rootfs mounts) of containers that no longer exist.
     /// Deleted in the background.
@@ -215,7 +235,7 @@ impl Daemon {
         }
         let trash = layout::trash_dir(&self.config.data_root);
         let d = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.cleanups.spawn_blocking(move || {
             for id in orphans {
                 tracing::info!(%id, "cleaning up after a removed container");
                 d.cleanup_bundle(&id);

@@ -111,7 +111,7 @@ impl Daemon {
                 return Err(e);
             }
         };
-        let ready = shim_client::spawn(&self.config.shim_exe, &bundle).await;
+        let ready = self.shims.spawn(&bundle).await;
         let t_shim = t0.elapsed();
         let ready = match ready {
             Ok(r) if r.ok => r,
@@ -766,7 +766,7 @@ impl Daemon {
             self.volumes.release_all(&c.id);
             let d = self.clone();
             let id = c.id.clone();
-            tokio::spawn(async move {
+            self.cleanups.spawn(async move {
                 if let Some(conn) = shim {
                     shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await;
                 }

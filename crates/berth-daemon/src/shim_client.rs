@@ -2,51 +2,107 @@
 
 use berth_api::ApiError;
 use berth_runtime::shim::{self, FrameKind, Request, Response};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
-/// Start `<exe> shim --dir <dir>` and wait for its ready line. Returns the ready response
-/// (with init's pid) or the shim's error.
-pub async fn spawn(exe: &Path, dir: &Path) -> Result<Response, ApiError> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("shim.log"))
-        .map_err(|e| ApiError::internal(format!("cannot open shim log: {e}")))?;
-    let mut child = tokio::process::Command::new(exe)
-        .arg("shim")
-        .arg("--dir")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(|e| ApiError::internal(format!("cannot start shim: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| ApiError::internal("shim has no stdout"))?;
-    let mut line = String::new();
-    let n = BufReader::new(stdout)
-        .read_line(&mut line)
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot read from shim: {e}")))?;
-    // The shim double-forks: the child we started exits right away; reap it.
-    tokio::spawn(async move {
-        let _ = child.wait().await;
-    });
-    if n == 0 {
-        let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
-        let last = log.lines().last().unwrap_or("shim exited without a word");
-        return Err(ApiError::internal(format!("failed to start shim: {last}")));
+/// The shims the daemon starts. One is kept started ahead (`berth shim --spare`, waiting on
+/// its stdin for a container's directory), so that a container's start does not wait for the
+/// exec of the berth binary and its loading; it is replaced in the background once used. A
+/// spare ends by itself when the daemon goes away (its stdin closes).
+pub struct Shims {
+    exe: PathBuf,
+    spare: std::sync::Mutex<Option<tokio::process::Child>>,
+}
+
+impl Shims {
+    pub fn new(exe: &Path) -> Shims {
+        Shims {
+            exe: exe.to_path_buf(),
+            spare: std::sync::Mutex::new(None),
+        }
     }
-    let resp: Response = serde_json::from_str(line.trim())
-        .map_err(|e| ApiError::internal(format!("bad ready line from shim: {e}: {line}")))?;
-    Ok(resp)
+
+    fn start_spare(&self) -> std::io::Result<tokio::process::Child> {
+        tokio::process::Command::new(&self.exe)
+            .arg("shim")
+            .arg("--spare")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(false)
+            .spawn()
+    }
+
+    /// Start a spare shim if none is waiting (in the background: call from a task).
+    pub fn refill(&self) {
+        let mut slot = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            match self.start_spare() {
+                Ok(c) => *slot = Some(c),
+                Err(e) => tracing::warn!("cannot start a spare shim: {e}"),
+            }
+        }
+    }
+
+    /// Run a shim for the bundle `dir` and wait for its ready line. Returns the ready response
+    /// (with init's pid) or the shim's error.
+    pub async fn spawn(self: &std::sync::Arc<Self>, dir: &Path) -> Result<Response, ApiError> {
+        let mut line = dir.as_os_str().as_encoded_bytes().to_vec();
+        line.push(b'\n');
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .and_then(|mut c| matches!(c.try_wait(), Ok(None)).then_some(c));
+        let had_spare = spare.is_some();
+        // The spare, else (or if it died before it could be handed the directory) a new one.
+        let mut child = None;
+        for candidate in [spare, None] {
+            let mut c = match candidate {
+                Some(c) => c,
+                None => self
+                    .start_spare()
+                    .map_err(|e| ApiError::internal(format!("cannot start shim: {e}")))?,
+            };
+            let Some(mut stdin) = c.stdin.take() else {
+                continue;
+            };
+            if stdin.write_all(&line).await.is_ok() {
+                child = Some(c);
+                break;
+            }
+        }
+        if had_spare {
+            let me = self.clone();
+            tokio::spawn(async move { me.refill() });
+        }
+        let mut child = child.ok_or_else(|| ApiError::internal("cannot start shim"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| ApiError::internal("shim has no stdout"))?;
+        let mut line = String::new();
+        let n = BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| ApiError::internal(format!("cannot read from shim: {e}")))?;
+        // The shim double-forks: the child we started exits right away; reap it.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        if n == 0 {
+            let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+            let last = log.lines().last().unwrap_or("shim exited without a word");
+            return Err(ApiError::internal(format!("failed to start shim: {last}")));
+        }
+        let resp: Response = serde_json::from_str(line.trim())
+            .map_err(|e| ApiError::internal(format!("bad ready line from shim: {e}: {line}")))?;
+        Ok(resp)
+    }
 }
 
 /// A connection on which a request was sent and its response read.

@@ -9,7 +9,7 @@ pub mod runtime;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -40,6 +40,7 @@ macro_rules! log {
 /// Run the shim for the container whose directory is `dir`. Returns the exit code of the
 /// process that called it (the daemon-facing parent returns as soon as the shim has detached).
 pub fn main(dir: &Path) -> i32 {
+    let started = Instant::now();
     let dir = match dir.canonicalize() {
         Ok(d) => d,
         Err(e) => {
@@ -69,7 +70,7 @@ pub fn main(dir: &Path) -> i32 {
         }
     }
     // From here on we are the detached shim; stdout is still the daemon's pipe.
-    let code = match Shim::setup(&dir, cfg) {
+    let code = match Shim::setup(&dir, cfg, started) {
         Ok(mut shim) => {
             let r = shim.run();
             if let Err(e) = &r {
@@ -86,6 +87,30 @@ pub fn main(dir: &Path) -> i32 {
     // SAFETY: we are the forked shim; exit without running the caller's atexit handlers or
     // destructors belonging to the parent's state.
     unsafe { libc::_exit(code) }
+}
+
+/// `berth shim --spare`: a shim started ahead of time. It reads one line on its stdin, the
+/// directory of the container to run, and goes on as `berth shim --dir <dir>`; end of input
+/// (the daemon went away without using it) ends it. The daemon keeps one ready, so that a
+/// start does not wait for the shim's exec and loading.
+pub fn spare() -> i32 {
+    let mut line = String::new();
+    match io::stdin().lock().read_line(&mut line) {
+        Ok(n) if n > 0 && line.ends_with('\n') => {}
+        _ => return 0,
+    }
+    let dir = PathBuf::from(line.trim_end_matches('\n'));
+    // Until `main` detaches, stderr is the daemon's /dev/null: the shim's log instead, as for
+    // a shim started with `--dir`.
+    if let Ok(log) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("shim.log"))
+    {
+        // SAFETY: dup2 onto our own stderr; `log` is an open file.
+        unsafe { libc::dup2(log.as_raw_fd(), 2) };
+    }
+    main(&dir)
 }
 
 /// Write the one ready line to stdout, then point stdout at /dev/null so the daemon sees EOF.
@@ -528,7 +553,7 @@ fn failure_exit_code(msg: &str) -> i32 {
 }
 
 impl Shim {
-    fn setup(dir: &Path, cfg: ShimConfig) -> anyhow::Result<Shim> {
+    fn setup(dir: &Path, cfg: ShimConfig, started: Instant) -> anyhow::Result<Shim> {
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
             return Err(io::Error::last_os_error()).context("PR_SET_CHILD_SUBREAPER");
@@ -587,7 +612,7 @@ impl Shim {
             early_exits: BTreeMap::new(),
             stdin_claimed: false,
         };
-        if let Err(e) = shim.create() {
+        if let Err(e) = shim.create(started) {
             let msg = format!("{e:#}");
             shim.state.status = Status::Stopped;
             shim.state.exit_code = Some(failure_exit_code(&msg));
@@ -603,9 +628,13 @@ impl Shim {
         Ok(shim)
     }
 
-    fn create(&mut self) -> anyhow::Result<()> {
+    /// `started`: when this shim's `main` began, for the log's timings.
+    fn create(&mut self, started: Instant) -> anyhow::Result<()> {
         let mut p = prepare_io(&self.dir, self.cfg.tty, self.cfg.open_stdin, "console.sock")?;
+        let before = started.elapsed();
+        let t = Instant::now();
         let pid = self.runtime.create(p.stdio).map_err(|e| anyhow!("{e}"))?;
+        let in_runtime = t.elapsed();
         finish_io(&mut p.console, &mut p.io, self.cfg.open_stdin)?;
         self.init = p.io;
         self.state.pid = pid;
@@ -615,7 +644,14 @@ impl Shim {
             pid: Some(pid),
             ..Default::default()
         });
-        log!("created container {} with init pid {pid}", self.cfg.id);
+        log!(
+            "created container {} with init pid {pid}: {:.2?} to set up, {:.2?} in the runtime, \
+             ready {:.2?} after the shim's start",
+            self.cfg.id,
+            before,
+            in_runtime,
+            started.elapsed()
+        );
         Ok(())
     }
 

@@ -176,6 +176,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let sockets = cfg.socket_paths();
     reap_orphans()?;
     let daemon = Daemon::new(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let handle = daemon.clone();
     let mut listeners = Vec::new();
     for path in &sockets {
         if let Some(dir) = path.parent() {
@@ -197,6 +198,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for path in &sockets {
         let _ = std::fs::remove_file(path);
     }
+    handle
+        .finish_cleanups(std::time::Duration::from_secs(10))
+        .await;
     let _ = std::fs::remove_file(&pidfile);
     tracing::info!("berth daemon stopped; containers keep running");
     result

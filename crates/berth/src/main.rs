@@ -52,7 +52,10 @@ fn shim(args: &[OsString]) -> i32 {
                 return berth_shim::main(std::path::Path::new(dir));
             }
         }
+        if a == "--spare" {
+            return berth_shim::spare();
+        }
     }
-    eprintln!("usage: berth shim --dir <container-state-dir>");
+    eprintln!("usage: berth shim --dir <container-state-dir> | --spare");
     2
 }
