@@ -60,7 +60,6 @@ impl Daemon {
         let saved = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(dir.join("rw/upper"))?;
             std::fs::create_dir_all(dir.join("rw/work"))?;
-            crate::fsutil::make_init_layer(&crate::layout::init_layer(&dir))?;
             rec.save(&dir)
         })();
         if let Err(e) = saved {

@@ -16,10 +16,14 @@
 //!   containers/<id>/                container_dir()
 //!     config.v2.json                the container's record (RECORD_FILE)
 //!     rw/upper  rw/work             its writable layer
-//!     init/                         init_layer(): the runtime's mount points (/proc, /etc/hosts…),
-//!                                   a read-only lower between the image and rw/
+//!     init/                         init_layer(): only in containers made before the init
+//!                                   layer was shared (see init-layer/ below)
 //!     <id>-json.log[.N]             its log, json-file format, rotated (log_path())
 //!     hostname  hosts  resolv.conf  bind-mounted into /etc
+//!   init-layer/                     shared_init_layer(): the runtime's mount points (/proc,
+//!                                   /etc/hosts…), a read-only lower between a container's image
+//!                                   and its rw/, the same for all (made once, at start-up)
+//!   init/berth-init                 the init process of `run --init`
 //!   trash/<id>/                     trash_dir(): a removed container's directory, moved here
 //!                                   at once and deleted in the background (emptied at start-up)
 //!   volumes/<name>/                 a volume (volumes.rs): _data/ (what containers mount) and
@@ -89,9 +93,15 @@ pub fn scratch_mount(exec_root: &Path, id: &str) -> PathBuf {
     exec_root.join("mounts").join(id)
 }
 
-/// `<container-dir>/init`: the container's init layer (`fsutil::make_init_layer`).
+/// `<container-dir>/init`: a container's own init layer, as berth made them before they were
+/// shared (`shared_init_layer`); containers created since have none.
 pub fn init_layer(container_dir: &Path) -> PathBuf {
     container_dir.join("init")
+}
+
+/// `<data-root>/init-layer`: the init layer every container shares (`fsutil::make_init_layer`).
+pub fn shared_init_layer(data_root: &Path) -> PathBuf {
+    data_root.join("init-layer")
 }
 
 /// `<data-root>/builder/cache`: the build cache's entries.

@@ -104,6 +104,7 @@ impl Daemon {
             shims: Arc::new(shim_client::Shims::new(&shim_exe)),
             cleanups: tokio_util::task::TaskTracker::new(),
         });
+        d.ensure_init_layer()?;
         d.unmount_scratch();
         d.clean_build_leftovers();
         d.load_containers().await;
@@ -336,16 +337,47 @@ impl Daemon {
             .collect()
     }
 
-    /// The lower dirs of the container's root, top-most first: its init layer (when it has
-    /// one: containers created before berth made them have none), then its image's layers.
+    /// The lower dirs of the container's root, top-most first: the init layer (its own, for a
+    /// container made before the init layer was shared, else the shared one), then its image's
+    /// layers.
     pub fn rootfs_lowers(&self, rec: &ContainerRecord) -> Vec<PathBuf> {
-        let init = layout::init_layer(&self.container_dir(&rec.id));
+        let own = layout::init_layer(&self.container_dir(&rec.id));
+        let shared = layout::shared_init_layer(&self.config.data_root);
         let mut v = Vec::new();
-        if init.is_dir() {
-            v.push(init);
+        if own.is_dir() {
+            v.push(own);
+        } else if shared.is_dir() {
+            v.push(shared);
         }
         v.extend(self.layer_dirs(rec));
         v
+    }
+
+    /// Make the shared init layer if it is not there: in a temporary directory, renamed into
+    /// place whole, so that a crash never leaves half of one.
+    fn ensure_init_layer(&self) -> Result<(), ApiError> {
+        let path = layout::shared_init_layer(&self.config.data_root);
+        // Temporary ones of a start that crashed.
+        if let Ok(rd) = std::fs::read_dir(&self.config.data_root) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".init-layer-") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        if path.is_dir() {
+            return Ok(());
+        }
+        let tmp = self
+            .config
+            .data_root
+            .join(format!(".init-layer-{}", new_id()));
+        fsutil::make_init_layer(&tmp)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_dir_all(&tmp);
+                ApiError::internal(format!("cannot make the init layer: {e}"))
+            })
     }
 
     /// The chain ids of every container's layers: they stay while the container does.
