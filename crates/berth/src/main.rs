@@ -45,6 +45,13 @@ pub(crate) fn parse_args<T: clap::Parser>(args: &[OsString]) -> Result<T, i32> {
 }
 
 fn shim(args: &[OsString]) -> i32 {
+    if std::env::var_os("BERTH_SHIM_TRACE").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(std::io::stderr)
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .try_init();
+    }
     let mut it = args.iter().skip(2);
     while let Some(a) = it.next() {
         if a == "--dir" {
