@@ -532,6 +532,9 @@ struct Shim {
     /// Exit statuses reaped for pids not yet known (an exec that exited before we saw its pid).
     early_exits: BTreeMap<i32, i32>,
     stdin_claimed: bool,
+    /// Where the kernel counts the container's OOM kills (`oom_files`), found once the
+    /// container is created, read when it exits.
+    oom_files: Vec<PathBuf>,
 }
 
 fn exit_code(ws: WaitStatus) -> Option<(i32, i32)> {
@@ -611,6 +614,7 @@ impl Shim {
             init_exit: None,
             early_exits: BTreeMap::new(),
             stdin_claimed: false,
+            oom_files: Vec::new(),
         };
         if let Err(e) = shim.create(started) {
             let msg = format!("{e:#}");
@@ -644,6 +648,8 @@ impl Shim {
             pid: Some(pid),
             ..Default::default()
         });
+        // While the daemon starts it: read the spec again for what the exit will need.
+        self.oom_files = oom_files(&self.cfg.bundle);
         log!(
             "created container {} with init pid {pid}: {:.2?} to set up, {:.2?} in the runtime, \
              ready {:.2?} after the shim's start",
@@ -1334,7 +1340,7 @@ impl Shim {
         self.state.exit_code = Some(code);
         self.state.finished_at = Some(logger::now_rfc3339());
         // Read before the runtime deletes the cgroup.
-        self.state.oom_killed = oom_killed(&self.cfg.bundle);
+        self.state.oom_killed = oom_killed(&self.oom_files);
         if let Err(e) = self.write_state() {
             log!("write state: {e}");
         }
@@ -1371,23 +1377,28 @@ impl Shim {
     }
 }
 
-/// Whether the kernel's OOM killer killed a process of the container: the `oom_kill` count
-/// of its memory cgroup (`memory.events` on a v2 host, `memory.oom_control` in the v1
-/// memory hierarchy), found from the spec's `cgroupsPath`.
-fn oom_killed(bundle: &std::path::Path) -> bool {
+/// The files where the kernel counts the OOM kills of the container's memory cgroup
+/// (`memory.events` on a v2 host, `memory.oom_control` in the v1 memory hierarchy), from the
+/// spec's `cgroupsPath`.
+fn oom_files(bundle: &std::path::Path) -> Vec<PathBuf> {
     let Ok(spec) = oci_spec::runtime::Spec::load(bundle.join(proto::SPEC_FILE)) else {
-        return false;
+        return Vec::new();
     };
     let Some(path) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
-        return false;
+        return Vec::new();
     };
     let rel = path.to_string_lossy().trim_start_matches('/').to_string();
     let root = std::path::Path::new("/sys/fs/cgroup");
-    let candidates = [
+    vec![
         root.join(&rel).join("memory.events"),
         root.join("memory").join(&rel).join("memory.oom_control"),
-    ];
-    candidates.iter().any(|f| {
+    ]
+}
+
+/// Whether the kernel's OOM killer killed a process of the container: the `oom_kill` count
+/// in one of `files` ([`oom_files`]).
+fn oom_killed(files: &[PathBuf]) -> bool {
+    files.iter().any(|f| {
         fs::read_to_string(f).is_ok_and(|text| {
             text.lines().any(|l| {
                 l.strip_prefix("oom_kill ")
