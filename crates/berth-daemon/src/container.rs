@@ -167,10 +167,11 @@ pub struct Container {
     /// The restart policy's current delay (Docker's backoff: 100 ms, doubling, at most a
     /// minute, back to 100 ms after a run of 10 s or more).
     pub restart_delay: Mutex<std::time::Duration>,
-    /// The `wait` connection of a shim that reported the exit of this container's init and
-    /// is still cleaning up (runtime state, cgroup, rootfs mount): its end of stream says
-    /// it is done. Set for an auto-removed container, whose removal cleans up after it.
-    pub shim_exit: Mutex<Option<crate::shim_client::Conn>>,
+    /// Held while the previous run of the container is torn down (its shim deletes it from
+    /// the runtime and unmounts its rootfs, then the daemon removes its bundle): its exit is
+    /// reported before that ends, and what would reuse the bundle (a start, a removal's
+    /// clean-up) takes this lock first.
+    pub teardown: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Container {
@@ -183,7 +184,7 @@ impl Container {
             pending_attach: AtomicUsize::new(0),
             attach_settled: tokio::sync::Notify::new(),
             restart_delay: Mutex::new(std::time::Duration::ZERO),
-            shim_exit: Mutex::new(None),
+            teardown: Default::default(),
         }
     }
 

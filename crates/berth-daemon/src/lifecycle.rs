@@ -93,6 +93,8 @@ impl Daemon {
         }
         let bundle = self.bundle_dir(&c.id);
         let dir = self.container_dir(&c.id);
+        // The previous run's teardown (its shim, its bundle) ends before this run begins.
+        drop(c.teardown.lock().await);
         let t0 = std::time::Instant::now();
         crate::cgroups::prime_migration_lock();
         // No network is removed while the container joins it (until its endpoints are in
@@ -344,9 +346,9 @@ impl Daemon {
 
     /// The container's init exited (or its shim vanished): record it, clean up, auto-remove.
     /// `shim` is the `wait` connection that reported the exit; the shim closes it once it
-    /// has cleaned up. An auto-removed container is reported and removed at once, and its
-    /// removal waits for the shim in the background; any other waits here first, so that a
-    /// start that follows finds nothing of the previous run.
+    /// has cleaned up (runtime state, cgroup, rootfs mount). The exit is recorded and reported
+    /// at once; the bundle is removed in the background once the shim is done, under the
+    /// container's `teardown` lock, which a start or a removal's clean-up waits for.
     async fn on_exit(
         self: &Arc<Self>,
         c: &Arc<Container>,
@@ -355,15 +357,7 @@ impl Daemon {
     ) {
         let bundle = self.bundle_dir(&c.id);
         let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
-        let mut deferred = false;
-        if let Some(conn) = shim {
-            if auto_remove {
-                *c.shim_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
-                deferred = true;
-            } else {
-                shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await;
-            }
-        }
+        let teardown = c.teardown.clone().lock_owned().await;
         let st = shim_client::read_state(&bundle);
         let exit_code = code
             .or(st.as_ref().and_then(|s| s.exit_code))
@@ -375,8 +369,20 @@ impl Daemon {
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or_else(chrono::Utc::now);
         let oom = st.as_ref().map(|s| s.oom_killed).unwrap_or(false);
-        if !deferred {
-            self.cleanup_bundle(&c.id);
+        match shim {
+            Some(conn) => {
+                let d = self.clone();
+                let id = c.id.clone();
+                self.cleanups.spawn(async move {
+                    shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await;
+                    let _ = tokio::task::spawn_blocking(move || d.cleanup_bundle(&id)).await;
+                    drop(teardown);
+                });
+            }
+            None => {
+                self.cleanup_bundle(&c.id);
+                drop(teardown);
+            }
         }
         let (endpoints, attached) = {
             let r = c.record();
@@ -553,11 +559,16 @@ impl Daemon {
             // A shim whose container was never started (the daemon died mid-start): stop it.
             (_, Some(_)) => {
                 let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
-                let _ = tokio::time::timeout(
+                // Its answer to `wait` comes at the exit, the end of the connection when it
+                // has cleaned up.
+                if let Ok(Ok((_, conn))) = tokio::time::timeout(
                     Duration::from_secs(5),
-                    shim_client::call(&bundle, &Request::Wait),
+                    shim_client::open(&bundle, &Request::Wait),
                 )
-                .await;
+                .await
+                {
+                    shim_client::closed(conn, Duration::from_secs(5)).await;
+                }
                 self.cleanup_bundle(&c.id);
             }
             // Running when the daemon went away, no shim now: it exited meanwhile.
@@ -761,15 +772,14 @@ impl Daemon {
         let moved = std::fs::create_dir_all(crate::layout::trash_dir(&self.config.data_root))
             .and_then(|_| std::fs::rename(&dir, &trash))
             .is_ok();
-        let shim = c.shim_exit.lock().unwrap_or_else(|e| e.into_inner()).take();
         if moved {
             self.volumes.release_all(&c.id);
             let d = self.clone();
             let id = c.id.clone();
+            let teardown = c.teardown.clone();
             self.cleanups.spawn(async move {
-                if let Some(conn) = shim {
-                    shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await;
-                }
+                // After the teardown of its last run, if that is still going on.
+                let _done = teardown.lock().await;
                 let _ = tokio::task::spawn_blocking(move || {
                     d.cleanup_bundle(&id);
                     if let Err(e) = std::fs::remove_dir_all(&trash) {
@@ -779,9 +789,7 @@ impl Daemon {
                 .await;
             });
         } else {
-            if let Some(conn) = shim {
-                shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await;
-            }
+            let _done = c.teardown.lock().await;
             self.cleanup_bundle(&c.id);
             std::fs::remove_dir_all(&dir).map_err(|e| {
                 ApiError::internal(format!("unable to remove filesystem for {}: {e}", c.id))
