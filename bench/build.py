@@ -253,7 +253,8 @@ def main():
                 if not cli:
                     log("berth: the daemon did not start, skipped")
                     continue
-                e = Engine("berth", cli)
+                # As docker's steps below: a RUN step's container with no network.
+                e = Engine("berth", cli, None, ["--network", "none"])
                 e.check(["import", tar, "busybox"])
                 engines.append(e)
             elif name == "docker":

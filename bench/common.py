@@ -96,10 +96,11 @@ class Daemons:
         self.procs.append(p)
         return p
 
-    def start_berth(self, berth, extra=(), netns=False):
+    def start_berth(self, berth, extra=(), netns=True):
         """Start `berth daemon`; returns (Popen, cli argv) or (Popen, None) if it never answered.
-        netns=True runs it in a private network namespace (see NETNS), so its bridge and
-        nftables rules never touch the host's."""
+        It runs in a private network namespace (see NETNS), so its default bridge and nftables
+        rules never touch the host's (they would outlive it there, as docker0 does);
+        netns=False runs it in the host's."""
         cgroup_parent = "berth-bench-%d" % os.getpid()
         self.cgroup_parents.append(cgroup_parent)
         p = self._spawn((NETNS if netns else []) + [berth, "daemon", "--data-root", self.path("berth/data"),
