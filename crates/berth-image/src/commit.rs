@@ -18,6 +18,9 @@ use crate::load::read_head;
 use crate::reference::Reference;
 use crate::store::{ImageRecord, ImageStore, Loaded, Result};
 
+/// An empty tar archive (its end-of-archive blocks): the layer of a commit that changed nothing.
+const EMPTY_TAR: &[u8] = &[0u8; 1024];
+
 /// What [`ImageStore::commit`] needs to know about the container.
 #[derive(Debug, Clone)]
 pub struct CommitRequest {
@@ -86,10 +89,27 @@ impl ImageStore {
 
     /// Like [`ImageStore::commit`], with the layer given as a directory in overlay's
     /// upper format that becomes the new snapshot as it is (renamed: it must be on the
-    /// store's filesystem, and it is gone afterwards). Only the layer blob is written
+    /// store's filesystem, and it is gone afterwards, unless it is empty). Only the layer blob is written
     /// from it, so the files are not copied again (a build step's layer).
     pub fn commit_dir(&self, req: CommitRequest, dir: &std::path::Path) -> Result<ImportResult> {
         self.commit_with(req, |store| {
+            // Nothing changed (`RUN true`): an empty layer, which is neither stored nor
+            // snapshotted (see `commit_with`); the directory is left as it is.
+            let nothing = std::fs::read_dir(dir)
+                .map(|mut rd| rd.next().is_none())
+                .unwrap_or(false);
+            if nothing {
+                let empty = crate::load::LayerEntry {
+                    entries: 0,
+                    raw_digest: Digest::of(EMPTY_TAR),
+                    raw_size: EMPTY_TAR.len() as u64,
+                    diff_id: Digest::of(EMPTY_TAR),
+                    size: 0,
+                    writer: None,
+                    pending: None,
+                };
+                return Ok(empty);
+            }
             let pending = store.snapshots.prepare()?;
             pending.adopt(dir)?;
             let mut writer = store.content.writer()?;

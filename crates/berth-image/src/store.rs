@@ -158,6 +158,9 @@ pub struct ImageStore {
     pub(crate) dir: PathBuf,
     pub(crate) state: Mutex<State>,
     pub(crate) apply_opts: ApplyOptions,
+    /// `references.json` as last written (by `persist`), so that an unchanged one is not
+    /// written again (a commit or import without a tag changes only `images.json`).
+    persisted_refs: Mutex<Option<Vec<u8>>>,
 }
 
 impl ImageStore {
@@ -176,6 +179,7 @@ impl ImageStore {
             dir,
             state: Mutex::new(State::default()),
             apply_opts: ApplyOptions::default(),
+            persisted_refs: Mutex::new(None),
         };
         let mut state = State::default();
         for (id, record) in records {
@@ -288,12 +292,22 @@ impl ImageStore {
         }
     }
 
-    /// Writes images.json and references.json atomically.
+    /// Writes images.json and references.json atomically (references.json only when it
+    /// changed since this store last wrote it).
     pub(crate) fn persist(&self, state: &State) -> Result<()> {
         let records: BTreeMap<&Digest, &ImageRecord> =
             state.images.iter().map(|(id, l)| (id, &l.record)).collect();
         write_json_atomic(&self.dir.join(IMAGES_FILE), &records)?;
-        write_json_atomic(&self.dir.join(REFERENCES_FILE), &state.refs)?;
+        let path = self.dir.join(REFERENCES_FILE);
+        let refs = json_bytes(&path, &state.refs)?;
+        let mut last = self
+            .persisted_refs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.as_deref() != Some(refs.as_slice()) {
+            write_bytes_atomic(&path, &refs)?;
+            *last = Some(refs);
+        }
         Ok(())
     }
 
@@ -493,18 +507,25 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T>
     }
 }
 
-/// Write to a temp file, fsync, rename over `path`, fsync the directory.
-pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let data = serde_json::to_vec_pretty(value).map_err(|e| ImageError::Corrupt {
+fn json_bytes<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|e| ImageError::Corrupt {
         path: path.display().to_string(),
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// Write to a temp file, fsync, rename over `path`, fsync the directory.
+pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_bytes_atomic(path, &json_bytes(path, value)?)
+}
+
+fn write_bytes_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(ImageError::io(format!(
         "create temp file in {}",
         dir.display()
     )))?;
-    tmp.write_all(&data)
+    tmp.write_all(data)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(ImageError::io(format!("write {}", path.display())))?;
     tmp.persist(path)
