@@ -111,6 +111,27 @@ impl ContentStore {
         Ok(d)
     }
 
+    /// Stores several blobs as [`ContentStore::put`] does, with one fsync of the blob
+    /// directory for all of them (an image's config and manifest).
+    pub fn put_all(&self, blobs: &[&[u8]]) -> Result<Vec<Digest>> {
+        let mut digests = Vec::with_capacity(blobs.len());
+        let mut renamed = false;
+        for data in blobs {
+            let digest = Digest::of(data);
+            if !self.exists(&digest) {
+                let mut w = self.writer()?;
+                w.write_all(data)
+                    .map_err(ContentError::io("write ingest file"))?;
+                renamed |= w.commit_unsynced_dir(Some(&digest))?.2;
+            }
+            digests.push(digest);
+        }
+        if renamed {
+            sync_dir(&self.blobs)?;
+        }
+        Ok(digests)
+    }
+
     /// The path of a blob (which may not exist).
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.blobs.join(digest.hex())
@@ -205,7 +226,18 @@ impl BlobWriter {
 
     /// Flushes and fsyncs the data, verifies it against `expected` (if given),
     /// and atomically moves it to `blobs/sha256/<hex>`. Returns the digest and size.
-    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let blobs = self.blobs.clone();
+        let (digest, size, renamed) = self.commit_unsynced_dir(expected)?;
+        if renamed {
+            sync_dir(&blobs)?;
+        }
+        Ok((digest, size))
+    }
+
+    /// [`BlobWriter::commit`] without the fsync of the blob directory, which the caller
+    /// owes when the third value (a blob was moved into it) is true.
+    fn commit_unsynced_dir(mut self, expected: Option<&Digest>) -> Result<(Digest, u64, bool)> {
         let actual = self.digest();
         if let Some(expected) = expected {
             if *expected != actual {
@@ -218,7 +250,7 @@ impl BlobWriter {
         let target = self.blobs.join(actual.hex());
         if target.is_file() {
             // Same content already stored; the temp file is removed on drop.
-            return Ok((actual, self.size));
+            return Ok((actual, self.size, false));
         }
         self.flush()
             .map_err(ContentError::io("flush ingest file"))?;
@@ -230,8 +262,7 @@ impl BlobWriter {
             context: format!("rename ingest file to {}", target.display()),
             source: e.error,
         })?;
-        sync_dir(&self.blobs)?;
-        Ok((actual, self.size))
+        Ok((actual, self.size, true))
     }
 }
 
@@ -301,6 +332,23 @@ mod tests {
         assert!(s.open_blob(&d).unwrap_err().is_not_found());
         assert!(s.size(&d).unwrap_err().is_not_found());
         assert!(s.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn put_all_stores_each_once() {
+        let (_d, s) = store();
+        let first = s.put(b"config").unwrap();
+        let ds = s.put_all(&[b"config", b"manifest", b"manifest"]).unwrap();
+        assert_eq!(
+            ds,
+            vec![first, Digest::of(b"manifest"), Digest::of(b"manifest")]
+        );
+        assert_eq!(s.get(&ds[1]).unwrap(), b"manifest");
+        // Nothing left in the ingest directory.
+        assert_eq!(
+            std::fs::read_dir(s.root().join("ingest")).unwrap().count(),
+            0
+        );
     }
 
     #[test]

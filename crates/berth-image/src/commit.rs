@@ -214,7 +214,7 @@ impl ImageStore {
         });
         let raw_config = serde_json::to_vec(&config)
             .map_err(|e| ImageError::InvalidArgument(format!("serialize image config: {e}")))?;
-        let id = self.content.put(&raw_config)?;
+        let id = Digest::of(&raw_config);
         let mut layers = Vec::new();
         for d in parent_blobs
             .iter()
@@ -238,7 +238,8 @@ impl ImageStore {
         };
         let raw_manifest = serde_json::to_vec(&manifest)
             .map_err(|e| ImageError::InvalidArgument(format!("serialize image manifest: {e}")))?;
-        let manifest_digest = self.content.put(&raw_manifest)?;
+        let manifest_digest = Digest::of(&raw_manifest);
+        self.content.put_all(&[&raw_config, &raw_manifest])?;
         let record = ImageRecord {
             manifest: manifest_digest.clone(),
             parent: req.parent.clone(),

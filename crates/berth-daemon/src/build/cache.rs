@@ -68,8 +68,9 @@ impl Cache {
         let mut ids = vec![image.to_string()];
         ids.extend(self.get(key).into_iter().filter(|i| i != image));
         ids.truncate(MAX_IMAGES_PER_KEY);
+        // Not fsynced: an entry lost to a power failure is a cache miss, nothing worse.
         let r = std::fs::create_dir_all(&self.dir).and_then(|_| {
-            crate::fsutil::write_atomic(&self.dir.join(key), (ids.join("\n") + "\n").as_bytes())
+            crate::fsutil::write_replace(&self.dir.join(key), (ids.join("\n") + "\n").as_bytes())
         });
         if let Err(e) = r {
             tracing::warn!("build cache: cannot record {key}: {e}");
