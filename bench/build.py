@@ -183,13 +183,13 @@ def run_case(case, e, ctxs, timed, results):
     return ms
 
 
-DUR = re.compile(r"(create|run|commit)=([0-9.]+)(ns|µs|us|ms|s)\b")
+DUR = re.compile(r"(create|run|commit|teardown)=([0-9.]+)(ns|µs|us|ms|s)\b")
 UNIT = {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def step_timings(logfile, start_offset):
     """Medians (ms) of the berth daemon's `build RUN step` debug lines after start_offset."""
-    vals = {"create": [], "run": [], "commit": []}
+    vals = {"create": [], "run": [], "commit": [], "teardown": []}
     with open(logfile, "rb") as f:
         f.seek(start_offset)
         text = f.read().decode(errors="replace")

@@ -100,6 +100,8 @@ impl Daemon {
         f: impl FnOnce(&Path) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let _op = c.op.lock().await;
+        // Not while the last run's overlay is still mounted over the same rw/ directories.
+        let _teardown = c.teardown.lock().await;
         let rec = c.record();
         let d = self.clone();
         blocking(move || {
@@ -120,6 +122,7 @@ impl Daemon {
         let d = self.clone();
         Box::new(move |w| {
             let _op = c.op.blocking_lock();
+            let _teardown = c.teardown.blocking_lock();
             let root = d.rootfs(&c.record())?;
             f(root.path(), root.temporary, w)
         })
@@ -234,6 +237,7 @@ impl Daemon {
     ) -> Result<String, ApiError> {
         let c = self.container(&req.container)?;
         let _op = c.op.lock().await;
+        let _teardown = c.teardown.lock().await;
         let rec = c.record();
         let parent = berth_content::Digest::parse(&rec.image_id)
             .map_err(|e| ApiError::internal(format!("container's image id: {e}")))?;

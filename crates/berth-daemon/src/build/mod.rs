@@ -1095,10 +1095,18 @@ impl Builder {
             }),
             Err(e) => Err(e),
         };
+        let t_commit = t0.elapsed();
+        // The step's overlay is unmounted by its shim after the exit was reported: wait for
+        // it before the next step mounts the committed layer (overlay refuses, or warns, when
+        // a lower dir is still another mount's upper).
+        if let Ok(c) = self.d.container(&cid) {
+            drop(c.teardown.lock().await);
+        }
         tracing::debug!(
             create = ?t_create,
             run = ?(t_run - t_create),
-            commit = ?(t0.elapsed() - t_run),
+            commit = ?(t_commit - t_run),
+            teardown = ?(t0.elapsed() - t_commit),
             "build RUN step"
         );
         // The container goes while the next steps run; the build waits for it at the end.
