@@ -373,8 +373,12 @@ impl Daemon {
             Some(conn) => {
                 let d = self.clone();
                 let id = c.id.clone();
+                let shim_pid = st.as_ref().map(|s| s.shim_pid).unwrap_or(0);
                 self.cleanups.spawn(async move {
-                    shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await;
+                    if !shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await {
+                        tracing::warn!(%id, "the shim did not clean up in time: killing it");
+                        shim_client::kill_shim(shim_pid).await;
+                    }
                     let _ = tokio::task::spawn_blocking(move || d.cleanup_bundle(&id)).await;
                     drop(teardown);
                 });
@@ -557,7 +561,7 @@ impl Daemon {
                 self.spawn_health(c.clone());
             }
             // A shim whose container was never started (the daemon died mid-start): stop it.
-            (_, Some(_)) => {
+            (_, Some(st)) => {
                 let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
                 // Its answer to `wait` comes at the exit, the end of the connection when it
                 // has cleaned up.
@@ -567,7 +571,9 @@ impl Daemon {
                 )
                 .await
                 {
-                    shim_client::closed(conn, Duration::from_secs(5)).await;
+                    if !shim_client::closed(conn, Duration::from_secs(5)).await {
+                        shim_client::kill_shim(st.shim_pid).await;
+                    }
                 }
                 self.cleanup_bundle(&c.id);
             }

@@ -58,7 +58,6 @@ impl Shims {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .and_then(|mut c| matches!(c.try_wait(), Ok(None)).then_some(c));
-        let had_spare = spare.is_some();
         // The spare, else (or if it died before it could be handed the directory) a new one.
         let mut child = None;
         for candidate in [spare, None] {
@@ -76,10 +75,9 @@ impl Shims {
                 break;
             }
         }
-        if had_spare {
-            let me = self.clone();
-            tokio::spawn(async move { me.refill() });
-        }
+        // Another spare for the next start (also after one died or could not be started).
+        let me = self.clone();
+        tokio::spawn(async move { me.refill() });
         let mut child = child.ok_or_else(|| ApiError::internal("cannot start shim"))?;
         let stdout = child
             .stdout
@@ -140,9 +138,31 @@ pub async fn open(dir: &Path, req: &Request) -> Result<(Response, Conn), ApiErro
 
 /// Wait for the shim to close a connection (it exits once the container is gone from the
 /// runtime and its rootfs unmounted), at most `limit`; whatever it still sends is dropped.
-pub async fn closed(mut conn: Conn, limit: std::time::Duration) {
+/// `false` if it was still open then.
+pub async fn closed(mut conn: Conn, limit: std::time::Duration) -> bool {
     let mut sink = tokio::io::sink();
-    let _ = tokio::time::timeout(limit, tokio::io::copy(&mut conn.reader, &mut sink)).await;
+    tokio::time::timeout(limit, tokio::io::copy(&mut conn.reader, &mut sink))
+        .await
+        .is_ok()
+}
+
+/// The end of a shim that did not finish its clean-up in time: SIGKILL, then wait (at most
+/// five seconds) for the process to be gone, so that it cannot touch a next run of its
+/// container (same id, same cgroup, same rootfs path).
+pub async fn kill_shim(pid: i32) {
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: kill(2) with integer arguments.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.contains(") Z") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// One request, one answer; an answer with `ok: false` becomes an error.
