@@ -225,27 +225,30 @@ impl Daemon {
             .keys()
             .cloned()
             .collect();
+        // A bundle is an orphan when its container's directory is gone (removed); a container
+        // whose record could not be read keeps its bundle (and its shim, if it runs).
         let mut orphans = Vec::new();
         if let Ok(rd) = std::fs::read_dir(self.config.exec_root.join("containers")) {
             for e in rd.flatten() {
                 let id = e.file_name().to_string_lossy().into_owned();
-                if !known.contains(&id) {
+                if !known.contains(&id) && !self.container_dir(&id).exists() {
                     orphans.push(id);
                 }
             }
         }
-        let trash = layout::trash_dir(&self.config.data_root);
+        // Listed now: what a removal moves there from here on is its own task's to delete.
+        let trashed: Vec<PathBuf> = std::fs::read_dir(layout::trash_dir(&self.config.data_root))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
         let d = self.clone();
         self.cleanups.spawn_blocking(move || {
             for id in orphans {
                 tracing::info!(%id, "cleaning up after a removed container");
                 d.cleanup_bundle(&id);
             }
-            if let Ok(rd) = std::fs::read_dir(&trash) {
-                for e in rd.flatten() {
-                    if let Err(err) = std::fs::remove_dir_all(e.path()) {
-                        tracing::warn!("cannot delete {}: {err}", e.path().display());
-                    }
+            for path in trashed {
+                if let Err(err) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!("cannot delete {}: {err}", path.display());
                 }
             }
         });
