@@ -429,7 +429,9 @@ fn write_etc_files(
 ) -> Result<(), ApiError> {
     write_replace(&dir.join("hostname"), format!("{hostname}\n").as_bytes()).map_err(io_err)?;
     let extra = hc.extra_hosts.as_deref().unwrap_or_default();
-    if ip.is_some() || !extra.is_empty() || !dir.join("hosts").exists() {
+    // Also when it is empty: a write lost to a power failure (these are not fsynced).
+    let hosts_missing = std::fs::metadata(dir.join("hosts")).map_or(true, |m| m.len() == 0);
+    if ip.is_some() || !extra.is_empty() || hosts_missing {
         // As Docker's: the defaults, the extra hosts, then the container's own line.
         let base = HOSTS.to_string() + &crate::network::extra_hosts_lines(extra, Some(gateway));
         let hosts = crate::network::hosts_file(&base, ip, hostname, domain);

@@ -104,10 +104,29 @@ pub struct ContainerRecord {
 }
 
 pub const RECORD_FILE: &str = "config.v2.json";
+/// A hard link to the record as last written durably ([`ContainerRecord::save`]): what
+/// [`ContainerRecord::load`] falls back to if a run-state write (not fsynced) was lost to a
+/// power failure and left the record empty or torn (a rename over a file is not ordered
+/// after its data on every filesystem).
+pub const DURABLE_RECORD_FILE: &str = "config.v2.json.durable";
 
 impl ContainerRecord {
     pub fn load(dir: &Path) -> std::io::Result<ContainerRecord> {
-        let data = std::fs::read(dir.join(RECORD_FILE))?;
+        match Self::load_file(&dir.join(RECORD_FILE)) {
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let durable = Self::load_file(&dir.join(DURABLE_RECORD_FILE)).map_err(|_| e)?;
+                tracing::warn!(
+                    "{}: unreadable; using its last durable copy",
+                    dir.join(RECORD_FILE).display()
+                );
+                Ok(durable)
+            }
+            r => r,
+        }
+    }
+
+    fn load_file(path: &Path) -> std::io::Result<ContainerRecord> {
+        let data = std::fs::read(path)?;
         let bad = |e| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
         let v: serde_json::Value = serde_json::from_slice(&data).map_err(bad)?;
         let legacy = v.get("networks").is_none();
@@ -124,10 +143,21 @@ impl ContainerRecord {
         Ok(rec)
     }
 
-    /// Write the record durably (fsync before the rename).
+    /// Write the record durably (fsync before the rename), and keep a link to it as its last
+    /// durable copy.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        crate::fsutil::write_atomic(&dir.join(RECORD_FILE), &data)
+        let path = dir.join(RECORD_FILE);
+        crate::fsutil::write_atomic(&path, &data)?;
+        let tmp = dir.join(format!(
+            ".{DURABLE_RECORD_FILE}.tmp{}",
+            rand::random::<u32>()
+        ));
+        std::fs::hard_link(&path, &tmp)
+            .and_then(|()| std::fs::rename(&tmp, dir.join(DURABLE_RECORD_FILE)))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
     }
 
     /// Write the record atomically but without waiting for the disk (see
@@ -231,5 +261,42 @@ impl Container {
             .unwrap_or_else(|e| e.into_inner())
             .name
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> ContainerRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": "c0ffee", "name": name, "created": "2026-11-28T00:00:00Z",
+            "image": "busybox", "image_id": "sha256:00", "config": {}, "host_config": {},
+            "path": "true", "args": [],
+            "state": { "status": "created", "pid": 0, "exit_code": 0, "started_at": null, "finished_at": null }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_lost_run_state_write_falls_back_to_the_durable_record() {
+        let dir = tempfile::tempdir().unwrap();
+        record("first").save(dir.path()).unwrap();
+        let c = Container::new(record("first"));
+        c.set_state(dir.path(), |r| r.name = "second".into());
+        assert_eq!(ContainerRecord::load(dir.path()).unwrap().name, "second");
+        // A power failure after a write that was not fsynced: the record is empty.
+        std::fs::write(dir.path().join(RECORD_FILE), b"").unwrap();
+        assert_eq!(ContainerRecord::load(dir.path()).unwrap().name, "first");
+        // A durable save moves the copy along; the next run-state write (a new file renamed
+        // over the record) is torn.
+        record("third").save(dir.path()).unwrap();
+        c.set_state(dir.path(), |r| r.name = "fourth".into());
+        std::fs::write(dir.path().join(RECORD_FILE), b"{\"id\":").unwrap();
+        assert_eq!(ContainerRecord::load(dir.path()).unwrap().name, "third");
+        // Without a readable copy, the error is the record's own.
+        std::fs::remove_file(dir.path().join(DURABLE_RECORD_FILE)).unwrap();
+        let e = ContainerRecord::load(dir.path()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
     }
 }

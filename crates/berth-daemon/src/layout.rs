@@ -15,6 +15,8 @@
 //!     references.json               "repo:tag" -> image id
 //!   containers/<id>/                container_dir()
 //!     config.v2.json                the container's record (RECORD_FILE)
+//!     config.v2.json.durable        a hard link to its last fsynced version (the fallback
+//!                                   if a run-state write was lost: DURABLE_RECORD_FILE)
 //!     rw/upper  rw/work             its writable layer
 //!     init/                         init_layer(): only in containers made before the init
 //!                                   layer was shared (see init-layer/ below)
