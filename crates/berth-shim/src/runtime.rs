@@ -238,17 +238,21 @@ fn precompile_seccomp(cache: &Path, profile: &LinuxSeccomp) {
     };
     // The program depends on the profile, on libseccomp (a shared library, upgradable without
     // a reboot while the cache, on a tmpfs, stays) and on this binary's translation of the
-    // profile: all three name the file.
+    // profile: all three name the file, with the boot's id.
     let lib = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
     let exe = fs::metadata("/proc/self/exe")
         .map(|m| format!("{}:{}:{}:{}", m.dev(), m.ino(), m.size(), m.mtime()))
         .unwrap_or_default();
+    // And the boot: an exec root on a disk outlives a reboot, perhaps into another kernel.
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let mut h = sha2::Sha256::new();
     h.update(lib.as_bytes());
     h.update([0]);
     h.update(exe.as_bytes());
+    h.update([0]);
+    h.update(boot.trim().as_bytes());
     h.update([0]);
     h.update(&json);
     let name: String = h

@@ -197,6 +197,13 @@ fn main() {
     if let Some(f) = filter_of(child(&p, Some((&other, other_bpf)), Then::Pause)) {
         assert!(f == bpf, "a program for another profile was installed");
     }
+    // A program the kernel refuses (a damaged cache file): libseccomp compiles the profile.
+    let garbage = vec![0u8; 8];
+    if let Some(f) = filter_of(child(&p, Some((&p, garbage)), Then::Pause)) {
+        assert!(f == bpf, "not libseccomp's filter after a refused program");
+    }
+    let code = exit_code(child(&p, Some((&p, vec![0u8; 8])), Then::TryUnshare));
+    assert_eq!(code, 0, "unshare after a refused program: exit {code}");
     println!("test precompiled_filter_denies_what_the_profile_denies ... ok");
     println!(
         "\ntest result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",

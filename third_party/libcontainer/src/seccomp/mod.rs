@@ -227,12 +227,15 @@ fn load_precompiled(seccomp: &LinuxSeccomp) -> Option<Result<()>> {
             &prog as *const libc::sock_fprog,
         )
     };
-    Some(if r == 0 {
-        Ok(())
-    } else {
-        Err(SeccompError::Export {
+    // With TSYNC, a positive value is the id of a thread that could not be synchronized.
+    Some(match r {
+        0 => Ok(()),
+        r if r > 0 => Err(SeccompError::Export {
+            source: std::io::Error::other(format!("thread {r} could not take the filter")),
+        }),
+        _ => Err(SeccompError::Export {
             source: std::io::Error::last_os_error(),
-        })
+        }),
     })
 }
 
@@ -240,9 +243,14 @@ fn load_precompiled(seccomp: &LinuxSeccomp) -> Option<Result<()>> {
 pub fn initialize_seccomp(seccomp: &LinuxSeccomp) -> Result<Option<io::RawFd>> {
     check_seccomp(seccomp)?;
     if !is_notify(seccomp) {
-        if let Some(r) = load_precompiled(seccomp) {
-            r?;
-            return Ok(None);
+        match load_precompiled(seccomp) {
+            Some(Ok(())) => return Ok(None),
+            // A program the kernel refuses (a damaged cache file, another kernel): compile
+            // the profile as upstream does.
+            Some(Err(e)) => {
+                tracing::warn!("precompiled seccomp filter refused ({e}); compiling the profile")
+            }
+            None => {}
         }
     }
     let ctx = build_context(seccomp)?;
