@@ -73,8 +73,9 @@ pub struct ShimConfig {
     #[serde(default)]
     pub rootfs_mount: Option<PathBuf>,
     /// A directory where the built-in runtime keeps seccomp profiles compiled to BPF, one file
-    /// per profile (named by a digest of the profile and of libseccomp's version), so that a
-    /// profile is compiled once, not in every container's init. `None`: compile each time.
+    /// per profile (named by a digest of the profile, libseccomp's version, the binary and the
+    /// boot), so that a profile is compiled once, not in every container's init. `None`:
+    /// compile each time.
     #[serde(default)]
     pub seccomp_cache: Option<PathBuf>,
 }
