@@ -32,9 +32,12 @@ pub async fn run(args: Vec<std::ffi::OsString>) -> i32 {
         let _ = cli::Cli::command().print_help();
         return 0;
     };
+    // -H, then BERTH_HOST, then DOCKER_HOST: a docker user's DOCKER_HOST works unchanged.
+    let env_host = |name: &str| std::env::var(name).ok().filter(|h| !h.is_empty());
     let host = parsed
         .host
-        .or_else(|| std::env::var("BERTH_HOST").ok().filter(|h| !h.is_empty()));
+        .or_else(|| env_host("BERTH_HOST"))
+        .or_else(|| env_host("DOCKER_HOST"));
     match commands::dispatch(host, cmd).await {
         Ok(code) => code,
         Err(e) => {

@@ -127,6 +127,46 @@ fn socket_is_mode_0660() {
 }
 
 #[test]
+fn cli_follows_docker_host_and_berth_host() {
+    let env = Env::new();
+    let run = |vars: &[(&str, &str)]| {
+        let mut c = Command::new(common::BERTH);
+        c.env_remove("BERTH_HOST").env_remove("DOCKER_HOST");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let o = c
+            .args(["info", "--format", "{{.DockerRootDir}}"])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let root = env
+        .berth(&["info", "--format", "{{.DockerRootDir}}"])
+        .stdout;
+    let root = root.trim();
+    assert!(!root.is_empty());
+    // DOCKER_HOST alone, as a docker user has it.
+    let (code, out, err) = run(&[("DOCKER_HOST", &env.host())]);
+    assert_eq!((code, out.as_str()), (Some(0), root), "{err}");
+    // BERTH_HOST wins over DOCKER_HOST; an explicit host that answers nothing is an error
+    // (and starts no daemon).
+    let dead = format!("unix://{}/nobody.sock", env.dir.path().display());
+    let (code, out, err) = run(&[("DOCKER_HOST", &dead), ("BERTH_HOST", &env.host())]);
+    assert_eq!((code, out.as_str()), (Some(0), root), "{err}");
+    let (code, _, err) = run(&[("DOCKER_HOST", &env.host()), ("BERTH_HOST", &dead)]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("Cannot connect to the berth daemon at"),
+        "{err}"
+    );
+}
+
+#[test]
 fn daemon_json_log_opts_rotate_logs() {
     let mut env = Env::new().with_busybox();
     env.stop_daemon();
