@@ -68,8 +68,11 @@ impl Output {
                     }
                 }
             }
+            // Like `docker save -o` and `tar -cf`, the file is not fsynced: the temporary name
+            // keeps a partial file from appearing under the real one, and a user who wants it
+            // on disk now runs `sync` (an fsync of a 500 MB archive costs seconds on a real disk).
             match &mut self.file {
-                Some((f, ..)) => f.sync_all().await?,
+                Some((f, ..)) => f.flush().await?,
                 None => self.stdout.flush().await?,
             }
             Ok(())
