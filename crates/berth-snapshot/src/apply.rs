@@ -140,6 +140,34 @@ fn tidy(e: &io::Error) -> String {
 /// OCI whiteouts become overlay whiteouts. Mode, ownership, mtime and xattrs
 /// are preserved. The stream is read to its end.
 pub fn apply_layer<R: Read>(reader: R, dest: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
+    apply_recorded(reader, dest, opts, None)
+}
+
+/// [`apply_layer`], showing the stream to a tar-split recorder (whose tree is `dest`).
+pub(crate) fn apply_recorded<R: Read>(
+    reader: R,
+    dest: &Path,
+    opts: &ApplyOptions,
+    split: Option<crate::split::Shared>,
+) -> Result<ApplyStats> {
+    match split {
+        Some(rec) => {
+            let reader = crate::split::RecordingReader {
+                inner: reader,
+                rec: rec.clone(),
+            };
+            apply_limited(reader, dest, opts, Some(rec))
+        }
+        None => apply_limited(reader, dest, opts, None),
+    }
+}
+
+fn apply_limited<R: Read>(
+    reader: R,
+    dest: &Path,
+    opts: &ApplyOptions,
+    split: Option<crate::split::Shared>,
+) -> Result<ApplyStats> {
     let exceeded = Rc::new(Cell::new(false));
     let total = Rc::new(Cell::new(0));
     let limited = LimitReader {
@@ -159,6 +187,7 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, opts: &ApplyOptions) -> Resu
         parent_cache: None,
         dir_times: Vec::new(),
         stats: ApplyStats::default(),
+        split,
     };
     let result = applier.run(limited);
     let result = match result {
@@ -177,6 +206,8 @@ struct Applier {
     parent_cache: Option<(Vec<OsString>, File)>,
     dir_times: Vec<(Vec<OsString>, i64)>,
     stats: ApplyStats,
+    /// The tar-split recorder, when the layer's stream is kept as an index.
+    split: Option<crate::split::Shared>,
 }
 
 pub(crate) struct EntryMeta {
@@ -269,7 +300,7 @@ impl Applier {
                     });
                 }
                 let target = OsStr::from_bytes(&name.as_bytes()[WHITEOUT_PREFIX.len()..]);
-                if remove_existing(&parent, target, false, &display)? {
+                if self.remove_existing(&parent, parent_comps, target, false, &display)? {
                     self.parent_cache = None;
                 }
                 mknodat(
@@ -297,7 +328,7 @@ impl Applier {
         let name: &OsStr = name;
         match kind {
             tar::EntryType::Directory => {
-                remove_existing(&parent, name, true, &display)?;
+                self.remove_existing(&parent, parent_comps, name, true, &display)?;
                 match mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(errno_err(&display, "create directory", e)),
@@ -308,7 +339,7 @@ impl Applier {
                 self.dir_times.push((comps.clone(), meta.mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                if remove_existing(&parent, name, false, &display)? {
+                if self.remove_existing(&parent, parent_comps, name, false, &display)? {
                     self.parent_cache = None;
                 }
                 let fd = openat(
@@ -324,7 +355,18 @@ impl Applier {
                 .map_err(|e| errno_err(&display, "create file", e))?;
                 // SAFETY: `fd` was just returned by openat and is owned by nobody else.
                 let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                let recorded = kind != tar::EntryType::GNUSparse;
+                if let (Some(rec), true) = (&self.split, recorded) {
+                    rec.borrow_mut()
+                        .file_begins(&join_bytes(parent_comps, name), entry.size())
+                        .map_err(io_err(&display, "record layer"))?;
+                }
                 let written = copy_entry(entry, &mut file, &display)?;
+                if let (Some(rec), true) = (&self.split, recorded) {
+                    rec.borrow_mut()
+                        .file_ends()
+                        .map_err(io_err(&display, "record layer"))?;
+                }
                 self.stats.size += written;
                 apply_fd_meta(&file, &meta, &display)?;
             }
@@ -337,7 +379,7 @@ impl Applier {
                         path: display.clone(),
                         reason: "symlink without a target".into(),
                     })?;
-                if remove_existing(&parent, name, false, &display)? {
+                if self.remove_existing(&parent, parent_comps, name, false, &display)? {
                     self.parent_cache = None;
                 }
                 symlinkat(OsStr::from_bytes(&target), Some(pfd), name)
@@ -388,7 +430,7 @@ impl Applier {
                     // A link to itself: nothing to do.
                     return Ok(());
                 }
-                if remove_existing(&parent, name, false, &display)? {
+                if self.remove_existing(&parent, parent_comps, name, false, &display)? {
                     self.parent_cache = None;
                 }
                 match linkat(
@@ -422,7 +464,7 @@ impl Applier {
                         (flag, nix::sys::stat::makedev(major.into(), minor.into()))
                     }
                 };
-                if remove_existing(&parent, name, false, &display)? {
+                if self.remove_existing(&parent, parent_comps, name, false, &display)? {
                     self.parent_cache = None;
                 }
                 mknodat(Some(pfd), name, sflag, Mode::from_bits_truncate(0o600), dev)
@@ -585,19 +627,55 @@ fn open_beneath(dir: &File, path: impl AsRef<Path>) -> Result<File, Errno> {
     Ok(owned(fd))
 }
 
-/// Removes whatever is at `name` in `parent`, unless it is a directory and
-/// `keep_dir` is set.
-fn remove_existing(parent: &File, name: &OsStr, keep_dir: bool, display: &str) -> Result<bool> {
-    let st = match fstatat(Some(parent.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(Errno::ENOENT) => return Ok(false),
-        Err(e) => return Err(errno_err(display, "stat existing entry", e)),
-    };
-    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    if is_dir {
-        if keep_dir {
+/// `parent_comps` joined with `name`, as the tree-relative path bytes.
+fn join_bytes(parent_comps: &[OsString], name: &OsStr) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in parent_comps {
+        out.extend_from_slice(c.as_bytes());
+        out.push(b'/');
+    }
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+impl Applier {
+    /// Removes whatever is at `name` in `parent` (the directory `parent_comps`), unless it is
+    /// a directory and `keep_dir` is set. Files the tar-split recorder refers to are moved
+    /// aside first.
+    fn remove_existing(
+        &self,
+        parent: &File,
+        parent_comps: &[OsString],
+        name: &OsStr,
+        keep_dir: bool,
+        display: &str,
+    ) -> Result<bool> {
+        let st = match fstatat(Some(parent.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(errno_err(display, "stat existing entry", e)),
+        };
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if is_dir && keep_dir {
             return Ok(false);
         }
+        if let Some(rec) = &self.split {
+            let moved = rec
+                .borrow_mut()
+                .rescue(&join_bytes(parent_comps, name), is_dir)
+                .map_err(io_err(display, "record layer"))?;
+            if moved {
+                // A file of this layer, now in the tar-split's keep directory.
+                return Ok(false);
+            }
+        }
+        remove_existing_at(parent, name, is_dir, display)
+    }
+}
+
+/// Removes `name` in `parent` (a directory tree when `is_dir`).
+fn remove_existing_at(parent: &File, name: &OsStr, is_dir: bool, display: &str) -> Result<bool> {
+    if is_dir {
         remove_all_at(parent, name)
             .map_err(|e| errno_err(display, "remove existing directory", e))?;
         Ok(true)

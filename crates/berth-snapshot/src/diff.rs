@@ -400,6 +400,47 @@ pub fn write_layer<W: Write>(upper: &Path, w: W) -> Result<LayerStats, DiffError
     })
 }
 
+/// [`write_layer`] of a snapshot's own tree, recording its tar-split (see `split.rs`) instead
+/// of writing the stream anywhere. Returns the stats and the stream's digest.
+pub(crate) fn write_layer_split(
+    tree: &Path,
+    rec: crate::split::Shared,
+) -> Result<(LayerStats, berth_content::Digest), DiffError> {
+    let open_err = |source| DiffError::Open {
+        path: tree.display().to_string(),
+        source,
+    };
+    let rootfd = fsutil::open_root(tree).map_err(open_err)?;
+    let root = fsutil::reopen_dir(&rootfd).map_err(|e| open_err(io::Error::from(e)))?;
+    let w = crate::split::RecordingWriter {
+        rec: rec.clone(),
+        hasher: sha2::Sha256::default(),
+    };
+    let mut walker = Walker::new(w, Flavor::Layer);
+    walker.set_split(rec);
+    walker.set_quiescent(true);
+    let mut name = Vec::with_capacity(256);
+    walker.dir_contents(&root, &mut name)?;
+    let entries = walker.entries;
+    let file_bytes = walker.file_bytes;
+    let (size, w) = walker
+        .finish_with_writer()
+        .map_err(|source| DiffError::Io {
+            path: String::new(),
+            op: "finish layer",
+            source,
+        })?;
+    let digest = berth_content::Digest::from_sha256(sha2::Digest::finalize(w.hasher).as_slice());
+    Ok((
+        LayerStats {
+            size,
+            entries,
+            file_bytes,
+        },
+        digest,
+    ))
+}
+
 #[cfg(test)]
 #[path = "diff_tests.rs"]
 mod tests;

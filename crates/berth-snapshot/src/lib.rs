@@ -7,6 +7,7 @@ mod copy;
 mod diff;
 mod fsutil;
 mod mount;
+mod split;
 mod store;
 mod tarw;
 #[cfg(test)]
@@ -22,6 +23,7 @@ pub use copy::{
 };
 pub use diff::{changes, write_layer, Change, ChangeKind, DiffError, LayerStats};
 pub use mount::{create_rw, mount_overlay, remove_rw, unmount, MountError};
+pub use split::LayerReader;
 pub use store::{chain_id, PendingSnapshot, Snapshot, SnapshotError, SnapshotStore};
 pub use tree::{write_tree, write_tree_quiescent, TreeError};
 pub use usage::{dir_size, UsageError};

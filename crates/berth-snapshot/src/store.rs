@@ -3,6 +3,8 @@
 //! ```text
 //! <root>/<chain-id-hex>/fs              the unpacked layer
 //! <root>/<chain-id-hex>/snapshot.json   { parent, diff_id, size }
+//! <root>/<chain-id-hex>/tar-split.*      the layer's tar stream as headers + references to
+//!                                        the files of fs/ (see split.rs), when it has one
 //! <root>/tmp-*                          snapshots being created (removed on open)
 //! <root>/rm-*                           snapshots being removed (removed on open)
 //! ```
@@ -16,7 +18,9 @@ use berth_content::{is_sha256_hex, Digest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats};
+use crate::apply::{apply_layer, apply_recorded, ApplyError, ApplyOptions, ApplyStats};
+use crate::diff::{write_layer_split, DiffError, LayerStats};
+use crate::split::{LayerReader, Recorder};
 
 const TMP_PREFIX: &str = "tmp-";
 const RM_PREFIX: &str = "rm-";
@@ -132,6 +136,21 @@ impl SnapshotStore {
         self.dir(chain_id).join("fs")
     }
 
+    /// The exact tar stream of snapshot `chain_id`'s layer, read back from its tar-split;
+    /// `None` when the snapshot has none (its layer is stored as a blob).
+    pub fn layer_reader(&self, chain_id: &Digest) -> Result<Option<LayerReader>> {
+        let dir = self.dir(chain_id);
+        if !crate::split::has_index(&dir) {
+            if !self.exists(chain_id) {
+                return Err(SnapshotError::NotFound(chain_id.clone()));
+            }
+            return Ok(None);
+        }
+        LayerReader::open(&dir)
+            .map(Some)
+            .map_err(io_err(format!("open the tar-split of snapshot {chain_id}")))
+    }
+
     /// Whether a committed snapshot exists.
     pub fn exists(&self, chain_id: &Digest) -> bool {
         self.dir(chain_id).join(META_FILE).is_file()
@@ -238,7 +257,7 @@ impl SnapshotStore {
             inner: reader,
             hasher: Sha256::new(),
         };
-        let stats = pending.apply(&mut hashing, opts)?;
+        let stats = pending.apply_split(&mut hashing, opts)?;
         io::copy(&mut hashing, &mut io::sink()).map_err(ApplyError::Archive)?;
         let diff_id = Digest::from_sha256(hashing.hasher.finalize().as_slice());
         if let Some(expected) = expected_diff_id {
@@ -295,6 +314,36 @@ impl PendingSnapshot {
     /// Applies a plain tar stream into [`Self::fs_path`].
     pub fn apply<R: Read>(&self, reader: R, opts: &ApplyOptions) -> Result<ApplyStats> {
         Ok(apply_layer(reader, &self.fs, opts)?)
+    }
+
+    /// Applies a plain tar stream into [`Self::fs_path`] and keeps the stream as a tar-split
+    /// (headers and padding, file contents referenced in the tree), so that
+    /// [`SnapshotStore::layer_reader`] gives it back byte for byte and no blob is needed.
+    /// Every byte up to the stream's end is read.
+    pub fn apply_split<R: Read>(&self, reader: R, opts: &ApplyOptions) -> Result<ApplyStats> {
+        let rec = Recorder::new(self.tmp.path()).map_err(io_err("start the layer's tar-split"))?;
+        let stats = apply_recorded(reader, &self.fs, opts, Some(rec.clone()))?;
+        let len = Recorder::finish(rec).map_err(io_err("write the layer's tar-split"))?;
+        debug_assert_eq!(len, stats.bytes_read);
+        Ok(stats)
+    }
+
+    /// Writes the tar stream of this snapshot's tree (as `write_layer` does) as a tar-split
+    /// only, nothing else: for a tree adopted from an overlay upper directory. Returns the
+    /// stats and the stream's digest (the diff id).
+    pub fn write_split(&self) -> Result<(LayerStats, Digest), DiffError> {
+        let rec = Recorder::new(self.tmp.path()).map_err(|source| DiffError::Io {
+            path: self.tmp.path().display().to_string(),
+            op: "start the layer's tar-split",
+            source,
+        })?;
+        let r = write_layer_split(&self.fs, rec.clone())?;
+        Recorder::finish(rec).map_err(|source| DiffError::Io {
+            path: self.tmp.path().display().to_string(),
+            op: "write the layer's tar-split",
+            source,
+        })?;
+        Ok(r)
     }
 
     /// Writes the metadata and renames the snapshot into place under

@@ -70,6 +70,8 @@ impl Meta {
 pub(crate) struct TarOut<W: Write> {
     w: BufWriter<Counting<W>>,
     pax: Vec<u8>,
+    /// Told which bytes are files' content (see [`Self::file_data`]).
+    split: Option<crate::split::Shared>,
 }
 
 fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
@@ -98,6 +100,7 @@ impl<W: Write> TarOut<W> {
         TarOut {
             w: BufWriter::with_capacity(BUF_SIZE, Counting { inner: w, n: 0 }),
             pax: Vec::new(),
+            split: None,
         }
     }
 
@@ -201,6 +204,43 @@ impl<W: Write> TarOut<W> {
             self.w.write_all(&buf[..n])?;
             left -= n as u64;
         }
+        self.pad(size)
+    }
+
+    /// Like [`Self::data`], telling the tar-split recorder (if any) that these bytes are the
+    /// content of the tree's file `name`; a file that shrank is then an error (its bytes
+    /// could not be read back).
+    pub(crate) fn file_data(
+        &mut self,
+        name: &[u8],
+        f: &mut File,
+        size: u64,
+        buf: &mut [u8],
+    ) -> io::Result<()> {
+        let Some(rec) = self.split.clone() else {
+            return self.data(f, size, buf);
+        };
+        self.w.flush()?;
+        rec.borrow_mut().file_begins(name, size)?;
+        let mut left = size;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match f.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file shrank while being archived",
+                    ))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.w.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        self.w.flush()?;
+        rec.borrow_mut().file_ends()?;
         self.pad(size)
     }
 
@@ -480,7 +520,7 @@ impl<W: Write> Walker<W> {
             .header(name, tar::EntryType::Regular, &meta, None, &xattrs)
             .map_err(werr(name, "write"))?;
         self.out
-            .data(&mut f, meta.size, &mut self.buf)
+            .file_data(name, &mut f, meta.size, &mut self.buf)
             .map_err(werr(name, "copy file"))?;
         self.entries += 1;
         self.file_bytes += meta.size;
@@ -502,6 +542,16 @@ impl<W: Write> Walker<W> {
     /// Ends the archive; returns its size in bytes.
     pub(crate) fn finish(self) -> io::Result<u64> {
         self.out.finish().map(|(n, _)| n)
+    }
+
+    /// Ends the archive; returns its size in bytes and the writer.
+    pub(crate) fn finish_with_writer(self) -> io::Result<(u64, W)> {
+        self.out.finish()
+    }
+
+    /// Tells `rec` which bytes of the stream are the tree's files (see `split.rs`).
+    pub(crate) fn set_split(&mut self, rec: crate::split::Shared) {
+        self.out.split = Some(rec);
     }
 }
 
