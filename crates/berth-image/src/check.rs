@@ -71,7 +71,10 @@ impl CheckReport {
 }
 
 fn hash_file(path: &std::path::Path) -> io::Result<Digest> {
-    let mut f = File::open(path)?;
+    hash_reader(&mut File::open(path)?)
+}
+
+fn hash_reader(f: &mut dyn Read) -> io::Result<Digest> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; COPY_BUF];
     loop {
@@ -161,6 +164,8 @@ impl ImageStore {
         // Snapshots: metadata, chain id, parent.
         let mut snaps = BTreeMap::new();
         let mut corrupt_snaps = Vec::new();
+        // Snapshots whose layer stream is their tar-split (read back and hashed here).
+        let mut split_snaps: HashSet<Digest> = HashSet::new();
         let root = self.snapshots.root().to_path_buf();
         let entries =
             fs::read_dir(&root).map_err(ImageError::io(format!("read {}", root.display())))?;
@@ -179,6 +184,25 @@ impl ImageStore {
                         corrupt_snaps.push((id.clone(), "chain id does not match its metadata"));
                     } else if !s.fs.is_dir() {
                         corrupt_snaps.push((id.clone(), "unpacked layer directory missing"));
+                    } else {
+                        match self.snapshots.layer_reader(&id) {
+                            Ok(None) => {}
+                            Ok(Some(mut r)) => {
+                                split_snaps.insert(id.clone());
+                                match hash_reader(&mut r) {
+                                    Ok(d) if d == s.diff_id => {}
+                                    Ok(_) => corrupt_snaps.push((
+                                        id.clone(),
+                                        "its files and tar-split no longer give its layer",
+                                    )),
+                                    Err(_) => corrupt_snaps.push((
+                                        id.clone(),
+                                        "its files and tar-split do not read back",
+                                    )),
+                                }
+                            }
+                            Err(_) => corrupt_snaps.push((id.clone(), "tar-split unreadable")),
+                        }
                     }
                     snaps.insert(id, s);
                 }
@@ -250,6 +274,13 @@ impl ImageStore {
                 }
             }
             for (i, d) in l.layer_blobs.iter().enumerate() {
+                // Kept as the tar-split of the layer's snapshot (checked with the snapshots).
+                let split = !blob_set.contains(d)
+                    && l.config.rootfs.diff_ids.get(i) == Some(d)
+                    && l.chain_ids.get(i).is_some_and(|c| split_snaps.contains(c));
+                if split {
+                    continue;
+                }
                 if let Some(k) = need_blob(d, &format!("layer {i}"), &mut problems) {
                     missing.push((k, d.to_string()));
                 }

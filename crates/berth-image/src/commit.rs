@@ -104,26 +104,27 @@ impl ImageStore {
                     raw_digest: Digest::of(EMPTY_TAR),
                     raw_size: EMPTY_TAR.len() as u64,
                     diff_id: Digest::of(EMPTY_TAR),
+                    diff_size: EMPTY_TAR.len() as u64,
                     size: 0,
-                    writer: None,
                     pending: None,
+                    committed: None,
                 };
                 return Ok(empty);
             }
             let pending = store.snapshots.prepare()?;
             pending.adopt(dir)?;
-            let mut writer = store.content.writer()?;
-            let stats = berth_snapshot::write_layer(pending.fs_path(), &mut writer)
+            let (stats, diff_id) = pending
+                .write_split()
                 .map_err(|e| ImageError::InvalidArgument(format!("commit layer: {e}")))?;
-            let diff_id = writer.digest();
             Ok(crate::load::LayerEntry {
                 entries: stats.entries,
                 raw_digest: diff_id.clone(),
                 raw_size: stats.size,
                 diff_id,
+                diff_size: stats.size,
                 size: stats.file_bytes,
-                writer: Some(writer),
                 pending: Some(pending),
+                committed: None,
             })
         })
     }
@@ -153,10 +154,10 @@ impl ImageStore {
             }
             None => None,
         };
-        let (parent_config, parent_blobs, top) = match &parent {
+        let (parent_config, parent_layers, top) = match &parent {
             Some(p) => (
                 p.config.clone(),
-                p.layer_blobs.clone(),
+                self.layer_descriptors(p)?,
                 p.chain_ids.last().cloned(),
             ),
             None => (scratch_config(), Vec::new(), None),
@@ -165,6 +166,7 @@ impl ImageStore {
         let mut entry = layer(self)?;
         let empty = entry.entries == 0;
         let diff_id = entry.diff_id.clone();
+        let diff_size = entry.diff_size;
         let chain = chain_id(top.as_ref(), &diff_id);
         let guard = PendingGuard::new(
             self,
@@ -175,9 +177,6 @@ impl ImageStore {
             },
         );
         if !empty {
-            if let Some(w) = entry.writer.take() {
-                w.commit(Some(&diff_id))?;
-            }
             if let Some(p) = entry.pending.take() {
                 p.commit(top.as_ref(), &diff_id, entry.size)?;
             }
@@ -215,15 +214,12 @@ impl ImageStore {
         let raw_config = serde_json::to_vec(&config)
             .map_err(|e| ImageError::InvalidArgument(format!("serialize image config: {e}")))?;
         let id = Digest::of(&raw_config);
-        let mut layers = Vec::new();
-        for d in parent_blobs
-            .iter()
-            .chain(if empty { None } else { Some(&diff_id) })
-        {
+        let mut layers = parent_layers;
+        if !empty {
             layers.push(Descriptor {
                 media_type: MEDIA_TYPE_LAYER.into(),
-                digest: d.clone(),
-                size: self.content.size(d)?,
+                digest: diff_id.clone(),
+                size: diff_size,
             });
         }
         let manifest = Manifest {

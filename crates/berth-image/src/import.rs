@@ -72,10 +72,10 @@ impl ImageStore {
         let mut container_config = ContainerConfig::default();
         apply_changes(&mut container_config, &opts.changes)?;
 
-        // Unpack while another thread hashes and writes the uncompressed stream into a blob.
+        // Unpack, keeping the stream as a tar-split, while another thread hashes it.
         let stream = decompress(reader)?;
-        let mut pipe = crate::load::BlobPipe::new(self.content.writer()?)
-            .map_err(ImageError::io("start layer writer"))?;
+        let mut pipe =
+            crate::load::HashPipe::new().map_err(ImageError::io("start layer hasher"))?;
         let pending = self.snapshots.prepare()?;
         let (applied, failed) = {
             let mut tee = crate::load::Tee {
@@ -83,7 +83,7 @@ impl ImageStore {
                 pipe: &mut pipe,
                 failed: false,
             };
-            let r = pending.apply(&mut tee, &self.apply_opts);
+            let r = pending.apply_split(&mut tee, &self.apply_opts);
             (r, tee.failed)
         };
         let stats = match (applied, failed) {
@@ -91,18 +91,17 @@ impl ImageStore {
                 let e = pipe
                     .finish()
                     .err()
-                    .unwrap_or_else(|| io::Error::other("layer blob writer stopped"));
-                return Err(ImageError::io("write layer blob")(e));
+                    .unwrap_or_else(|| io::Error::other("layer hasher stopped"));
+                return Err(ImageError::io("hash layer")(e));
             }
             (Err(e), false) => return Err(e.into()),
             (Ok(s), false) => s,
         };
-        let writer = pipe.finish().map_err(ImageError::io("write layer blob"))?;
-        let diff_id = writer.digest();
+        let (diff_id, blob_size) = pipe.finish().map_err(ImageError::io("hash layer"))?;
+        let blob_digest = diff_id.clone();
 
         // From here on the layer is protected from concurrent GC.
         let guard = PendingGuard::new(self, vec![diff_id.clone()]);
-        let (blob_digest, blob_size) = writer.commit(Some(&diff_id))?;
         let snapshot = pending.commit(None, &diff_id, stats.size)?;
 
         let now = Utc::now();
@@ -192,6 +191,13 @@ impl ImageStore {
     }
 }
 
+/// Counts `layers` as in flight (protected from GC), for [`PendingGuard::counted`].
+pub(crate) fn protect(state: &mut crate::store::State, layers: &[Digest]) {
+    for l in layers {
+        *state.pending.entry(l.clone()).or_default() += 1;
+    }
+}
+
 /// Registers layers as in-flight; on drop without success, removes whatever
 /// no image needs.
 pub(crate) struct PendingGuard<'a> {
@@ -207,6 +213,17 @@ impl<'a> PendingGuard<'a> {
         for l in &layers {
             *state.pending.entry(l.clone()).or_default() += 1;
         }
+        PendingGuard {
+            store,
+            layers,
+            blobs: Vec::new(),
+            ok: false,
+        }
+    }
+
+    /// A guard for layers [`protect`] already counted; dropped, it removes those that no
+    /// image needs any more.
+    pub(crate) fn counted(store: &'a ImageStore, layers: Vec<Digest>) -> Self {
         PendingGuard {
             store,
             layers,

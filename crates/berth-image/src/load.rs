@@ -3,9 +3,9 @@
 //!
 //! Entries come in any order. Small JSON entries are kept in memory; every
 //! other regular file is unpacked as it streams by into a pending snapshot
-//! (a layer's unpacked content does not depend on its parent) while the
-//! uncompressed tar is teed into a content-store blob writer on another
-//! thread. Once the archive has been read, the manifests say which entries
+//! (a layer's unpacked content does not depend on its parent), which keeps
+//! the uncompressed tar as its tar-split (no blob: the snapshot's files are
+//! the layer's content), while another thread hashes it. Once the archive has been read, the manifests say which entries
 //! are layers of which image; everything is verified before anything is
 //! committed, and the image records are written last.
 
@@ -14,7 +14,7 @@ use std::io::{self, BufReader, Cursor, Read};
 use std::sync::mpsc;
 use std::thread;
 
-use berth_content::{BlobWriter, Digest};
+use berth_content::Digest;
 use berth_snapshot::{chain_id, decompress, detect_compression, Compression, PendingSnapshot};
 use chrono::Utc;
 use serde::Deserialize;
@@ -71,12 +71,15 @@ pub(crate) struct LayerEntry {
     pub(crate) raw_size: u64,
     /// Digest of the uncompressed tar.
     pub(crate) diff_id: Digest,
+    /// Length of the uncompressed tar.
+    pub(crate) diff_size: u64,
     /// Size of the unpacked files.
     pub(crate) size: u64,
-    /// The blob, until committed.
-    pub(crate) writer: Option<BlobWriter>,
-    /// The unpacked layer, until committed under its chain id.
+    /// The unpacked layer (with the tar-split that gives the uncompressed tar back), until
+    /// committed under its chain id.
     pub(crate) pending: Option<PendingSnapshot>,
+    /// The chain id it was committed under.
+    pub(crate) committed: Option<Digest>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,29 +239,31 @@ impl<R: Read> Read for RawCounter<R> {
     }
 }
 
-/// Writes a blob on another thread, in large chunks, so hashing and writing
-/// the blob overlap with unpacking.
-pub(crate) struct BlobPipe {
+/// Hashes a stream on another thread, in large chunks, so hashing overlaps with unpacking.
+pub(crate) struct HashPipe {
     tx: Option<mpsc::SyncSender<Vec<u8>>>,
     recycled: mpsc::Receiver<Vec<u8>>,
-    handle: Option<thread::JoinHandle<io::Result<BlobWriter>>>,
+    handle: Option<thread::JoinHandle<(Digest, u64)>>,
     buf: Vec<u8>,
 }
 
-impl BlobPipe {
-    pub(crate) fn new(mut writer: BlobWriter) -> io::Result<Self> {
+impl HashPipe {
+    pub(crate) fn new() -> io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
         let (back_tx, recycled) = mpsc::sync_channel::<Vec<u8>>(8);
         let handle = thread::Builder::new()
-            .name("berth-load-blob".into())
+            .name("berth-layer-hash".into())
             .spawn(move || {
+                let mut hasher = Sha256::new();
+                let mut n = 0u64;
                 for chunk in rx {
-                    io::Write::write_all(&mut writer, &chunk)?;
+                    hasher.update(&chunk);
+                    n += chunk.len() as u64;
                     let _ = back_tx.try_send(chunk);
                 }
-                Ok(writer)
+                (Digest::from_sha256(hasher.finalize().as_slice()), n)
             })?;
-        Ok(BlobPipe {
+        Ok(HashPipe {
             tx: Some(tx),
             recycled,
             handle: Some(handle),
@@ -276,12 +281,9 @@ impl BlobPipe {
             })
             .unwrap_or_else(|_| Vec::with_capacity(COPY_BUF));
         let chunk = std::mem::replace(&mut self.buf, next);
-        let sent = self.tx.as_ref().map(|tx| tx.send(chunk).is_ok());
-        if sent == Some(true) {
-            Ok(())
-        } else {
-            // The writer thread stopped: its error comes out of finish().
-            Err(io::Error::other("layer blob writer stopped"))
+        match self.tx.as_ref().map(|tx| tx.send(chunk).is_ok()) {
+            Some(true) => Ok(()),
+            _ => Err(io::Error::other("layer hasher stopped")),
         }
     }
 
@@ -293,28 +295,20 @@ impl BlobPipe {
         Ok(())
     }
 
-    pub(crate) fn finish(mut self) -> io::Result<BlobWriter> {
-        let sent = if self.buf.is_empty() {
-            Ok(())
-        } else {
-            self.send()
-        };
+    /// The digest and length of everything written.
+    pub(crate) fn finish(mut self) -> io::Result<(Digest, u64)> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
         self.tx = None;
-        let joined = self
-            .handle
-            .take()
-            .map(|h| h.join())
-            .unwrap_or_else(|| Ok(Err(io::Error::other("layer blob writer missing"))));
-        let writer = match joined {
-            Ok(r) => r?,
-            Err(_) => return Err(io::Error::other("layer blob writer panicked")),
-        };
-        sent?;
-        Ok(writer)
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(r)) => Ok(r),
+            _ => Err(io::Error::other("layer hasher panicked")),
+        }
     }
 }
 
-impl Drop for BlobPipe {
+impl Drop for HashPipe {
     fn drop(&mut self) {
         self.tx = None;
         if let Some(h) = self.handle.take() {
@@ -323,10 +317,10 @@ impl Drop for BlobPipe {
     }
 }
 
-/// Copies what is read into a [`BlobPipe`].
+/// Copies what is read into a [`HashPipe`].
 pub(crate) struct Tee<'a, R> {
     pub(crate) inner: R,
-    pub(crate) pipe: &'a mut BlobPipe,
+    pub(crate) pipe: &'a mut HashPipe,
     pub(crate) failed: bool,
 }
 
@@ -380,8 +374,7 @@ impl ImageStore {
             hasher: (compression != Compression::None).then(Sha256::new),
             size: 0,
         };
-        let writer = self.content.writer()?;
-        let mut pipe = BlobPipe::new(writer).map_err(ImageError::io("start layer writer"))?;
+        let mut pipe = HashPipe::new().map_err(ImageError::io("start layer hasher"))?;
         let pending = self.snapshots.prepare()?;
         let applied = {
             let decoded: Box<dyn Read + '_> = match compression {
@@ -397,7 +390,7 @@ impl ImageStore {
                 pipe: &mut pipe,
                 failed: false,
             };
-            let r = pending.apply(&mut tee, &self.apply_opts);
+            let r = pending.apply_split(&mut tee, &self.apply_opts);
             (r, tee.failed)
         };
         let stats = match applied {
@@ -405,16 +398,15 @@ impl ImageStore {
                 let e = pipe
                     .finish()
                     .err()
-                    .unwrap_or_else(|| io::Error::other("layer blob writer stopped"));
-                return Err(ImageError::io("write layer blob")(e));
+                    .unwrap_or_else(|| io::Error::other("layer hasher stopped"));
+                return Err(ImageError::io("hash layer")(e));
             }
             (Err(e), false) => return Ok(Err(e.to_string())),
             (Ok(s), false) => s,
         };
-        // Trailing bytes after the compressed stream still belong to the blob.
+        // Trailing bytes after the compressed stream still belong to the archive's entry.
         io::copy(&mut raw, &mut io::sink()).map_err(ImageError::io("read archive"))?;
-        let writer = pipe.finish().map_err(ImageError::io("write layer blob"))?;
-        let diff_id = writer.digest();
+        let (diff_id, diff_size) = pipe.finish().map_err(ImageError::io("hash layer"))?;
         let raw_digest = match raw.hasher.take() {
             Some(h) => Digest::from_sha256(h.finalize().as_slice()),
             None => diff_id.clone(),
@@ -424,9 +416,10 @@ impl ImageStore {
             raw_digest,
             raw_size: raw.size,
             diff_id,
+            diff_size,
             size: stats.size,
-            writer: Some(writer),
             pending: Some(pending),
+            committed: None,
         }))
     }
 
@@ -822,17 +815,17 @@ impl ImageStore {
             let mut descs = Vec::new();
             for ((path, diff), cid) in p.layers.iter().zip(&p.config.rootfs.diff_ids).zip(chain) {
                 let entry = self.layer_at(archive, path)?;
-                if let Some(w) = entry.writer.take() {
-                    w.commit(Some(diff))?;
-                }
                 if !self.snapshots.exists(cid) {
                     match entry.pending.take() {
                         Some(pending) => {
                             pending.commit(parent, diff, entry.size)?;
+                            entry.committed = Some(cid.clone());
                         }
                         None => {
-                            let blob = self.content.open_blob(diff)?;
-                            let reader = BufReader::with_capacity(COPY_BUF, blob);
+                            // The same layer on another parent: unpacked again, from its
+                            // stream as the first snapshot gives it back.
+                            let (stream, _) = self.layer_stream(diff, entry.committed.as_ref())?;
+                            let reader = BufReader::with_capacity(COPY_BUF, stream);
                             self.snapshots.create_from_tar(
                                 parent,
                                 Some(diff),
@@ -841,11 +834,13 @@ impl ImageStore {
                             )?;
                         }
                     }
+                } else if entry.committed.is_none() {
+                    entry.committed = Some(cid.clone());
                 }
                 descs.push(Descriptor {
                     media_type: crate::config::MEDIA_TYPE_LAYER.into(),
                     digest: diff.clone(),
-                    size: self.content.size(diff)?,
+                    size: entry.diff_size,
                 });
                 parent = Some(cid);
             }

@@ -1,7 +1,6 @@
 //! `docker save`: images to a Docker 20.10 archive or an OCI image layout.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -13,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use crate::config::{Descriptor, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
 use crate::error::ImageError;
 use crate::gojson;
+use crate::import::PendingGuard;
 use crate::reference::Reference;
 use crate::store::{ImageStore, Result, State};
 use crate::tario::{TarOut, COPY_BUF};
@@ -65,9 +65,10 @@ struct SaveImage {
     parent: Option<Digest>,
 }
 
-/// An opened layer blob (the fd keeps it readable even if it is deleted meanwhile).
+/// An opened layer: its blob (the fd keeps it readable even if it is deleted meanwhile) or
+/// its snapshot's tar-split (the snapshot protected from removal until the save ends).
 struct Blob {
-    file: File,
+    file: Box<dyn Read + Send>,
     size: u64,
 }
 
@@ -147,10 +148,12 @@ impl ImageStore {
                 "no image names given to save".into(),
             ));
         }
-        // Gather everything (and open every layer blob) under the lock, so a
-        // concurrent rmi cannot pull a blob from under us.
+        // Gather everything (and open every layer) under the lock, so a concurrent rmi cannot
+        // pull a blob from under us; snapshots read back through their tar-split are
+        // protected until the end (and removed then if an rmi meanwhile left them unused).
+        let mut protect = Vec::new();
         let (images, mut blobs) = {
-            let state = self.lock();
+            let mut state = self.lock();
             let wanted = self.resolve_save_names(&state, names)?;
             let mut images = Vec::new();
             let mut blobs: HashMap<Digest, Blob> = HashMap::new();
@@ -162,16 +165,13 @@ impl ImageStore {
                         id.short()
                     )));
                 }
-                for d in &l.layer_blobs {
+                for (i, d) in l.layer_blobs.iter().enumerate() {
                     if !blobs.contains_key(d) {
-                        let file = self.content.open_blob(d)?;
-                        let size = file
-                            .metadata()
-                            .map_err(io_err(&format!("stat blob {d}")))?
-                            .len();
+                        let (file, size) = self.image_layer_stream(l, i)?;
                         blobs.insert(d.clone(), Blob { file, size });
                     }
                 }
+                protect.extend(l.chain_ids.iter().cloned());
                 let config: Value = serde_json::from_slice(&l.raw_config).unwrap_or(Value::Null);
                 images.push(SaveImage {
                     id: id.clone(),
@@ -184,8 +184,10 @@ impl ImageStore {
                     parent: l.record.parent.clone(),
                 });
             }
+            crate::import::protect(&mut state, &protect);
             (images, blobs)
         };
+        let _protected = PendingGuard::counted(self, protect);
         let w = BufWriter::with_capacity(COPY_BUF, w);
         match format {
             ArchiveFormat::Docker => save_docker(&images, &mut blobs, w),
@@ -257,7 +259,7 @@ impl ImageStore {
                             let b = blobs
                                 .get_mut(d)
                                 .ok_or_else(|| ImageError::NotFound(format!("layer blob {d}")))?;
-                            tar.file(&name, &mut b.file, b.size, img.created)
+                            tar.file(&name, b.file.as_mut(), b.size, img.created)
                         }
                     }
                     .map_err(io_err("write archive"))?;
@@ -339,16 +341,14 @@ impl ImageStore {
         compression: LayerCompression,
     ) -> Result<HashMap<Digest, Compressed>> {
         let ingest = self.content.root().join("ingest");
-        let jobs: Vec<(Digest, File)> = order
+        // Each layer is compressed once: its stream moves to the worker.
+        let jobs: Vec<(Digest, Box<dyn Read + Send>)> = order
             .iter()
             .map(|d| {
                 let b = blobs
-                    .get(d)
+                    .get_mut(d)
                     .ok_or_else(|| ImageError::NotFound(format!("layer blob {d}")))?;
-                let f = b
-                    .file
-                    .try_clone()
-                    .map_err(io_err(&format!("open blob {d}")))?;
+                let f = std::mem::replace(&mut b.file, Box::new(io::empty()));
                 Ok((d.clone(), f))
             })
             .collect::<Result<_>>()?;
@@ -412,7 +412,7 @@ impl<W: Write> Write for HashWriter<W> {
 
 fn compress_one(
     ingest: &std::path::Path,
-    src: &mut File,
+    src: &mut dyn Read,
     compression: LayerCompression,
 ) -> Result<Compressed> {
     let tmp = tempfile::Builder::new()
@@ -425,7 +425,7 @@ fn compress_one(
         size: 0,
     };
     let mut buf = vec![0u8; COPY_BUF];
-    let copy = |enc: &mut dyn Write, src: &mut File, buf: &mut [u8]| -> io::Result<()> {
+    let copy = |enc: &mut dyn Write, src: &mut dyn Read, buf: &mut [u8]| -> io::Result<()> {
         loop {
             let n = src.read(buf)?;
             if n == 0 {
@@ -562,7 +562,7 @@ fn save_docker<W: Write>(
                 let b = blobs
                     .get_mut(d)
                     .ok_or_else(|| ImageError::NotFound(format!("layer blob {d}")))?;
-                tar.file(path, &mut b.file, b.size, *mtime)
+                tar.file(path, b.file.as_mut(), b.size, *mtime)
             }
         }
         .map_err(err())?;

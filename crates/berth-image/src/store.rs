@@ -217,6 +217,58 @@ impl ImageStore {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The layer descriptors of an image's manifest.
+    pub(crate) fn layer_descriptors(&self, l: &Loaded) -> Result<Vec<crate::config::Descriptor>> {
+        let raw = self.content.get(&l.record.manifest)?;
+        let manifest: Manifest = serde_json::from_slice(&raw).map_err(|e| ImageError::Corrupt {
+            path: self.content.path(&l.record.manifest).display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(manifest.layers)
+    }
+
+    /// The uncompressed tar stream of layer blob `blob` and its length: the blob itself
+    /// when the content store has it, else read back from the tar-split of snapshot `chain`
+    /// (a snapshot of that layer; layers made by this store are kept that way).
+    pub(crate) fn layer_stream(
+        &self,
+        blob: &Digest,
+        chain: Option<&Digest>,
+    ) -> Result<(Box<dyn std::io::Read + Send>, u64)> {
+        match self.content.open_blob(blob) {
+            Ok(f) => {
+                let size = f
+                    .metadata()
+                    .map_err(ImageError::io(format!("stat blob {blob}")))?
+                    .len();
+                return Ok((Box::new(f), size));
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(c) = chain {
+            if let Some(r) = self.snapshots.layer_reader(c)? {
+                let n = r.len();
+                return Ok((Box::new(r), n));
+            }
+        }
+        Err(ImageError::NotFound(format!("layer blob {blob}")))
+    }
+
+    /// [`Self::layer_stream`] of an image's layer `i`.
+    pub(crate) fn image_layer_stream(
+        &self,
+        l: &Loaded,
+        i: usize,
+    ) -> Result<(Box<dyn std::io::Read + Send>, u64)> {
+        let blob = &l.layer_blobs[i];
+        let chain = l
+            .chain_ids
+            .get(i)
+            .filter(|_| l.config.rootfs.diff_ids.get(i) == Some(blob));
+        self.layer_stream(blob, chain)
+    }
+
     /// Builds the in-memory form of an image from its blobs and snapshots.
     pub(crate) fn load_image(&self, id: &Digest, record: ImageRecord) -> Result<Loaded> {
         let raw_config = self.content.get(id)?;
@@ -383,6 +435,26 @@ impl ImageStore {
         let (id, _) = self.resolve(&state, name_or_id)?;
         let l = &state.images[&id];
         Ok(Self::to_image(&state, &id, l))
+    }
+
+    /// The uncompressed tar of layer `index` (bottom-most first) of an image, byte for byte
+    /// the stream its diff id names, and its length: the layer blob, or the layer read back
+    /// from its snapshot's tar-split.
+    pub fn layer_tar(
+        &self,
+        name_or_id: &str,
+        index: usize,
+    ) -> Result<(Box<dyn std::io::Read + Send>, u64)> {
+        let state = self.lock();
+        let (id, _) = self.resolve(&state, name_or_id)?;
+        let l = &state.images[&id];
+        if index >= l.layer_blobs.len() {
+            return Err(ImageError::NotFound(format!(
+                "layer {index} of image {}",
+                id.short()
+            )));
+        }
+        self.image_layer_stream(l, index)
     }
 
     /// All images, newest first. Without `all`, untagged images that are the

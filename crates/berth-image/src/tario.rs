@@ -1,7 +1,6 @@
 //! A small streaming tar writer (ustar headers, large copy buffers) and
 //! helpers shared by save and load.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 
 /// Copy buffer size: large reads and writes keep save close to `tar -c`.
@@ -75,7 +74,7 @@ impl<W: Write> TarOut<W> {
     pub(crate) fn file(
         &mut self,
         name: &str,
-        file: &mut File,
+        file: &mut dyn Read,
         size: u64,
         mtime: i64,
     ) -> io::Result<()> {
@@ -141,6 +140,7 @@ pub(crate) fn normalize(path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
 
     #[test]
     fn writes_a_readable_tar() {

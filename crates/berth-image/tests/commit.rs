@@ -5,6 +5,15 @@ use std::path::Path;
 
 use berth_image::{CommitRequest, ContainerConfig, Digest, ErrorKind, ImageStore, ImportOptions};
 
+/// Layer `i` of `image` as the store gives it back.
+fn layer_bytes(store: &ImageStore, image: &str, i: usize) -> Vec<u8> {
+    let (mut r, n) = store.layer_tar(image, i).unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut r, &mut out).unwrap();
+    assert_eq!(out.len() as u64, n);
+    out
+}
+
 fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in files {
@@ -75,7 +84,8 @@ fn commit_adds_a_layer_and_history() {
     assert_eq!(img.config.extra["container_config"]["Cmd"][0], "/app");
     let dirs = store.lower_dirs(&img);
     assert_eq!(fs::read(dirs[0].join("app")).unwrap().len(), 1000);
-    assert!(store.content().exists(&Digest::of(&diff)));
+    assert_eq!(layer_bytes(&store, "app", 1), diff);
+    assert!(!store.content().exists(&Digest::of(&diff)));
 
     // History: newest first, the new layer's size, ids along the parent chain.
     let h = store.history("app").unwrap();

@@ -912,7 +912,8 @@ fn system_check_finds_and_repairs() {
     assert!(r.stdout.contains("repaired"), "{r:?}");
     check_clean(&env);
     assert!(!blobs.join(sha256_bytes(orphan)).exists());
-    // A corrupt layer blob: found, and the image is marked broken by --repair.
+    // A corrupt layer (a byte of a file in its snapshot flipped: the layer is the snapshot's
+    // files and tar-split): found, and the image is marked broken by --repair.
     let id = env
         .berth(&[
             "image",
@@ -924,11 +925,16 @@ fn system_check_finds_and_repairs() {
         .ok()
         .trimmed()
         .to_string();
-    let blob = blobs.join(id.trim_start_matches("sha256:"));
-    let mut data = std::fs::read(&blob).unwrap();
+    // The bottom layer's chain id is its diff id.
+    let file = env
+        .data_root
+        .join("snapshots")
+        .join(id.trim_start_matches("sha256:"))
+        .join("fs/bin/busybox");
+    let mut data = std::fs::read(&file).unwrap();
     let i = data.len() / 2;
     data[i] ^= 0xff;
-    std::fs::write(&blob, data).unwrap();
+    std::fs::write(&file, data).unwrap();
     let r = env.berth(&["system", "check"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("corrupt"), "{r:?}");
