@@ -6,7 +6,6 @@ use http::Method;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 
 use super::image::{display_stream, file_body, stdin_body};
 use crate::cli::{CommitArgs, DiffArgs, ExportArgs, LoadArgs, SaveArgs};
@@ -17,8 +16,9 @@ use crate::opts::{io_msg, split_repo_tag};
 /// Where `save` and `export` write: a file (written whole, then renamed into place, so a
 /// failed transfer never leaves a truncated archive under the name asked for) or stdout.
 pub(crate) struct Output {
-    file: Option<(tokio::fs::File, std::path::PathBuf, std::path::PathBuf)>,
-    stdout: tokio::io::Stdout,
+    file: Option<(std::fs::File, std::path::PathBuf, std::path::PathBuf)>,
+    /// Standard output as an unbuffered file (std's `Stdout` flushes at every newline).
+    stdout: std::mem::ManuallyDrop<std::fs::File>,
 }
 
 impl Output {
@@ -32,7 +32,7 @@ impl Output {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default()
                 ));
-                let f = tokio::fs::File::create(&tmp).await.map_err(|e| {
+                let f = std::fs::File::create(&tmp).map_err(|e| {
                     CliError::msg(format!("failed to save: open {p}: {}", io_msg(&e)))
                 })?;
                 Some((f, tmp, dest))
@@ -46,10 +46,11 @@ impl Output {
                 None
             }
         };
-        Ok(Output {
-            file,
-            stdout: tokio::io::stdout(),
-        })
+        // SAFETY: fd 1 is open for the life of the process; ManuallyDrop never closes it.
+        let stdout = std::mem::ManuallyDrop::new(unsafe {
+            <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(1)
+        });
+        Ok(Output { file, stdout })
     }
 
     /// Copy a response body into the output; on success the file takes its name.
@@ -62,19 +63,17 @@ impl Output {
                     frame.map_err(|e| CliError::msg(format!("error reading the response: {e}")))?;
                 if let Ok(data) = frame.into_data() {
                     total += data.len() as u64;
+                    // Written in place, not through tokio's blocking pool: a page-cache write
+                    // of one frame is short, and the hops cost more than it.
                     match &mut self.file {
-                        Some((f, ..)) => f.write_all(&data).await?,
-                        None => self.stdout.write_all(&data).await?,
+                        Some((f, ..)) => std::io::Write::write_all(f, &data)?,
+                        None => write_all_waiting(&mut self.stdout, &data)?,
                     }
                 }
             }
             // Like `docker save -o` and `tar -cf`, the file is not fsynced: the temporary name
             // keeps a partial file from appearing under the real one, and a user who wants it
             // on disk now runs `sync` (an fsync of a 500 MB archive costs seconds on a real disk).
-            match &mut self.file {
-                Some((f, ..)) => f.flush().await?,
-                None => self.stdout.flush().await?,
-            }
             Ok(())
         }
         .await;
@@ -88,6 +87,28 @@ impl Output {
         }
         r.map(|()| total)
     }
+}
+
+/// `write_all`, waiting for room when the descriptor is non-blocking (a pipe its reader set so).
+fn write_all_waiting(f: &mut std::fs::File, mut data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    while !data.is_empty() {
+        match f.write(data) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fds = [nix::poll::PollFd::new(
+                    f.as_fd(),
+                    nix::poll::PollFlags::POLLOUT,
+                )];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 pub async fn save(c: &Client, a: SaveArgs) -> Result<i32> {
