@@ -5,11 +5,13 @@
 //! ```text
 //! <data-root>/                      --data-root, default /var/lib/berth
 //!   content/                        berth_content::ContentStore
-//!     blobs/sha256/<hex>            immutable blobs: image configs, manifests, layer tars
+//!     blobs/sha256/<hex>            immutable blobs: image configs, manifests (and the layer
+//!                                   tars of stores made before layers were kept as tar-splits)
 //!     ingest/                       blobs being written (temp, fsync, rename into blobs/)
 //!   snapshots/                      berth_snapshot::SnapshotStore
 //!     <chain-id-hex>/fs/            an unpacked layer (an overlay lowerdir)
 //!     <chain-id-hex>/snapshot.json  { parent, diff_id, size }
+//!     <chain-id-hex>/tar-split.*    the layer's tar: its headers, and references to fs/'s files
 //!   images/                         berth_image::ImageStore
 //!     images.json                   image records
 //!     references.json               "repo:tag" -> image id
