@@ -195,11 +195,30 @@ impl ImageStore {
                                         id.clone(),
                                         "its files and tar-split no longer give its layer",
                                     )),
-                                    Err(_) => corrupt_snaps.push((
-                                        id.clone(),
-                                        "its files and tar-split do not read back",
-                                    )),
+                                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                                        corrupt_snaps.push((
+                                            id.clone(),
+                                            "its files and tar-split do not read back",
+                                        ))
+                                    }
+                                    // Not a verdict on the layer (EMFILE, EIO...): say so, and
+                                    // let nothing be repaired on its account.
+                                    Err(e) => {
+                                        return Err(ImageError::io(format!(
+                                            "read the layer of snapshot {id}"
+                                        ))(e))
+                                    }
                                 }
+                            }
+                            Err(SnapshotError::Io { source, .. })
+                                if !matches!(
+                                    source.kind(),
+                                    io::ErrorKind::InvalidData | io::ErrorKind::NotFound
+                                ) =>
+                            {
+                                return Err(ImageError::io(format!(
+                                    "open the layer of snapshot {id}"
+                                ))(source))
                             }
                             Err(_) => corrupt_snaps.push((id.clone(), "tar-split unreadable")),
                         }

@@ -191,10 +191,38 @@ impl ImageStore {
     }
 }
 
-/// Counts `layers` as in flight (protected from GC), for [`PendingGuard::counted`].
-pub(crate) fn protect(state: &mut crate::store::State, layers: &[Digest]) {
-    for l in layers {
+/// Counts `layers` as in flight (protected from GC) until the returned guard is dropped, for
+/// a reader (`save`); the caller holds the state lock. Dropping it only uncounts them: what an
+/// `rmi` left meanwhile because of it is an orphan for the next GC (`rmi` alone knows which
+/// layers stopped containers still use).
+pub(crate) fn protect<'a>(
+    store: &'a ImageStore,
+    state: &mut crate::store::State,
+    layers: Vec<Digest>,
+) -> Protected<'a> {
+    for l in &layers {
         *state.pending.entry(l.clone()).or_default() += 1;
+    }
+    Protected { store, layers }
+}
+
+/// See [`protect`].
+pub(crate) struct Protected<'a> {
+    store: &'a ImageStore,
+    layers: Vec<Digest>,
+}
+
+impl Drop for Protected<'_> {
+    fn drop(&mut self) {
+        let mut state = self.store.lock();
+        for l in &self.layers {
+            if let Some(n) = state.pending.get_mut(l) {
+                *n -= 1;
+                if *n == 0 {
+                    state.pending.remove(l);
+                }
+            }
+        }
     }
 }
 
@@ -213,17 +241,6 @@ impl<'a> PendingGuard<'a> {
         for l in &layers {
             *state.pending.entry(l.clone()).or_default() += 1;
         }
-        PendingGuard {
-            store,
-            layers,
-            blobs: Vec::new(),
-            ok: false,
-        }
-    }
-
-    /// A guard for layers [`protect`] already counted; dropped, it removes those that no
-    /// image needs any more.
-    pub(crate) fn counted(store: &'a ImageStore, layers: Vec<Digest>) -> Self {
         PendingGuard {
             store,
             layers,

@@ -12,7 +12,6 @@ use sha2::{Digest as _, Sha256};
 use crate::config::{Descriptor, Manifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
 use crate::error::ImageError;
 use crate::gojson;
-use crate::import::PendingGuard;
 use crate::reference::Reference;
 use crate::store::{ImageStore, Result, State};
 use crate::tario::{TarOut, COPY_BUF};
@@ -152,7 +151,7 @@ impl ImageStore {
         // pull a blob from under us; snapshots read back through their tar-split are
         // protected until the end (and removed then if an rmi meanwhile left them unused).
         let mut protect = Vec::new();
-        let (images, mut blobs) = {
+        let (images, mut blobs, _protected) = {
             let mut state = self.lock();
             let wanted = self.resolve_save_names(&state, names)?;
             let mut images = Vec::new();
@@ -184,10 +183,9 @@ impl ImageStore {
                     parent: l.record.parent.clone(),
                 });
             }
-            crate::import::protect(&mut state, &protect);
-            (images, blobs)
+            let guard = crate::import::protect(self, &mut state, protect);
+            (images, blobs, guard)
         };
-        let _protected = PendingGuard::counted(self, protect);
         let w = BufWriter::with_capacity(COPY_BUF, w);
         match format {
             ArchiveFormat::Docker => save_docker(&images, &mut blobs, w),

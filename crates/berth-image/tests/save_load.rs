@@ -737,3 +737,56 @@ fn same_layer_at_two_positions() {
     assert_eq!(dst.load(&out[..]).unwrap().len(), 2);
     assert_eq!(dst.get("two:1").unwrap().chain_ids, two.chain_ids);
 }
+
+/// `rmi -f` of an image a stopped container still uses, while the image is being saved: the
+/// container's layers stay (the save's protection of the snapshots it reads removes nothing).
+#[test]
+fn save_racing_rmi_force_keeps_a_stopped_containers_layers() {
+    struct RmiDuringSave<'a> {
+        store: &'a ImageStore,
+        id: String,
+        done: bool,
+    }
+    impl Write for RmiDuringSave<'_> {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if !self.done {
+                self.done = true;
+                self.store
+                    .delete(&self.id, true, &|_| vec![("ctr".to_string(), false)])
+                    .unwrap();
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let opts = berth_image::ImportOptions {
+        reference: Some("x:1".into()),
+        changes: vec![],
+        message: None,
+        source: "-".into(),
+    };
+    let img = store.import(&layer(&[("f", b"data")])[..], &opts).unwrap();
+    let chain = store.get("x:1").unwrap().chain_ids[0].clone();
+    let w = RmiDuringSave {
+        store: &store,
+        id: img.id.to_string(),
+        done: false,
+    };
+    store
+        .save(
+            &["x:1".to_string()],
+            ArchiveFormat::Docker,
+            LayerCompression::None,
+            w,
+        )
+        .unwrap();
+    assert!(store.get("x:1").is_err(), "the image is gone");
+    assert!(
+        store.snapshots().exists(&chain),
+        "the stopped container's layer must stay"
+    );
+}

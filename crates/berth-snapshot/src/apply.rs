@@ -643,7 +643,7 @@ impl Applier {
     /// a directory and `keep_dir` is set. Files the tar-split recorder refers to are moved
     /// aside first.
     fn remove_existing(
-        &self,
+        &mut self,
         parent: &File,
         parent_comps: &[OsString],
         name: &OsStr,
@@ -660,14 +660,13 @@ impl Applier {
             return Ok(false);
         }
         if let Some(rec) = &self.split {
-            let moved = rec
-                .borrow_mut()
-                .rescue(&join_bytes(parent_comps, name), is_dir)
+            // Kept aside, not deleted: the stream may refer to files there.
+            rec.borrow_mut()
+                .move_aside(parent, &join_bytes(parent_comps, name), name)
                 .map_err(io_err(display, "record layer"))?;
-            if moved {
-                // A file of this layer, now in the tar-split's keep directory.
-                return Ok(false);
-            }
+            // A cached parent may have been the moved directory, or inside it.
+            self.parent_cache = None;
+            return Ok(true);
         }
         remove_existing_at(parent, name, is_dir, display)
     }

@@ -5,12 +5,18 @@
 //! layers the same way (its tar-split index next to the unpacked layer).
 //!
 //! ```text
-//! <snapshot>/tar-split.idx    zstd: magic, stream length, the ops (raw runs, file references)
+//! <snapshot>/tar-split.idx    zstd: magic, then the ops in order (raw runs, file references),
+//!                             then an end op with the stream's length
 //! <snapshot>/tar-split.raw    zstd: the raw runs' bytes, in order
-//! <snapshot>/tar-split.keep/  files of this layer that a later entry of the same layer
-//!                             replaced or removed (moved here instead of unlinked)
+//! <snapshot>/tar-split.moves  zstd: what a later entry of the same layer replaced or removed,
+//!                             moved to tar-split.keep/<n> instead of being deleted, and when
+//! <snapshot>/tar-split.keep/  those entries
 //! ```
 //!
+//! Memory does not grow with the layer's files: ops are written as they come, and only the
+//! moves (an entry replaced within its own layer: rare) are kept until the end, on both sides.
+//! A file op `i` for path `P` names the file that op created; if `P` or a directory above it
+//! was moved after op `i` (the first such move), the file is under that move's keep entry.
 //! The snapshot's files never change once it is committed (overlay never writes to a lower
 //! directory), so the references stay valid; a reader still checks every file's size, and a
 //! layer whose bytes changed no longer hashes to its digest (`system check` verifies them).
@@ -33,43 +39,56 @@ use crate::fsutil::owned;
 
 pub(crate) const INDEX_FILE: &str = "tar-split.idx";
 pub(crate) const RAW_FILE: &str = "tar-split.raw";
+pub(crate) const MOVES_FILE: &str = "tar-split.moves";
 pub(crate) const KEEP_DIR: &str = "tar-split.keep";
-const MAGIC: &[u8] = b"berth tar-split 1\n";
+const MAGIC: &[u8] = b"berth tar-split 2\n";
 const ZSTD_LEVEL: i32 = 1;
+/// Longest path an op may name (Linux's PATH_MAX).
+const MAX_PATH: usize = 4096;
 
 const OP_RAW: u8 = 1;
 const OP_FILE: u8 = 2;
-const OP_KEPT: u8 = 3;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Op {
-    /// `len` bytes of the raw stream.
-    Raw(u64),
-    /// The snapshot's file at `path` (relative to `fs/`), exactly `size` bytes.
-    File { path: Vec<u8>, size: u64 },
-    /// `tar-split.keep/<n>`, exactly `size` bytes.
-    Kept { n: u64, size: u64 },
-}
+const OP_END: u8 = 3;
 
 fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
+/// A read error of a tar-split file: an OS error (EIO...) as it is, anything else (truncated
+/// or undecodable data) as damage to the layer (`InvalidData`).
+fn damaged(e: io::Error, what: &str) -> io::Error {
+    if e.raw_os_error().is_some() {
+        e
+    } else {
+        bad(format!("{what}: {e}"))
+    }
+}
+
+type Encoder = zstd::stream::write::Encoder<'static, BufWriter<File>>;
+
+fn encoder(path: &Path) -> io::Result<Encoder> {
+    zstd::stream::write::Encoder::new(
+        BufWriter::with_capacity(256 << 10, File::create(path)?),
+        ZSTD_LEVEL,
+    )
+}
+
 /// Records a layer stream while it is unpacked (or written) into a snapshot directory.
 pub(crate) struct Recorder {
-    raw: zstd::stream::write::Encoder<'static, BufWriter<File>>,
-    ops: Vec<Op>,
+    raw: Encoder,
+    idx: Encoder,
+    /// Ops written so far.
+    ops: u64,
     /// Raw bytes since the last op.
     run: u64,
-    /// The file op being filled, and how many bytes it still expects.
-    file: Option<(usize, u64)>,
-    /// Path → index of the `File` op whose file is at that path now.
-    live: HashMap<Vec<u8>, usize>,
-    kept: u64,
+    /// Bytes the file being recorded still expects.
+    file: Option<u64>,
+    /// (ops written before the move, the moved path, its keep number).
+    moves: Vec<(u64, Vec<u8>, u64)>,
     total: u64,
     /// The snapshot directory (holding `fs/` and the tar-split files).
     dir: PathBuf,
-    fs: PathBuf,
+    keep: Option<File>,
 }
 
 /// A [`Recorder`] shared by the reader (or writer) that sees the bytes and the code that
@@ -79,19 +98,19 @@ pub(crate) type Shared = Rc<RefCell<Recorder>>;
 impl Recorder {
     /// Starts recording into `dir` (a snapshot directory whose tree is `dir/fs`).
     pub(crate) fn new(dir: &Path) -> io::Result<Shared> {
-        let raw = File::create(dir.join(RAW_FILE))?;
-        let raw =
-            zstd::stream::write::Encoder::new(BufWriter::with_capacity(1 << 20, raw), ZSTD_LEVEL)?;
+        let raw = encoder(&dir.join(RAW_FILE))?;
+        let mut idx = encoder(&dir.join(INDEX_FILE))?;
+        idx.write_all(MAGIC)?;
         Ok(Rc::new(RefCell::new(Recorder {
             raw,
-            ops: Vec::new(),
+            idx,
+            ops: 0,
             run: 0,
             file: None,
-            live: HashMap::new(),
-            kept: 0,
+            moves: Vec::new(),
             total: 0,
             dir: dir.to_path_buf(),
-            fs: dir.join("fs"),
+            keep: None,
         })))
     }
 
@@ -99,7 +118,7 @@ impl Recorder {
     pub(crate) fn bytes(&mut self, data: &[u8]) -> io::Result<()> {
         self.total += data.len() as u64;
         match &mut self.file {
-            Some((_, left)) => {
+            Some(left) => {
                 let n = data.len() as u64;
                 if n > *left {
                     return Err(bad("tar-split: more file data than the entry's size"));
@@ -114,11 +133,14 @@ impl Recorder {
         }
     }
 
-    fn close_run(&mut self) {
+    fn close_run(&mut self) -> io::Result<()> {
         if self.run > 0 {
-            self.ops.push(Op::Raw(self.run));
+            self.idx.write_all(&[OP_RAW])?;
+            self.idx.write_all(&self.run.to_le_bytes())?;
+            self.ops += 1;
             self.run = 0;
         }
+        Ok(())
     }
 
     /// The next `size` bytes are the content of the file at `path` (relative to the tree).
@@ -126,76 +148,57 @@ impl Recorder {
         if self.file.is_some() {
             return Err(bad("tar-split: a file inside a file"));
         }
-        self.close_run();
-        let i = self.ops.len();
-        self.ops.push(Op::File {
-            path: path.to_vec(),
-            size,
-        });
-        self.live.insert(path.to_vec(), i);
-        self.file = Some((i, size));
+        if path.len() > MAX_PATH {
+            return Err(bad("tar-split: path too long"));
+        }
+        self.close_run()?;
+        self.idx.write_all(&[OP_FILE])?;
+        self.idx.write_all(&size.to_le_bytes())?;
+        self.idx.write_all(&(path.len() as u32).to_le_bytes())?;
+        self.idx.write_all(path)?;
+        self.ops += 1;
+        self.file = Some(size);
         Ok(())
     }
 
     /// The file's content ended: all of it must have gone by.
     pub(crate) fn file_ends(&mut self) -> io::Result<()> {
         match self.file.take() {
-            Some((_, 0)) => Ok(()),
-            Some((_, left)) => Err(bad(format!(
+            Some(0) => Ok(()),
+            Some(left) => Err(bad(format!(
                 "tar-split: file content ended {left} bytes early"
             ))),
             None => Err(bad("tar-split: no file to end")),
         }
     }
 
-    /// `path` (a file, or a directory when `dir`) is about to be removed or replaced: files of
-    /// this layer there are moved into the keep directory first, so the stream can still be
-    /// read back. Returns whether `path` itself was moved (nothing is left to remove there).
-    pub(crate) fn rescue(&mut self, path: &[u8], dir: bool) -> io::Result<bool> {
-        let mut doomed: Vec<Vec<u8>> = Vec::new();
-        let itself = self.live.contains_key(path);
-        if itself {
-            doomed.push(path.to_vec());
+    /// `name` in `parent` (the tree's `path`) is about to be removed or replaced by a later
+    /// entry of the layer: it is moved into the keep directory instead, so that files the
+    /// stream refers to stay readable. Nothing is left at `name` afterwards.
+    pub(crate) fn move_aside(
+        &mut self,
+        parent: &File,
+        path: &[u8],
+        name: &OsStr,
+    ) -> io::Result<()> {
+        if self.keep.is_none() {
+            let keep = self.dir.join(KEEP_DIR);
+            match fs::create_dir(&keep) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            self.keep = Some(open_dir(&keep)?);
         }
-        if dir {
-            let mut prefix = path.to_vec();
-            prefix.push(b'/');
-            doomed.extend(self.live.keys().filter(|k| k.starts_with(&prefix)).cloned());
-        }
-        if doomed.is_empty() {
-            return Ok(false);
-        }
-        let keep = self.dir.join(KEEP_DIR);
-        match fs::create_dir(&keep) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        let root = open_dir(&self.fs)?;
-        let keepd = open_dir(&keep)?;
-        for p in doomed {
-            let Some(i) = self.live.remove(&p) else {
-                continue;
-            };
-            let size = match &self.ops[i] {
-                Op::File { size, .. } => *size,
-                _ => return Err(bad("tar-split: live entry is not a file")),
-            };
-            let n = self.kept;
-            self.kept += 1;
-            renameat(
-                Some(root.as_raw_fd()),
-                OsStr::from_bytes(&p),
-                Some(keepd.as_raw_fd()),
-                n.to_string().as_str(),
-            )
+        let keep = self.keep.as_ref().map(|k| k.as_raw_fd());
+        let n = self.moves.len() as u64;
+        renameat(Some(parent.as_raw_fd()), name, keep, n.to_string().as_str())
             .map_err(io::Error::from)?;
-            self.ops[i] = Op::Kept { n, size };
-        }
-        Ok(itself)
+        self.moves.push((self.ops, path.to_vec(), n));
+        Ok(())
     }
 
-    /// Writes the index. Returns the stream's length.
+    /// Writes the end of the index and the moves. Returns the stream's length.
     pub(crate) fn finish(shared: Shared) -> io::Result<u64> {
         let rec = Rc::try_unwrap(shared)
             .map_err(|_| bad("tar-split: recorder still shared"))?
@@ -207,34 +210,23 @@ impl Recorder {
         if self.file.is_some() {
             return Err(bad("tar-split: stream ended inside a file"));
         }
-        self.close_run();
-        let mut raw = self.raw.finish()?;
-        raw.flush()?;
-        let f = File::create(self.dir.join(INDEX_FILE))?;
-        let mut w = zstd::stream::write::Encoder::new(BufWriter::new(f), ZSTD_LEVEL)?;
-        w.write_all(MAGIC)?;
-        w.write_all(&self.total.to_le_bytes())?;
-        w.write_all(&(self.ops.len() as u64).to_le_bytes())?;
-        for op in &self.ops {
-            match op {
-                Op::Raw(len) => {
-                    w.write_all(&[OP_RAW])?;
-                    w.write_all(&len.to_le_bytes())?;
-                }
-                Op::File { path, size } => {
-                    w.write_all(&[OP_FILE])?;
-                    w.write_all(&size.to_le_bytes())?;
-                    w.write_all(&(path.len() as u32).to_le_bytes())?;
-                    w.write_all(path)?;
-                }
-                Op::Kept { n, size } => {
-                    w.write_all(&[OP_KEPT])?;
-                    w.write_all(&size.to_le_bytes())?;
-                    w.write_all(&n.to_le_bytes())?;
-                }
+        self.close_run()?;
+        self.idx.write_all(&[OP_END])?;
+        self.idx.write_all(&self.total.to_le_bytes())?;
+        self.idx.finish()?.flush()?;
+        self.raw.finish()?.flush()?;
+        if !self.moves.is_empty() {
+            let mut w = encoder(&self.dir.join(MOVES_FILE))?;
+            w.write_all(MAGIC)?;
+            w.write_all(&(self.moves.len() as u64).to_le_bytes())?;
+            for (ops, path, n) in &self.moves {
+                w.write_all(&ops.to_le_bytes())?;
+                w.write_all(&n.to_le_bytes())?;
+                w.write_all(&(path.len() as u32).to_le_bytes())?;
+                w.write_all(path)?;
             }
+            w.finish()?.flush()?;
         }
-        w.finish()?.flush()?;
         Ok(self.total)
     }
 }
@@ -298,19 +290,58 @@ pub(crate) fn has_index(dir: &Path) -> bool {
     dir.join(INDEX_FILE).is_file()
 }
 
+type Decoder = zstd::stream::read::Decoder<'static, BufReader<File>>;
+
+fn read_u64(r: &mut dyn Read) -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b)
+        .map_err(|e| damaged(e, "tar-split index"))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn read_path(r: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut n = [0u8; 4];
+    r.read_exact(&mut n)
+        .map_err(|e| damaged(e, "tar-split index"))?;
+    let n = u32::from_le_bytes(n) as usize;
+    if n > MAX_PATH {
+        return Err(bad("tar-split index: path too long"));
+    }
+    let mut path = vec![0u8; n];
+    r.read_exact(&mut path)
+        .map_err(|e| damaged(e, "tar-split index"))?;
+    Ok(path)
+}
+
+fn read_magic(r: &mut dyn Read) -> io::Result<()> {
+    let mut magic = vec![0u8; MAGIC.len()];
+    r.read_exact(&mut magic)
+        .map_err(|e| damaged(e, "tar-split index"))?;
+    if magic != MAGIC {
+        return Err(bad("tar-split index: not a berth tar-split index"));
+    }
+    Ok(())
+}
+
 enum Cur {
     Idle,
     Raw(u64),
     File(File, u64),
+    Done,
 }
 
 /// Reads a layer's exact tar stream back from a snapshot directory's tar-split files and tree.
 pub struct LayerReader {
-    ops: std::vec::IntoIter<Op>,
-    raw: zstd::stream::read::Decoder<'static, BufReader<File>>,
+    idx: Decoder,
+    raw: Decoder,
     fs: File,
-    keep: PathBuf,
+    keep: Option<File>,
+    /// Moved path → (ops written before the move, keep number), in the moves' order.
+    moves: HashMap<Vec<u8>, Vec<(u64, u64)>>,
+    /// The stream's length.
     len: u64,
+    /// Index of the next op.
+    op: u64,
     cur: Cur,
     done: u64,
 }
@@ -318,7 +349,7 @@ pub struct LayerReader {
 impl std::fmt::Debug for LayerReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LayerReader")
-            .field("len", &self.len)
+            .field("done", &self.done)
             .finish()
     }
 }
@@ -326,60 +357,35 @@ impl std::fmt::Debug for LayerReader {
 impl LayerReader {
     /// Opens the tar-split of the snapshot directory `dir`.
     pub(crate) fn open(dir: &Path) -> io::Result<LayerReader> {
-        let idx = File::open(dir.join(INDEX_FILE))?;
-        let mut r = zstd::stream::read::Decoder::new(idx)?;
-        let mut magic = vec![0u8; MAGIC.len()];
-        r.read_exact(&mut magic)
-            .map_err(|_| bad("tar-split index: truncated"))?;
-        if magic != MAGIC {
-            return Err(bad("tar-split index: not a berth tar-split index"));
-        }
-        let u64_of = |r: &mut dyn Read| -> io::Result<u64> {
-            let mut b = [0u8; 8];
-            r.read_exact(&mut b)
-                .map_err(|_| bad("tar-split index: truncated"))?;
-            Ok(u64::from_le_bytes(b))
-        };
-        let len = u64_of(&mut r)?;
-        let count = u64_of(&mut r)?;
-        let mut ops = Vec::with_capacity(count.min(1 << 20) as usize);
-        for _ in 0..count {
-            let mut tag = [0u8; 1];
-            r.read_exact(&mut tag)
-                .map_err(|_| bad("tar-split index: truncated"))?;
-            ops.push(match tag[0] {
-                OP_RAW => Op::Raw(u64_of(&mut r)?),
-                OP_FILE => {
-                    let size = u64_of(&mut r)?;
-                    let mut n = [0u8; 4];
-                    r.read_exact(&mut n)
-                        .map_err(|_| bad("tar-split index: truncated"))?;
-                    let n = u32::from_le_bytes(n) as usize;
-                    if n > 1 << 20 {
-                        return Err(bad("tar-split index: path too long"));
-                    }
-                    let mut path = vec![0u8; n];
-                    r.read_exact(&mut path)
-                        .map_err(|_| bad("tar-split index: truncated"))?;
-                    Op::File { path, size }
+        let mut idx = zstd::stream::read::Decoder::new(File::open(dir.join(INDEX_FILE))?)?;
+        read_magic(&mut idx)?;
+        let mut moves: HashMap<Vec<u8>, Vec<(u64, u64)>> = HashMap::new();
+        let mut keep = None;
+        match File::open(dir.join(MOVES_FILE)) {
+            Ok(f) => {
+                let mut r = zstd::stream::read::Decoder::new(f)?;
+                read_magic(&mut r)?;
+                let count = read_u64(&mut r)?;
+                for _ in 0..count {
+                    let ops = read_u64(&mut r)?;
+                    let n = read_u64(&mut r)?;
+                    let path = read_path(&mut r)?;
+                    moves.entry(path).or_default().push((ops, n));
                 }
-                OP_KEPT => {
-                    let size = u64_of(&mut r)?;
-                    Op::Kept {
-                        n: u64_of(&mut r)?,
-                        size,
-                    }
-                }
-                t => return Err(bad(format!("tar-split index: unknown op {t}"))),
-            });
+                keep = Some(open_dir(&dir.join(KEEP_DIR))?);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         let raw = zstd::stream::read::Decoder::new(File::open(dir.join(RAW_FILE))?)?;
         Ok(LayerReader {
-            ops: ops.into_iter(),
+            len: stream_len(dir)?,
+            idx,
             raw,
             fs: open_dir(&dir.join("fs"))?,
-            keep: dir.join(KEEP_DIR),
-            len,
+            keep,
+            moves,
+            op: 0,
             cur: Cur::Idle,
             done: 0,
         })
@@ -395,20 +401,53 @@ impl LayerReader {
         self.len == 0
     }
 
-    fn open_file(&self, op: &Op) -> io::Result<(File, u64)> {
-        let (f, size, name) = match op {
-            Op::File { path, size } => {
-                let f = open_file_beneath(&self.fs, OsStr::from_bytes(path)).map_err(|e| {
-                    bad(format!("layer file {}: {e}", String::from_utf8_lossy(path)))
-                })?;
-                (f, *size, String::from_utf8_lossy(path).into_owned())
+    /// Where the file of op `op`, created at `path`, is now: the first move after the op of
+    /// the path or of a directory above it, else the path in the tree.
+    fn locate(&self, op: u64, path: &[u8]) -> (bool, Vec<u8>) {
+        let mut best: Option<(u64, u64, usize)> = None; // (ops, keep number, prefix length)
+        let mut consider = |prefix_len: usize| {
+            if let Some(list) = self.moves.get(&path[..prefix_len]) {
+                if let Some(&(ops, n)) = list.iter().find(|(ops, _)| *ops > op) {
+                    if best.is_none_or(|(b, _, _)| ops < b) {
+                        best = Some((ops, n, prefix_len));
+                    }
+                }
             }
-            Op::Kept { n, size } => {
-                let f = File::open(self.keep.join(n.to_string()))?;
-                (f, *size, format!("{KEEP_DIR}/{n}"))
-            }
-            Op::Raw(_) => return Err(bad("tar-split: not a file op")),
         };
+        if !self.moves.is_empty() {
+            consider(path.len());
+            for (i, c) in path.iter().enumerate() {
+                if *c == b'/' {
+                    consider(i);
+                }
+            }
+        }
+        match best {
+            Some((_, n, len)) => {
+                let mut p = n.to_string().into_bytes();
+                p.extend_from_slice(&path[len..]);
+                (true, p)
+            }
+            None => (false, path.to_vec()),
+        }
+    }
+
+    fn open_file(&self, op: u64, path: &[u8], size: u64) -> io::Result<File> {
+        let (kept, rel) = self.locate(op, path);
+        let name = String::from_utf8_lossy(path).into_owned();
+        let dir = match (kept, &self.keep) {
+            (false, _) => &self.fs,
+            (true, Some(k)) => k,
+            (true, None) => return Err(bad("tar-split: keep directory missing")),
+        };
+        let f = open_file_beneath(dir, OsStr::from_bytes(&rel)).map_err(|e| match e {
+            // Gone, or not what it was: the layer's files changed.
+            Errno::ENOENT | Errno::ELOOP | Errno::EXDEV | Errno::ENOTDIR => {
+                bad(format!("layer file {name}: {e}"))
+            }
+            // Anything else (EMFILE, EIO...) is not a verdict on the layer.
+            e => io::Error::other(format!("layer file {name}: {e}")),
+        })?;
         let md = f.metadata()?;
         if !md.is_file() || md.len() != size {
             return Err(bad(format!(
@@ -416,7 +455,33 @@ impl LayerReader {
                 md.len()
             )));
         }
-        Ok((f, size))
+        Ok(f)
+    }
+
+    fn next_op(&mut self) -> io::Result<()> {
+        let mut tag = [0u8; 1];
+        self.idx
+            .read_exact(&mut tag)
+            .map_err(|e| damaged(e, "tar-split index"))?;
+        let op = self.op;
+        self.op += 1;
+        self.cur = match tag[0] {
+            OP_RAW => Cur::Raw(read_u64(&mut self.idx)?),
+            OP_FILE => {
+                let size = read_u64(&mut self.idx)?;
+                let path = read_path(&mut self.idx)?;
+                Cur::File(self.open_file(op, &path, size)?, size)
+            }
+            OP_END => {
+                let len = read_u64(&mut self.idx)?;
+                if len != self.done {
+                    return Err(bad("tar-split: index and stream length disagree"));
+                }
+                Cur::Done
+            }
+            t => return Err(bad(format!("tar-split index: unknown op {t}"))),
+        };
+        Ok(())
     }
 }
 
@@ -427,23 +492,14 @@ impl Read for LayerReader {
         }
         loop {
             match &mut self.cur {
-                Cur::Idle => match self.ops.next() {
-                    None => {
-                        if self.done != self.len {
-                            return Err(bad("tar-split: index and stream length disagree"));
-                        }
-                        return Ok(0);
-                    }
-                    Some(Op::Raw(n)) => self.cur = Cur::Raw(n),
-                    Some(op) => {
-                        let (f, size) = self.open_file(&op)?;
-                        self.cur = Cur::File(f, size);
-                    }
-                },
-                Cur::Raw(0) | Cur::File(_, 0) => self.cur = Cur::Idle,
+                Cur::Done => return Ok(0),
+                Cur::Idle | Cur::Raw(0) | Cur::File(_, 0) => self.next_op()?,
                 Cur::Raw(left) => {
                     let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    let n = self.raw.read(&mut buf[..want])?;
+                    let n = self
+                        .raw
+                        .read(&mut buf[..want])
+                        .map_err(|e| damaged(e, "tar-split data"))?;
                     if n == 0 {
                         return Err(bad("tar-split: raw data truncated"));
                     }
@@ -465,6 +521,29 @@ impl Read for LayerReader {
                     return Ok(n);
                 }
             }
+        }
+    }
+}
+
+/// The length of the stream a snapshot directory's tar-split gives: read from the end of its
+/// index (the index is read through, not the files).
+pub(crate) fn stream_len(dir: &Path) -> io::Result<u64> {
+    let mut idx = zstd::stream::read::Decoder::new(File::open(dir.join(INDEX_FILE))?)?;
+    read_magic(&mut idx)?;
+    loop {
+        let mut tag = [0u8; 1];
+        idx.read_exact(&mut tag)
+            .map_err(|e| damaged(e, "tar-split index"))?;
+        match tag[0] {
+            OP_RAW => {
+                read_u64(&mut idx)?;
+            }
+            OP_FILE => {
+                read_u64(&mut idx)?;
+                read_path(&mut idx)?;
+            }
+            OP_END => return read_u64(&mut idx),
+            t => return Err(bad(format!("tar-split index: unknown op {t}"))),
         }
     }
 }
@@ -528,6 +607,50 @@ mod tests {
         out
     }
 
+    /// A path replaced again and again within the layer, through its parent too: each file op
+    /// must find its file in the keep entry of the first move after it.
+    fn replaced_again_and_again() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        dir(&mut b, "d/");
+        file(&mut b, "d/f", b"version one");
+        file(&mut b, "d/f", b"version two, longer");
+        link(&mut b, tar::EntryType::Symlink, "d", "elsewhere");
+        dir(&mut b, "d/");
+        file(&mut b, "d/f", b"three");
+        file(&mut b, "d", b"d is a file now");
+        dir(&mut b, "d/");
+        file(&mut b, "d/f", b"four: the parent made again implicitly");
+        file(&mut b, "h1", b"first h1");
+        link(&mut b, tar::EntryType::Link, "h2", "h1");
+        file(&mut b, "h1", b"second h1");
+        link(&mut b, tar::EntryType::Link, "h3", "h1");
+        file(&mut b, ".wh.h1", b"");
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn paths_replaced_many_times_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(&dir.path().join("snapshots")).unwrap();
+        let tar = replaced_again_and_again();
+        let s = store
+            .create_from_tar(None, None, &tar[..], &ApplyOptions::default())
+            .unwrap();
+        assert_eq!(
+            std::fs::read(s.fs.join("d/f")).unwrap(),
+            b"four: the parent made again implicitly"
+        );
+        assert_eq!(std::fs::read(s.fs.join("h2")).unwrap(), b"first h1");
+        assert_eq!(std::fs::read(s.fs.join("h3")).unwrap(), b"second h1");
+        // h1 is an overlay whiteout now.
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::symlink_metadata(s.fs.join("h1"))
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        assert_eq!(read_back(&store, &s.chain_id), tar);
+    }
+
     fn read_back(store: &SnapshotStore, chain: &Digest) -> Vec<u8> {
         let mut r = store.layer_reader(chain).unwrap().expect("a tar-split");
         let mut out = Vec::new();
@@ -562,7 +685,7 @@ mod tests {
         let kept = std::fs::read_dir(store.dir(&s.chain_id).join(super::KEEP_DIR))
             .unwrap()
             .count();
-        assert_eq!(kept, 4, "replaced, gone/a, gone/sub/b, orig");
+        assert_eq!(kept, 3, "the first replaced, the directory gone, orig");
 
         // A child snapshot of the same layer reads back too.
         let child = store
