@@ -28,6 +28,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)] // each subcommand's arguments built only when it runs
 pub enum Cmd {
     #[command(flatten)]
     Container(ContainerCmd),
@@ -86,6 +87,7 @@ pub enum Cmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)] // each subcommand's arguments built only when it runs
 pub enum SystemCmd {
     /// Show berth disk usage
     #[command(override_usage = "berth system df [OPTIONS]")]
@@ -105,6 +107,7 @@ pub enum SystemCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)] // each subcommand's arguments built only when it runs
 pub enum NetworkCmd {
     /// List networks
     #[command(visible_alias = "list", override_usage = "berth network ls [OPTIONS]")]
@@ -133,6 +136,7 @@ pub enum NetworkCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)] // each subcommand's arguments built only when it runs
 pub enum VolumeCmd {
     /// Create a volume
     #[command(override_usage = "berth volume create [OPTIONS] [VOLUME]")]
@@ -349,6 +353,7 @@ pub struct NetworkInspectArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)] // each subcommand's arguments built only when it runs
 pub enum BuilderCmd {
     /// Remove build cache
     #[command(override_usage = "berth builder prune [OPTIONS]")]
@@ -370,6 +375,7 @@ pub struct BuilderPruneArgs {
 
 /// `berth container …`: every container command, and the ones only the group has.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)] // each subcommand's arguments built only when it runs
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum ContainerGroupCmd {
     #[command(flatten)]
@@ -380,6 +386,7 @@ pub enum ContainerGroupCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)] // each subcommand's arguments built only when it runs
 pub enum ContainerCmd {
     /// Run a command in a new container
     #[command(
@@ -465,6 +472,7 @@ pub enum ContainerCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)] // each subcommand's arguments built only when it runs
 pub enum ImageCmd {
     /// Build an image from a Dockerfile
     #[command(override_usage = "berth image build [OPTIONS] PATH | URL | -")]
@@ -504,7 +512,8 @@ pub enum ImageCmd {
     Prune(ImagePruneArgs),
 }
 
-/// Flags shared by `run` and `create`.
+// Flags shared by `run` and `create` (not a doc comment: it would become their `about`, the
+// subcommands' arguments being added after their own attributes: `defer`).
 #[derive(Args, Debug, Default, Clone)]
 pub struct ContainerOpts {
     /// Print usage

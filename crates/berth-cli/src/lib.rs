@@ -88,9 +88,11 @@ fn command_path_from_args(args: &[std::ffi::OsString]) -> String {
             }
             continue;
         }
-        let Some(sub) = cmd.find_subcommand(&a).cloned() else {
+        let Some(mut sub) = cmd.find_subcommand(&a).cloned() else {
             break;
         };
+        // Subcommands are built when they run (`defer`): build this one to look inside.
+        sub.build();
         path.push(sub.get_name().to_string());
         cmd = sub;
     }
@@ -101,6 +103,8 @@ fn find_command(path: &str) -> Option<clap::Command> {
     let mut cmd = cli::Cli::command();
     for w in path.split_whitespace().skip(1) {
         cmd = cmd.find_subcommand(w)?.clone();
+        // Subcommands are built when they run (`defer`): build this one to look inside.
+        cmd.build();
     }
     Some(cmd)
 }
