@@ -47,6 +47,8 @@ pub struct ContentStore {
     root: PathBuf,
     blobs: PathBuf,
     ingest: PathBuf,
+    /// Blobs stored by [`ContentStore::put_all_deferred`] and not fsynced yet.
+    deferred: std::sync::Arc<std::sync::Mutex<Vec<Digest>>>,
 }
 
 impl ContentStore {
@@ -71,6 +73,7 @@ impl ContentStore {
             root: root.to_path_buf(),
             blobs,
             ingest,
+            deferred: Default::default(),
         })
     }
 
@@ -115,11 +118,57 @@ impl ContentStore {
     /// journal commit instead of one each, on ext4 and xfs) and one fsync of the blob
     /// directory for all of them (an image's config and manifest).
     pub fn put_all(&self, blobs: &[&[u8]]) -> Result<Vec<Digest>> {
+        self.put_all_with(blobs, true)
+    }
+
+    /// [`ContentStore::put_all`] without any fsync: the blobs are durable only after
+    /// [`ContentStore::sync_deferred`] (a build's intermediate images, synced when the build
+    /// ends). Until then a power loss may lose them, and whatever names them is then broken
+    /// (which `check` finds, and a build's cache does not use); a blob found damaged that
+    /// way (its size is wrong) is written again by the next put.
+    pub fn put_all_deferred(&self, blobs: &[&[u8]]) -> Result<Vec<Digest>> {
+        self.put_all_with(blobs, false)
+    }
+
+    /// How many blobs [`ContentStore::put_all_deferred`] stored that are not fsynced yet.
+    pub fn deferred_len(&self) -> usize {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// fsyncs the blobs [`ContentStore::put_all_deferred`] stored (all at once) and the blob
+    /// directory.
+    pub fn sync_deferred(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut files = Vec::new();
+        for d in &pending {
+            match File::open(self.path(d)) {
+                Ok(f) => files.push(f),
+                // Removed since (an rmi): nothing to make durable.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.map_err(d, "open", e)),
+            }
+        }
+        let refs: Vec<&File> = files.iter().collect();
+        sync_files(&refs).map_err(ContentError::io("fsync deferred blobs"))?;
+        sync_dir(&self.blobs)
+    }
+
+    fn put_all_with(&self, blobs: &[&[u8]], durable: bool) -> Result<Vec<Digest>> {
         let mut digests = Vec::with_capacity(blobs.len());
         let mut writers = Vec::new();
         for data in blobs {
             let digest = Digest::of(data);
-            if !self.exists(&digest) && !writers.iter().any(|(_, d)| *d == digest) {
+            // A blob whose size is wrong (cut short by a power loss before it was synced) is
+            // written again.
+            let stored = fs::metadata(self.path(&digest))
+                .is_ok_and(|m| m.is_file() && m.len() == data.len() as u64);
+            if !stored && !writers.iter().any(|(_, d)| *d == digest) {
                 let mut w = self.writer()?;
                 w.write_all(data)
                     .and_then(|()| w.flush())
@@ -128,14 +177,35 @@ impl ContentStore {
             }
             digests.push(digest);
         }
-        let files: Vec<&File> = writers.iter().map(|(w, _)| w.file.as_file()).collect();
-        sync_files(&files).map_err(ContentError::io("fsync ingest file"))?;
-        let mut renamed = false;
-        for (w, digest) in writers {
-            renamed |= w.commit_synced(&digest)?;
+        if durable {
+            let files: Vec<&File> = writers.iter().map(|(w, _)| w.file.as_file()).collect();
+            sync_files(&files).map_err(ContentError::io("fsync ingest file"))?;
         }
-        if renamed {
-            sync_dir(&self.blobs)?;
+        let mut renamed = Vec::new();
+        for (w, digest) in writers {
+            if w.commit_synced(&digest)? {
+                renamed.push(digest);
+            }
+        }
+        if durable {
+            // A blob stored before without its fsync is durable from now on too.
+            let owed = {
+                let deferred = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+                digests.iter().any(|d| deferred.contains(d))
+            };
+            if owed {
+                self.sync_deferred()?;
+            }
+        }
+        if !renamed.is_empty() {
+            if durable {
+                sync_dir(&self.blobs)?;
+            } else {
+                self.deferred
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(renamed);
+            }
         }
         Ok(digests)
     }
@@ -275,11 +345,12 @@ impl BlobWriter {
 }
 
 impl BlobWriter {
-    /// Moves a blob whose data the caller flushed and fsynced into place under `digest`
-    /// (which it must be). Returns whether it was moved (the directory's fsync is owed).
+    /// Moves a blob whose data the caller flushed (and fsynced, unless deferred) into place
+    /// under `digest` (which it must be), replacing a damaged one. Returns whether it was
+    /// moved (the directory's fsync is owed).
     fn commit_synced(self, digest: &Digest) -> Result<bool> {
         let target = self.blobs.join(digest.hex());
-        if target.is_file() {
+        if fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == self.size) {
             return Ok(false);
         }
         self.file.persist(&target).map_err(|e| ContentError::Io {
@@ -351,6 +422,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ContentStore::open(&dir.path().join("content")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn deferred_blobs_are_synced_later_and_damaged_ones_written_again() {
+        let (_d, s) = store();
+        let ds = s.put_all_deferred(&[b"config", b"manifest"]).unwrap();
+        assert_eq!(s.get(&ds[0]).unwrap(), b"config");
+        assert_eq!(s.deferred.lock().unwrap().len(), 2);
+        s.sync_deferred().unwrap();
+        assert!(s.deferred.lock().unwrap().is_empty());
+        // A deferred blob cut short (as a power loss may leave it) is written again, by a
+        // deferred put or a durable one; a durable put of a deferred blob syncs it.
+        let d = s.put_all_deferred(&[b"intermediate"]).unwrap().remove(0);
+        std::fs::write(s.path(&d), b"").unwrap();
+        s.put_all_deferred(&[b"intermediate"]).unwrap();
+        assert_eq!(s.get(&d).unwrap(), b"intermediate");
+        std::fs::write(s.path(&d), b"inter").unwrap();
+        s.put_all(&[b"intermediate"]).unwrap();
+        assert_eq!(s.get(&d).unwrap(), b"intermediate");
+        assert!(s.deferred.lock().unwrap().is_empty());
+        // Nothing left in ingest.
+        assert_eq!(
+            std::fs::read_dir(s.root().join("ingest")).unwrap().count(),
+            0
+        );
     }
 
     #[test]

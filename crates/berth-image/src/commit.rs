@@ -77,7 +77,7 @@ impl ImageStore {
     /// layer, only a history entry marked `empty_layer`. On failure nothing
     /// is left behind.
     pub fn commit<R: Read>(&self, req: CommitRequest, layer: R) -> Result<ImportResult> {
-        self.commit_with(req, move |store| {
+        self.commit_with(req, true, move |store| {
             let mut layer = layer;
             let mut head = Vec::with_capacity(512);
             read_head(&mut layer, &mut head, 512).map_err(ImageError::io("read layer"))?;
@@ -91,8 +91,12 @@ impl ImageStore {
     /// upper format that becomes the new snapshot as it is (renamed: it must be on the
     /// store's filesystem, and it is gone afterwards, unless it is empty). Only the layer blob is written
     /// from it, so the files are not copied again (a build step's layer).
+    ///
+    /// The image's config and manifest are not fsynced (a build's intermediate image: see
+    /// `ContentStore::put_all_deferred`): [`ImageStore::sync_deferred`] makes them durable,
+    /// which the build does before it reports its image.
     pub fn commit_dir(&self, req: CommitRequest, dir: &std::path::Path) -> Result<ImportResult> {
-        self.commit_with(req, |store| {
+        self.commit_with(req, false, |store| {
             // Nothing changed (`RUN true`): an empty layer, which is neither stored nor
             // snapshotted (see `commit_with`); the directory is left as it is.
             let nothing = std::fs::read_dir(dir)
@@ -132,6 +136,7 @@ impl ImageStore {
     fn commit_with(
         &self,
         req: CommitRequest,
+        durable: bool,
         layer: impl FnOnce(&Self) -> Result<crate::load::LayerEntry>,
     ) -> Result<ImportResult> {
         let _busy = crate::store::BusyGuard::new(self);
@@ -235,7 +240,12 @@ impl ImageStore {
         let raw_manifest = serde_json::to_vec(&manifest)
             .map_err(|e| ImageError::InvalidArgument(format!("serialize image manifest: {e}")))?;
         let manifest_digest = Digest::of(&raw_manifest);
-        self.content.put_all(&[&raw_config, &raw_manifest])?;
+        if durable {
+            self.content.put_all(&[&raw_config, &raw_manifest])?;
+        } else {
+            self.content
+                .put_all_deferred(&[&raw_config, &raw_manifest])?;
+        }
         let record = ImageRecord {
             manifest: manifest_digest.clone(),
             parent: req.parent.clone(),

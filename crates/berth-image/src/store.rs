@@ -217,6 +217,12 @@ impl ImageStore {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Makes durable the configs and manifests that [`ImageStore::commit_dir`] stored without
+    /// an fsync (a build calls it before it reports its image).
+    pub fn sync_deferred(&self) -> Result<()> {
+        Ok(self.content.sync_deferred()?)
+    }
+
     /// The layer descriptors of an image's manifest.
     pub(crate) fn layer_descriptors(&self, l: &Loaded) -> Result<Vec<crate::config::Descriptor>> {
         let raw = self.content.get(&l.record.manifest)?;

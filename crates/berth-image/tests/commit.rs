@@ -296,4 +296,13 @@ fn commit_dir_adopts_the_upper_and_matches_the_tar_path() {
     assert!(ie.config.history.last().unwrap().empty_layer);
     // Its checks pass.
     assert!(store.check(&[], false).unwrap().findings.is_empty());
+    // The two commits' configs and manifests wait for the build's sync (no fsync per step);
+    // the layer of b reads back as the tar path's layer.
+    assert_eq!(store.content().deferred_len(), 4);
+    store.sync_deferred().unwrap();
+    assert_eq!(store.content().deferred_len(), 0);
+    let (mut r, _) = store.layer_tar("b:1", 1).unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut r, &mut got).unwrap();
+    assert_eq!(berth_image::Digest::of(&got), ib.config.rootfs.diff_ids[1]);
 }

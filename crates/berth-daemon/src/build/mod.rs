@@ -559,6 +559,10 @@ impl Builder {
             ))
             .await?;
         }
+        // The steps' images were stored without fsyncs (`ImageStore::commit_dir`): make them
+        // durable, all at once, before the image is reported.
+        let images = self.d.images.clone();
+        blocking(move || images.sync_deferred().map_err(crate::images::map_err)).await?;
         let id = image.id.to_string();
         self.events
             .send(json!({"aux": {"ID": id}}))
