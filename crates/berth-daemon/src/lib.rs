@@ -203,8 +203,19 @@ impl Daemon {
             .remove(id);
     }
 
-    /// Let the background clean-ups end (at most `limit`): for a daemon that is stopping.
+    /// Let the background clean-ups end (at most `limit`), and make durable what builds
+    /// stored without fsyncs: for a daemon that is stopping.
     pub async fn finish_cleanups(&self, limit: std::time::Duration) {
+        let images = self.images.clone();
+        if let Err(e) = crate::blocking(move || {
+            images
+                .sync_deferred()
+                .map_err(|e| berth_api::ApiError::internal(e.to_string()))
+        })
+        .await
+        {
+            tracing::warn!("syncing build images at shutdown: {e}");
+        }
         self.cleanups.close();
         if tokio::time::timeout(limit, self.cleanups.wait())
             .await
