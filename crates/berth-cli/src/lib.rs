@@ -32,12 +32,12 @@ pub async fn run(args: Vec<std::ffi::OsString>) -> i32 {
         let _ = cli::Cli::command().print_help();
         return 0;
     };
-    // -H, then BERTH_HOST, then DOCKER_HOST: a docker user's DOCKER_HOST works unchanged.
-    let env_host = |name: &str| std::env::var(name).ok().filter(|h| !h.is_empty());
+    // -H, then BERTH_HOST. Not DOCKER_HOST: it is the docker CLI's, and often names another
+    // engine (rootless Docker, Podman, a remote daemon), whose containers `berth rm -f` must
+    // not touch.
     let host = parsed
         .host
-        .or_else(|| env_host("BERTH_HOST"))
-        .or_else(|| env_host("DOCKER_HOST"));
+        .or_else(|| std::env::var("BERTH_HOST").ok().filter(|h| !h.is_empty()));
     match commands::dispatch(host, cmd).await {
         Ok(code) => code,
         Err(e) => {

@@ -49,6 +49,9 @@ pub struct ContentStore {
     ingest: PathBuf,
     /// Blobs stored by [`ContentStore::put_all_deferred`] and not fsynced yet.
     deferred: std::sync::Arc<std::sync::Mutex<Vec<Digest>>>,
+    /// Held through a whole [`ContentStore::sync_deferred`], so that a second caller returns
+    /// only once the blobs the first took are durable.
+    syncing: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl ContentStore {
@@ -74,6 +77,7 @@ impl ContentStore {
             blobs,
             ingest,
             deferred: Default::default(),
+            syncing: Default::default(),
         })
     }
 
@@ -141,17 +145,36 @@ impl ContentStore {
     /// fsyncs the blobs [`ContentStore::put_all_deferred`] stored (all at once) and the blob
     /// directory.
     pub fn sync_deferred(&self) -> Result<()> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         let pending = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
         if pending.is_empty() {
             return Ok(());
         }
+        let r = self.sync_blobs(&pending);
+        if r.is_err() {
+            // Still owed: the next sync tries them again.
+            self.deferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(pending);
+        }
+        r
+    }
+
+    fn sync_blobs(&self, digests: &[Digest]) -> Result<()> {
         let mut files = Vec::new();
-        for d in &pending {
+        for d in digests {
             match File::open(self.path(d)) {
                 Ok(f) => files.push(f),
                 // Removed since (an rmi): nothing to make durable.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(self.map_err(d, "open", e)),
+            }
+            // A few hundred at a time at most: descriptors are finite.
+            if files.len() >= 256 {
+                let refs: Vec<&File> = files.iter().collect();
+                sync_files(&refs).map_err(ContentError::io("fsync deferred blobs"))?;
+                files.clear();
             }
         }
         let refs: Vec<&File> = files.iter().collect();
@@ -361,23 +384,38 @@ impl BlobWriter {
     }
 }
 
-/// fsyncs `files`, all at once: one thread each but the first.
+/// fsyncs `files`, at once: on up to 8 threads (this one and 7 more), each taking a share.
 fn sync_files(files: &[&File]) -> io::Result<()> {
-    match files {
-        [] => Ok(()),
-        [one] => one.sync_all(),
-        [first, rest @ ..] => std::thread::scope(|s| {
-            let others: Vec<_> = rest.iter().map(|f| s.spawn(move || f.sync_all())).collect();
-            let mut r = first.sync_all();
-            for h in others {
-                let joined = h
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked")));
-                r = r.and(joined);
-            }
-            r
-        }),
+    const THREADS: usize = 8;
+    let sync_all = |part: &[&File]| part.iter().try_for_each(|f| f.sync_all());
+    if files.len() <= 1 {
+        return sync_all(files);
     }
+    let per = files.len().div_ceil(files.len().min(THREADS));
+    let mut parts = files.chunks(per);
+    let first = parts.next().unwrap_or_default();
+    std::thread::scope(|s| {
+        let others: Vec<_> = parts
+            .map(|part| {
+                let h = std::thread::Builder::new()
+                    .name("berth-fsync".into())
+                    .spawn_scoped(s, move || sync_all(part));
+                (part, h)
+            })
+            .collect();
+        let mut r = sync_all(first);
+        for (part, h) in others {
+            let joined = match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked"))),
+                // No thread to be had: do it here.
+                Err(_) => sync_all(part),
+            };
+            r = r.and(joined);
+        }
+        r
+    })
 }
 
 /// The size of a blob writer's buffer.

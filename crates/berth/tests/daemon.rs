@@ -127,7 +127,7 @@ fn socket_is_mode_0660() {
 }
 
 #[test]
-fn cli_follows_docker_host_and_berth_host() {
+fn cli_follows_berth_host_not_docker_host() {
     let env = Env::new();
     let run = |vars: &[(&str, &str)]| {
         let mut c = Command::new(common::BERTH);
@@ -150,20 +150,18 @@ fn cli_follows_docker_host_and_berth_host() {
         .stdout;
     let root = root.trim();
     assert!(!root.is_empty());
-    // DOCKER_HOST alone, as a docker user has it.
-    let (code, out, err) = run(&[("DOCKER_HOST", &env.host())]);
-    assert_eq!((code, out.as_str()), (Some(0), root), "{err}");
-    // BERTH_HOST wins over DOCKER_HOST; an explicit host that answers nothing is an error
-    // (and starts no daemon).
+    // BERTH_HOST is followed; DOCKER_HOST (the docker CLI's, maybe another engine's) is not.
     let dead = format!("unix://{}/nobody.sock", env.dir.path().display());
     let (code, out, err) = run(&[("DOCKER_HOST", &dead), ("BERTH_HOST", &env.host())]);
     assert_eq!((code, out.as_str()), (Some(0), root), "{err}");
+    // An explicit host that answers nothing is an error, and starts no daemon there.
     let (code, _, err) = run(&[("DOCKER_HOST", &env.host()), ("BERTH_HOST", &dead)]);
     assert_eq!(code, Some(1));
     assert!(
         err.contains("Cannot connect to the berth daemon at"),
         "{err}"
     );
+    assert!(!env.dir.path().join("nobody.sock").exists());
 }
 
 #[test]
@@ -601,6 +599,8 @@ cat /var/log/berth.log 2>/dev/null
             script,
         ])
         .arg(common::BERTH)
+        // The default socket is what is tested: no host from the environment.
+        .env_remove("BERTH_HOST")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();

@@ -14,7 +14,8 @@ use crate::error::{CliError, Result};
 use crate::opts::{io_msg, split_repo_tag};
 
 /// Where `save` and `export` write: a file (written whole, then renamed into place, so a
-/// failed transfer never leaves a truncated archive under the name asked for) or stdout.
+/// failed transfer never leaves a truncated archive under the name asked for; it is not
+/// fsynced, as with docker and tar, so a power loss right after may) or stdout.
 pub(crate) struct Output {
     file: Option<(std::fs::File, std::path::PathBuf, std::path::PathBuf)>,
     /// Standard output as an unbuffered file (std's `Stdout` flushes at every newline).

@@ -228,6 +228,15 @@ impl Daemon {
         for r in b.removals.drain(..) {
             let _ = r.await;
         }
+        // A failed build's steps are images too (people run them to debug it): durable now.
+        if result.is_err() {
+            let images = self.images.clone();
+            if let Err(e) =
+                blocking(move || images.sync_deferred().map_err(crate::images::map_err)).await
+            {
+                tracing::warn!("syncing a failed build's images: {e}");
+            }
+        }
         Ok((b.events, result))
     }
 
