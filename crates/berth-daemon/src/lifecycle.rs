@@ -384,8 +384,21 @@ impl Daemon {
                 });
             }
             None => {
-                self.cleanup_bundle(&c.id);
-                drop(teardown);
+                // No `wait` connection (the shim was already done with its waiters when the
+                // monitor came: a container that exits at once): the shim may still be
+                // cleaning up (a runtime's delete reads the bundle), so wait for the process
+                // itself before removing the bundle.
+                let d = self.clone();
+                let id = c.id.clone();
+                let shim_pid = st.as_ref().map(|s| s.shim_pid).unwrap_or(0);
+                self.cleanups.spawn(async move {
+                    if !shim_client::exited(shim_pid, SHIM_CLEANUP_LIMIT).await {
+                        tracing::warn!(%id, "the shim did not clean up in time: killing it");
+                        shim_client::kill_shim(shim_pid).await;
+                    }
+                    let _ = tokio::task::spawn_blocking(move || d.cleanup_bundle(&id)).await;
+                    drop(teardown);
+                });
             }
         }
         let (endpoints, attached) = {
@@ -738,6 +751,26 @@ impl Daemon {
     }
 
     /// `DELETE /containers/{id}`.
+    /// `DELETE /containers/{id}`: [`Self::remove_container`], returning once the clean-up of
+    /// the container's last run (the runtime's delete, which removes its cgroups, and the
+    /// rootfs unmount) is done, as Docker's does; its files are still deleted in the
+    /// background. (Auto-removal, prune and builds do not wait.)
+    pub async fn remove_container_and_wait(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ApiError> {
+        let teardown = self.container(name).ok().map(|c| c.teardown.clone());
+        self.remove_container(name, force, volumes).await?;
+        if let Some(t) = teardown {
+            // Bounded: the teardown itself kills a shim that takes longer than its limit.
+            let limit = SHIM_CLEANUP_LIMIT + Duration::from_secs(5);
+            let _ = tokio::time::timeout(limit, t.lock()).await;
+        }
+        Ok(())
+    }
+
     pub async fn remove_container(
         self: &Arc<Self>,
         name: &str,

@@ -146,6 +146,27 @@ pub async fn closed(mut conn: Conn, limit: std::time::Duration) -> bool {
         .is_ok()
 }
 
+/// Waits (at most `limit`) for the shim process `pid` to be gone (or a zombie). True if it
+/// is; true at once for no pid.
+pub async fn exited(pid: i32, limit: std::time::Duration) -> bool {
+    if pid <= 0 {
+        return true;
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.contains(") Z") {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The end of a shim that did not finish its clean-up in time: SIGKILL, then wait (at most
 /// five seconds) for the process to be gone, so that it cannot touch a next run of its
 /// container (same id, same cgroup, same rootfs path).

@@ -123,7 +123,7 @@ impl ContainerBackend for Engine {
         self.0.update_container(name, body).await
     }
     async fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Res<()> {
-        self.0.remove_container(name, force, volumes).await
+        self.0.remove_container_and_wait(name, force, volumes).await
     }
 }
 
