@@ -14,7 +14,9 @@ times, N runs each (after one untimed warm-up round, page cache warm for everybo
   commit  `commit C big:c`, C a stopped container that copied 100 MB of new files
                                                    vs  tar -cf of those 100 MB
 
-Output files go to the same filesystem as the data roots. Everything (containers, images,
+Output files go to the same filesystem as the data roots; with --loop-ext4, tar's `-c`
+baselines read a copy of the rootfs on that file system too (as the engines read their image
+there), each after one untimed pass (as the engines' export). Everything (containers, images,
 output files) is removed between runs, so each run does the full work; `sync` runs (untimed)
 before every timed command so that no run pays for an earlier one's writeback, and the ops that
 create many files wait --settle seconds after the last mass deletion (see `Settle`). Each op
@@ -164,7 +166,7 @@ def warm(path):
             pass
 
 
-def one_round(engines, a, d, rootfs, tar, t, timed, settle):
+def one_round(engines, a, d, rootfs, tar, t, timed, settle, src):
     """One full round of the five operations, phase by phase, on every engine, then tar.
     `engines` is in this round's order."""
     out = d.path("out")
@@ -232,7 +234,11 @@ def one_round(engines, a, d, rootfs, tar, t, timed, settle):
 
     if not a.no_tar:
         f = os.path.join(out, "tar-c.tar")
-        t.run(("tar", "tar -c rootfs"), ["tar", "-C", rootfs, "-cf", f, "."], timed=timed)
+        # Like the engines' export: one untimed pass first (same reads, same writes), then the
+        # timed one, reading the copy of the rootfs on the engines' file system (`src`).
+        check(["tar", "-C", src, "-cf", f, "."])
+        os.unlink(f)
+        t.run(("tar", "tar -c rootfs"), ["tar", "-C", src, "-cf", f, "."], timed=timed)
         os.unlink(f)
         x = os.path.join(out, "x")
         os.mkdir(x)
@@ -241,7 +247,7 @@ def one_round(engines, a, d, rootfs, tar, t, timed, settle):
         t.run(("tar", "tar -x rootfs"), ["tar", "-C", x, "-xf", tar], timed=timed)
         shutil.rmtree(x)
         settle.deleted()
-        t.run(("tar", "tar -c new/"), ["tar", "-C", os.path.join(rootfs, "opt/bench"), "-cf", f, "new"],
+        t.run(("tar", "tar -c new/"), ["tar", "-C", os.path.join(src, "opt/bench"), "-cf", f, "new"],
               timed=timed)
         os.unlink(f)
 
@@ -330,13 +336,19 @@ def main():
             log(f"{name}: importing {tar} ({size / MiB:.0f} MiB) as big:1")
             check(cli + ["import", tar, "big:1"])
             engines.append((name, cli, p.pid, net))
+        # tar's `-c` baselines read a copy of the rootfs on the same file system as the engines'
+        # data roots (the engines read their image from there), not the cache's disk.
+        src = rootfs
+        if loop and not a.no_tar:
+            src = os.path.join(loop.mnt, "rootfs")
+            check(["cp", "-a", rootfs, src])
         settle = Settle(a.settle)
         for r in range(a.runs + 1):
             timed = r > 0
             t.profiling = r == 1
             order = engines if r % 2 == 0 else engines[::-1]
             log(f"run {r}{'' if timed else ' (warm-up)'}: {', '.join(e[0] for e in order)}")
-            one_round(order, a, d, rootfs, tar, t, timed, settle)
+            one_round(order, a, d, rootfs, tar, t, timed, settle, src)
     finally:
         d.close()
         if loop:
