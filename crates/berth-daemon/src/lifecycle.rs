@@ -369,38 +369,25 @@ impl Daemon {
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or_else(chrono::Utc::now);
         let oom = st.as_ref().map(|s| s.oom_killed).unwrap_or(false);
-        match shim {
-            Some(conn) => {
-                let d = self.clone();
-                let id = c.id.clone();
-                let shim_pid = st.as_ref().map(|s| s.shim_pid).unwrap_or(0);
-                self.cleanups.spawn(async move {
-                    if !shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await {
-                        tracing::warn!(%id, "the shim did not clean up in time: killing it");
-                        shim_client::kill_shim(shim_pid).await;
-                    }
-                    let _ = tokio::task::spawn_blocking(move || d.cleanup_bundle(&id)).await;
-                    drop(teardown);
-                });
+        // The bundle goes once the shim is done with it: its `wait` connection ends then. Without
+        // one (the shim was already past its waiters when the monitor came: a container that
+        // exits at once), the shim process itself is waited for, since the runtime's delete may
+        // still read the bundle (runc's log file).
+        let d = self.clone();
+        let id = c.id.clone();
+        let shim_pid = st.as_ref().map(|s| s.shim_pid).unwrap_or(0);
+        self.cleanups.spawn(async move {
+            let done = match shim {
+                Some(conn) => shim_client::closed(conn, SHIM_CLEANUP_LIMIT).await,
+                None => shim_client::exited(shim_pid, SHIM_CLEANUP_LIMIT).await,
+            };
+            if !done {
+                tracing::warn!(%id, "the shim did not clean up in time: killing it");
+                shim_client::kill_shim(shim_pid).await;
             }
-            None => {
-                // No `wait` connection (the shim was already done with its waiters when the
-                // monitor came: a container that exits at once): the shim may still be
-                // cleaning up (a runtime's delete reads the bundle), so wait for the process
-                // itself before removing the bundle.
-                let d = self.clone();
-                let id = c.id.clone();
-                let shim_pid = st.as_ref().map(|s| s.shim_pid).unwrap_or(0);
-                self.cleanups.spawn(async move {
-                    if !shim_client::exited(shim_pid, SHIM_CLEANUP_LIMIT).await {
-                        tracing::warn!(%id, "the shim did not clean up in time: killing it");
-                        shim_client::kill_shim(shim_pid).await;
-                    }
-                    let _ = tokio::task::spawn_blocking(move || d.cleanup_bundle(&id)).await;
-                    drop(teardown);
-                });
-            }
-        }
+            let _ = tokio::task::spawn_blocking(move || d.cleanup_bundle(&id)).await;
+            drop(teardown);
+        });
         let (endpoints, attached) = {
             let r = c.record();
             let attached = !crate::network::attachments(&r).is_empty();

@@ -200,10 +200,27 @@ pub(crate) fn protect<'a>(
     state: &mut crate::store::State,
     layers: Vec<Digest>,
 ) -> Protected<'a> {
-    for l in &layers {
+    count(state, &layers);
+    Protected { store, layers }
+}
+
+/// Counts `layers` as in flight.
+fn count(state: &mut crate::store::State, layers: &[Digest]) {
+    for l in layers {
         *state.pending.entry(l.clone()).or_default() += 1;
     }
-    Protected { store, layers }
+}
+
+/// Counts `layers` as in flight no more.
+fn uncount(state: &mut crate::store::State, layers: &[Digest]) {
+    for l in layers {
+        if let Some(n) = state.pending.get_mut(l) {
+            *n -= 1;
+            if *n == 0 {
+                state.pending.remove(l);
+            }
+        }
+    }
 }
 
 /// See [`protect`].
@@ -214,15 +231,7 @@ pub(crate) struct Protected<'a> {
 
 impl Drop for Protected<'_> {
     fn drop(&mut self) {
-        let mut state = self.store.lock();
-        for l in &self.layers {
-            if let Some(n) = state.pending.get_mut(l) {
-                *n -= 1;
-                if *n == 0 {
-                    state.pending.remove(l);
-                }
-            }
-        }
+        uncount(&mut self.store.lock(), &self.layers);
     }
 }
 
@@ -237,10 +246,7 @@ pub(crate) struct PendingGuard<'a> {
 
 impl<'a> PendingGuard<'a> {
     pub(crate) fn new(store: &'a ImageStore, layers: Vec<Digest>) -> Self {
-        let mut state = store.lock();
-        for l in &layers {
-            *state.pending.entry(l.clone()).or_default() += 1;
-        }
+        count(&mut store.lock(), &layers);
         PendingGuard {
             store,
             layers,
@@ -261,14 +267,7 @@ impl<'a> PendingGuard<'a> {
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         let mut state = self.store.lock();
-        for l in &self.layers {
-            if let Some(n) = state.pending.get_mut(l) {
-                *n -= 1;
-                if *n == 0 {
-                    state.pending.remove(l);
-                }
-            }
-        }
+        uncount(&mut state, &self.layers);
         if self.ok {
             return;
         }

@@ -7,14 +7,8 @@ use std::path::Path;
 
 use berth_image::{DeleteItem, ErrorKind, ImageStore, ImportOptions};
 
-/// Layer `i` of `image` as the store gives it back.
-fn layer_bytes(store: &ImageStore, image: &str, i: usize) -> Vec<u8> {
-    let (mut r, n) = store.layer_tar(image, i).unwrap();
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut r, &mut out).unwrap();
-    assert_eq!(out.len() as u64, n);
-    out
-}
+mod common;
+use common::layer_bytes;
 
 fn rootfs_tar(marker: &str) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());

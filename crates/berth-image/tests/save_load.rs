@@ -12,16 +12,10 @@ use berth_image::{
 };
 use serde_json::{json, Value};
 
-/// A layer tar with `files` (path, content).
-/// Layer `i` of `image` as the store gives it back.
-fn layer_bytes(store: &ImageStore, image: &str, i: usize) -> Vec<u8> {
-    let (mut r, n) = store.layer_tar(image, i).unwrap();
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut r, &mut out).unwrap();
-    assert_eq!(out.len() as u64, n);
-    out
-}
+mod common;
+use common::layer_bytes;
 
+/// A layer tar with `files` (path, content).
 fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in files {

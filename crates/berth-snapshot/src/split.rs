@@ -8,8 +8,9 @@
 //! <snapshot>/tar-split.idx    zstd: magic, then the ops in order (raw runs, file references),
 //!                             then an end op with the stream's length
 //! <snapshot>/tar-split.raw    zstd: the raw runs' bytes, in order
-//! <snapshot>/tar-split.moves  zstd: what a later entry of the same layer replaced or removed,
-//!                             moved to tar-split.keep/<n> instead of being deleted, and when
+//! <snapshot>/tar-split.end    zstd: the stream's length, then what a later entry of the same
+//!                             layer replaced or removed, moved to tar-split.keep/<n> instead
+//!                             of being deleted, and when (written last: read first)
 //! <snapshot>/tar-split.keep/  those entries
 //! ```
 //!
@@ -39,7 +40,7 @@ use crate::fsutil::owned;
 
 pub(crate) const INDEX_FILE: &str = "tar-split.idx";
 pub(crate) const RAW_FILE: &str = "tar-split.raw";
-pub(crate) const MOVES_FILE: &str = "tar-split.moves";
+pub(crate) const END_FILE: &str = "tar-split.end";
 pub(crate) const KEEP_DIR: &str = "tar-split.keep";
 const MAGIC: &[u8] = b"berth tar-split 2\n";
 const ZSTD_LEVEL: i32 = 1;
@@ -198,7 +199,8 @@ impl Recorder {
         Ok(())
     }
 
-    /// Writes the end of the index and the moves. Returns the stream's length.
+    /// Writes the end of the index, then the end file (the length and the moves). Returns
+    /// the stream's length.
     pub(crate) fn finish(shared: Shared) -> io::Result<u64> {
         let rec = Rc::try_unwrap(shared)
             .map_err(|_| bad("tar-split: recorder still shared"))?
@@ -215,18 +217,17 @@ impl Recorder {
         self.idx.write_all(&self.total.to_le_bytes())?;
         self.idx.finish()?.flush()?;
         self.raw.finish()?.flush()?;
-        if !self.moves.is_empty() {
-            let mut w = encoder(&self.dir.join(MOVES_FILE))?;
-            w.write_all(MAGIC)?;
-            w.write_all(&(self.moves.len() as u64).to_le_bytes())?;
-            for (ops, path, n) in &self.moves {
-                w.write_all(&ops.to_le_bytes())?;
-                w.write_all(&n.to_le_bytes())?;
-                w.write_all(&(path.len() as u32).to_le_bytes())?;
-                w.write_all(path)?;
-            }
-            w.finish()?.flush()?;
+        let mut w = encoder(&self.dir.join(END_FILE))?;
+        w.write_all(MAGIC)?;
+        w.write_all(&self.total.to_le_bytes())?;
+        w.write_all(&(self.moves.len() as u64).to_le_bytes())?;
+        for (ops, path, n) in &self.moves {
+            w.write_all(&ops.to_le_bytes())?;
+            w.write_all(&n.to_le_bytes())?;
+            w.write_all(&(path.len() as u32).to_le_bytes())?;
+            w.write_all(path)?;
         }
+        w.finish()?.flush()?;
         Ok(self.total)
     }
 }
@@ -359,27 +360,25 @@ impl LayerReader {
     pub(crate) fn open(dir: &Path) -> io::Result<LayerReader> {
         let mut idx = zstd::stream::read::Decoder::new(File::open(dir.join(INDEX_FILE))?)?;
         read_magic(&mut idx)?;
+        let mut end = zstd::stream::read::Decoder::new(File::open(dir.join(END_FILE))?)?;
+        read_magic(&mut end)?;
+        let len = read_u64(&mut end)?;
+        let count = read_u64(&mut end)?;
         let mut moves: HashMap<Vec<u8>, Vec<(u64, u64)>> = HashMap::new();
-        let mut keep = None;
-        match File::open(dir.join(MOVES_FILE)) {
-            Ok(f) => {
-                let mut r = zstd::stream::read::Decoder::new(f)?;
-                read_magic(&mut r)?;
-                let count = read_u64(&mut r)?;
-                for _ in 0..count {
-                    let ops = read_u64(&mut r)?;
-                    let n = read_u64(&mut r)?;
-                    let path = read_path(&mut r)?;
-                    moves.entry(path).or_default().push((ops, n));
-                }
-                keep = Some(open_dir(&dir.join(KEEP_DIR))?);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        for _ in 0..count {
+            let ops = read_u64(&mut end)?;
+            let n = read_u64(&mut end)?;
+            let path = read_path(&mut end)?;
+            moves.entry(path).or_default().push((ops, n));
         }
+        let keep = if moves.is_empty() {
+            None
+        } else {
+            Some(open_dir(&dir.join(KEEP_DIR))?)
+        };
         let raw = zstd::stream::read::Decoder::new(File::open(dir.join(RAW_FILE))?)?;
         Ok(LayerReader {
-            len: stream_len(dir)?,
+            len,
             idx,
             raw,
             fs: open_dir(&dir.join("fs"))?,
@@ -525,29 +524,6 @@ impl Read for LayerReader {
     }
 }
 
-/// The length of the stream a snapshot directory's tar-split gives: read from the end of its
-/// index (the index is read through, not the files).
-pub(crate) fn stream_len(dir: &Path) -> io::Result<u64> {
-    let mut idx = zstd::stream::read::Decoder::new(File::open(dir.join(INDEX_FILE))?)?;
-    read_magic(&mut idx)?;
-    loop {
-        let mut tag = [0u8; 1];
-        idx.read_exact(&mut tag)
-            .map_err(|e| damaged(e, "tar-split index"))?;
-        match tag[0] {
-            OP_RAW => {
-                read_u64(&mut idx)?;
-            }
-            OP_FILE => {
-                read_u64(&mut idx)?;
-                read_path(&mut idx)?;
-            }
-            OP_END => return read_u64(&mut idx),
-            t => return Err(bad(format!("tar-split index: unknown op {t}"))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::{chain_id, ApplyOptions, SnapshotStore};
@@ -630,12 +606,8 @@ mod tests {
 
     #[test]
     fn paths_replaced_many_times_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SnapshotStore::open(&dir.path().join("snapshots")).unwrap();
         let tar = replaced_again_and_again();
-        let s = store
-            .create_from_tar(None, None, &tar[..], &ApplyOptions::default())
-            .unwrap();
+        let (_dir, store, s) = applied(&tar);
         assert_eq!(
             std::fs::read(s.fs.join("d/f")).unwrap(),
             b"four: the parent made again implicitly"
@@ -649,6 +621,16 @@ mod tests {
             .file_type()
             .is_char_device());
         assert_eq!(read_back(&store, &s.chain_id), tar);
+    }
+
+    /// A fresh store with `tar` applied as a base layer.
+    fn applied(tar: &[u8]) -> (tempfile::TempDir, SnapshotStore, crate::Snapshot) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(&dir.path().join("snapshots")).unwrap();
+        let s = store
+            .create_from_tar(None, None, tar, &ApplyOptions::default())
+            .unwrap();
+        (dir, store, s)
     }
 
     fn read_back(store: &SnapshotStore, chain: &Digest) -> Vec<u8> {
@@ -697,12 +679,7 @@ mod tests {
 
     #[test]
     fn a_changed_file_is_an_error_not_a_wrong_stream() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SnapshotStore::open(&dir.path().join("snapshots")).unwrap();
-        let tar = tricky_layer();
-        let s = store
-            .create_from_tar(None, None, &tar[..], &ApplyOptions::default())
-            .unwrap();
+        let (_dir, store, s) = applied(&tricky_layer());
         std::fs::write(s.fs.join("big.bin"), b"short").unwrap();
         let mut r = store.layer_reader(&s.chain_id).unwrap().unwrap();
         let err = r.read_to_end(&mut Vec::new()).unwrap_err();
