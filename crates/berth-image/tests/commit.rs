@@ -253,6 +253,27 @@ fn commit_dir_adopts_the_upper_and_matches_the_tar_path() {
             0,
         )
         .unwrap();
+        // The same times in both trees: tar keeps mtimes in seconds, and the two trees may be
+        // made either side of a second's boundary.
+        for p in [
+            "app/sub/g",
+            "app/sub",
+            "app/f",
+            "app",
+            "etc/motd",
+            "etc",
+            ".",
+        ] {
+            let t = nix::sys::time::TimeSpec::new(1_700_000_000, 0);
+            nix::sys::stat::utimensat(
+                None,
+                &dir.join(p),
+                &t,
+                &t,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            )
+            .unwrap();
+        }
     };
     // The same tree through both paths must give the same layer.
     let via_tar_dir = tmp.path().join("upper-tar");
