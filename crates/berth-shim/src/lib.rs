@@ -94,6 +94,7 @@ pub fn main(dir: &Path) -> i32 {
 /// (the daemon went away without using it) ends it. The daemon keeps one ready, so that a
 /// start does not wait for the shim's exec and loading.
 pub fn spare() -> i32 {
+    runtime::premake_netns();
     let mut line = String::new();
     match io::stdin().lock().read_line(&mut line) {
         Ok(n) if n > 0 && line.ends_with('\n') => {}

@@ -212,6 +212,21 @@ fn network_none_has_only_loopback_and_no_lease() {
         ])
         .ok();
     assert_eq!(o.stdout, "lo\n");
+    // Up, as in Docker's containers (IFF_UP | IFF_LOOPBACK), with its address.
+    let lo = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /sys/class/net/lo/flags; ip -4 addr show lo",
+        ])
+        .ok();
+    assert!(lo.stdout.starts_with("0x9\n"), "{lo:?}");
+    assert!(lo.stdout.contains("inet 127.0.0.1/8"), "{lo:?}");
     env.berth(&[
         "run",
         "-d",
