@@ -234,6 +234,14 @@ impl Container {
         r
     }
 
+    /// Change the record's run state in memory only: for a container whose directory is about
+    /// to go (an exit that an auto-removal follows, a removal before its rename into the
+    /// trash). A crash before that leaves the last saved record, which start-up reconciles
+    /// (see `Daemon::recover`).
+    pub fn set_state_in_memory<T>(&self, f: impl FnOnce(&mut ContainerRecord) -> T) -> T {
+        f(&mut self.rec.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Change the record's run state (status, pid, exit code, endpoints, health...) in
     /// memory, then persist it into `dir` atomically without an fsync: a power loss can only
     /// lose state that start-up reconciles with the shims (a container that ran is found

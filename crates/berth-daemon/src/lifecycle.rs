@@ -396,14 +396,21 @@ impl Daemon {
         if !endpoints.is_empty() || attached {
             self.release_network(c, &endpoints).await;
         }
-        c.set_state(&self.container_dir(&c.id), |r| {
+        let exited = |r: &mut crate::container::ContainerRecord| {
             r.endpoints.clear();
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = exit_code;
             r.state.finished_at = Some(finished);
             r.state.oom_killed = oom;
-        });
+        };
+        // An auto-removed container's record is not written again: its directory goes next
+        // (`--rm` has no restart policy; start-up removes one left exited by a crash).
+        if auto_remove && !c.progress.borrow().removed {
+            c.set_state_in_memory(exited);
+        } else {
+            c.set_state(&self.container_dir(&c.id), exited);
+        }
         self.net.bump_dns();
         if oom {
             self.container_event(&c.id, "oom", &[]);
@@ -583,7 +590,10 @@ impl Daemon {
                 if bundle.exists() {
                     self.cleanup_bundle(&c.id);
                 }
-                if status == Status::Removing {
+                // A removal the daemon did not finish, or an auto-removed container whose
+                // exit it saw but not its removal (moby's start-up removes those too).
+                let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
+                if status == Status::Removing || (auto_remove && status == Status::Exited) {
                     let _ = self.remove_container(&c.id, true, false).await;
                 }
             }
@@ -790,14 +800,19 @@ impl Daemon {
         }
         let dir = self.container_dir(&c.id);
         self.container_event(&c.id, "destroy", &[]);
-        c.set_state(&dir, |r| r.state.status = Status::Removing);
         // Its files go to the trash in one rename and are deleted in the background (after
         // the shim, if it is still cleaning up, and the rootfs unmount): removing a
-        // container does not wait for the disk. Where the rename cannot be done, at once.
+        // container does not wait for the disk. Where the rename cannot be done, at once, the
+        // record saying so first (start-up finishes a removal a crash interrupted). Before the
+        // rename, the status changes in memory only: the rename is the removal.
+        c.set_state_in_memory(|r| r.state.status = Status::Removing);
         let trash = crate::layout::trash_dir(&self.config.data_root).join(&c.id);
         let moved = std::fs::create_dir_all(crate::layout::trash_dir(&self.config.data_root))
             .and_then(|_| std::fs::rename(&dir, &trash))
             .is_ok();
+        if !moved {
+            c.set_state(&dir, |r| r.state.status = Status::Removing);
+        }
         if moved {
             self.volumes.release_all(&c.id);
             let d = self.clone();

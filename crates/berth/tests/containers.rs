@@ -365,6 +365,58 @@ fn isolation_matches_docker_defaults() {
 }
 
 #[test]
+fn auto_removed_containers_that_exit_while_the_daemon_is_away_are_removed() {
+    let mut env = Env::new().with_busybox();
+    env.berth(&[
+        "run", "-d", "--rm", "--name", "brief", "busybox", "sleep", "1",
+    ])
+    .ok();
+    let edited = env
+        .berth(&[
+            "run", "-d", "--rm", "--name", "edited", "busybox", "sleep", "1000",
+        ])
+        .ok()
+        .trimmed()
+        .to_string();
+    let pid: i32 = env
+        .berth(&["inspect", "--format", "{{.State.Pid}}", "edited"])
+        .ok()
+        .trimmed()
+        .parse()
+        .unwrap();
+    // Never started: an auto-remove container stays until it has run.
+    env.berth(&["create", "--rm", "--name", "waiting", "busybox", "true"])
+        .ok();
+    env.kill_daemon();
+    // `brief` exits while no daemon runs; `edited` is made to look like a container whose
+    // exit the daemon recorded before a crash cut its removal short.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let record = env
+        .data_root
+        .join("containers")
+        .join(&edited)
+        .join("config.v2.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    v["state"]["status"] = "exited".into();
+    v["state"]["pid"] = 0.into();
+    std::fs::write(&record, serde_json::to_vec(&v).unwrap()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    env.start_daemon();
+    env.eventually("the auto-removed containers are removed", || {
+        env.berth(&["ps", "-a", "--format", "{{.Names}}"])
+            .ok()
+            .stdout
+            == "waiting\n"
+    });
+    assert!(!env.data_root.join("containers").join(&edited).exists());
+}
+
+#[test]
 fn daemon_kill_keeps_containers_running() {
     let mut env = Env::new().with_busybox();
     env.berth(&[
