@@ -95,6 +95,7 @@ pub fn main(dir: &Path) -> i32 {
 /// start does not wait for the shim's exec and loading.
 pub fn spare() -> i32 {
     runtime::premake_netns();
+    runtime::warm_cgroup_mounts();
     let mut line = String::new();
     match io::stdin().lock().read_line(&mut line) {
         Ok(n) if n > 0 && line.ends_with('\n') => {}

@@ -152,6 +152,14 @@ pub fn premake_netns() {
     }
 }
 
+/// Read, while this spare shim waits, what libcgroups looks up on every start in this mount
+/// namespace: the cgroup v1 mounts (vendored libcgroups caches them per mount namespace, see
+/// third_party/libcgroups/BERTH.md); the processes the runtime forks inherit the cache. On a
+/// host without cgroup v1 the list is empty and nothing is looked up in it.
+pub fn warm_cgroup_mounts() {
+    let _ = libcgroups::v1::util::list_subsystem_mount_points();
+}
+
 /// A new network namespace with its loopback up (as Docker gives every container, also with
 /// `--network none`), held by the returned descriptor. The calling process stays in its own
 /// namespace: it must be single-threaded (the shim is), as `unshare` moves the thread.
