@@ -8,13 +8,21 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
-/// The shims the daemon starts. One is kept started ahead (`berth shim --spare`, waiting on
-/// its stdin for a container's directory), so that a container's start does not wait for the
-/// exec of the berth binary and its loading; it is replaced in the background once used. A
-/// spare ends by itself when the daemon goes away (its stdin closes).
+/// The shims the daemon starts. One is kept started ahead (`berth shim --spare`, detached at
+/// once and waiting on its stdin for a container's directory), so that a container's start
+/// does not wait for the exec of the berth binary, its loading and its detaching; it is
+/// replaced in the background once used. A spare ends by itself when the daemon goes away
+/// (its stdin closes).
 pub struct Shims {
     exe: PathBuf,
-    spare: std::sync::Mutex<Option<tokio::process::Child>>,
+    spare: std::sync::Mutex<Option<Spare>>,
+}
+
+/// A started spare: the pipes to the detached shim (the process the daemon started, which
+/// only detaches it, is reaped in the background).
+struct Spare {
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
 }
 
 impl Shims {
@@ -25,15 +33,24 @@ impl Shims {
         }
     }
 
-    fn start_spare(&self) -> std::io::Result<tokio::process::Child> {
-        tokio::process::Command::new(&self.exe)
+    /// Start a spare (from within the runtime: its first process is reaped by a task).
+    fn start_spare(&self) -> std::io::Result<Spare> {
+        let mut child = tokio::process::Command::new(&self.exe)
             .arg("shim")
             .arg("--spare")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(false)
-            .spawn()
+            .spawn()?;
+        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        match (stdin, stdout) {
+            (Some(stdin), Some(stdout)) => Ok(Spare { stdin, stdout }),
+            _ => Err(std::io::Error::other("shim has no stdin or stdout")),
+        }
     }
 
     /// Start a spare shim if none is waiting (in the background: call from a task).
@@ -52,14 +69,10 @@ impl Shims {
     pub async fn spawn(self: &std::sync::Arc<Self>, dir: &Path) -> Result<Response, ApiError> {
         let mut line = dir.as_os_str().as_encoded_bytes().to_vec();
         line.push(b'\n');
-        let spare = self
-            .spare
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .and_then(|mut c| matches!(c.try_wait(), Ok(None)).then_some(c));
-        // The spare, else (or if it died before it could be handed the directory) a new one.
-        let mut child = None;
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // The spare, else (or if it died before it could be handed the directory: its stdin
+        // has no reader) a new one.
+        let mut stdout = None;
         for candidate in [spare, None] {
             let mut c = match candidate {
                 Some(c) => c,
@@ -67,31 +80,20 @@ impl Shims {
                     .start_spare()
                     .map_err(|e| ApiError::internal(format!("cannot start shim: {e}")))?,
             };
-            let Some(mut stdin) = c.stdin.take() else {
-                continue;
-            };
-            if stdin.write_all(&line).await.is_ok() {
-                child = Some(c);
+            if c.stdin.write_all(&line).await.is_ok() {
+                stdout = Some(c.stdout);
                 break;
             }
         }
         // Another spare for the next start (also after one died or could not be started).
         let me = self.clone();
         tokio::spawn(async move { me.refill() });
-        let mut child = child.ok_or_else(|| ApiError::internal("cannot start shim"))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| ApiError::internal("shim has no stdout"))?;
+        let stdout = stdout.ok_or_else(|| ApiError::internal("cannot start shim"))?;
         let mut line = String::new();
         let n = BufReader::new(stdout)
             .read_line(&mut line)
             .await
             .map_err(|e| ApiError::internal(format!("cannot read from shim: {e}")))?;
-        // The shim double-forks: the child we started exits right away; reap it.
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
         if n == 0 {
             let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
             let last = log.lines().last().unwrap_or("shim exited without a word");

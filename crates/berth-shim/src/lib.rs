@@ -41,25 +41,8 @@ macro_rules! log {
 /// process that called it (the daemon-facing parent returns as soon as the shim has detached).
 pub fn main(dir: &Path) -> i32 {
     let started = Instant::now();
-    let dir = match dir.canonicalize() {
-        Ok(d) => d,
-        Err(e) => {
-            ready_line(&Response::err(format!(
-                "shim directory {}: {e}",
-                dir.display()
-            )));
-            return 1;
-        }
-    };
-    let cfg: ShimConfig = match fs::read(dir.join(proto::CONFIG_FILE))
-        .map_err(anyhow::Error::from)
-        .and_then(|b| serde_json::from_slice(&b).map_err(anyhow::Error::from))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            ready_line(&Response::err(format!("read {}: {e}", proto::CONFIG_FILE)));
-            return 1;
-        }
+    let Some((dir, cfg)) = load(dir) else {
+        return 1;
     };
     match detach(&dir) {
         Ok(false) => return 0,
@@ -69,8 +52,38 @@ pub fn main(dir: &Path) -> i32 {
             return 1;
         }
     }
-    // From here on we are the detached shim; stdout is still the daemon's pipe.
-    let code = match Shim::setup(&dir, cfg, started) {
+    serve(&dir, cfg, started)
+}
+
+/// The shim's directory, canonical, and its configuration; `None` (the error sent as the
+/// ready line) if either cannot be had.
+fn load(dir: &Path) -> Option<(PathBuf, ShimConfig)> {
+    let dir = match dir.canonicalize() {
+        Ok(d) => d,
+        Err(e) => {
+            ready_line(&Response::err(format!(
+                "shim directory {}: {e}",
+                dir.display()
+            )));
+            return None;
+        }
+    };
+    match fs::read(dir.join(proto::CONFIG_FILE))
+        .map_err(anyhow::Error::from)
+        .and_then(|b| serde_json::from_slice(&b).map_err(anyhow::Error::from))
+    {
+        Ok(c) => Some((dir, c)),
+        Err(e) => {
+            ready_line(&Response::err(format!("read {}: {e}", proto::CONFIG_FILE)));
+            None
+        }
+    }
+}
+
+/// The detached shim: create the container, send the ready line, serve until the end.
+fn serve(dir: &Path, cfg: ShimConfig, started: Instant) -> i32 {
+    // Stdout is still the daemon's pipe.
+    let code = match Shim::setup(dir, cfg, started) {
         Ok(mut shim) => {
             let r = shim.run();
             if let Err(e) = &r {
@@ -94,6 +107,13 @@ pub fn main(dir: &Path) -> i32 {
 /// (the daemon went away without using it) ends it. The daemon keeps one ready, so that a
 /// start does not wait for the shim's exec and loading.
 pub fn spare() -> i32 {
+    // Detach first, while no start waits: the daemon reaps the process it started at once and
+    // talks to the detached shim through the pipes it inherited.
+    match detach_early() {
+        Ok(false) => return 0,
+        Ok(true) => {}
+        Err(_) => return 1,
+    }
     runtime::premake_netns();
     runtime::warm_cgroup_mounts();
     let mut line = String::new();
@@ -101,18 +121,52 @@ pub fn spare() -> i32 {
         Ok(n) if n > 0 && line.ends_with('\n') => {}
         _ => return 0,
     }
+    let started = Instant::now();
     let dir = PathBuf::from(line.trim_end_matches('\n'));
-    // Until `main` detaches, stderr is the daemon's /dev/null: the shim's log instead, as for
-    // a shim started with `--dir`.
-    if let Ok(log) = OpenOptions::new()
+    // Stderr is the daemon's /dev/null until now: the shim's log instead, and stdin, read,
+    // /dev/null (as `detach` leaves a shim started with `--dir`).
+    let log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join("shim.log"))
-    {
-        // SAFETY: dup2 onto our own stderr; `log` is an open file.
-        unsafe { libc::dup2(log.as_raw_fd(), 2) };
+        .open(dir.join("shim.log"));
+    let null = OpenOptions::new().read(true).open("/dev/null");
+    if let (Ok(log), Ok(null)) = (log, null) {
+        // SAFETY: dup2 onto our own stdio descriptors; both sources are open files.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(log.as_raw_fd(), 2);
+        }
     }
-    main(&dir)
+    let Some((dir, cfg)) = load(&dir) else {
+        return 1;
+    };
+    serve(&dir, cfg, started)
+}
+
+/// Double fork and setsid for a spare, before it has a directory: `Ok(false)` in the original
+/// process once the intermediate child is gone, `Ok(true)` in the detached one, which keeps
+/// the daemon's pipes as stdin and stdout.
+fn detach_early() -> nix::Result<bool> {
+    use nix::unistd::{fork, setsid, ForkResult};
+    // SAFETY: a spare is single-threaded, so the child may run arbitrary code after fork.
+    match unsafe { fork() }? {
+        ForkResult::Parent { child } => {
+            let _ = waitpid(child, None);
+            return Ok(false);
+        }
+        ForkResult::Child => {}
+    }
+    let _ = setsid();
+    // SAFETY: still single-threaded.
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => {
+            // SAFETY: leave without running anything of the parent's.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(ForkResult::Child) => Ok(true),
+        // SAFETY: as above.
+        Err(_) => unsafe { libc::_exit(1) },
+    }
 }
 
 /// Write the one ready line to stdout, then point stdout at /dev/null so the daemon sees EOF.
