@@ -591,6 +591,8 @@ struct Shim {
     /// Where the kernel counts the container's OOM kills (`oom_files`), found once the
     /// container is created, read when it exits.
     oom_files: Vec<PathBuf>,
+    /// Set by a start: memory to give back once its answer is sent.
+    release_memory: bool,
 }
 
 fn exit_code(ws: WaitStatus) -> Option<(i32, i32)> {
@@ -671,6 +673,7 @@ impl Shim {
             early_exits: BTreeMap::new(),
             stdin_claimed: false,
             oom_files: Vec::new(),
+            release_memory: false,
         };
         if let Err(e) = shim.create(started) {
             let msg = format!("{e:#}");
@@ -1196,6 +1199,9 @@ impl Shim {
             c.mode = Mode::Closing;
             c.respond(&resp);
         }
+        if std::mem::take(&mut self.release_memory) {
+            release_spare_memory();
+        }
     }
 
     fn start(&mut self) -> Response {
@@ -1210,8 +1216,8 @@ impl Shim {
                     log!("write state: {e}");
                 }
                 // The shim now only relays stdio and waits, for as long as the container
-                // runs: give back what creating it used.
-                release_spare_memory();
+                // runs: it gives back what creating it used, once the answer is sent.
+                self.release_memory = true;
                 Response {
                     ok: true,
                     pid: Some(self.state.pid),
@@ -1479,6 +1485,39 @@ fn release_spare_memory() {
     let Ok(maps) = fs::read_to_string("/proc/self/maps") else {
         return;
     };
+    // The read-only file mappings (the binary's code and constants, the libraries'): their
+    // page tables (a page per 2 MiB of a large binary that creating a container touched all
+    // over) are freed with the mappings where the kernel reclaims empty page tables
+    // (CONFIG_PT_RECLAIM); the few pages the loop uses fault back in. Only mappings without a
+    // private copy of any page (smaps' `Anonymous: 0`): the loader's relocated read-only data
+    // must stay.
+    if let Ok(smaps) = fs::read_to_string("/proc/self/smaps") {
+        let mut range: Option<(usize, usize)> = None;
+        for l in smaps.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 6 && f[0].contains('-') && f[5].starts_with('/') {
+                range = (f[1] == "r-xp" || f[1] == "r--p")
+                    .then(|| f[0].split_once('-'))
+                    .flatten()
+                    .and_then(|(lo, hi)| {
+                        Some((
+                            usize::from_str_radix(lo, 16).ok()?,
+                            usize::from_str_radix(hi, 16).ok()?,
+                        ))
+                    });
+            } else if f.len() >= 2 && f[0].contains('-') && !f[0].ends_with(':') {
+                range = None;
+            } else if f.first() == Some(&"Anonymous:") {
+                if let (Some((lo, hi)), Some(&"0")) = (range.take(), f.get(1)) {
+                    // SAFETY: a private, read-only file mapping with no private page: dropping
+                    // its pages loses nothing (they are read again from the file when used).
+                    unsafe {
+                        libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
+                    }
+                }
+            }
+        }
+    }
     let Some(range) = maps
         .lines()
         .find(|l| l.ends_with("[stack]"))
