@@ -237,7 +237,7 @@ impl Container {
     /// Change the record's run state in memory only: for a container whose directory is about
     /// to go (an exit that an auto-removal follows, a removal before its rename into the
     /// trash). A crash before that leaves the last saved record, which start-up reconciles
-    /// (see `Daemon::recover`).
+    /// (see `Daemon::reconcile`).
     pub fn set_state_in_memory<T>(&self, f: impl FnOnce(&mut ContainerRecord) -> T) -> T {
         f(&mut self.rec.lock().unwrap_or_else(|e| e.into_inner()))
     }

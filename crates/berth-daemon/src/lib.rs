@@ -258,8 +258,12 @@ impl Daemon {
                 d.cleanup_bundle(&id);
             }
             for path in trashed {
-                if let Err(err) = std::fs::remove_dir_all(&path) {
-                    tracing::warn!("cannot delete {}: {err}", path.display());
+                // (A removal that start-up finished may be deleting it too.)
+                match std::fs::remove_dir_all(&path) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        tracing::warn!("cannot delete {}: {err}", path.display());
+                    }
+                    _ => {}
                 }
             }
         });

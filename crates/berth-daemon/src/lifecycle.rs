@@ -406,7 +406,7 @@ impl Daemon {
         };
         // An auto-removed container's record is not written again: its directory goes next
         // (`--rm` has no restart policy; start-up removes one left exited by a crash).
-        if auto_remove && !c.progress.borrow().removed {
+        if auto_remove || c.progress.borrow().removed {
             c.set_state_in_memory(exited);
         } else {
             c.set_state(&self.container_dir(&c.id), exited);
@@ -567,6 +567,11 @@ impl Daemon {
                 self.spawn_monitor(c.clone());
                 self.spawn_health(c.clone());
             }
+            // Running when the daemon went away, its shim still cleaning up after the exit:
+            // the exit (and, with `--rm`, the removal) the daemon did not record.
+            (true, Some(st)) if st.status == S::Stopped => {
+                self.on_exit(c, st.exit_code, None).await
+            }
             // A shim whose container was never started (the daemon died mid-start): stop it.
             (_, Some(st)) => {
                 let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
@@ -593,8 +598,11 @@ impl Daemon {
                 // A removal the daemon did not finish, or an auto-removed container whose
                 // exit it saw but not its removal (moby's start-up removes those too).
                 let auto_remove = c.record().host_config.auto_remove.unwrap_or(false);
-                if status == Status::Removing || (auto_remove && status == Status::Exited) {
+                if status == Status::Removing {
                     let _ = self.remove_container(&c.id, true, false).await;
+                } else if auto_remove && status == Status::Exited {
+                    // As its exit would have: with its anonymous volumes.
+                    let _ = self.remove_container(&c.id, false, true).await;
                 }
             }
         }

@@ -1489,34 +1489,50 @@ fn release_spare_memory() {
     // page tables (a page per 2 MiB of a large binary that creating a container touched all
     // over) are freed with the mappings where the kernel reclaims empty page tables
     // (CONFIG_PT_RECLAIM); the few pages the loop uses fault back in. Only mappings without a
-    // private copy of any page (smaps' `Anonymous: 0`): the loader's relocated read-only data
-    // must stay.
+    // private copy of any page, in memory or swapped out (smaps' `Anonymous: 0` and `Swap: 0`):
+    // the loader's relocated read-only data must stay.
     if let Ok(smaps) = fs::read_to_string("/proc/self/smaps") {
-        let mut range: Option<(usize, usize)> = None;
-        for l in smaps.lines() {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() >= 6 && f[0].contains('-') && f[5].starts_with('/') {
-                range = (f[1] == "r-xp" || f[1] == "r--p")
-                    .then(|| f[0].split_once('-'))
-                    .flatten()
-                    .and_then(|(lo, hi)| {
-                        Some((
-                            usize::from_str_radix(lo, 16).ok()?,
-                            usize::from_str_radix(hi, 16).ok()?,
-                        ))
-                    });
-            } else if f.len() >= 2 && f[0].contains('-') && !f[0].ends_with(':') {
-                range = None;
-            } else if f.first() == Some(&"Anonymous:") {
-                if let (Some((lo, hi)), Some(&"0")) = (range.take(), f.get(1)) {
-                    // SAFETY: a private, read-only file mapping with no private page: dropping
-                    // its pages loses nothing (they are read again from the file when used).
-                    unsafe {
-                        libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
-                    }
+        // The current block's mapping if it is a candidate, and the private pages seen in it.
+        let mut block: Option<((usize, usize), bool)> = None;
+        let release = |b: Option<((usize, usize), bool)>| {
+            if let Some(((lo, hi), false)) = b {
+                // SAFETY: a private, read-only file mapping with no private page: dropping its
+                // pages loses nothing (they are read again from the file when used).
+                unsafe {
+                    libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
                 }
             }
+        };
+        for l in smaps.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let Some(first) = f.first() else {
+                continue;
+            };
+            if first.ends_with(':') {
+                // An attribute of the current block.
+                if (*first == "Anonymous:" || *first == "Swap:") && f.get(1) != Some(&"0") {
+                    if let Some((_, private)) = block.as_mut() {
+                        *private = true;
+                    }
+                }
+                continue;
+            }
+            // A new block's header: the previous one is complete.
+            release(block.take());
+            let candidate =
+                f.len() >= 6 && (f[1] == "r-xp" || f[1] == "r--p") && f[5].starts_with('/');
+            block = f[0]
+                .split_once('-')
+                .filter(|_| candidate)
+                .and_then(|(lo, hi)| {
+                    Some((
+                        usize::from_str_radix(lo, 16).ok()?,
+                        usize::from_str_radix(hi, 16).ok()?,
+                    ))
+                })
+                .map(|r| (r, false));
         }
+        release(block.take());
     }
     let Some(range) = maps
         .lines()

@@ -220,7 +220,8 @@ pub struct Builtin {
     /// Where compiled seccomp profiles are kept (`ShimConfig::seccomp_cache`).
     seccomp_cache: Option<PathBuf>,
     container: Option<Container>,
-    /// The new network namespace the container joins (held until it is created).
+    /// The new network namespace the container joins (held for the shim's life: the saved
+    /// spec names it as `/proc/<shim>/fd/<n>`).
     netns: Option<OwnedFd>,
 }
 
@@ -409,8 +410,16 @@ impl Runtime for Builtin {
             .with_systemd(false)
             .with_detach(true)
             .build();
-        // The container's init is in the namespace now (or failed): this shim lets it go.
-        self.netns = None;
+        // A namespace made ahead that this container did not take (host network, another
+        // container's, a user namespace) is let go. The one it took stays open for the shim's
+        // life: the saved spec names it by this shim's descriptor, and libcontainer reads
+        // that spec again (and may check the path) at each exec.
+        drop(
+            PREMADE_NETNS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         let container = container.map_err(lc_err)?;
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         self.container = Some(container);

@@ -302,3 +302,35 @@ fn init_reaps_zombies_forwards_signals_and_keeps_the_exit_code() {
     assert_eq!(field(&env, "sleeper", "{{.State.ExitCode}}"), "143");
     env.berth(&["rm", "sleeper"]).ok();
 }
+
+#[test]
+fn a_container_with_a_network_sysctl_takes_execs() {
+    // libcontainer checks a network sysctl against the container's network namespace at each
+    // exec too, through the spec the shim saved: the namespace it names must stay valid.
+    let env = Env::new().with_busybox();
+    let id = env
+        .berth(&[
+            "run",
+            "-d",
+            "--sysctl",
+            "net.ipv4.ip_unprivileged_port_start=99",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .ok()
+        .trimmed()
+        .to_string();
+    for _ in 0..3 {
+        let o = env
+            .berth(&[
+                "exec",
+                &id,
+                "cat",
+                "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+            ])
+            .ok();
+        assert_eq!(o.stdout, "99\n", "{o:?}");
+    }
+    env.berth(&["rm", "-f", &id]).ok();
+}
