@@ -755,7 +755,6 @@ impl Daemon {
         Ok(())
     }
 
-    /// `DELETE /containers/{id}`.
     /// `DELETE /containers/{id}`: [`Self::remove_container`], returning once the clean-up of
     /// the container's last run (the runtime's delete, which removes its cgroups, and the
     /// rootfs unmount) is done, as Docker's does; its files are still deleted in the
@@ -776,6 +775,8 @@ impl Daemon {
         Ok(())
     }
 
+    /// Remove a container (killing it first with `force`; its anonymous volumes too with
+    /// `volumes`).
     pub async fn remove_container(
         self: &Arc<Self>,
         name: &str,
@@ -818,9 +819,6 @@ impl Daemon {
         let moved = std::fs::create_dir_all(crate::layout::trash_dir(&self.config.data_root))
             .and_then(|_| std::fs::rename(&dir, &trash))
             .is_ok();
-        if !moved {
-            c.set_state(&dir, |r| r.state.status = Status::Removing);
-        }
         if moved {
             self.volumes.release_all(&c.id);
             let d = self.clone();
@@ -838,6 +836,7 @@ impl Daemon {
                 .await;
             });
         } else {
+            c.set_state(&dir, |r| r.state.status = Status::Removing);
             let _done = c.teardown.lock().await;
             self.cleanup_bundle(&c.id);
             std::fs::remove_dir_all(&dir).map_err(|e| {

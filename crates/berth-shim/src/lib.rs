@@ -123,32 +123,21 @@ pub fn spare() -> i32 {
     }
     let started = Instant::now();
     let dir = PathBuf::from(line.trim_end_matches('\n'));
-    // Stderr is the daemon's /dev/null until now: the shim's log instead, and stdin, read,
-    // /dev/null (as `detach` leaves a shim started with `--dir`).
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("shim.log"));
-    let null = OpenOptions::new().read(true).open("/dev/null");
-    if let (Ok(log), Ok(null)) = (log, null) {
-        // SAFETY: dup2 onto our own stdio descriptors; both sources are open files.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), 0);
-            libc::dup2(log.as_raw_fd(), 2);
-        }
-    }
+    // Stderr was the daemon's /dev/null until now, stdin the line just read.
+    stdio_to_log(&dir);
     let Some((dir, cfg)) = load(&dir) else {
         return 1;
     };
     serve(&dir, cfg, started)
 }
 
-/// Double fork and setsid for a spare, before it has a directory: `Ok(false)` in the original
-/// process once the intermediate child is gone, `Ok(true)` in the detached one, which keeps
-/// the daemon's pipes as stdin and stdout.
+/// Double fork and setsid: `Ok(false)` in the original process once the intermediate child
+/// is gone, `Ok(true)` in the detached one, which keeps the daemon's pipes as stdin and
+/// stdout (a spare detaches so before it has a directory; `detach` then redirects stdio).
 fn detach_early() -> nix::Result<bool> {
     use nix::unistd::{fork, setsid, ForkResult};
-    // SAFETY: a spare is single-threaded, so the child may run arbitrary code after fork.
+    // SAFETY: the caller is single-threaded (the shim is), so the child may run arbitrary
+    // code after fork.
     match unsafe { fork() }? {
         ForkResult::Parent { child } => {
             let _ = waitpid(child, None);
@@ -164,8 +153,11 @@ fn detach_early() -> nix::Result<bool> {
             unsafe { libc::_exit(0) }
         }
         Ok(ForkResult::Child) => Ok(true),
-        // SAFETY: as above.
-        Err(_) => unsafe { libc::_exit(1) },
+        Err(e) => {
+            ready_line(&Response::err(format!("fork: {e}")));
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) }
+        }
     }
 }
 
@@ -186,16 +178,16 @@ fn ready_line(r: &Response) {
 /// Double fork and setsid. `Ok(false)` in the original process (after the intermediate child
 /// is gone), `Ok(true)` in the shim. The shim's stdin is /dev/null, its stderr `shim.log`.
 fn detach(dir: &Path) -> anyhow::Result<bool> {
-    use nix::unistd::{fork, setsid, ForkResult};
-    // SAFETY: the caller is single-threaded (documented requirement of `main`), so the child
-    // may run arbitrary code after fork.
-    match unsafe { fork() }.context("fork")? {
-        ForkResult::Parent { child } => {
-            let _ = waitpid(child, None);
-            return Ok(false);
-        }
-        ForkResult::Child => {}
+    let detached = detach_early().context("fork")?;
+    if detached {
+        stdio_to_log(dir);
     }
+    Ok(detached)
+}
+
+/// The shim's stdin becomes /dev/null and its stderr `shim.log` in `dir` (stdout stays the
+/// daemon's pipe until the ready line).
+fn stdio_to_log(dir: &Path) {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -206,20 +198,6 @@ fn detach(dir: &Path) -> anyhow::Result<bool> {
         unsafe {
             libc::dup2(null.as_raw_fd(), 0);
             libc::dup2(log.as_raw_fd(), 2);
-        }
-    }
-    let _ = setsid();
-    // SAFETY: still single-threaded.
-    match unsafe { fork() } {
-        Ok(ForkResult::Parent { .. }) => {
-            // SAFETY: leave without running anything of the parent's.
-            unsafe { libc::_exit(0) }
-        }
-        Ok(ForkResult::Child) => Ok(true),
-        Err(e) => {
-            ready_line(&Response::err(format!("fork: {e}")));
-            // SAFETY: as above.
-            unsafe { libc::_exit(1) }
         }
     }
 }
@@ -1472,9 +1450,9 @@ fn oom_killed(files: &[PathBuf]) -> bool {
 }
 
 /// Return to the kernel the memory the container's creation used and the shim no longer
-/// needs: the heap's free pages (`malloc_trim`), and the main stack's pages below what it
-/// uses now (the runtime's create ran deep; those pages would stay resident, private to
-/// each shim, for the container's whole life).
+/// needs: the heap's free pages (`malloc_trim`), the main stack's pages below what it uses now
+/// (the runtime's create ran deep; those pages would stay resident, private to each shim, for
+/// the container's whole life), and the pages and page tables of its read-only file mappings.
 fn release_spare_memory() {
     // SAFETY: malloc_trim only releases free memory of the allocator.
     unsafe {
@@ -1482,8 +1460,14 @@ fn release_spare_memory() {
     }
     let here = 0u8;
     let sp = std::ptr::addr_of!(here) as usize;
-    let Ok(maps) = fs::read_to_string("/proc/self/maps") else {
+    let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else {
         return;
+    };
+    let dontneed = |(lo, hi): (usize, usize)| {
+        // SAFETY: callers pass a range whose pages hold nothing that is needed (see below).
+        unsafe {
+            libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
+        }
     };
     // The read-only file mappings (the binary's code and constants, the libraries'): their
     // page tables (a page per 2 MiB of a large binary that creating a container touched all
@@ -1491,69 +1475,48 @@ fn release_spare_memory() {
     // (CONFIG_PT_RECLAIM); the few pages the loop uses fault back in. Only mappings without a
     // private copy of any page, in memory or swapped out (smaps' `Anonymous: 0` and `Swap: 0`):
     // the loader's relocated read-only data must stay.
-    if let Ok(smaps) = fs::read_to_string("/proc/self/smaps") {
-        // The current block's mapping if it is a candidate, and the private pages seen in it.
-        let mut block: Option<((usize, usize), bool)> = None;
-        let release = |b: Option<((usize, usize), bool)>| {
-            if let Some(((lo, hi), false)) = b {
-                // SAFETY: a private, read-only file mapping with no private page: dropping its
-                // pages loses nothing (they are read again from the file when used).
-                unsafe {
-                    libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
-                }
-            }
+    // The current block's mapping if it is a candidate, and whether it has private pages.
+    let mut block: Option<((usize, usize), bool)> = None;
+    let mut stack_lo = None;
+    for l in smaps.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let Some(first) = f.first() else {
+            continue;
         };
-        for l in smaps.lines() {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let Some(first) = f.first() else {
-                continue;
-            };
-            if first.ends_with(':') {
-                // An attribute of the current block.
-                if (*first == "Anonymous:" || *first == "Swap:") && f.get(1) != Some(&"0") {
-                    if let Some((_, private)) = block.as_mut() {
-                        *private = true;
-                    }
+        if first.ends_with(':') {
+            // An attribute of the current block.
+            if (*first == "Anonymous:" || *first == "Swap:") && f.get(1) != Some(&"0") {
+                if let Some((_, private)) = block.as_mut() {
+                    *private = true;
                 }
-                continue;
             }
-            // A new block's header: the previous one is complete.
-            release(block.take());
-            let candidate =
-                f.len() >= 6 && (f[1] == "r-xp" || f[1] == "r--p") && f[5].starts_with('/');
-            block = f[0]
-                .split_once('-')
-                .filter(|_| candidate)
-                .and_then(|(lo, hi)| {
-                    Some((
-                        usize::from_str_radix(lo, 16).ok()?,
-                        usize::from_str_radix(hi, 16).ok()?,
-                    ))
-                })
-                .map(|r| (r, false));
+            continue;
         }
-        release(block.take());
+        // A new block's header: the previous one is complete.
+        if let Some((range, false)) = block.take() {
+            dontneed(range);
+        }
+        let Some(range) = first.split_once('-').and_then(|(lo, hi)| {
+            Some((
+                usize::from_str_radix(lo, 16).ok()?,
+                usize::from_str_radix(hi, 16).ok()?,
+            ))
+        }) else {
+            continue;
+        };
+        if f.get(5) == Some(&"[stack]") {
+            stack_lo = Some(range.0);
+        } else if f.len() >= 6 && (f[1] == "r-xp" || f[1] == "r--p") && f[5].starts_with('/') {
+            block = Some((range, false));
+        }
     }
-    let Some(range) = maps
-        .lines()
-        .find(|l| l.ends_with("[stack]"))
-        .and_then(|l| l.split_whitespace().next())
-    else {
-        return;
-    };
-    let Some((lo, _)) = range.split_once('-') else {
-        return;
-    };
-    let Ok(lo) = usize::from_str_radix(lo, 16) else {
-        return;
-    };
-    // Well below the current frame (the callees of this function, signal frames).
+    if let Some((range, false)) = block {
+        dontneed(range);
+    }
+    // The stack well below the current frame (the callees of this function, signal frames):
+    // no live frame is there; pages touched again are fresh zero pages.
     let hi = sp.saturating_sub(16 * 1024) & !(4096 - 1);
-    if hi > lo {
-        // SAFETY: the range lies in this thread's stack mapping, below its stack pointer by
-        // 16 KiB: no live frame is there; pages touched again are fresh zero pages.
-        unsafe {
-            libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED);
-        }
+    if let Some(lo) = stack_lo.filter(|&lo| hi > lo) {
+        dontneed((lo, hi));
     }
 }

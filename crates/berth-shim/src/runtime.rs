@@ -152,6 +152,14 @@ pub fn premake_netns() {
     }
 }
 
+/// The namespace [`premake_netns`] made, if any: a container that does not take it lets it go.
+fn take_premade_netns() -> Option<OwnedFd> {
+    PREMADE_NETNS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+}
+
 /// Read, while this spare shim waits, what libcgroups looks up on every start in this mount
 /// namespace: the cgroup v1 mounts (vendored libcgroups caches them per mount namespace, see
 /// third_party/libcgroups/BERTH.md); the processes the runtime forks inherit the cache. On a
@@ -220,8 +228,9 @@ pub struct Builtin {
     /// Where compiled seccomp profiles are kept (`ShimConfig::seccomp_cache`).
     seccomp_cache: Option<PathBuf>,
     container: Option<Container>,
-    /// The new network namespace the container joins (held for the shim's life: the saved
-    /// spec names it as `/proc/<shim>/fd/<n>`).
+    /// The new network namespace the container joins, held for the shim's life: the saved
+    /// spec names it as `/proc/<shim>/fd/<n>`, and libcontainer reads that spec again (and
+    /// may check the path) at each exec.
     netns: Option<OwnedFd>,
 }
 
@@ -283,6 +292,9 @@ impl Builtin {
     /// libcontainer would leave it down. Not with a user namespace, whose root could not join a
     /// namespace of the host's. Where making it fails, libcontainer makes one.
     fn give_netns(&mut self, spec: &mut Spec) {
+        // Taken at once: a container that does not use it (host network, another container's,
+        // a user namespace) drops it on the way out.
+        let premade = take_premade_netns();
         let Some(mut linux) = spec.linux().clone() else {
             return;
         };
@@ -301,10 +313,6 @@ impl Builtin {
         else {
             return;
         };
-        let premade = PREMADE_NETNS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
         let Some(fd) = premade.or_else(|| new_netns().ok()) else {
             return;
         };
@@ -409,18 +417,8 @@ impl Runtime for Builtin {
             .as_init(&self.patched_bundle)
             .with_systemd(false)
             .with_detach(true)
-            .build();
-        // A namespace made ahead that this container did not take (host network, another
-        // container's, a user namespace) is let go. The one it took stays open for the shim's
-        // life: the saved spec names it by this shim's descriptor, and libcontainer reads
-        // that spec again (and may check the path) at each exec.
-        drop(
-            PREMADE_NETNS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
-        let container = container.map_err(lc_err)?;
+            .build()
+            .map_err(lc_err)?;
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         self.container = Some(container);
         Ok(pid)
@@ -564,6 +562,8 @@ impl External {
 
 impl Runtime for External {
     fn create(&mut self, stdio: ProcStdio) -> Result<i32, RuntimeError> {
+        // The runtime makes its container's namespaces itself.
+        drop(take_premade_netns());
         let pid_file = self.dir.join("init.pid");
         let pid_s = pid_file.to_string_lossy().to_string();
         let bundle = self.bundle.to_string_lossy().to_string();
