@@ -115,10 +115,22 @@ fn assert_clean(env: &Env) {
         "",
         "containers left"
     );
-    let left: Vec<String> = leftovers(env)
-        .into_iter()
-        .filter(|l| l.starts_with("mount "))
-        .collect();
+    // The tests' own `run --rm` containers are reported removed before their shims have
+    // unmounted their roots (ARCHITECTURE.md, "Exit and removal"): that teardown must end.
+    let mounts = || -> Vec<String> {
+        leftovers(env)
+            .into_iter()
+            .filter(|l| l.starts_with("mount "))
+            .collect()
+    };
+    let mut left = mounts();
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = mounts();
+    }
     assert!(left.is_empty(), "mounts left: {left:?}");
     let tmp = env.data_root.join("builder").join("tmp");
     if tmp.exists() {
