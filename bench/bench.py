@@ -7,7 +7,7 @@ Debian's busybox-static. Usage: bench/bench.py [--runs N] [--berth PATH]
 """
 import argparse, os, shutil, subprocess, sys, time
 
-from common import Daemons, raise_on_sigterm, rss_kib, sh, timed, wait_sock
+from common import Daemons, raise_on_sigterm, repo_berth, rss_kib, sh, timed, wait_sock
 
 def busybox_tar(tmp):
     root = os.path.join(tmp, "rootfs")
@@ -26,7 +26,7 @@ def busybox_tar(tmp):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--berth", default=shutil.which("berth") or "target/release/berth")
+    ap.add_argument("--berth", default=shutil.which("berth") or repo_berth())
     a = ap.parse_args()
     raise_on_sigterm()
     d = Daemons()

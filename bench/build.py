@@ -36,7 +36,7 @@ Usage: bench/build.py [--runs N] [--berth PATH] [--docker-cli PATH] [--no-buildk
 import argparse, json, os, random, re, shutil, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemons, check, raise_on_sigterm, sh, time_once
+from common import Daemons, check, raise_on_sigterm, repo_berth, sh, time_once
 from bench import busybox_tar
 from transfer import LoopFs, write_random
 
@@ -207,9 +207,8 @@ def step_timings(logfile, start_offset):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
-    repo_berth = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../target/release/berth")
-    ap.add_argument("--berth", default=repo_berth if os.path.exists(repo_berth) else shutil.which("berth"),
-                    help="default: this repository's target/release/berth")
+    ap.add_argument("--berth", default=repo_berth() or shutil.which("berth"),
+                    help="default: this repository's target/<host triple>/release/berth")
     ap.add_argument("--docker-cli", default="/usr/bin/docker",
                     help="the docker CLI for the private dockerd (its version should match)")
     ap.add_argument("--no-buildkit", action="store_true", help="skip the BuildKit column")

@@ -10,6 +10,15 @@ import os, shutil, signal, statistics, subprocess, tempfile, time
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
+def repo_berth(profile="release"):
+    """This repository's berth binary, built by `cargo build --release`: the build targets the
+    host's triple (.cargo/config.toml), so it is target/<triple>/release/berth."""
+    import glob
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target")
+    found = sorted(glob.glob(os.path.join(root, "*", profile, "berth")))
+    return found[0] if found else None
+
+
 # Prefix that runs a command in a new network namespace with its loopback up; `exec` keeps the
 # pid, so the daemon's Popen (and its session) is still the daemon. The namespace goes away
 # with its last process: nothing to clean up on the host.

@@ -19,7 +19,7 @@ import argparse, os, shutil, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemons, check, raise_on_sigterm, sh
+from common import Daemons, check, raise_on_sigterm, repo_berth, sh
 from bench import busybox_tar
 from net import host_side, netns_of, summary
 
@@ -82,7 +82,7 @@ def main():
     ap.add_argument("--settle", type=float, default=3.0)
     ap.add_argument("--engines", default="berth,docker", help="which engines, in order")
     ap.add_argument("--network", default="", help="run's --network (default: the bridge)")
-    ap.add_argument("--berth", default=shutil.which("berth") or "target/release/berth")
+    ap.add_argument("--berth", default=shutil.which("berth") or repo_berth())
     ap.add_argument("--docker", default="/usr/bin/docker" if os.path.exists("/usr/bin/docker")
                     else "docker")
     a = ap.parse_args()

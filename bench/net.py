@@ -23,7 +23,7 @@ Usage: bench/net.py [--runs N] [--containers N] [--berth PATH] [--docker CLI]
 import argparse, os, shutil, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemons, check, raise_on_sigterm, sh, time_once
+from common import Daemons, check, raise_on_sigterm, repo_berth, sh, time_once
 from bench import busybox_tar
 
 
@@ -94,7 +94,7 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--containers", type=int, default=50)
     ap.add_argument("--settle", type=float, default=3.0)
-    ap.add_argument("--berth", default=shutil.which("berth") or "target/release/berth")
+    ap.add_argument("--berth", default=shutil.which("berth") or repo_berth())
     ap.add_argument("--docker", default="/usr/bin/docker" if os.path.exists("/usr/bin/docker")
                     else "docker")
     a = ap.parse_args()

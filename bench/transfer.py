@@ -35,7 +35,7 @@ or 'perf record -g -o /tmp/p-{op}.data -p {pid}'; --profile-cli prefixes the cli
 import argparse, json, os, random, shlex, shutil, signal, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemons, check, raise_on_sigterm, sh, time_once
+from common import Daemons, check, raise_on_sigterm, repo_berth, sh, time_once
 
 OPS = ["save", "load", "export", "import", "commit"]
 BASELINE = {"save": "tar -c rootfs", "export": "tar -c rootfs", "load": "tar -x rootfs",
@@ -282,9 +282,8 @@ class LoopFs:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
-    repo_berth = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../target/release/berth")
-    ap.add_argument("--berth", default=repo_berth if os.path.exists(repo_berth) else shutil.which("berth"),
-                    help="default: this repository's target/release/berth")
+    ap.add_argument("--berth", default=repo_berth() or shutil.which("berth"),
+                    help="default: this repository's target/<host triple>/release/berth")
     ap.add_argument("--cache", default="/var/cache/berth-bench")
     ap.add_argument("--mirror", default="http://deb.debian.org/debian")
     ap.add_argument("--tmpdir", default="/var/tmp", help="where the data roots and outputs go")

@@ -9,8 +9,9 @@ pub mod runtime;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -116,19 +117,38 @@ pub fn spare() -> i32 {
     }
     runtime::premake_netns();
     runtime::warm_cgroup_mounts();
-    let mut line = String::new();
-    match io::stdin().lock().read_line(&mut line) {
-        Ok(n) if n > 0 && line.ends_with('\n') => {}
-        _ => return 0,
-    }
+    let Some(line) = read_stdin_line() else {
+        return 0;
+    };
     let started = Instant::now();
-    let dir = PathBuf::from(line.trim_end_matches('\n'));
+    let dir = PathBuf::from(std::ffi::OsString::from_vec(line));
     // Stderr was the daemon's /dev/null until now, stdin the line just read.
     stdio_to_log(&dir);
     let Some((dir, cfg)) = load(&dir) else {
         return 1;
     };
     serve(&dir, cfg, started)
+}
+
+/// The one line a spare reads on its stdin, without its newline; `None` at end of input or on
+/// an error. Unbuffered (std's stdin would keep an 8 KiB buffer for the shim's whole life): the
+/// daemon writes the line with one write to a pipe, so it comes in one read or very few.
+fn read_stdin_line() -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        // SAFETY: read(2) into a buffer that lives for the call.
+        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        let n = usize::try_from(n).ok().filter(|&n| n > 0)?;
+        line.extend_from_slice(&buf[..n]);
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            line.truncate(end);
+            return Some(line);
+        }
+    }
 }
 
 /// Double fork and setsid: `Ok(false)` in the original process once the intermediate child
@@ -592,7 +612,11 @@ fn failure_exit_code(msg: &str) -> i32 {
 }
 
 impl Shim {
-    fn setup(dir: &Path, cfg: ShimConfig, started: Instant) -> anyhow::Result<Shim> {
+    /// Boxed, and never inlined into `serve`: the shim's loop runs under `serve`'s frame for
+    /// the container's whole life, so what creating the container needed on the stack belongs
+    /// in frames that end before the loop (the memory release gives those pages back).
+    #[inline(never)]
+    fn setup(dir: &Path, cfg: ShimConfig, started: Instant) -> anyhow::Result<Box<Shim>> {
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
             return Err(io::Error::last_os_error()).context("PR_SET_CHILD_SUBREAPER");
@@ -630,7 +654,7 @@ impl Shim {
             ),
             None => None,
         };
-        let mut shim = Shim {
+        let mut shim = Box::new(Shim {
             dir: dir.to_path_buf(),
             state: State {
                 id: cfg.id.clone(),
@@ -652,7 +676,7 @@ impl Shim {
             stdin_claimed: false,
             oom_files: Vec::new(),
             release_memory: false,
-        };
+        });
         if let Err(e) = shim.create(started) {
             let msg = format!("{e:#}");
             shim.state.status = Status::Stopped;

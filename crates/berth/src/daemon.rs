@@ -38,6 +38,7 @@ struct Args {
     default_runtime: Option<String>,
 }
 
+#[inline(never)]
 pub fn main(args: Vec<OsString>) -> i32 {
     let args: Args = match crate::parse_args(&args) {
         Ok(a) => a,

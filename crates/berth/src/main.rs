@@ -8,6 +8,9 @@ mod registry_image;
 
 use std::ffi::OsString;
 
+// Each role is a function of its own, never inlined here: `main` stays under every shim's
+// loop for the container's whole life, and the CLI's future alone would make its frame ~20 KiB
+// of stack resident in each shim.
 fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let code = match args.get(1).and_then(|a| a.to_str()) {
@@ -15,20 +18,23 @@ fn main() {
         Some("shim") => shim(&args),
         Some("daemon") => daemon::main(args),
         Some("registry") => registry::main(args),
-        _ => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match rt {
-                Ok(rt) => rt.block_on(berth_cli::run(args)),
-                Err(e) => {
-                    eprintln!("berth: cannot start: {e}");
-                    1
-                }
-            }
-        }
+        _ => cli(args),
     };
     std::process::exit(code);
+}
+
+#[inline(never)]
+fn cli(args: Vec<OsString>) -> i32 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    match rt {
+        Ok(rt) => rt.block_on(berth_cli::run(args)),
+        Err(e) => {
+            eprintln!("berth: cannot start: {e}");
+            1
+        }
+    }
 }
 
 /// Parse a subcommand's arguments (after `berth`); on failure the exit code, after clap has
@@ -44,6 +50,7 @@ pub(crate) fn parse_args<T: clap::Parser>(args: &[OsString]) -> Result<T, i32> {
     })
 }
 
+#[inline(never)]
 fn shim(args: &[OsString]) -> i32 {
     if std::env::var_os("BERTH_SHIM_TRACE").is_some() {
         let _ = tracing_subscriber::fmt()

@@ -76,6 +76,7 @@ enum Cmd {
     },
 }
 
+#[inline(never)]
 pub fn main(args: Vec<OsString>) -> i32 {
     let args: Args = match crate::parse_args(&args) {
         Ok(a) => a,

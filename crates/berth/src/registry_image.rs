@@ -1,7 +1,7 @@
 //! `berth registry image`: the registry as an image of its own (`berth-registry:latest`),
-//! made from this very binary and the shared libraries it runs with, plus a configuration in
-//! distribution's format, so `-e REGISTRY_STORAGE_DELETE_ENABLED=true` and the other
-//! `REGISTRY_*` overrides work as with `registry:2`.
+//! made from this very binary (and the shared libraries it runs with, when it is not static),
+//! plus a configuration in distribution's format, so `-e REGISTRY_STORAGE_DELETE_ENABLED=true`
+//! and the other `REGISTRY_*` overrides work as with `registry:2`.
 
 use std::ffi::OsString;
 use std::io;
@@ -213,19 +213,27 @@ pub fn main(tag: &str, output: Option<&Path>, host: Option<&str>) -> i32 {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn finds_our_own_loader_and_libraries() {
-        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        let interp = super::interpreter(&exe).expect("a dynamically linked test binary");
+    fn finds_the_loader_and_libraries_a_binary_needs() {
+        // A dynamically linked program of the host: its loader is named in the ELF.
+        let sh = std::fs::read("/bin/sh").unwrap();
+        let interp = super::interpreter(&sh).expect("/bin/sh is dynamically linked");
         assert!(
             interp.starts_with('/') && interp.contains("ld-linux"),
             "{interp}"
         );
-        let libs = super::mapped_libraries().unwrap();
-        assert!(
-            libs.iter()
-                .any(|l| l.display().to_string().contains("libc.so")),
-            "{libs:?}"
-        );
         assert!(super::interpreter(b"not an elf").is_none());
+        // This test binary: static on x86_64 glibc (.cargo/config.toml), so it names no
+        // loader and maps no library, and the image needs nothing beside it; built dynamic
+        // (another target), it maps libc and the image must carry it.
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let libs = super::mapped_libraries().unwrap();
+        match super::interpreter(&exe) {
+            None => assert!(libs.is_empty(), "{libs:?}"),
+            Some(_) => assert!(
+                libs.iter()
+                    .any(|l| l.display().to_string().contains("libc.so")),
+                "{libs:?}"
+            ),
+        }
     }
 }
