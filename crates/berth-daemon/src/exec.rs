@@ -91,12 +91,12 @@ impl Daemon {
     ) -> Result<oci_spec::runtime::Process, ApiError> {
         let c = self.container(&e.container)?;
         let rec = c.record();
-        let mut env = rec.config.env.clone().unwrap_or_default();
-        for x in e.config.env.clone().unwrap_or_default() {
-            let key = x.split('=').next().unwrap_or("").to_string();
-            env.retain(|y| y.split('=').next().unwrap_or("") != key);
-            env.push(x);
-        }
+        // Docker's: the container's environment (PATH, HOSTNAME, TERM with -t, its config's
+        // variables), then the exec's variables replacing those of the same name.
+        let mut vars = rec.config.env.clone().unwrap_or_default();
+        vars.extend(e.config.env.clone().unwrap_or_default());
+        let hostname = rec.config.hostname.clone().unwrap_or_default();
+        let env = berth_runtime::spec::process_env(&hostname, tty, &vars);
         let user_s = e
             .config
             .user
@@ -125,9 +125,6 @@ impl Daemon {
         p.set_rlimits(None);
         p.set_no_new_privileges(None);
         p.set_args(e.config.cmd.clone());
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, berth_runtime::spec::DEFAULT_PATH_ENV.to_string());
-        }
         p.set_env(Some(env));
         p.set_cwd(cwd.into());
         p.set_user(u);

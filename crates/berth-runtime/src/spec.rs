@@ -473,6 +473,34 @@ pub fn cgroups_path(parent: &str, id: &str) -> PathBuf {
     }
 }
 
+/// The environment of a container's process, as Docker makes it (moby's
+/// `CreateDaemonEnvironment` and `ReplaceOrAppendEnvValues`): `PATH`, `HOSTNAME`, `TERM=xterm`
+/// with a terminal, then `env` in order, each variable replacing one of the same name where it
+/// is (a name without `=` removes that variable). The runtime adds `HOME`.
+pub fn process_env(hostname: &str, tty: bool, env: &[String]) -> Vec<String> {
+    let mut out: Vec<Option<String>> = vec![
+        Some(DEFAULT_PATH_ENV.to_string()),
+        Some(format!("HOSTNAME={hostname}")),
+    ];
+    if tty {
+        out.push(Some("TERM=xterm".into()));
+    }
+    let name = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    for e in env {
+        let key = name(e);
+        let slot = out
+            .iter_mut()
+            .find(|o| o.as_deref().is_some_and(|o| name(o) == key));
+        match (slot, e.contains('=')) {
+            (Some(slot), true) => *slot = Some(e.clone()),
+            (Some(slot), false) => *slot = None,
+            (None, true) => out.push(Some(e.clone())),
+            (None, false) => {}
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
 /// Build the runtime spec for a container.
 pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
     let caps: Capabilities = effective_capabilities(opts)?
@@ -487,13 +515,7 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
     capabilities.set_inheritable(None);
     capabilities.set_ambient(None);
 
-    let mut env = opts.env.clone();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, DEFAULT_PATH_ENV.to_string());
-    }
-    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
+    let env = process_env(&opts.hostname, opts.tty, &opts.env);
     let mut user = UserBuilder::default().uid(opts.user.uid).gid(opts.user.gid);
     if !opts.user.additional_gids.is_empty() {
         user = user.additional_gids(opts.user.additional_gids.clone());
@@ -647,12 +669,35 @@ mod tests {
     }
 
     #[test]
+    fn process_env_is_dockers() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            process_env("h1", false, &[]),
+            s(&[DEFAULT_PATH_ENV, "HOSTNAME=h1"])
+        );
+        // Variables of the same name replace the defaults where they are; a bare name unsets.
+        assert_eq!(
+            process_env(
+                "h1",
+                true,
+                &s(&["A=1", "PATH=/bin", "TERM", "A=2", "HOSTNAME=mine", "NOPE"])
+            ),
+            s(&["PATH=/bin", "HOSTNAME=mine", "A=2"])
+        );
+        assert_eq!(
+            process_env("h1", true, &s(&["X=a=b"])),
+            s(&[DEFAULT_PATH_ENV, "HOSTNAME=h1", "TERM=xterm", "X=a=b"])
+        );
+    }
+
+    #[test]
     fn process_fields() {
         let spec = build(&opts()).unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.args().as_ref().unwrap(), &["/bin/echo", "hello"]);
         let env = p.env().as_ref().unwrap();
         assert_eq!(env[0], DEFAULT_PATH_ENV);
+        assert_eq!(env[1], "HOSTNAME=abc123");
         assert!(env.contains(&"FOO=bar".to_string()));
         assert_eq!(p.cwd().to_str(), Some("/"));
         assert_eq!(p.user().uid(), 1000);

@@ -72,6 +72,56 @@ fn run_options_env_workdir_user_hostname_entrypoint() {
     assert!(o.stderr.contains("nobodyhere"), "{o:?}");
 }
 
+/// A container's processes see Docker's environment: PATH, HOSTNAME (the container's hostname),
+/// HOME from the runtime, the container's variables, an exec's on top; nothing of the engine's
+/// own (the shim runs with malloc tunables in its environment).
+#[test]
+fn process_environment_is_dockers() {
+    let env = Env::new().with_busybox();
+    let names = |out: &str| {
+        let mut v: Vec<String> = out
+            .lines()
+            .map(|l| l.split('=').next().unwrap_or("").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let o = env
+        .berth(&["run", "--rm", "-e", "A=1", "busybox", "env"])
+        .ok();
+    assert_eq!(names(&o.stdout), ["A", "HOME", "HOSTNAME", "PATH"], "{o:?}");
+    let id = env
+        .berth(&[
+            "run",
+            "-d",
+            "--hostname",
+            "boxy",
+            "-e",
+            "A=1",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let o = env
+        .berth(&["exec", "-e", "A=2", "-e", "B=3", &id, "env"])
+        .ok();
+    assert_eq!(
+        names(&o.stdout),
+        ["A", "B", "HOME", "HOSTNAME", "PATH"],
+        "{o:?}"
+    );
+    for want in ["HOSTNAME=boxy", "A=2", "B=3", "HOME=/root"] {
+        assert!(o.stdout.lines().any(|l| l == want), "{want}: {o:?}");
+    }
+    let o = env.berth(&["exec", &id, "hostname"]).ok();
+    assert_eq!(o.stdout, "boxy\n");
+    env.berth(&["rm", "-f", &id]).ok();
+}
+
 #[test]
 fn detached_ps_logs_stop_rm() {
     let env = Env::new().with_busybox();
