@@ -25,6 +25,22 @@ struct Spare {
     stdout: tokio::process::ChildStdout,
 }
 
+/// glibc's malloc settings for a shim (`GLIBC_TUNABLES`, after any the daemon was given): no
+/// per-thread cache of freed blocks. A shim is single-threaded and allocates little once its
+/// container runs, but the cache would keep up to seven freed blocks of each size that
+/// creating the container used, scattered over the heap, so that the memory release after the
+/// start (`malloc_trim`) could not give their pages back: ~40 KiB more of private memory per
+/// shim, for the container's whole life. The container's processes do not inherit it: the
+/// runtime gives them the spec's environment.
+fn shim_tunables() -> std::ffi::OsString {
+    let mut t = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+    if !t.is_empty() {
+        t.push(":");
+    }
+    t.push("glibc.malloc.tcache_count=0");
+    t
+}
+
 impl Shims {
     pub fn new(exe: &Path) -> Shims {
         Shims {
@@ -38,6 +54,7 @@ impl Shims {
         let mut child = tokio::process::Command::new(&self.exe)
             .arg("shim")
             .arg("--spare")
+            .env("GLIBC_TUNABLES", shim_tunables())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
