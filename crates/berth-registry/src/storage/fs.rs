@@ -68,7 +68,7 @@ fn write_all_vectored(mut f: std::fs::File, chunks: Vec<Bytes>) -> io::Result<st
     use std::io::{IoSlice, Write};
     let mut slices: Vec<IoSlice> = chunks.iter().map(|c| IoSlice::new(c)).collect();
     let mut rest = &mut slices[..];
-    while !rest.is_empty() {
+    while rest.iter().any(|s| !s.is_empty()) {
         match f.write_vectored(rest) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut rest, n),
@@ -172,6 +172,10 @@ impl Driver for FsDriver {
             let mut n = 0u64;
             while let Some(chunk) = data.next().await {
                 let chunk = chunk?;
+                if chunk.is_empty() {
+                    // (an HTTP/2 body may end with an empty DATA frame)
+                    continue;
+                }
                 n += chunk.len() as u64;
                 pending += chunk.len();
                 batch.push(chunk);

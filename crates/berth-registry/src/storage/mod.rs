@@ -136,6 +136,31 @@ pub async fn suite<D: Driver>(d: &D) {
         io::ErrorKind::NotFound
     );
 
+    // empty chunks (an HTTP/2 body can end with an empty DATA frame) store nothing of theirs,
+    // alone, between chunks, or right after more than a MiB
+    d.put("a/empty", Bytes::new()).await.unwrap();
+    assert_eq!(d.stat("a/empty").await.unwrap().unwrap().size, 0);
+    let big = |b: u8| Ok(Bytes::from(vec![b; 600 << 10]));
+    let with_empties: Vec<io::Result<Bytes>> = vec![
+        Ok(Bytes::new()),
+        big(1),
+        Ok(Bytes::new()),
+        big(2),
+        Ok(Bytes::new()),
+        big(3),
+        Ok(Bytes::new()),
+    ];
+    let n = d
+        .write_stream("a/gaps", Box::pin(stream::iter(with_empties)))
+        .await
+        .unwrap();
+    assert_eq!(n, 3 * (600 << 10));
+    let all = collect(d.reader("a/gaps", 0).await.unwrap()).await.unwrap();
+    assert_eq!(all.len(), 3 * (600 << 10));
+    assert_eq!((all[0], all[600 << 10], all[all.len() - 1]), (1, 2, 3));
+    d.delete("a/empty").await.unwrap();
+    d.delete("a/gaps").await.unwrap();
+
     // a failing stream stores nothing, and does not disturb the old object
     let failing: Vec<io::Result<Bytes>> = vec![
         Ok(Bytes::from_static(b"partial")),
