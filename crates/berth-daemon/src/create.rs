@@ -104,7 +104,15 @@ impl Daemon {
         let mut config = user_config(body);
         merge(&mut config, &img);
         if config.hostname.as_deref().unwrap_or("").is_empty() {
-            config.hostname = Some(id[..12].to_string());
+            // Docker's: the host's name on the host's network, else the short id.
+            let host_net = host_config.network_mode.as_deref() == Some("host");
+            config.hostname = Some(
+                host_net
+                    .then(|| nix::unistd::gethostname().ok())
+                    .flatten()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_else(|| id[..12].to_string()),
+            );
         }
         config.image = Some(image_name.to_string());
         let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();

@@ -91,12 +91,6 @@ impl Daemon {
     ) -> Result<oci_spec::runtime::Process, ApiError> {
         let c = self.container(&e.container)?;
         let rec = c.record();
-        // Docker's: the container's environment (PATH, HOSTNAME, TERM with -t, its config's
-        // variables), then the exec's variables replacing those of the same name.
-        let mut vars = rec.config.env.clone().unwrap_or_default();
-        vars.extend(e.config.env.clone().unwrap_or_default());
-        let hostname = rec.config.hostname.clone().unwrap_or_default();
-        let env = berth_runtime::spec::process_env(&hostname, tty, &vars);
         let user_s = e
             .config
             .user
@@ -107,6 +101,12 @@ impl Daemon {
         let rootfs = self.bundle_dir(&c.id).join("rootfs");
         let user = berth_runtime::user::resolve(&rootfs, &user_s)
             .map_err(|err| ApiError::invalid(format!("unable to find user {user_s}: {err}")))?;
+        // Docker's: the container's environment (PATH, HOSTNAME, TERM with -t, its config's
+        // variables), then the exec's variables replacing those of the same name; HOME last.
+        let mut vars = rec.config.env.clone().unwrap_or_default();
+        vars.extend(e.config.env.clone().unwrap_or_default());
+        let hostname = rec.config.hostname.clone().unwrap_or_default();
+        let env = berth_runtime::spec::process_env(&hostname, tty, &vars, &user.home_env());
         let cwd = e
             .config
             .working_dir

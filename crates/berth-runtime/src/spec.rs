@@ -474,10 +474,11 @@ pub fn cgroups_path(parent: &str, id: &str) -> PathBuf {
 }
 
 /// The environment of a container's process, as Docker makes it (moby's
-/// `CreateDaemonEnvironment` and `ReplaceOrAppendEnvValues`): `PATH`, `HOSTNAME`, `TERM=xterm`
-/// with a terminal, then `env` in order, each variable replacing one of the same name where it
-/// is (a name without `=` removes that variable). The runtime adds `HOME`.
-pub fn process_env(hostname: &str, tty: bool, env: &[String]) -> Vec<String> {
+/// `CreateDaemonEnvironment` and `ReplaceOrAppendEnvValues`, then runc's): `PATH`, `HOSTNAME`,
+/// `TERM=xterm` with a terminal, then `env` in order, each variable replacing one of the same
+/// name where it is (runc keeps the last of a name); a name without `=` unsets one of those
+/// defaults and is otherwise ignored; `home` (the user's `HOME=...`) last when `env` sets none.
+pub fn process_env(hostname: &str, tty: bool, env: &[String], home: &str) -> Vec<String> {
     let mut out: Vec<Option<String>> = vec![
         Some(DEFAULT_PATH_ENV.to_string()),
         Some(format!("HOSTNAME={hostname}")),
@@ -485,20 +486,32 @@ pub fn process_env(hostname: &str, tty: bool, env: &[String]) -> Vec<String> {
     if tty {
         out.push(Some("TERM=xterm".into()));
     }
+    let defaults = out.len();
     let name = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
     for e in env {
         let key = name(e);
-        let slot = out
+        if !e.contains('=') {
+            if let Some(slot) = out[..defaults]
+                .iter_mut()
+                .find(|o| o.as_deref().is_some_and(|o| name(o) == key))
+            {
+                *slot = None;
+            }
+            continue;
+        }
+        match out
             .iter_mut()
-            .find(|o| o.as_deref().is_some_and(|o| name(o) == key));
-        match (slot, e.contains('=')) {
-            (Some(slot), true) => *slot = Some(e.clone()),
-            (Some(slot), false) => *slot = None,
-            (None, true) => out.push(Some(e.clone())),
-            (None, false) => {}
+            .find(|o| o.as_deref().is_some_and(|o| name(o) == key))
+        {
+            Some(slot) => *slot = Some(e.clone()),
+            None => out.push(Some(e.clone())),
         }
     }
-    out.into_iter().flatten().collect()
+    let mut out: Vec<String> = out.into_iter().flatten().collect();
+    if !out.iter().any(|e| e.starts_with("HOME=")) {
+        out.push(home.to_string());
+    }
+    out
 }
 
 /// Build the runtime spec for a container.
@@ -515,7 +528,7 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
     capabilities.set_inheritable(None);
     capabilities.set_ambient(None);
 
-    let env = process_env(&opts.hostname, opts.tty, &opts.env);
+    let env = process_env(&opts.hostname, opts.tty, &opts.env, &opts.user.home_env());
     let mut user = UserBuilder::default().uid(opts.user.uid).gid(opts.user.gid);
     if !opts.user.additional_gids.is_empty() {
         user = user.additional_gids(opts.user.additional_gids.clone());
@@ -646,6 +659,7 @@ mod tests {
                 uid: 1000,
                 gid: 1000,
                 additional_gids: vec![10, 20],
+                home: "/home/u".into(),
             },
             ..Default::default()
         }
@@ -672,22 +686,41 @@ mod tests {
     fn process_env_is_dockers() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            process_env("h1", false, &[]),
-            s(&[DEFAULT_PATH_ENV, "HOSTNAME=h1"])
+            process_env("h1", false, &[], "HOME=/root"),
+            s(&[DEFAULT_PATH_ENV, "HOSTNAME=h1", "HOME=/root"])
         );
-        // Variables of the same name replace the defaults where they are; a bare name unsets.
+        // Variables of the same name replace the defaults where they are (and earlier ones:
+        // runc keeps a name's last value); a bare name unsets a default, nothing else.
         assert_eq!(
             process_env(
                 "h1",
                 true,
-                &s(&["A=1", "PATH=/bin", "TERM", "A=2", "HOSTNAME=mine", "NOPE"])
+                &s(&[
+                    "A=1",
+                    "PATH=/bin",
+                    "TERM",
+                    "A=2",
+                    "HOSTNAME=mine",
+                    "NOPE",
+                    "A"
+                ]),
+                "HOME=/"
             ),
-            s(&["PATH=/bin", "HOSTNAME=mine", "A=2"])
+            s(&["PATH=/bin", "HOSTNAME=mine", "A=2", "HOME=/"])
         );
+        // The environment's own HOME wins.
         assert_eq!(
-            process_env("h1", true, &s(&["X=a=b"])),
-            s(&[DEFAULT_PATH_ENV, "HOSTNAME=h1", "TERM=xterm", "X=a=b"])
+            process_env("h1", true, &s(&["X=a=b", "HOME=/h"]), "HOME=/root"),
+            s(&[
+                DEFAULT_PATH_ENV,
+                "HOSTNAME=h1",
+                "TERM=xterm",
+                "X=a=b",
+                "HOME=/h"
+            ])
         );
+        let u = ResolvedUser::default();
+        assert_eq!(u.home_env(), "HOME=/");
     }
 
     #[test]
@@ -698,6 +731,7 @@ mod tests {
         let env = p.env().as_ref().unwrap();
         assert_eq!(env[0], DEFAULT_PATH_ENV);
         assert_eq!(env[1], "HOSTNAME=abc123");
+        assert_eq!(env.last().map(String::as_str), Some("HOME=/home/u"));
         assert!(env.contains(&"FOO=bar".to_string()));
         assert_eq!(p.cwd().to_str(), Some("/"));
         assert_eq!(p.user().uid(), 1000);

@@ -17,6 +17,23 @@ pub struct ResolvedUser {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
+    /// The home directory in the user's passwd entry; empty when it has none (runc then
+    /// gives `HOME=/`, see [`ResolvedUser::home_env`]).
+    pub home: String,
+}
+
+impl ResolvedUser {
+    /// The `HOME` a process gets when its environment has none, as runc gives it: the home
+    /// directory of the user's passwd entry, else `/`. (Set in the spec, so that the runtime
+    /// never looks the user up itself: libcontainer would ask glibc's NSS inside the
+    /// container, which the image's nsswitch.conf could point at modules of its own.)
+    pub fn home_env(&self) -> String {
+        if self.home.is_empty() {
+            "HOME=/".to_string()
+        } else {
+            format!("HOME={}", self.home)
+        }
+    }
 }
 
 /// Errors from [`resolve`]; the messages are Docker's.
@@ -48,6 +65,7 @@ struct PasswdEntry {
     name: String,
     uid: u32,
     gid: u32,
+    home: String,
 }
 
 struct GroupEntry {
@@ -101,6 +119,7 @@ fn passwd(rootfs: &Path) -> Result<Vec<PasswdEntry>, UserError> {
                 name: f.first()?.clone(),
                 uid: f.get(2)?.parse().ok()?,
                 gid: f.get(3)?.parse().ok()?,
+                home: f.get(5).cloned().unwrap_or_default(),
             })
         })
         .collect())
@@ -154,6 +173,7 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<ResolvedUser, UserError> {
         Some(n) => e.uid == n,
         None => e.name == u,
     });
+    let home = entry.map(|e| e.home.clone()).unwrap_or_default();
     let (uid, mut gid, name) = match (entry, uid_num) {
         (Some(e), _) => (e.uid, e.gid, Some(e.name.clone())),
         (None, Some(n)) => (n, 0, None),
@@ -188,6 +208,7 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<ResolvedUser, UserError> {
         uid,
         gid,
         additional_gids,
+        home,
     })
 }
 
@@ -223,15 +244,23 @@ mod tests {
     fn forms() {
         let d = rootfs();
         let p = d.path();
-        assert_eq!(r(p, ""), ResolvedUser::default());
+        assert_eq!(
+            r(p, ""),
+            ResolvedUser {
+                home: "/root".into(),
+                ..Default::default()
+            }
+        );
         assert_eq!(
             r(p, "alice"),
             ResolvedUser {
                 uid: 1000,
                 gid: 1000,
-                additional_gids: vec![10, 29]
+                additional_gids: vec![10, 29],
+                home: "/home/alice".into(),
             }
         );
+        assert_eq!(r(p, "alice").home_env(), "HOME=/home/alice");
         assert_eq!(r(p, "1000").gid, 1000);
         assert_eq!(r(p, "1000").additional_gids, vec![10, 29]);
         assert_eq!(r(p, "alice:wheel").gid, 10);
@@ -241,9 +270,12 @@ mod tests {
             ResolvedUser {
                 uid: 4242,
                 gid: 4343,
-                additional_gids: vec![]
+                additional_gids: vec![],
+                home: String::new(),
             }
         );
+        // No passwd entry: runc's HOME.
+        assert_eq!(r(p, "4242").home_env(), "HOME=/");
         assert_eq!(r(p, "4242").gid, 0);
         assert_eq!(r(p, "4242:audio").gid, 29);
         assert_eq!(r(p, "daemon").uid, 1);

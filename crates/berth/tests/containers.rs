@@ -120,6 +120,26 @@ fn process_environment_is_dockers() {
     let o = env.berth(&["exec", &id, "hostname"]).ok();
     assert_eq!(o.stdout, "boxy\n");
     env.berth(&["rm", "-f", &id]).ok();
+    // A user without a passwd entry: runc's HOME=/.
+    let o = env
+        .berth(&["run", "--rm", "-u", "4321", "busybox", "env"])
+        .ok();
+    assert!(o.stdout.lines().any(|l| l == "HOME=/"), "{o:?}");
+    // On the host's network, the host's name (as Docker does), in the environment too.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "busybox",
+            "sh",
+            "-c",
+            "hostname; echo $HOSTNAME",
+        ])
+        .ok();
+    assert_eq!(o.stdout, format!("{0}{0}", host), "{o:?}");
 }
 
 #[test]
