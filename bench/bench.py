@@ -7,7 +7,7 @@ Debian's busybox-static. Usage: bench/bench.py [--runs N] [--berth PATH]
 """
 import argparse, os, shutil, subprocess, sys, time
 
-from common import Daemons, raise_on_sigterm, repo_berth, rss_kib, sh, timed, wait_sock
+from common import Daemons, raise_on_sigterm, repo_berth, need_berth, rss_kib, sh, timed, wait_sock
 
 def busybox_tar(tmp):
     root = os.path.join(tmp, "rootfs")
@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--berth", default=shutil.which("berth") or repo_berth())
     a = ap.parse_args()
+    a.berth = need_berth(a.berth)
     raise_on_sigterm()
     d = Daemons()
     engines, results = [], {}

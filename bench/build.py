@@ -36,7 +36,7 @@ Usage: bench/build.py [--runs N] [--berth PATH] [--docker-cli PATH] [--no-buildk
 import argparse, json, os, random, re, shutil, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemons, check, raise_on_sigterm, repo_berth, sh, time_once
+from common import Daemons, check, raise_on_sigterm, repo_berth, need_berth, sh, time_once
 from bench import busybox_tar
 from transfer import LoopFs, write_random
 
@@ -222,6 +222,7 @@ def main():
     ap.add_argument("--keep-logs", metavar="DIR", help="copy the daemons' logs here at the end")
     ap.add_argument("--json", help="write all the times (ms) here")
     a = ap.parse_args()
+    a.berth = need_berth(a.berth)
     a.cases = [c for c in a.cases.split(",") if c]
     for c in a.cases:
         if c not in CASES:

@@ -12,11 +12,19 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 
 def repo_berth(profile="release"):
     """This repository's berth binary, built by `cargo build --release`: the build targets the
-    host's triple (.cargo/config.toml), so it is target/<triple>/release/berth."""
-    import glob
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target")
-    found = sorted(glob.glob(os.path.join(root, "*", profile, "berth")))
-    return found[0] if found else None
+    host's triple (.cargo/config.toml), so it is target/<triple>/release/berth. None if absent."""
+    out = subprocess.run(["rustc", "-vV"], stdout=subprocess.PIPE, text=True).stdout
+    triple = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("host:")), "")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", triple,
+                        profile, "berth")
+    return path if triple and os.path.exists(path) else None
+
+
+def need_berth(path):
+    """Exit with a message when no berth binary was found or given."""
+    if not path or not os.path.exists(path):
+        raise SystemExit("no berth binary: build one (cargo build --release) or pass --berth PATH")
+    return path
 
 
 # Prefix that runs a command in a new network namespace with its loopback up; `exec` keeps the

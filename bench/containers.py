@@ -19,7 +19,7 @@ import argparse, os, shutil, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemons, check, raise_on_sigterm, repo_berth, sh
+from common import Daemons, check, raise_on_sigterm, repo_berth, need_berth, sh
 from bench import busybox_tar
 from net import host_side, netns_of, summary
 
@@ -86,6 +86,7 @@ def main():
     ap.add_argument("--docker", default="/usr/bin/docker" if os.path.exists("/usr/bin/docker")
                     else "docker")
     a = ap.parse_args()
+    a.berth = need_berth(a.berth)
     raise_on_sigterm()
     print("load before:", open("/proc/loadavg").read().strip())
     rows = []

@@ -23,7 +23,7 @@ Usage: bench/net.py [--runs N] [--containers N] [--berth PATH] [--docker CLI]
 import argparse, os, shutil, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemons, check, raise_on_sigterm, repo_berth, sh, time_once
+from common import Daemons, check, raise_on_sigterm, repo_berth, need_berth, sh, time_once
 from bench import busybox_tar
 
 
@@ -98,6 +98,7 @@ def main():
     ap.add_argument("--docker", default="/usr/bin/docker" if os.path.exists("/usr/bin/docker")
                     else "docker")
     a = ap.parse_args()
+    a.berth = need_berth(a.berth)
     raise_on_sigterm()
     print("load before:", open("/proc/loadavg").read().strip())
     d = Daemons(prefix="berth-bench-net-")

@@ -12,7 +12,7 @@ Usage: bench/registry.py [--runs N] [--berth PATH] [--duration SECS]
 import argparse, hashlib, json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
 import urllib.request
 
-from common import raise_on_sigterm, repo_berth
+from common import raise_on_sigterm, repo_berth, need_berth
 
 BERTH_PORT, DIST_PORT = 5100, 5200
 
@@ -174,6 +174,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--berth", default=shutil.which("berth") or repo_berth())
     a = ap.parse_args()
+    a.berth = need_berth(a.berth)
     raise_on_sigterm()
     for tool in ["docker-registry", "wrk", "skopeo", "curl"]:
         if not shutil.which(tool):

@@ -35,7 +35,7 @@ or 'perf record -g -o /tmp/p-{op}.data -p {pid}'; --profile-cli prefixes the cli
 import argparse, json, os, random, shlex, shutil, signal, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Daemons, check, raise_on_sigterm, repo_berth, sh, time_once
+from common import Daemons, check, raise_on_sigterm, repo_berth, need_berth, sh, time_once
 
 OPS = ["save", "load", "export", "import", "commit"]
 BASELINE = {"save": "tar -c rootfs", "export": "tar -c rootfs", "load": "tar -x rootfs",
@@ -300,6 +300,7 @@ def main():
                          "of this size on a loop device (a sparse file in --tmpdir)")
     ap.add_argument("--json", help="write all the times (ms) here")
     a = ap.parse_args()
+    a.berth = need_berth(a.berth)
     a.ops = [o for o in a.ops.split(",") if o]
     a.berth = os.path.abspath(a.berth)
     raise_on_sigterm()

@@ -267,7 +267,8 @@ fn serve(config: Option<PathBuf>) -> i32 {
     // that spent their time handing each other work. Measured on 2 CPUs with skopeo pushing
     // 300 MB: 2 workers 0.60-0.66 s of the registry's CPU and ~27,000 context switches, 1 worker
     // 0.49-0.54 s; manifest GETs at 64 connections 81,000/s with 2, 88,000/s with 1
-    // (docs/PERFORMANCE.md, "The registry"). File I/O runs on tokio's blocking threads.
+    // (docs/PERFORMANCE.md, "The registry"; larger machines not measured yet). File I/O runs
+    // on tokio's blocking threads.
     let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)

@@ -19,6 +19,16 @@ http:
   addr: :5000
 ";
 
+/// The shared libraries the image must carry beside the binary `exe` (this process's): none
+/// for a static binary (whatever a name lookup may have loaded into this process), else the
+/// shared objects it has mapped.
+fn libraries_to_carry(exe: &[u8]) -> io::Result<Vec<PathBuf>> {
+    if interpreter(exe).is_none() {
+        return Ok(Vec::new());
+    }
+    mapped_libraries()
+}
+
 /// The shared objects this process has mapped (its libraries and the dynamic loader).
 fn mapped_libraries() -> io::Result<Vec<PathBuf>> {
     let maps = std::fs::read_to_string("/proc/self/maps")?;
@@ -116,7 +126,7 @@ pub fn write_rootfs(out: &Path) -> io::Result<()> {
     file_entry(&mut b, "berth", &exe, 0o755)?;
     file_entry(&mut b, "etc/berth/registry.yml", CONFIG.as_bytes(), 0o644)?;
     file_entry(&mut b, "etc/passwd", b"root:x:0:0:root:/:/berth\n", 0o644)?;
-    for lib in mapped_libraries()? {
+    for lib in libraries_to_carry(&exe)? {
         let data = std::fs::read(&lib)?;
         add_dirs(&mut b, lib.parent().unwrap_or(Path::new("/")))?;
         file_entry(&mut b, &lib.display().to_string(), &data, 0o755)?;
@@ -226,7 +236,7 @@ mod tests {
         // loader and maps no library, and the image needs nothing beside it; built dynamic
         // (another target), it maps libc and the image must carry it.
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        let libs = super::mapped_libraries().unwrap();
+        let libs = super::libraries_to_carry(&exe).unwrap();
         match super::interpreter(&exe) {
             None => assert!(libs.is_empty(), "{libs:?}"),
             Some(_) => assert!(
@@ -235,5 +245,7 @@ mod tests {
                 "{libs:?}"
             ),
         }
+        // The static case is decided by the ELF alone, not by what this process has mapped.
+        assert!(super::libraries_to_carry(b"not an elf").unwrap().is_empty());
     }
 }
