@@ -487,7 +487,9 @@ pub fn process_env(hostname: &str, tty: bool, env: &[String], home: &str) -> Vec
         out.push(Some("TERM=xterm".into()));
     }
     let defaults = out.len();
-    let name = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    fn name(e: &str) -> &str {
+        e.split_once('=').map_or(e, |(k, _)| k)
+    }
     for e in env {
         let key = name(e);
         if !e.contains('=') {

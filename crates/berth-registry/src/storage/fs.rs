@@ -107,14 +107,12 @@ impl Driver for FsDriver {
     async fn reader(&self, key: &str, offset: u64) -> io::Result<ByteStream> {
         use std::io::{Read, Seek};
         let path = self.path(key)?;
-        let (mut f, len) =
-            tokio::task::spawn_blocking(move || -> io::Result<(std::fs::File, u64)> {
-                let f = std::fs::File::open(path)?;
-                let len = f.metadata()?.len();
-                Ok((f, len))
-            })
-            .await
-            .map_err(io::Error::other)??;
+        let (mut f, len) = blocking(move || {
+            let f = std::fs::File::open(path)?;
+            let len = f.metadata()?.len();
+            Ok((f, len))
+        })
+        .await?;
         if len.saturating_sub(offset) >= MAP_AT_LEAST {
             // Large objects are mapped, and the socket is written straight from the page
             // cache: one copy fewer than reading them.
