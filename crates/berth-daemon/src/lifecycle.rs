@@ -211,6 +211,10 @@ impl Daemon {
                 break;
             }
         }
+        // The monitor's `wait` goes in before the start: a container that exits at once is
+        // then reported at its exit, not when its shim is done cleaning up (once the init
+        // has exited, the shim takes no new connection).
+        let waiter = shim_client::send(&bundle, &Request::Wait).await.ok();
         if let Err(e) = shim_client::call(&bundle, &Request::Start).await {
             let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
             self.release_network(c, &endpoints).await;
@@ -230,7 +234,7 @@ impl Daemon {
         });
         self.net.bump_dns();
         c.progress.send_modify(|p| p.starts += 1);
-        self.spawn_monitor(c.clone());
+        self.spawn_monitor(c.clone(), waiter);
         self.spawn_health(c.clone());
         self.container_event(&c.id, "start", &[]);
         tracing::debug!(
@@ -332,11 +336,17 @@ impl Daemon {
         self.volumes.release_all(id);
     }
 
-    fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>) {
+    /// Watch for the container's exit, on `waiter` (a `wait` request sent already) or on a
+    /// new `wait` request.
+    fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>, waiter: Option<shim_client::Conn>) {
         let d = self.clone();
         tokio::spawn(async move {
             let bundle = d.bundle_dir(&c.id);
-            let (code, shim) = match shim_client::open(&bundle, &Request::Wait).await {
+            let answer = match waiter {
+                Some(conn) => shim_client::response(conn).await,
+                None => shim_client::open(&bundle, &Request::Wait).await,
+            };
+            let (code, shim) = match answer {
                 Ok((r, conn)) if r.ok => (r.exit_code, Some(conn)),
                 _ => (None, None),
             };
@@ -564,7 +574,7 @@ impl Daemon {
                         rec.state.started_at = Some(chrono::Utc::now());
                     }
                 });
-                self.spawn_monitor(c.clone());
+                self.spawn_monitor(c.clone(), None);
                 self.spawn_health(c.clone());
             }
             // Running when the daemon went away, its shim still cleaning up after the exit:

@@ -130,6 +130,12 @@ pub struct Conn {
 
 /// Connect, send `req`, read the response line. The connection stays open for frames.
 pub async fn open(dir: &Path, req: &Request) -> Result<(Response, Conn), ApiError> {
+    response(send(dir, req).await?).await
+}
+
+/// Connect and send `req`, without waiting for the answer (read it with `response`): the
+/// shim takes requests in the order their connections arrive.
+pub async fn send(dir: &Path, req: &Request) -> Result<Conn, ApiError> {
     let short = shim::socket_path(dir, shim::SOCKET_FILE)
         .map_err(|e| ApiError::internal(format!("cannot reach the container's shim: {e}")))?;
     let stream = UnixStream::connect(&short.path)
@@ -141,7 +147,18 @@ pub async fn open(dir: &Path, req: &Request) -> Result<(Response, Conn), ApiErro
     w.write_all(&line)
         .await
         .map_err(|e| ApiError::internal(format!("shim: {e}")))?;
-    let mut reader = BufReader::new(r);
+    Ok(Conn {
+        reader: BufReader::new(r),
+        writer: w,
+    })
+}
+
+/// Read the response line of a request sent with `send`.
+pub async fn response(conn: Conn) -> Result<(Response, Conn), ApiError> {
+    let Conn {
+        mut reader,
+        writer: w,
+    } = conn;
     let mut resp = String::new();
     let n = reader
         .read_line(&mut resp)

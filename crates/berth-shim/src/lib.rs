@@ -1432,6 +1432,12 @@ impl Shim {
             c.flush_blocking(Duration::from_secs(2));
         }
         let _ = fs::remove_file(self.dir.join(proto::SOCKET_FILE));
+        // Connections made since the init's exit (no longer accepted) end now, not when this
+        // process does: their clients read the exit from the state file instead of waiting
+        // for the clean-up below.
+        while let Ok((stream, _)) = self.listener.accept() {
+            drop(stream);
+        }
         if let Err(e) = self.runtime.delete() {
             log!("delete container: {e}");
         }
