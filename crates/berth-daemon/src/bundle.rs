@@ -215,8 +215,7 @@ impl Daemon {
         };
         let opts = SpecOptions { network, ..opts };
         let spec = spec::build(&opts).map_err(|e| ApiError::invalid(e.to_string()))?;
-        let spec_json =
-            serde_json::to_vec_pretty(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+        let spec_json = serde_json::to_vec(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
         write_replace(&bundle.join(shim::SPEC_FILE), &spec_json).map_err(io_err)?;
 
         let runtime = self.config.runtime_path(hc.runtime.as_deref())?;
@@ -239,6 +238,7 @@ impl Daemon {
             stdin_once: rec.config.stdin_once.unwrap_or(false),
             rootfs_mount: Some(rootfs),
             seccomp_cache: Some(crate::layout::seccomp_cache(&self.config.exec_root)),
+            cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
         };
         let cfg_json = serde_json::to_vec(&cfg).map_err(|e| ApiError::internal(e.to_string()))?;
         write_replace(&bundle.join(shim::CONFIG_FILE), &cfg_json).map_err(io_err)?;

@@ -78,6 +78,10 @@ pub struct ShimConfig {
     /// compile each time.
     #[serde(default)]
     pub seccomp_cache: Option<PathBuf>,
+    /// The container's cgroup (the spec's `linux.cgroupsPath`), where the shim reads the
+    /// OOM kills at the exit. `None`: the shim reads it from the spec.
+    #[serde(default)]
+    pub cgroups_path: Option<PathBuf>,
 }
 
 /// A unix socket path in `dir` that fits `sun_path` (108 bytes): `dir/name` itself when it is

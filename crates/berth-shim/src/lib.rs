@@ -33,9 +33,11 @@ const MAX_CLIENT_BACKLOG: usize = 16 << 20;
 const READ_CHUNK: usize = 32 * 1024;
 
 macro_rules! log {
-    ($($t:tt)*) => {
-        eprintln!("{} {}", logger::now_rfc3339(), format_args!($($t)*))
-    };
+    ($($t:tt)*) => {{
+        // One write per line (stderr is unbuffered: `eprintln!` writes each piece).
+        let line = format!("{} {}\n", logger::now_rfc3339(), format_args!($($t)*));
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    }};
 }
 
 /// Run the shim for the container whose directory is `dir`. Returns the exit code of the
@@ -589,9 +591,14 @@ struct Shim {
     /// Where the kernel counts the container's OOM kills (`oom_files`), found once the
     /// container is created, read when it exits.
     oom_files: Vec<PathBuf>,
-    /// Set by a start: memory to give back once its answer is sent.
-    release_memory: bool,
+    /// Set by a start: when to finish what creating the container left (`Runtime::settle`)
+    /// and give back the memory it used, unless the container has exited by then (a short
+    /// one then exits without the shim spending time on either).
+    settle_at: Option<Instant>,
 }
+
+/// How long after its start a container's shim settles (see `Shim::settle_at`).
+const SETTLE_DELAY: Duration = Duration::from_millis(20);
 
 fn exit_code(ws: WaitStatus) -> Option<(i32, i32)> {
     match ws {
@@ -675,7 +682,7 @@ impl Shim {
             early_exits: BTreeMap::new(),
             stdin_claimed: false,
             oom_files: Vec::new(),
-            release_memory: false,
+            settle_at: None,
         });
         if let Err(e) = shim.create(started) {
             let msg = format!("{e:#}");
@@ -709,8 +716,7 @@ impl Shim {
             pid: Some(pid),
             ..Default::default()
         });
-        // While the daemon starts it: read the spec again for what the exit will need.
-        self.oom_files = oom_files(&self.cfg.bundle);
+        self.oom_files = oom_files(&self.cfg);
         log!(
             "created container {} with init pid {pid}: {:.2?} to set up, {:.2?} in the runtime, \
              ready {:.2?} after the shim's start",
@@ -749,6 +755,15 @@ impl Shim {
             self.poll_once()?;
             self.reap();
             self.check_execs();
+            if self.settle_at.is_some_and(|t| Instant::now() >= t) {
+                self.settle_at = None;
+                if self.init_exit.is_none() {
+                    if let Err(e) = self.runtime.settle() {
+                        log!("settle: {e}");
+                    }
+                    release_spare_memory();
+                }
+            }
             if let Some((code, deadline)) = self.init_exit {
                 let execs_done = self.execs.is_empty();
                 if (self.init.outputs_done() && execs_done) || Instant::now() >= deadline {
@@ -818,7 +833,11 @@ impl Shim {
             }
         }
         let draining = self.init_exit.is_some() || self.execs.values().any(|e| e.exit.is_some());
-        let timeout = if draining { 50 } else { 1000 };
+        let mut timeout = if draining { 50 } else { 1000 };
+        if let Some(t) = self.settle_at {
+            let left = t.saturating_duration_since(Instant::now());
+            timeout = timeout.min(left.as_millis() as libc::c_int + 1);
+        }
         // SAFETY: `fds` is a valid array of pollfd of the given length for the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 {
@@ -1201,9 +1220,6 @@ impl Shim {
             c.mode = Mode::Closing;
             c.respond(&resp);
         }
-        if std::mem::take(&mut self.release_memory) {
-            release_spare_memory();
-        }
     }
 
     fn start(&mut self) -> Response {
@@ -1218,8 +1234,8 @@ impl Shim {
                     log!("write state: {e}");
                 }
                 // The shim now only relays stdio and waits, for as long as the container
-                // runs: it gives back what creating it used, once the answer is sent.
-                self.release_memory = true;
+                // runs: it gives back what creating it used, a little later.
+                self.settle_at = Some(Instant::now() + SETTLE_DELAY);
                 Response {
                     ok: true,
                     pid: Some(self.state.pid),
@@ -1449,13 +1465,19 @@ impl Shim {
 
 /// The files where the kernel counts the OOM kills of the container's memory cgroup
 /// (`memory.events` on a v2 host, `memory.oom_control` in the v1 memory hierarchy), from the
-/// spec's `cgroupsPath`.
-fn oom_files(bundle: &std::path::Path) -> Vec<PathBuf> {
-    let Ok(spec) = oci_spec::runtime::Spec::load(bundle.join(proto::SPEC_FILE)) else {
-        return Vec::new();
-    };
-    let Some(path) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
-        return Vec::new();
+/// spec's `cgroupsPath` (given in the shim's configuration, else read from the spec).
+fn oom_files(cfg: &ShimConfig) -> Vec<PathBuf> {
+    let path = match &cfg.cgroups_path {
+        Some(p) => p.clone(),
+        None => {
+            let Ok(spec) = oci_spec::runtime::Spec::load(cfg.bundle.join(proto::SPEC_FILE)) else {
+                return Vec::new();
+            };
+            let Some(p) = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()) else {
+                return Vec::new();
+            };
+            p
+        }
     };
     let rel = path.to_string_lossy().trim_start_matches('/').to_string();
     let root = std::path::Path::new("/sys/fs/cgroup");

@@ -62,6 +62,11 @@ pub trait Runtime {
     fn exec(&mut self, process_json: &Path, stdio: ProcStdio) -> Result<i32, RuntimeError>;
     /// Remove the container from the runtime (its cgroup included), killing what is left.
     fn delete(&mut self) -> Result<(), RuntimeError>;
+    /// Work that creating the container left for later, off the start's path: called once
+    /// the container runs and the shim is idle, and before an exec.
+    fn settle(&mut self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
 }
 
 /// Turn a runtime's error into Docker's wording where we can.
@@ -232,6 +237,9 @@ pub struct Builtin {
     /// spec names it as `/proc/<shim>/fd/<n>`, and libcontainer reads that spec again (and
     /// may check the path) at each exec.
     netns: Option<OwnedFd>,
+    /// The spec libcontainer created the container from (handed over in memory), until it
+    /// is written to `patched_bundle` for execs ([`Runtime::settle`]).
+    unsaved: Option<Spec>,
 }
 
 impl Builtin {
@@ -254,11 +262,12 @@ impl Builtin {
             seccomp_cache: seccomp_cache.map(Path::to_path_buf),
             container: None,
             netns: None,
+            unsaved: None,
         }
     }
 
-    /// Write the spec libcontainer reads; returns its seccomp profile.
-    fn prepare_bundle(&mut self) -> Result<Option<LinuxSeccomp>, RuntimeError> {
+    /// The spec as libcontainer must see it, and its seccomp profile.
+    fn prepare_bundle(&mut self) -> Result<(Spec, Option<LinuxSeccomp>), RuntimeError> {
         let failed = |e: &dyn std::error::Error| RuntimeError::Failed(chain(e));
         let mut spec =
             Spec::load(self.bundle.join(berth_runtime::shim::SPEC_FILE)).map_err(|e| failed(&e))?;
@@ -282,9 +291,17 @@ impl Builtin {
             what: "create bundle".into(),
             source,
         })?;
-        spec.save(self.patched_bundle.join(berth_runtime::shim::SPEC_FILE))
-            .map_err(|e| failed(&e))?;
-        Ok(profile)
+        Ok((spec, profile))
+    }
+
+    /// Write the spec libcontainer was given to the bundle it knows, where an exec reads it.
+    fn save_spec(&mut self) -> Result<(), RuntimeError> {
+        match self.unsaved.take() {
+            Some(spec) => spec
+                .save(self.patched_bundle.join(berth_runtime::shim::SPEC_FILE))
+                .map_err(|e| RuntimeError::Failed(chain(&e))),
+            None => Ok(()),
+        }
     }
 
     /// A container that gets a network namespace of its own joins one made by this shim
@@ -406,7 +423,7 @@ fn precompile_seccomp(cache: &Path, profile: &LinuxSeccomp) {
 
 impl Runtime for Builtin {
     fn create(&mut self, stdio: ProcStdio) -> Result<i32, RuntimeError> {
-        let profile = self.prepare_bundle()?;
+        let (spec, profile) = self.prepare_bundle()?;
         if let (Some(cache), Some(p)) = (&self.seccomp_cache, &profile) {
             precompile_seccomp(cache, p);
         }
@@ -415,12 +432,14 @@ impl Runtime for Builtin {
             .validate_id()
             .map_err(lc_err)?
             .as_init(&self.patched_bundle)
+            .with_spec(spec.clone())
             .with_systemd(false)
             .with_detach(true)
             .build()
             .map_err(lc_err)?;
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         self.container = Some(container);
+        self.unsaved = Some(spec);
         Ok(pid)
     }
 
@@ -447,6 +466,7 @@ impl Runtime for Builtin {
     }
 
     fn exec(&mut self, process_json: &Path, stdio: ProcStdio) -> Result<i32, RuntimeError> {
+        self.save_spec()?;
         let profile = Spec::load(self.patched_bundle.join(berth_runtime::shim::SPEC_FILE))
             .ok()
             .and_then(|s| s.linux().as_ref().and_then(|l| l.seccomp().clone()));
@@ -466,8 +486,13 @@ impl Runtime for Builtin {
             Some(c) => c.delete(true).map_err(lc_err),
             None => Ok(()),
         };
+        self.unsaved = None;
         let _ = fs::remove_dir_all(&self.patched_bundle);
         r
+    }
+
+    fn settle(&mut self) -> Result<(), RuntimeError> {
+        self.save_spec()
     }
 }
 

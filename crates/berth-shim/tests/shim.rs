@@ -78,6 +78,8 @@ impl Env {
             stdin_once: open_stdin,
             rootfs_mount: None,
             seccomp_cache: Some(self.tmp.path().join("seccomp")),
+            // Read from the spec (the daemon passes it).
+            cgroups_path: None,
         };
         fs::write(
             dir.join(shim::CONFIG_FILE),

@@ -25,6 +25,8 @@ pub struct InitContainerBuilder {
     detached: bool,
     no_pivot: bool,
     as_sibling: bool,
+    // berth: the spec, when the caller has it already (`with_spec`).
+    spec: Option<Spec>,
 }
 
 impl InitContainerBuilder {
@@ -38,7 +40,18 @@ impl InitContainerBuilder {
             detached: true,
             no_pivot: false,
             as_sibling: false,
+            spec: None,
         }
+    }
+
+    /// berth: build from this spec instead of reading the bundle's `config.json` (it is
+    /// validated and its rootfs made absolute against the bundle all the same). A caller that
+    /// made the spec saves a serialization and a parse on the start path; exec
+    /// (`as_tenant`) still reads `config.json` from the bundle, so it must be written there
+    /// before any exec.
+    pub fn with_spec(mut self, spec: Spec) -> Self {
+        self.spec = Some(spec);
+        self
     }
 
     /// Sets if systemd should be used for managing cgroups
@@ -73,8 +86,11 @@ impl InitContainerBuilder {
     }
 
     /// Creates a new container
-    pub fn build(self) -> Result<Container, LibcontainerError> {
-        let spec = self.load_spec()?;
+    pub fn build(mut self) -> Result<Container, LibcontainerError> {
+        let spec = match self.spec.take() {
+            Some(spec) => self.checked_spec(spec)?,
+            None => self.load_spec()?,
+        };
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;
@@ -165,7 +181,12 @@ impl InitContainerBuilder {
 
     fn load_spec(&self) -> Result<Spec, LibcontainerError> {
         let source_spec_path = self.bundle.join("config.json");
-        let mut spec = Spec::load(source_spec_path)?;
+        let spec = Spec::load(source_spec_path)?;
+        self.checked_spec(spec)
+    }
+
+    // berth: `load_spec`'s checks, split out for `with_spec`.
+    fn checked_spec(&self, mut spec: Spec) -> Result<Spec, LibcontainerError> {
         Self::validate_spec(&spec)?;
 
         spec.canonicalize_rootfs(&self.bundle).map_err(|err| {
