@@ -591,6 +591,12 @@ struct Shim {
     /// Where the kernel counts the container's OOM kills (`oom_files`), found once the
     /// container is created, read when it exits.
     oom_files: Vec<PathBuf>,
+    /// The container's mount namespace, held from its creation to the shim's clean-up: when
+    /// the container's last process exits, the kernel then does not tear the namespace down
+    /// (unmount all of the container's mounts and wait for an RCU grace period) on the exit's
+    /// path, before the shim learns of the exit, but when this is closed, after the exit has
+    /// been reported.
+    mount_ns: Option<File>,
     /// Set by a start: when to finish what creating the container left (`Runtime::settle`)
     /// and give back the memory it used, unless the container has exited by then (a short
     /// one then exits without the shim spending time on either).
@@ -682,6 +688,7 @@ impl Shim {
             early_exits: BTreeMap::new(),
             stdin_claimed: false,
             oom_files: Vec::new(),
+            mount_ns: None,
             settle_at: None,
         });
         if let Err(e) = shim.create(started) {
@@ -710,6 +717,7 @@ impl Shim {
         finish_io(&mut p.console, &mut p.io, self.cfg.open_stdin)?;
         self.init = p.io;
         self.state.pid = pid;
+        self.mount_ns = File::open(format!("/proc/{pid}/ns/mnt")).ok();
         self.write_state()?;
         ready_line(&Response {
             ok: true,
@@ -1458,6 +1466,8 @@ impl Shim {
             log!("delete container: {e}");
         }
         self.reap();
+        // The container's mounts go (they hold the rootfs), then the rootfs itself.
+        self.mount_ns = None;
         self.unmount_rootfs();
         log!("container {} exited with {code}", self.cfg.id);
     }
