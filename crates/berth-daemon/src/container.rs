@@ -160,6 +160,23 @@ impl ContainerRecord {
             })
     }
 
+    /// Write a new record atomically but without waiting for the disk, and without a durable
+    /// copy: for a transient container (auto-removed, which start-up removes anyway if the
+    /// daemon goes away before it does, or a build step's). A power loss may leave its record
+    /// empty with no copy beside it, which start-up takes for a create that never finished
+    /// ([`ContainerRecord::lost_create`]).
+    pub fn save_volatile(&self, dir: &Path) -> std::io::Result<()> {
+        self.save_state(dir)
+    }
+
+    /// Whether `dir` holds a record that a power loss emptied (all zero bytes, or none) and
+    /// no durable copy: only a record written by [`ContainerRecord::save_volatile`] can end
+    /// up so (every other container's record has a durable copy from its create on).
+    pub fn lost_create(dir: &Path) -> bool {
+        !dir.join(DURABLE_RECORD_FILE).exists()
+            && std::fs::read(dir.join(RECORD_FILE)).is_ok_and(|d| d.iter().all(|&b| b == 0))
+    }
+
     /// Write the record atomically but without waiting for the disk (see
     /// `fsutil::write_replace`): for changes of its run state, which the daemon reconciles
     /// with the shims at start-up anyway.
@@ -284,6 +301,27 @@ mod tests {
             "state": { "status": "created", "pid": 0, "exit_code": 0, "started_at": null, "finished_at": null }
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_auto_removed_containers_record_lost_to_a_power_loss_is_an_unfinished_create() {
+        let dir = tempfile::tempdir().unwrap();
+        record("rm").save_volatile(dir.path()).unwrap();
+        assert_eq!(ContainerRecord::load(dir.path()).unwrap().name, "rm");
+        assert!(!ContainerRecord::lost_create(dir.path()));
+        assert!(!dir.path().join(DURABLE_RECORD_FILE).exists());
+        // The data never reached the disk: an empty file, or zeroes.
+        std::fs::write(dir.path().join(RECORD_FILE), b"").unwrap();
+        assert!(ContainerRecord::lost_create(dir.path()));
+        std::fs::write(dir.path().join(RECORD_FILE), [0u8; 512]).unwrap();
+        assert!(ContainerRecord::lost_create(dir.path()));
+        // Any other container has a durable copy: never taken for one.
+        record("kept").save(dir.path()).unwrap();
+        let c = Container::new(record("kept"));
+        c.set_state(dir.path(), |r| r.name = "later".into());
+        std::fs::write(dir.path().join(RECORD_FILE), b"").unwrap();
+        assert!(!ContainerRecord::lost_create(dir.path()));
+        assert_eq!(ContainerRecord::load(dir.path()).unwrap().name, "kept");
     }
 
     #[test]

@@ -13,6 +13,22 @@ impl Daemon {
         name: Option<String>,
         body: ContainerCreateBody,
     ) -> Result<String, ApiError> {
+        let transient = body
+            .host_config
+            .as_ref()
+            .and_then(|h| h.auto_remove)
+            .unwrap_or(false);
+        self.create_container_as(name, body, transient).await
+    }
+
+    /// Create a container; a `transient` one (auto-removed, or a build step's) has its record
+    /// written without waiting for the disk (`ContainerRecord::save_volatile`).
+    pub(crate) async fn create_container_as(
+        self: &Arc<Self>,
+        name: Option<String>,
+        body: ContainerCreateBody,
+        transient: bool,
+    ) -> Result<String, ApiError> {
         let image_name = body
             .image
             .clone()
@@ -60,7 +76,11 @@ impl Daemon {
         let saved = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(dir.join("rw/upper"))?;
             std::fs::create_dir_all(dir.join("rw/work"))?;
-            rec.save(&dir)
+            if transient {
+                rec.save_volatile(&dir)
+            } else {
+                rec.save(&dir)
+            }
         })();
         if let Err(e) = saved {
             let _ = std::fs::remove_dir_all(&dir);

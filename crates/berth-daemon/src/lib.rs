@@ -280,9 +280,13 @@ impl Daemon {
             let path = e.path();
             let rec = match ContainerRecord::load(&path) {
                 Ok(r) => r,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    // A create that crashed before its record was written: nothing refers
-                    // to this directory.
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::NotFound
+                        || ContainerRecord::lost_create(&path) =>
+                {
+                    // A create that crashed before its record was written (or, for an
+                    // auto-removed container, before it reached the disk): nothing refers to
+                    // this directory.
                     tracing::warn!("removing incomplete container {}", path.display());
                     let _ = std::fs::remove_dir_all(&path);
                     continue;

@@ -1086,7 +1086,7 @@ impl Builder {
             ..Default::default()
         };
         let t0 = std::time::Instant::now();
-        let cid = self.d.create_container(None, body).await?;
+        let cid = self.d.create_container_as(None, body, true).await?;
         let t_create = t0.elapsed();
         let r = self.run_container(&cid).await;
         let t_run = t0.elapsed();
