@@ -167,14 +167,24 @@ pub async fn attach_session(
             "detachKeys",
             o.detach_keys.clone().unwrap_or_default(),
         );
-    let conn = c
-        .hijack(&format!("/containers/{}/attach", seg(id)), &q, None)
-        .await
-        .map_err(|e| (e, false))?;
-    let wait = if start {
-        Some(spawn_wait(c, id, o.auto_remove).await)
+    let path = format!("/containers/{}/attach", seg(id));
+    let attach = c.hijack(&path, &q, None);
+    // Before a start, the attach and the wait go in side by side; both are in place before
+    // the start request.
+    let (conn, wait) = if start {
+        let (conn, wait) = tokio::join!(attach, spawn_wait(c, id, o.auto_remove));
+        (conn, Some(wait))
     } else {
-        None
+        (attach.await, None)
+    };
+    let conn = match conn {
+        Ok(conn) => conn,
+        Err(e) => {
+            if let Some(w) = wait {
+                w.abort();
+            }
+            return Err((e, false));
+        }
     };
     let raw = if o.tty && o.stdin && stream::is_tty(0) {
         RawGuard::new()
