@@ -259,7 +259,10 @@ impl ImageStore {
                 return Err(e);
             }
         };
-        if let Err(e) = self.insert_image(&id, loaded, reference.as_ref()) {
+        // A deferred commit without a tag changes images.json alone: written without an
+        // fsync, as its blobs (`sync_deferred` settles both).
+        let deferred = !durable && reference.is_none();
+        if let Err(e) = self.insert_image_with(&id, loaded, reference.as_ref(), deferred) {
             guard.extra_blobs(vec![id, manifest_digest]);
             return Err(e);
         }
@@ -271,18 +274,24 @@ impl ImageStore {
     }
 
     /// Adds (or replaces) an image record and its tag, persisting both;
-    /// memory is rolled back if persisting fails.
-    pub(crate) fn insert_image(
+    /// memory is rolled back if persisting fails. Persisted without an fsync if `deferred` ([`ImageStore::persist_deferred`]).
+    fn insert_image_with(
         &self,
         id: &Digest,
         loaded: Loaded,
         reference: Option<&Reference>,
+        deferred: bool,
     ) -> Result<()> {
         let mut state = self.lock();
         let previous_image = state.images.insert(id.clone(), loaded);
         let previous_ref =
             reference.map(|r| (r.familiar(), state.refs.insert(r.familiar(), id.clone())));
-        if let Err(e) = self.persist(&state) {
+        let persisted = if deferred {
+            self.persist_deferred(&state)
+        } else {
+            self.persist(&state)
+        };
+        if let Err(e) = persisted {
             match previous_image {
                 Some(p) => state.images.insert(id.clone(), p),
                 None => state.images.remove(id),

@@ -18,6 +18,10 @@ use crate::reference::Reference;
 pub(crate) type Result<T, E = ImageError> = std::result::Result<T, E>;
 
 const IMAGES_FILE: &str = "images.json";
+/// A hard link to `images.json` as last written durably: what `open` falls back to when a
+/// write that was not fsynced ([`ImageStore::persist_deferred`]) was lost to a power failure
+/// and left `images.json` empty or torn.
+const DURABLE_IMAGES_FILE: &str = "images.json.durable";
 const REFERENCES_FILE: &str = "references.json";
 
 /// What `images.json` stores per image.
@@ -161,6 +165,9 @@ pub struct ImageStore {
     /// `references.json` as last written (by `persist`), so that an unchanged one is not
     /// written again (a commit or import without a tag changes only `images.json`).
     persisted_refs: Mutex<Option<Vec<u8>>>,
+    /// `images.json` was written without an fsync since it was last written durably
+    /// ([`ImageStore::persist_deferred`]; [`ImageStore::sync_deferred`] settles it).
+    index_deferred: std::sync::atomic::AtomicBool,
 }
 
 impl ImageStore {
@@ -171,7 +178,17 @@ impl ImageStore {
         let snapshots = SnapshotStore::open(&data_root.join("snapshots"))?;
         let dir = data_root.join("images");
         fs::create_dir_all(&dir).map_err(ImageError::io(format!("create {}", dir.display())))?;
-        let records: BTreeMap<Digest, ImageRecord> = read_json(&dir.join(IMAGES_FILE))?;
+        let records: BTreeMap<Digest, ImageRecord> = match read_json(&dir.join(IMAGES_FILE)) {
+            Err(e @ ImageError::Corrupt { .. }) if dir.join(DURABLE_IMAGES_FILE).exists() => {
+                let r = read_json(&dir.join(DURABLE_IMAGES_FILE)).map_err(|_| e)?;
+                tracing::warn!(
+                    "{}: unreadable; using its last durable copy",
+                    dir.join(IMAGES_FILE).display()
+                );
+                r
+            }
+            r => r?,
+        };
         let refs: BTreeMap<String, Digest> = read_json(&dir.join(REFERENCES_FILE))?;
         let store = ImageStore {
             content,
@@ -180,6 +197,7 @@ impl ImageStore {
             state: Mutex::new(State::default()),
             apply_opts: ApplyOptions::default(),
             persisted_refs: Mutex::new(None),
+            index_deferred: std::sync::atomic::AtomicBool::new(false),
         };
         let mut state = State::default();
         for (id, record) in records {
@@ -220,7 +238,15 @@ impl ImageStore {
     /// Makes durable the configs and manifests that [`ImageStore::commit_dir`] stored without
     /// an fsync (a build calls it before it reports its image).
     pub fn sync_deferred(&self) -> Result<()> {
-        Ok(self.content.sync_deferred()?)
+        self.content.sync_deferred()?;
+        if self
+            .index_deferred
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let state = self.lock();
+            self.persist(&state)?;
+        }
+        Ok(())
     }
 
     /// The layer descriptors of an image's manifest.
@@ -350,12 +376,49 @@ impl ImageStore {
         }
     }
 
-    /// Writes images.json and references.json atomically (references.json only when it
-    /// changed since this store last wrote it).
+    /// Writes images.json and references.json atomically and durably (references.json only
+    /// when it changed since this store last wrote it), and keeps a link to images.json as its
+    /// last durable copy.
     pub(crate) fn persist(&self, state: &State) -> Result<()> {
         let records: BTreeMap<&Digest, &ImageRecord> =
             state.images.iter().map(|(id, l)| (id, &l.record)).collect();
-        write_json_atomic(&self.dir.join(IMAGES_FILE), &records)?;
+        let images = self.dir.join(IMAGES_FILE);
+        write_json_atomic(&images, &records)?;
+        self.index_deferred
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let tmp = self
+            .dir
+            .join(format!(".{DURABLE_IMAGES_FILE}.tmp{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        if let Err(e) = fs::hard_link(&images, &tmp)
+            .and_then(|()| fs::rename(&tmp, self.dir.join(DURABLE_IMAGES_FILE)))
+        {
+            let _ = fs::remove_file(&tmp);
+            tracing::warn!("cannot keep a durable copy of {}: {e}", images.display());
+        }
+        self.persist_refs(state)
+    }
+
+    /// Like [`ImageStore::persist`] for a change of images.json alone (a build's intermediate
+    /// image, no reference), without waiting for the disk: the file is replaced atomically,
+    /// its durable copy stays as it was, and [`ImageStore::sync_deferred`] (or any durable
+    /// write after) makes it durable. A power loss before that may only lose the records
+    /// written so.
+    pub(crate) fn persist_deferred(&self, state: &State) -> Result<()> {
+        if !self.dir.join(DURABLE_IMAGES_FILE).exists() {
+            // No durable copy to fall back on yet.
+            return self.persist(state);
+        }
+        let records: BTreeMap<&Digest, &ImageRecord> =
+            state.images.iter().map(|(id, l)| (id, &l.record)).collect();
+        let path = self.dir.join(IMAGES_FILE);
+        write_bytes_replace(&path, &json_bytes(&path, &records)?)?;
+        self.index_deferred
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.persist_refs(state)
+    }
+
+    fn persist_refs(&self, state: &State) -> Result<()> {
         let path = self.dir.join(REFERENCES_FILE);
         let refs = json_bytes(&path, &state.refs)?;
         let mut last = self
@@ -595,6 +658,20 @@ fn json_bytes<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
 /// Write to a temp file, fsync, rename over `path`, fsync the directory.
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_bytes_atomic(path, &json_bytes(path, value)?)
+}
+
+/// Write to a temp file and rename it over `path`, without an fsync.
+fn write_bytes_replace(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(ImageError::io(format!(
+        "create temp file in {}",
+        dir.display()
+    )))?;
+    tmp.write_all(data)
+        .map_err(ImageError::io(format!("write {}", path.display())))?;
+    tmp.persist(path)
+        .map_err(|e| ImageError::io(format!("rename into {}", path.display()))(e.error))?;
+    Ok(())
 }
 
 fn write_bytes_atomic(path: &Path, data: &[u8]) -> Result<()> {

@@ -321,3 +321,54 @@ fn commit_dir_adopts_the_upper_and_matches_the_tar_path() {
     std::io::Read::read_to_end(&mut r, &mut got).unwrap();
     assert_eq!(berth_image::Digest::of(&got), ib.config.rootfs.diff_ids[1]);
 }
+
+#[test]
+fn a_build_steps_index_write_waits_for_the_sync_and_a_lost_one_falls_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let images = root.join("images");
+    let store = ImageStore::open(&root).unwrap();
+    let base_id = base(&store);
+    let durable = fs::read(images.join("images.json")).unwrap();
+    // An untagged build step: images.json is replaced, its durable copy stays.
+    let upper = root.join("upper");
+    fs::create_dir_all(upper.join("app")).unwrap();
+    fs::write(upper.join("app/f"), b"step").unwrap();
+    let step = store.commit_dir(req(&base_id, None), &upper).unwrap();
+    assert_ne!(fs::read(images.join("images.json")).unwrap(), durable);
+    assert_eq!(
+        fs::read(images.join("images.json.durable")).unwrap(),
+        durable
+    );
+    // A power failure before the sync: the new images.json never reached the disk.
+    fs::write(images.join("images.json"), b"").unwrap();
+    drop(store);
+    let store = ImageStore::open(&root).unwrap();
+    assert!(store.get(base_id.hex()).is_ok(), "the durable copy is read");
+    assert_eq!(
+        store.get(step.id.hex()).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // The build's sync makes the index durable: the copy follows.
+    let upper = root.join("upper2");
+    fs::create_dir_all(upper.join("app")).unwrap();
+    fs::write(upper.join("app/g"), b"step 2").unwrap();
+    let step = store.commit_dir(req(&base_id, None), &upper).unwrap();
+    store.sync_deferred().unwrap();
+    assert_eq!(
+        fs::read(images.join("images.json")).unwrap(),
+        fs::read(images.join("images.json.durable")).unwrap()
+    );
+    drop(store);
+    let store = ImageStore::open(&root).unwrap();
+    assert!(store.get(step.id.hex()).is_ok());
+    // The step that was lost left its config, manifest and snapshot behind, unreferenced:
+    // orphans, which a repair deletes; nothing else is amiss.
+    let findings = store.check(&[], false).unwrap().findings;
+    assert_eq!(findings.len(), 3, "{findings:?}");
+    assert!(findings
+        .iter()
+        .all(|f| format!("{:?}", f.kind).starts_with("Orphan")));
+    store.check(&[], true).unwrap();
+    assert!(store.check(&[], false).unwrap().findings.is_empty());
+}
