@@ -94,7 +94,15 @@ impl Daemon {
                 missing.display()
             )));
         }
-        berth_snapshot::mount_overlay(
+        // A transient container's writable layer needs no syncing (nor its unmount's sync of
+        // the whole file system); its previous run, if any, was unmounted by its shim before
+        // this start (the teardown lock).
+        let mount = if rec.transient {
+            berth_snapshot::mount_overlay_volatile
+        } else {
+            berth_snapshot::mount_overlay
+        };
+        mount(
             &lowers,
             &dir.join("rw/upper"),
             &dir.join("rw/work"),

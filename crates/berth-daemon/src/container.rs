@@ -101,6 +101,11 @@ pub struct ContainerRecord {
     /// `MacAddress`); Docker's derived one when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    /// A container nothing needs after its exit (auto-removed, or a build step's, whose
+    /// layer the build commits): its record is written without an fsync and its rootfs is a
+    /// volatile overlay (`berth_snapshot::mount_overlay_volatile`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
 }
 
 pub const RECORD_FILE: &str = "config.v2.json";

@@ -66,7 +66,7 @@ impl Daemon {
 
         let result = self.build_record(&id, &name, &image_name, &image, body);
         let rec = match result {
-            Ok(r) => r,
+            Ok(r) => ContainerRecord { transient, ..r },
             Err(e) => {
                 self.release_name(&name);
                 return Err(e);
@@ -76,7 +76,7 @@ impl Daemon {
         let saved = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(dir.join("rw/upper"))?;
             std::fs::create_dir_all(dir.join("rw/work"))?;
-            if transient {
+            if rec.transient {
                 rec.save_volatile(&dir)
             } else {
                 rec.save(&dir)
@@ -282,6 +282,7 @@ impl Daemon {
             legacy_endpoint: None,
             mounts,
             mac_address,
+            transient: false,
         })
     }
 

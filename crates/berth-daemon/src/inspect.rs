@@ -453,6 +453,7 @@ mod tests {
             path: "echo".into(),
             args: vec!["hi".into()],
             mac_address: None,
+            transient: false,
             state: StateRecord {
                 status,
                 exit_code: code,

@@ -93,8 +93,8 @@ impl ImageStore {
     /// from it, so the files are not copied again (a build step's layer).
     ///
     /// The image's config and manifest are not fsynced (a build's intermediate image: see
-    /// `ContentStore::put_all_deferred`): [`ImageStore::sync_deferred`] makes them durable,
-    /// which the build does before it reports its image.
+    /// `ContentStore::put_all_deferred`), nor the layer's files: [`ImageStore::sync_deferred`]
+    /// makes them durable, which the build does before it reports its image.
     pub fn commit_dir(&self, req: CommitRequest, dir: &std::path::Path) -> Result<ImportResult> {
         self.commit_with(req, false, |store| {
             // Nothing changed (`RUN true`): an empty layer, which is neither stored nor
@@ -117,6 +117,9 @@ impl ImageStore {
             }
             let pending = store.snapshots.prepare()?;
             pending.adopt(dir)?;
+            store
+                .layers_deferred
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             let (stats, diff_id) = pending
                 .write_split()
                 .map_err(|e| ImageError::InvalidArgument(format!("commit layer: {e}")))?;

@@ -168,6 +168,10 @@ pub struct ImageStore {
     /// `images.json` was written without an fsync since it was last written durably
     /// ([`ImageStore::persist_deferred`]; [`ImageStore::sync_deferred`] settles it).
     index_deferred: std::sync::atomic::AtomicBool,
+    /// [`ImageStore::commit_dir`] adopted a layer directory whose files nothing synced (a
+    /// build step's, from a volatile overlay): [`ImageStore::sync_deferred`] syncs the
+    /// snapshots' file system once.
+    pub(crate) layers_deferred: std::sync::atomic::AtomicBool,
 }
 
 impl ImageStore {
@@ -198,6 +202,7 @@ impl ImageStore {
             apply_opts: ApplyOptions::default(),
             persisted_refs: Mutex::new(None),
             index_deferred: std::sync::atomic::AtomicBool::new(false),
+            layers_deferred: std::sync::atomic::AtomicBool::new(false),
         };
         let mut state = State::default();
         for (id, record) in records {
@@ -238,6 +243,18 @@ impl ImageStore {
     /// Makes durable the configs and manifests that [`ImageStore::commit_dir`] stored without
     /// an fsync (a build calls it before it reports its image).
     pub fn sync_deferred(&self) -> Result<()> {
+        if self
+            .layers_deferred
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            let root = self.snapshots.root();
+            File::open(root)
+                .and_then(|d| {
+                    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d))
+                        .map_err(std::io::Error::from)
+                })
+                .map_err(ImageError::io(format!("sync {}", root.display())))?;
+        }
         self.content.sync_deferred()?;
         if self
             .index_deferred

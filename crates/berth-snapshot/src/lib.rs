@@ -22,7 +22,7 @@ pub use copy::{
     PathStat, MODE_DIR, MODE_SYMLINK,
 };
 pub use diff::{changes, write_layer, Change, ChangeKind, DiffError, LayerStats};
-pub use mount::{create_rw, mount_overlay, remove_rw, unmount, MountError};
+pub use mount::{create_rw, mount_overlay, mount_overlay_volatile, remove_rw, unmount, MountError};
 pub use split::LayerReader;
 pub use store::{chain_id, PendingSnapshot, Snapshot, SnapshotError, SnapshotStore};
 pub use tree::{write_tree, write_tree_quiescent, TreeError};
