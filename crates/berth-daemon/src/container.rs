@@ -102,8 +102,8 @@ pub struct ContainerRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
     /// A container nothing needs after its exit (auto-removed, or a build step's, whose
-    /// layer the build commits): its record is written without an fsync and its rootfs is a
-    /// volatile overlay (`berth_snapshot::mount_overlay_volatile`).
+    /// layer the build commits): its record is written without an fsync; a build step's
+    /// rootfs is a volatile overlay (`berth_snapshot::mount_overlay_volatile`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transient: bool,
 }
