@@ -114,6 +114,8 @@ pub const RECORD_FILE: &str = "config.v2.json";
 /// power failure and left the record empty or torn (a rename over a file is not ordered
 /// after its data on every filesystem).
 pub const DURABLE_RECORD_FILE: &str = "config.v2.json.durable";
+/// An empty file beside the record of a transient container ([`ContainerRecord::save_volatile`]).
+pub const TRANSIENT_FILE: &str = "transient";
 
 impl ContainerRecord {
     pub fn load(dir: &Path) -> std::io::Result<ContainerRecord> {
@@ -171,14 +173,16 @@ impl ContainerRecord {
     /// empty with no copy beside it, which start-up takes for a create that never finished
     /// ([`ContainerRecord::lost_create`]).
     pub fn save_volatile(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::File::create(dir.join(TRANSIENT_FILE))?;
         self.save_state(dir)
     }
 
-    /// Whether `dir` holds a record that a power loss emptied (all zero bytes, or none) and
-    /// no durable copy: only a record written by [`ContainerRecord::save_volatile`] can end
-    /// up so (every other container's record has a durable copy from its create on).
+    /// Whether `dir` is a transient container's ([`ContainerRecord::save_volatile`]: its
+    /// marker file is there, no durable copy) whose record a power loss emptied (all zero
+    /// bytes, or none). Without the marker, a record in that state is never taken for one.
     pub fn lost_create(dir: &Path) -> bool {
-        !dir.join(DURABLE_RECORD_FILE).exists()
+        dir.join(TRANSIENT_FILE).exists()
+            && !dir.join(DURABLE_RECORD_FILE).exists()
             && std::fs::read(dir.join(RECORD_FILE)).is_ok_and(|d| d.iter().all(|&b| b == 0))
     }
 
@@ -320,7 +324,11 @@ mod tests {
         assert!(ContainerRecord::lost_create(dir.path()));
         std::fs::write(dir.path().join(RECORD_FILE), [0u8; 512]).unwrap();
         assert!(ContainerRecord::lost_create(dir.path()));
+        // Without the marker (lost too, or never there): never taken for one.
+        std::fs::remove_file(dir.path().join(TRANSIENT_FILE)).unwrap();
+        assert!(!ContainerRecord::lost_create(dir.path()));
         // Any other container has a durable copy: never taken for one.
+        std::fs::File::create(dir.path().join(TRANSIENT_FILE)).unwrap();
         record("kept").save(dir.path()).unwrap();
         let c = Container::new(record("kept"));
         c.set_state(dir.path(), |r| r.name = "later".into());

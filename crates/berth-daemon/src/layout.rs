@@ -19,6 +19,8 @@
 //!     config.v2.json                the container's record (RECORD_FILE)
 //!     config.v2.json.durable        a hard link to its last fsynced version (the fallback
 //!                                   if a run-state write was lost: DURABLE_RECORD_FILE)
+//!     transient                     marks a transient container (auto-removed, a build
+//!                                   step's), whose record is never fsynced: TRANSIENT_FILE
 //!     rw/upper  rw/work             its writable layer
 //!     init/                         init_layer(): only in containers made before the init
 //!                                   layer was shared (see init-layer/ below)

@@ -117,12 +117,13 @@ impl ImageStore {
             }
             let pending = store.snapshots.prepare()?;
             pending.adopt(dir)?;
-            store
-                .layers_deferred
-                .store(true, std::sync::atomic::Ordering::SeqCst);
             let (stats, diff_id) = pending
                 .write_split()
                 .map_err(|e| ImageError::InvalidArgument(format!("commit layer: {e}")))?;
+            // Its files (and tar-split) are unsynced until the next `sync_layers`.
+            store
+                .layers_deferred
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             Ok(crate::load::LayerEntry {
                 entries: stats.entries,
                 raw_digest: diff_id.clone(),

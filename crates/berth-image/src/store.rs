@@ -243,18 +243,7 @@ impl ImageStore {
     /// Makes durable the configs and manifests that [`ImageStore::commit_dir`] stored without
     /// an fsync (a build calls it before it reports its image).
     pub fn sync_deferred(&self) -> Result<()> {
-        if self
-            .layers_deferred
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            let root = self.snapshots.root();
-            File::open(root)
-                .and_then(|d| {
-                    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d))
-                        .map_err(std::io::Error::from)
-                })
-                .map_err(ImageError::io(format!("sync {}", root.display())))?;
-        }
+        self.sync_layers()?;
         self.content.sync_deferred()?;
         if self
             .index_deferred
@@ -393,26 +382,51 @@ impl ImageStore {
         }
     }
 
+    /// Syncs the file system of the snapshots if [`ImageStore::commit_dir`] adopted layer
+    /// directories whose files nothing synced (a build's steps, from volatile overlays).
+    fn sync_layers(&self) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.layers_deferred.swap(false, SeqCst) {
+            return Ok(());
+        }
+        let root = self.snapshots.root();
+        let r = File::open(root)
+            .and_then(|d| {
+                nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d))
+                    .map_err(std::io::Error::from)
+            })
+            .map_err(ImageError::io(format!("sync {}", root.display())));
+        if r.is_err() {
+            self.layers_deferred.store(true, SeqCst);
+        }
+        r
+    }
+
     /// Writes images.json and references.json atomically and durably (references.json only
     /// when it changed since this store last wrote it), and keeps a link to images.json as its
-    /// last durable copy.
+    /// last durable copy. The layers of the records it makes durable are synced first (a
+    /// build's steps, whose files come from volatile overlays).
     pub(crate) fn persist(&self, state: &State) -> Result<()> {
+        self.sync_layers()?;
         let records: BTreeMap<&Digest, &ImageRecord> =
             state.images.iter().map(|(id, l)| (id, &l.record)).collect();
         let images = self.dir.join(IMAGES_FILE);
-        write_json_atomic(&images, &records)?;
+        // The link is made before the directory's fsync, which makes both renames durable.
+        write_bytes_atomic_then(&images, &json_bytes(&images, &records)?, || {
+            let durable = self.dir.join(DURABLE_IMAGES_FILE);
+            let tmp = self
+                .dir
+                .join(format!(".{DURABLE_IMAGES_FILE}.tmp{}", std::process::id()));
+            let _ = fs::remove_file(&tmp);
+            if let Err(e) = fs::hard_link(&images, &tmp).and_then(|()| fs::rename(&tmp, &durable)) {
+                let _ = fs::remove_file(&tmp);
+                // No copy rather than a stale one: deferred writes are then durable ones.
+                let _ = fs::remove_file(&durable);
+                tracing::warn!("cannot keep a durable copy of {}: {e}", images.display());
+            }
+        })?;
         self.index_deferred
             .store(false, std::sync::atomic::Ordering::SeqCst);
-        let tmp = self
-            .dir
-            .join(format!(".{DURABLE_IMAGES_FILE}.tmp{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        if let Err(e) = fs::hard_link(&images, &tmp)
-            .and_then(|()| fs::rename(&tmp, self.dir.join(DURABLE_IMAGES_FILE)))
-        {
-            let _ = fs::remove_file(&tmp);
-            tracing::warn!("cannot keep a durable copy of {}: {e}", images.display());
-        }
         self.persist_refs(state)
     }
 
@@ -672,11 +686,6 @@ fn json_bytes<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
     })
 }
 
-/// Write to a temp file, fsync, rename over `path`, fsync the directory.
-pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    write_bytes_atomic(path, &json_bytes(path, value)?)
-}
-
 /// Write to a temp file and rename it over `path`, without an fsync.
 fn write_bytes_replace(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -691,7 +700,13 @@ fn write_bytes_replace(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Write to a temp file, fsync, rename over `path`, fsync the directory.
 fn write_bytes_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_bytes_atomic_then(path, data, || {})
+}
+
+/// [`write_bytes_atomic`], running `then` after the rename and before the directory's fsync.
+fn write_bytes_atomic_then(path: &Path, data: &[u8], then: impl FnOnce()) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(ImageError::io(format!(
         "create temp file in {}",
@@ -702,6 +717,7 @@ fn write_bytes_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .map_err(ImageError::io(format!("write {}", path.display())))?;
     tmp.persist(path)
         .map_err(|e| ImageError::io(format!("rename into {}", path.display()))(e.error))?;
+    then();
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(ImageError::io(format!("fsync {}", dir.display())))

@@ -296,12 +296,13 @@ impl Builtin {
 
     /// Write the spec libcontainer was given to the bundle it knows, where an exec reads it.
     fn save_spec(&mut self) -> Result<(), RuntimeError> {
-        match self.unsaved.take() {
-            Some(spec) => spec
-                .save(self.patched_bundle.join(berth_runtime::shim::SPEC_FILE))
-                .map_err(|e| RuntimeError::Failed(chain(&e))),
-            None => Ok(()),
+        if let Some(spec) = &self.unsaved {
+            spec.save(self.patched_bundle.join(berth_runtime::shim::SPEC_FILE))
+                .map_err(|e| RuntimeError::Failed(chain(&e)))?;
+            // Kept until it is written: a failed write is tried again at the next exec.
+            self.unsaved = None;
         }
+        Ok(())
     }
 
     /// A container that gets a network namespace of its own joins one made by this shim

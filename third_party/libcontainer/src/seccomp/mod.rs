@@ -320,14 +320,9 @@ fn build_context(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     ctx.set_ctl_nnp(false)
         .map_err(|err| SeccompError::SetCtlNnp { source: err })?;
 
-    // berth: dispatch on the syscall number with a binary tree instead of a linear list of
-    // comparisons (libseccomp 2.5+; older ones keep the list). The filter allows and denies the
-    // same calls; the kernel loads it several times faster (when a filter is attached it runs
-    // it for every syscall number to build its cache of always-allowed calls), and every
-    // system call in the container runs through a few comparisons instead of hundreds.
-    if let Err(err) = ctx.set_ctl_optimize(2) {
-        tracing::debug!("libseccomp cannot build a binary tree filter: {err}");
-    }
+    // berth: how many rules the filter gets (see the end).
+    let mut rules = 0usize;
+
 
     if let Some(syscalls) = seccomp.syscalls() {
         for syscall in syscalls {
@@ -429,7 +424,21 @@ fn build_context(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext> {
                         })?;
                     }
                 }
+                rules += 1;
             }
+        }
+    }
+
+    // berth: with enough rules, dispatch on the syscall number with a binary tree instead of
+    // a linear list of comparisons (libseccomp 2.5+; older ones keep the list). The filter
+    // allows and denies the same calls; the kernel loads it several times faster (when a
+    // filter is attached it runs it for every syscall number to build its cache of
+    // always-allowed calls), and a system call in the container goes through a few
+    // comparisons instead of hundreds. Not for a filter of a few rules, as runc: libseccomp
+    // before 2.5.4 builds a tree that ignores the default action when there are no rules.
+    if rules >= 8 {
+        if let Err(err) = ctx.set_ctl_optimize(2) {
+            tracing::debug!("libseccomp cannot build a binary tree filter: {err}");
         }
     }
 
