@@ -266,7 +266,7 @@ impl ImageStore {
         // A deferred commit without a tag changes images.json alone: written without an
         // fsync, as its blobs (`sync_deferred` settles both).
         let deferred = !durable && reference.is_none();
-        if let Err(e) = self.insert_image_with(&id, loaded, reference.as_ref(), deferred) {
+        if let Err(e) = self.insert_image(&id, loaded, reference.as_ref(), deferred) {
             guard.extra_blobs(vec![id, manifest_digest]);
             return Err(e);
         }
@@ -278,8 +278,9 @@ impl ImageStore {
     }
 
     /// Adds (or replaces) an image record and its tag, persisting both;
-    /// memory is rolled back if persisting fails. Persisted without an fsync if `deferred` ([`ImageStore::persist_deferred`]).
-    fn insert_image_with(
+    /// memory is rolled back if persisting fails. Without an fsync if `deferred`
+    /// ([`ImageStore::persist_deferred`]).
+    fn insert_image(
         &self,
         id: &Digest,
         loaded: Loaded,

@@ -412,7 +412,7 @@ impl ImageStore {
             state.images.iter().map(|(id, l)| (id, &l.record)).collect();
         let images = self.dir.join(IMAGES_FILE);
         // The link is made before the directory's fsync, which makes both renames durable.
-        write_bytes_atomic_then(&images, &json_bytes(&images, &records)?, || {
+        write_renamed(&images, &json_bytes(&images, &records)?, true, || {
             let durable = self.dir.join(DURABLE_IMAGES_FILE);
             let tmp = self
                 .dir
@@ -688,36 +688,37 @@ fn json_bytes<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
 
 /// Write to a temp file and rename it over `path`, without an fsync.
 fn write_bytes_replace(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(ImageError::io(format!(
-        "create temp file in {}",
-        dir.display()
-    )))?;
-    tmp.write_all(data)
-        .map_err(ImageError::io(format!("write {}", path.display())))?;
-    tmp.persist(path)
-        .map_err(|e| ImageError::io(format!("rename into {}", path.display()))(e.error))?;
-    Ok(())
+    write_renamed(path, data, false, || {})
 }
 
 /// Write to a temp file, fsync, rename over `path`, fsync the directory.
 fn write_bytes_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    write_bytes_atomic_then(path, data, || {})
+    write_renamed(path, data, true, || {})
 }
 
-/// [`write_bytes_atomic`], running `then` after the rename and before the directory's fsync.
-fn write_bytes_atomic_then(path: &Path, data: &[u8], then: impl FnOnce()) -> Result<()> {
+/// Write `data` to a temp file beside `path` and rename it over `path`; `durable`: fsync the
+/// file before the rename and the directory after it, `then` running in between.
+fn write_renamed(path: &Path, data: &[u8], durable: bool, then: impl FnOnce()) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(ImageError::io(format!(
         "create temp file in {}",
         dir.display()
     )))?;
     tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
+        .and_then(|_| {
+            if durable {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .map_err(ImageError::io(format!("write {}", path.display())))?;
     tmp.persist(path)
         .map_err(|e| ImageError::io(format!("rename into {}", path.display()))(e.error))?;
     then();
+    if !durable {
+        return Ok(());
+    }
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(ImageError::io(format!("fsync {}", dir.display())))

@@ -91,8 +91,7 @@ pub fn mount_overlay(
 /// [`mount_overlay`] with overlayfs's `volatile` option where the kernel has it (5.10+):
 /// nothing is synced to the upper directory's file system, not even at the unmount, which
 /// then takes microseconds instead of a sync of the whole file system. For a writable layer
-/// that no crash needs (an auto-removed container's, a build step's, committed and synced by
-/// the build). Overlayfs leaves a marker in `work` that refuses the next mount, meant for one
+/// that no crash needs (a build step's, committed and synced by the build). Overlayfs leaves a marker in `work` that refuses the next mount, meant for one
 /// after a crash; it is removed here first, so a caller must only mount again a layer whose
 /// previous mount ended cleanly.
 pub fn mount_overlay_volatile(
