@@ -737,15 +737,25 @@ impl Shim {
     }
 
     fn write_state(&self) -> io::Result<()> {
-        let tmp = self.dir.join(format!("{}.tmp", proto::STATE_FILE));
-        let data = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
-        {
-            // No fsync: the state lives under the exec root (a tmpfs by default) and is only
-            // read by the daemon of this boot; the rename keeps it whole for any reader.
-            let mut f = File::create(&tmp)?;
-            f.write_all(&data)?;
+        use std::os::unix::fs::FileExt;
+        let mut data = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
+        // Written over the previous state, in place, and padded with spaces (JSON's whitespace)
+        // to its length: the file is never truncated nor replaced, so no data block is ever
+        // freed. Where the exec root is a disk file system mounted with `discard`, each freed
+        // block was a synchronous discard (~0.15-0.5 ms) on the container's start and exit.
+        // No fsync: the state lives under the exec root (a tmpfs by default) and is read by the
+        // daemon of this boot, after the shim has answered the `wait` that follows this write.
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(self.dir.join(proto::STATE_FILE))?;
+        let old = f.metadata()?.len() as usize;
+        if data.len() < old {
+            data.resize(old, b' ');
         }
-        fs::rename(&tmp, self.dir.join(proto::STATE_FILE))
+        f.write_all_at(&data, 0)
     }
 
     fn unmount_rootfs(&self) {

@@ -1,6 +1,6 @@
 use std::fs::{Permissions, canonicalize};
 use std::io::{BufRead, BufReader, ErrorKind};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -265,6 +265,19 @@ impl Mount {
             tracing::error!("failed to mount tmpfs for cgroup: {}", err);
             err
         })?;
+        // berth: the tmpfs just mounted, whose subsystem directories the namespaced mounts
+        // below make and open directly in it. Nothing else can have changed it: it was mounted
+        // a moment ago in the init's own mount namespace, before anything of the container
+        // runs. This spares each of the host's v1 hierarchies a safe `mkdir_all` through the
+        // container's rootfs (about seventy system calls of procfs checks per subsystem).
+        let cgroup_tmpfs: Option<OwnedFd> = Root::open(options.root)
+            .and_then(|r| r.resolve(cgroup_mount.destination()))
+            .ok()
+            .map(OwnedFd::from)
+            .filter(|fd| {
+                nix::sys::statfs::fstatfs(fd)
+                    .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+            });
 
         // get all cgroup mounts on the host system
         let host_mounts: Vec<PathBuf> = libcgroups::v1::util::list_subsystem_mount_points()
@@ -331,6 +344,7 @@ impl Mount {
                         options,
                         subsystem_name,
                         subsystem_name == "systemd",
+                        cgroup_tmpfs.as_ref().map(|fd| fd.as_fd()),
                     )?;
                 } else {
                     self.setup_emulated_subsystem(
@@ -361,6 +375,7 @@ impl Mount {
         options: &MountOptions,
         subsystem_name: &str,
         named: bool,
+        cgroup_tmpfs: Option<BorrowedFd<'_>>,
     ) -> Result<()> {
         tracing::debug!(
             "Mounting (namespaced) {:?} cgroup subsystem",
@@ -394,11 +409,41 @@ impl Mount {
             rec_attr: None,
         };
 
-        self.mount_into_container(
+        // berth: the mount point made and opened in the cgroup tmpfs (see mount_cgroup_v1);
+        // a name with a '/' (none is) goes the generic way.
+        let mount_point = match cgroup_tmpfs {
+            Some(dir) if !subsystem_name.contains('/') => {
+                let dir = dir.as_raw_fd();
+                match nix::sys::stat::mkdirat(
+                    Some(dir),
+                    subsystem_name,
+                    nix::sys::stat::Mode::from_bits_truncate(0o755),
+                ) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(SyscallError::Nix(e).into()),
+                }
+                let fd = nix::fcntl::openat(
+                    Some(dir),
+                    subsystem_name,
+                    nix::fcntl::OFlag::O_PATH
+                        | nix::fcntl::OFlag::O_DIRECTORY
+                        | nix::fcntl::OFlag::O_NOFOLLOW
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(SyscallError::Nix)?;
+                // SAFETY: openat returned a new descriptor that nothing else owns.
+                Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+            }
+            _ => None,
+        };
+
+        self.mount_into_container_at(
             &subsystem_mount,
             options.root,
             &mount_options_config,
             options.label,
+            mount_point,
         )
         .map_err(|err| {
             tracing::error!("failed to mount {subsystem_mount:?}: {err}");
@@ -572,6 +617,19 @@ impl Mount {
         mount_option_config: &MountOptionConfig,
         label: Option<&str>,
     ) -> Result<()> {
+        self.mount_into_container_at(m, rootfs, mount_option_config, label, None)
+    }
+
+    /// berth: `mount_into_container`, onto `mount_point` when the caller has it already (a
+    /// directory it made itself, in a file system it has just mounted).
+    fn mount_into_container_at(
+        &self,
+        m: &SpecMount,
+        rootfs: &Path,
+        mount_option_config: &MountOptionConfig,
+        label: Option<&str>,
+        mount_point: Option<OwnedFd>,
+    ) -> Result<()> {
         let typ = m.typ().as_deref();
         let mut data_options = mount_option_config.data.clone();
 
@@ -588,17 +646,43 @@ impl Mount {
         let root = Root::open(rootfs)?;
         let container_dest = m.destination();
 
+        if let Some(dest) = mount_point {
+            let src = if is_bind(m) {
+                canonicalize(m.source().as_ref().ok_or(MountError::NoSource)?)?
+            } else {
+                PathBuf::from(m.source().as_ref().ok_or(MountError::NoSource)?)
+            };
+            return self.mount_onto(m, typ, &data_options, mount_option_config, src, dest);
+        }
+
+        // berth: the destination as it already is, if it is there. `root.resolve` is the single
+        // openat2(RESOLVE_IN_ROOT) lookup that upstream makes for `dest` below; upstream's
+        // `mkdir_all` on a directory that exists only resolves it again and re-opens it through
+        // procfs, a few dozen system calls of checks for every mount of every container.
+        let existing = root.resolve(container_dest).ok();
+        let existing_is_dir = existing.as_ref().is_some_and(|h| {
+            nix::sys::stat::fstat(h.as_fd().as_raw_fd())
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        });
+
         let source = m.source().as_ref().ok_or(MountError::NoSource)?;
         let dir_perm = Permissions::from_mode(0o755);
+        // berth: whether the mount goes on a directory (upstream's two `mkdir_all` branches).
+        let on_dir;
         let src = if is_bind(m) {
             let src = canonicalize(source).map_err(|err| {
                 tracing::error!("failed to canonicalize {:?}: {}", source, err);
                 err
             })?;
 
-            if src.is_dir() {
-                root.mkdir_all(container_dest, &dir_perm)?;
-            } else {
+            on_dir = src.is_dir();
+            if on_dir {
+                if !existing_is_dir {
+                    root.mkdir_all(container_dest, &dir_perm)?;
+                }
+            } else if existing.is_none() {
+                // berth: (an existing destination is used as it is, as upstream does when
+                // the create below fails because it exists)
                 let parent = container_dest
                     .parent()
                     .ok_or(MountError::Custom("destination has no parent".to_string()))?;
@@ -623,11 +707,31 @@ impl Mount {
 
             src
         } else {
-            root.mkdir_all(container_dest, &dir_perm)?;
+            on_dir = true;
+            if !existing_is_dir {
+                root.mkdir_all(container_dest, &dir_perm)?;
+            }
             PathBuf::from(source)
         };
 
-        let dest: OwnedFd = root.resolve(container_dest)?.into();
+        let dest: OwnedFd = match existing {
+            Some(handle) if existing_is_dir || !on_dir => handle.into(),
+            _ => root.resolve(container_dest)?.into(),
+        };
+        self.mount_onto(m, typ, &data_options, mount_option_config, src, dest)
+    }
+
+    /// berth: the second half of upstream's `mount_into_container`, unchanged: mount `src` (a
+    /// bind's source, or a file system's) onto the mount point `dest`.
+    fn mount_onto(
+        &self,
+        m: &SpecMount,
+        typ: Option<&str>,
+        data_options: &[String],
+        mount_option_config: &MountOptionConfig,
+        src: PathBuf,
+        dest: OwnedFd,
+    ) -> Result<()> {
         let dest_fd = dest.as_fd();
 
         // fd-based mount flow:
