@@ -93,8 +93,13 @@ class Daemons:
         # tmpfs, as both engines have them by default (/run/berth, /run/docker): on this
         # machine's disk (ext4 mounted with `discard`) every file deleted there would cost a
         # synchronous discard.
-        run = "/run" if os.path.ismount("/run") else None
-        self.run_tmp = tempfile.mkdtemp(prefix=prefix, dir=run)
+        run_is_tmpfs = subprocess.run(["stat", "-f", "-c", "%T", "/run"], capture_output=True,
+                                      text=True).stdout.strip() == "tmpfs"
+        self.run_tmp = tempfile.mkdtemp(prefix=prefix, dir="/run" if run_is_tmpfs else None)
+        if not run_is_tmpfs:
+            # A machine whose /run is a directory of its root disk (the development VM's): the
+            # exec roots get a tmpfs of their own, unmounted by close() with the rest.
+            check(["mount", "-t", "tmpfs", "-o", "mode=0711", "berth-bench-run", self.run_tmp])
         self.procs = []
         self.cgroup_parents = []
 
