@@ -39,7 +39,10 @@ pub fn bytes_body(b: impl Into<Bytes>) -> ReqBody {
 pub struct Client {
     socket: PathBuf,
     host: String,
-    version: String,
+    /// Whether the host was given (`-H`, `BERTH_HOST`): no daemon is started for it.
+    explicit: bool,
+    /// The API version in use; `None` until it is known (see `connect_lazy`).
+    version: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// Query string builder (`application/x-www-form-urlencoded`).
@@ -153,6 +156,21 @@ async fn ping(socket: &Path) -> Result<Option<String>, std::io::Error> {
         .map(str::to_string))
 }
 
+/// The daemon's newest API version from its answer to a client too new for it (Docker's
+/// words, which berth's daemon also uses): "client version 1.47 is too new. Maximum supported
+/// API version is 1.41".
+fn max_version_of(msg: &str) -> Option<String> {
+    let rest = msg
+        .split("is too new. Maximum supported API version is ")
+        .nth(1)?;
+    let v: String = rest
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (v.contains('.') && !v.starts_with('.') && !v.ends_with('.')).then_some(v)
+}
+
 /// Compare dotted versions ("1.41" < "1.45").
 pub fn version_lt(a: &str, b: &str) -> bool {
     let p = |s: &str| -> Vec<u64> { s.split('.').map(|x| x.parse().unwrap_or(0)).collect() };
@@ -186,22 +204,51 @@ impl Client {
     /// Connect to `host` (or the default), negotiate the API version, and start
     /// the daemon when the default socket is dead and we are root.
     pub async fn connect(host: Option<String>) -> Result<Client, CliError> {
+        let c = Client::connect_lazy(host)?;
+        c.negotiate().await?;
+        Ok(c)
+    }
+
+    /// A client that negotiates the API version only when it must: its first request with a
+    /// small body (`request`, `get`, `post`, `post_json`) goes at once with this client's own
+    /// version, and is sent again, once, with the daemon's when the daemon answers that it is
+    /// too new (as Docker's and berth's daemons do, before they act on the request). Against a
+    /// daemon of the same version that spares the `/_ping` round trip before every command.
+    /// A dead default socket is handled as `connect` does; streaming requests and hijacked
+    /// connections negotiate first.
+    pub fn connect_lazy(host: Option<String>) -> Result<Client, CliError> {
         let explicit = host.is_some();
         let host = host.unwrap_or_else(|| DEFAULT_HOST.to_string());
         let socket = socket_path(&host)?;
+        Ok(Client {
+            socket,
+            host,
+            explicit,
+            version: Default::default(),
+        })
+    }
+
+    /// Ping the daemon (starting it when the default socket is dead and we are root) and take
+    /// the older of its API version and ours, unless a version is known already.
+    async fn negotiate(&self) -> Result<(), CliError> {
+        if self.known_version().is_some() {
+            return Ok(());
+        }
+        let host = &self.host;
+        let socket = &self.socket;
         let cannot = || {
             CliError::msg(format!(
                 "Cannot connect to the berth daemon at {host}. Is the berth daemon running?"
             ))
         };
-        let server_version = match ping(&socket).await {
+        let server_version = match ping(socket).await {
             Ok(v) => v,
-            Err(_) if !explicit && nix::unistd::geteuid().is_root() => {
+            Err(_) if !self.explicit && nix::unistd::geteuid().is_root() => {
                 spawn_daemon().map_err(|_| cannot())?;
                 let deadline = std::time::Instant::now() + Duration::from_secs(10);
                 loop {
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    if let Ok(v) = ping(&socket).await {
+                    if let Ok(v) = ping(socket).await {
                         break v;
                     }
                     if std::time::Instant::now() > deadline {
@@ -215,23 +262,34 @@ impl Client {
             Some(v) if version_lt(&v, CLIENT_API_VERSION) => v,
             _ => CLIENT_API_VERSION.to_string(),
         };
-        Ok(Client {
-            socket,
-            host,
-            version,
-        })
+        self.set_version(version);
+        Ok(())
     }
 
-    pub fn api_version(&self) -> &str {
-        &self.version
+    fn known_version(&self) -> Option<String> {
+        self.version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_version(&self, v: String) {
+        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+    }
+
+    /// The API version in use (this client's own until one was negotiated).
+    pub fn api_version(&self) -> String {
+        self.known_version()
+            .unwrap_or_else(|| CLIENT_API_VERSION.to_string())
     }
 
     fn uri(&self, path: &str, query: &Query) -> String {
         let q = query.encode();
+        let v = self.api_version();
         if q.is_empty() {
-            format!("/v{}{}", self.version, path)
+            format!("/v{v}{path}")
         } else {
-            format!("/v{}{}?{}", self.version, path, q)
+            format!("/v{v}{path}?{q}")
         }
     }
 
@@ -263,10 +321,16 @@ impl Client {
         body: ReqBody,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>, CliError> {
+        self.negotiate().await?;
         let req = self.build(method, path, query, body, content_type);
         let resp = raw_send(&self.socket, req)
             .await
             .map_err(|e| self.send_error(e))?;
+        Self::checked(resp).await
+    }
+
+    /// A response, or its non-2xx status as `CliError::Daemon`.
+    async fn checked(resp: Response<Incoming>) -> Result<Response<Incoming>, CliError> {
         if resp.status().is_success() || resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             return Ok(resp);
         }
@@ -289,13 +353,38 @@ impl Client {
     ) -> Result<Bytes, CliError> {
         let (body, ct) = match json {
             Some(v) => (
-                bytes_body(serde_json::to_vec(v).unwrap_or_default()),
+                Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
                 Some("application/json"),
             ),
-            None => (empty_body(), None),
+            None => (Bytes::new(), None),
         };
-        let resp = self.send(method, path, query, body, ct).await?;
-        read_all(resp).await
+        if self.known_version().is_some() {
+            let resp = self.send(method, path, query, bytes_body(body), ct).await?;
+            return read_all(resp).await;
+        }
+        // No version yet: this client's own, and the daemon's if it says ours is too new.
+        let req = self.build(method.clone(), path, query, bytes_body(body.clone()), ct);
+        let resp = match raw_send(&self.socket, req).await {
+            Ok(resp) => resp,
+            // Nothing answers: as `connect` (which may start the daemon), then once more.
+            Err(SendError::Connect(_)) => {
+                let resp = self.send(method, path, query, bytes_body(body), ct).await?;
+                return read_all(resp).await;
+            }
+            Err(e) => return Err(self.send_error(e)),
+        };
+        if resp.status() == StatusCode::BAD_REQUEST {
+            let msg = error_message(&read_all(resp).await?);
+            if let Some(max) = max_version_of(&msg) {
+                self.set_version(max);
+                let resp = self.send(method, path, query, bytes_body(body), ct).await?;
+                return read_all(resp).await;
+            }
+            self.set_version(CLIENT_API_VERSION.to_string());
+            return Err(CliError::daemon(400, msg));
+        }
+        self.set_version(CLIENT_API_VERSION.to_string());
+        read_all(Self::checked(resp).await?).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &Query) -> Result<T, CliError> {
@@ -333,6 +422,7 @@ impl Client {
             ),
             None => (empty_body(), None),
         };
+        self.negotiate().await?;
         let mut req = self.build(Method::POST, path, query, body, ct);
         req.headers_mut()
             .insert("Connection", http::HeaderValue::from_static("Upgrade"));
@@ -376,6 +466,20 @@ pub fn error_message(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_new_answers() {
+        assert_eq!(
+            max_version_of("client version 1.47 is too new. Maximum supported API version is 1.41")
+                .as_deref(),
+            Some("1.41")
+        );
+        assert_eq!(max_version_of("No such container: x"), None);
+        assert_eq!(
+            max_version_of("client version 1.47 is too new. Maximum supported API version is "),
+            None
+        );
+    }
 
     #[test]
     fn versions() {

@@ -105,6 +105,53 @@ fn finish(env: Env, d: Option<Dockerd>) {
     }
 }
 
+/// The berth CLI against dockerd 20.10, whose newest API (1.41) is older than berth's: a
+/// command's first request goes without a `/_ping`, with berth's own version; dockerd's
+/// "client version ... is too new" makes the CLI send it again with 1.41, and what it does
+/// is done once. Other errors come through as they are.
+#[test]
+fn berth_cli_negotiates_down_to_dockerd() {
+    let d = dockerd!();
+    let env = Env::new();
+    d.import_busybox(&env.busybox_tar());
+    let berth = |args: &[&str]| {
+        Out::from(
+            Command::new(common::BERTH)
+                .arg("-H")
+                .arg(d.host())
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    };
+    // GET first (images), then a POST with a JSON body (create) as a command's first request.
+    let ids = berth(&["images", "-q", "busybox"]).ok().stdout;
+    assert_eq!(ids.trim(), inspect(d.docker(&["images", "-q", "busybox"])));
+    let id = inspect(berth(&[
+        "create",
+        "--name",
+        "negotiated",
+        "busybox",
+        "true",
+    ]));
+    assert_eq!(
+        inspect(d.docker(&["ps", "-aq", "--no-trunc", "-f", "name=negotiated"])),
+        id
+    );
+    // Created once: a second create with the name is refused by dockerd, in its words.
+    let o = berth(&["create", "--name", "negotiated", "busybox", "true"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("is already in use"), "{}", o.stderr);
+    let o = berth(&["inspect", "no-such-thing-here"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("No such object"), "{}", o.stderr);
+    assert!(!o.stderr.contains("too new"), "{}", o.stderr);
+    berth(&["rm", "negotiated"]).ok();
+    assert_eq!(inspect(d.docker(&["ps", "-aq"])), "");
+    finish(env, Some(d));
+}
+
 #[test]
 fn docker_save_archive_loads_into_berth() {
     let d = dockerd!();

@@ -42,7 +42,7 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
     {
         update::check_flags(a)?;
     }
-    let c = Client::connect(host).await?;
+    let c = Client::connect_lazy(host)?;
     match cmd {
         Cmd::Container(cc) | Cmd::ContainerGroup(ContainerGroupCmd::Common(cc)) => {
             container_cmd(&c, cc).await

@@ -102,7 +102,7 @@ pub async fn version(host: Option<String>, a: &VersionArgs) -> Result<i32> {
     }
     match c {
         Ok(c) => {
-            print!("{}", client_section(c.api_version()));
+            print!("{}", client_section(&c.api_version()));
             let server: Value = c.get("/version", &Query::new()).await?;
             println!();
             print!("{}", server_section(&server));
