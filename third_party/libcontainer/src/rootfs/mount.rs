@@ -667,8 +667,10 @@ impl Mount {
 
         let source = m.source().as_ref().ok_or(MountError::NoSource)?;
         let dir_perm = Permissions::from_mode(0o755);
-        // berth: whether the mount goes on a directory (upstream's two `mkdir_all` branches).
+        // berth: whether the mount goes on a directory (upstream's two `mkdir_all` branches),
+        // and the mount point when it was made here (`mkdir_in_root`).
         let on_dir;
+        let mut made: Option<OwnedFd> = None;
         let src = if is_bind(m) {
             let src = canonicalize(source).map_err(|err| {
                 tracing::error!("failed to canonicalize {:?}: {}", source, err);
@@ -678,7 +680,10 @@ impl Mount {
             on_dir = src.is_dir();
             if on_dir {
                 if !existing_is_dir {
-                    root.mkdir_all(container_dest, &dir_perm)?;
+                    made = mkdir_in_root(&root, container_dest);
+                    if made.is_none() {
+                        root.mkdir_all(container_dest, &dir_perm)?;
+                    }
                 }
             } else if existing.is_none() {
                 // berth: (an existing destination is used as it is, as upstream does when
@@ -686,36 +691,43 @@ impl Mount {
                 let parent = container_dest
                     .parent()
                     .ok_or(MountError::Custom("destination has no parent".to_string()))?;
-                root.mkdir_all(parent, &dir_perm)?;
+                made = create_in_root(&root, parent, container_dest.file_name());
+                if made.is_none() {
+                    root.mkdir_all(parent, &dir_perm)?;
 
-                match root.create_file(
-                    container_dest,
-                    OpenFlags::O_EXCL
-                        | OpenFlags::O_CREAT
-                        | OpenFlags::O_NOFOLLOW
-                        | OpenFlags::O_CLOEXEC,
-                    &Permissions::from_mode(0o644),
-                ) {
-                    Ok(_) => Ok(()),
-                    // If we get here, the file is already present, so continue.
-                    Err(create_err) => root
-                        .resolve(container_dest)
-                        .map(|_| ())
-                        .map_err(|_| create_err),
-                }?;
+                    match root.create_file(
+                        container_dest,
+                        OpenFlags::O_EXCL
+                            | OpenFlags::O_CREAT
+                            | OpenFlags::O_NOFOLLOW
+                            | OpenFlags::O_CLOEXEC,
+                        &Permissions::from_mode(0o644),
+                    ) {
+                        Ok(_) => Ok(()),
+                        // If we get here, the file is already present, so continue.
+                        Err(create_err) => root
+                            .resolve(container_dest)
+                            .map(|_| ())
+                            .map_err(|_| create_err),
+                    }?;
+                }
             };
 
             src
         } else {
             on_dir = true;
             if !existing_is_dir {
-                root.mkdir_all(container_dest, &dir_perm)?;
+                made = mkdir_in_root(&root, container_dest);
+                if made.is_none() {
+                    root.mkdir_all(container_dest, &dir_perm)?;
+                }
             }
             PathBuf::from(source)
         };
 
-        let dest: OwnedFd = match existing {
-            Some(handle) if existing_is_dir || !on_dir => handle.into(),
+        let dest: OwnedFd = match (existing, made) {
+            (Some(handle), _) if existing_is_dir || !on_dir => handle.into(),
+            (_, Some(fd)) => fd,
             _ => root.resolve(container_dest)?.into(),
         };
         self.mount_onto(m, typ, &data_options, mount_option_config, src, dest)
@@ -1100,6 +1112,96 @@ impl Mount {
             }
         }
     }
+}
+
+/// berth: `Root::mkdir_all(path, 0o755)` for the common case, without its re-open of the
+/// deepest existing directory through procfs (a few dozen system calls of procfs checks):
+/// that directory is resolved with `Root::resolve` (one openat2(RESOLVE_IN_ROOT |
+/// RESOLVE_NO_MAGICLINKS)) and must be a directory; then each missing component is made with
+/// mkdirat and opened with O_PATH | O_DIRECTORY | O_NOFOLLOW relative to the one before, as
+/// pathrs does. Returns the last directory, or `None` when anything is unusual (a path that is
+/// not plain names, a component that is not a directory, any error): the caller then goes
+/// upstream's way, which makes the same directories or reports the error.
+fn mkdir_in_root(root: &Root, path: &Path) -> Option<OwnedFd> {
+    use std::path::Component;
+    let mut names = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(n) => names.push(n),
+            _ => return None,
+        }
+    }
+    // The deepest ancestor (or the path itself) that exists.
+    let mut have = names.len();
+    let mut dir: OwnedFd = loop {
+        let sub: PathBuf = names[..have].iter().collect();
+        match root.resolve(Path::new("/").join(&sub)) {
+            Ok(h) => break h.into(),
+            Err(_) if have > 0 => have -= 1,
+            Err(_) => return None,
+        }
+    };
+    let is_dir = |fd: &OwnedFd| {
+        nix::sys::stat::fstat(fd.as_raw_fd())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    };
+    if !is_dir(&dir) {
+        return None;
+    }
+    for name in &names[have..] {
+        match nix::sys::stat::mkdirat(
+            Some(dir.as_raw_fd()),
+            *name,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(_) => return None,
+        }
+        let fd = nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            *name,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        // SAFETY: openat returned a new descriptor that nothing else owns.
+        dir = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    }
+    Some(dir)
+}
+
+/// berth: upstream's file-bind mount point (`mkdir_all` of the parent, then an O_EXCL |
+/// O_NOFOLLOW create, mode 0644) through `mkdir_in_root`: the new file, opened O_PATH |
+/// O_NOFOLLOW. `None` when that cannot be done (the name exists, any error): the caller then
+/// goes upstream's way.
+fn create_in_root(root: &Root, parent: &Path, name: Option<&std::ffi::OsStr>) -> Option<OwnedFd> {
+    let name = name?;
+    let dir = mkdir_in_root(root, parent)?;
+    let made = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::OFlag::O_CREAT
+            | nix::fcntl::OFlag::O_EXCL
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_CLOEXEC
+            | nix::fcntl::OFlag::O_WRONLY,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .ok()?;
+    let _ = nix::unistd::close(made);
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 /// Find parent mount of rootfs in given mount infos
