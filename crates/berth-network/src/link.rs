@@ -688,10 +688,9 @@ pub async fn connect(
     };
     // Hairpin mode on the bridge port: a packet the host sends back out the port it came in
     // on (a container reaching its own published port through a host address) is delivered.
-    let configured = match hairpin(host, &host_ifname).await {
-        Ok(()) => configure(netns, cfg).await,
-        Err(e) => Err(e),
-    };
+    // It and the container side are independent (two sockets): side by side.
+    let (hairpinned, configured) = tokio::join!(hairpin(host, &host_ifname), configure(netns, cfg));
+    let configured = hairpinned.and(configured);
     match configured {
         Ok(()) => Ok(Endpoint {
             host_ifname,
@@ -729,17 +728,33 @@ async fn configure(netns: BorrowedFd<'_>, cfg: &EndpointConfig) -> Result<()> {
         None => Netlink::in_netns(netns.as_fd())?,
         Some(_) => Netlink::in_netns_then(netns.as_fd(), || enable_ipv6(&cfg.ifname))?,
     };
-    let peer = ns.require(&cfg.ifname).await?;
-    ns.add_address(peer.index, cfg.address).await?;
-    if let Some(a6) = cfg.address6 {
-        ns.add_address6(peer.index, a6).await?;
-    }
-    ns.set_up(peer.index).await?;
-    if let Some(lo) = ns.link("lo").await? {
-        if !lo.up {
-            ns.set_up(lo.index).await?;
+    // Requests that do not depend on each other go out together (the kernel takes a socket's
+    // messages in order); the routes need the address and the link up first.
+    let (peer, lo) = tokio::join!(ns.require(&cfg.ifname), ns.link("lo"));
+    let peer = peer?;
+    let lo = lo?;
+    let address6 = async {
+        match cfg.address6 {
+            Some(a6) => ns.add_address6(peer.index, a6).await,
+            None => Ok(()),
         }
-    }
+    };
+    let lo_up = async {
+        match lo {
+            Some(lo) if !lo.up => ns.set_up(lo.index).await,
+            _ => Ok(()),
+        }
+    };
+    let (a, a6, up, lo_up) = tokio::join!(
+        ns.add_address(peer.index, cfg.address),
+        address6,
+        ns.set_up(peer.index),
+        lo_up
+    );
+    a?;
+    a6?;
+    up?;
+    lo_up?;
     if let Some(gw) = cfg.gateway {
         ns.add_default_route(peer.index, gw).await?;
     }
