@@ -99,7 +99,12 @@ class Daemons:
         if not run_is_tmpfs:
             # A machine whose /run is a directory of its root disk (the development VM's): the
             # exec roots get a tmpfs of their own, unmounted by close() with the rest.
-            check(["mount", "-t", "tmpfs", "-o", "mode=0711", "berth-bench-run", self.run_tmp])
+            try:
+                check(["mount", "-t", "tmpfs", "-o", "mode=0711", "berth-bench-run", self.run_tmp])
+            except Exception:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                shutil.rmtree(self.run_tmp, ignore_errors=True)
+                raise
         self.procs = []
         self.cgroup_parents = []
 

@@ -43,6 +43,8 @@ pub struct Client {
     explicit: bool,
     /// The API version in use; `None` until it is known (see `connect_lazy`).
     version: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// Held by the one task that pings (and may start the daemon) for all of this client's.
+    negotiating: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Query string builder (`application/x-www-form-urlencoded`).
@@ -225,12 +227,19 @@ impl Client {
             host,
             explicit,
             version: Default::default(),
+            negotiating: Default::default(),
         })
     }
 
     /// Ping the daemon (starting it when the default socket is dead and we are root) and take
     /// the older of its API version and ours, unless a version is known already.
     async fn negotiate(&self) -> Result<(), CliError> {
+        if self.known_version().is_some() {
+            return Ok(());
+        }
+        // One at a time (tasks of one command may come here together): the others find the
+        // version known once the first is done, and never start a second daemon.
+        let _one = self.negotiating.lock().await;
         if self.known_version().is_some() {
             return Ok(());
         }
@@ -380,7 +389,14 @@ impl Client {
                 let resp = self.send(method, path, query, bytes_body(body), ct).await?;
                 return read_all(resp).await;
             }
-            self.set_version(CLIENT_API_VERSION.to_string());
+            // Another daemon's words for "too new" (older dockerds say "client is newer than
+            // server"), or a request it refused: ask its version with `/_ping`, and send the
+            // request again if that is older than ours. A 400 is a refusal: nothing was done.
+            self.negotiate().await?;
+            if self.api_version() != CLIENT_API_VERSION {
+                let resp = self.send(method, path, query, bytes_body(body), ct).await?;
+                return read_all(resp).await;
+            }
             return Err(CliError::daemon(400, msg));
         }
         self.set_version(CLIENT_API_VERSION.to_string());

@@ -319,10 +319,16 @@ impl Daemon {
         let d = self.clone();
         let id = c.id.clone();
         let eps = eps.to_vec();
+        // An address or MAC the container asked for comes back with it at its next start.
+        let rec = c.record();
+        let pinned = rec.mac_address.is_some()
+            || crate::network::attachments(&rec)
+                .iter()
+                .any(|a| a.ipv4_address.is_some() || a.ipv6_address.is_some());
         let handle = tokio::runtime::Handle::current();
         let _ = tokio::task::spawn_blocking(move || {
             let _rt = handle.enter();
-            d.net.release(&id, &eps)
+            d.net.release(&id, &eps, pinned)
         })
         .await;
     }

@@ -720,21 +720,35 @@ impl Networks {
     /// batch for the namespaces that die together. A veth still there `VETH_GRACE` later (its
     /// namespace held by something else) is deleted then. Deleting each pair at once took the
     /// kernel's RTNL lock for its RCU grace periods just when the next container's veth was
-    /// being made: back-to-back `run --rm` on the bridge went from ~13 to ~30 ms. The address
-    /// and its MAC are not handed out again meanwhile (leases go round the subnet).
-    pub fn release(&self, id: &str, eps: &[EndpointRecord]) {
+    /// being made: back-to-back `run --rm` on the bridge went from ~13 to ~30 ms. Leases go
+    /// round the subnet, so the address and its MAC (made from it) are not handed out again
+    /// meanwhile, except an address or MAC the container asked for (`pinned`: its next start
+    /// gets them again) or on a small subnet (fewer than 256 addresses): those veths are
+    /// deleted at once, so that no two bridge ports carry the same MAC.
+    pub fn release(&self, id: &str, eps: &[EndpointRecord], pinned: bool) {
         self.unpublish(id);
         for net in self.list() {
             self.release_lease(&net, id);
         }
+        let small: HashSet<String> = self
+            .list()
+            .iter()
+            .filter(|n| n.cfg.subnet.prefix_len() > 24)
+            .map(|n| n.cfg.id.clone())
+            .collect();
         for ep in eps {
             let host = self.host.clone();
             let name = ep.host_ifname.clone();
+            let grace = !pinned && !small.contains(&ep.network_id);
             tokio::spawn(async move {
-                tokio::time::sleep(VETH_GRACE).await;
+                if grace {
+                    tokio::time::sleep(VETH_GRACE).await;
+                }
                 match link::disconnect(&host, &name).await {
-                    Ok(true) => tracing::debug!("removed {name}, still there after its container"),
-                    Ok(false) => {}
+                    Ok(true) if grace => {
+                        tracing::debug!("removed {name}, still there after its container")
+                    }
+                    Ok(_) => {}
                     Err(e) => tracing::warn!("cannot remove {name}: {e}"),
                 }
             });

@@ -6,8 +6,10 @@
 //! on `<dir>/shim.sock`, and then writes exactly one JSON line to its stdout: a [`Response`] with
 //! `pid` set to the container's init pid, or with `error` set. From then on the shim is on its own:
 //! the daemon may die and come back; it finds the shim again through `shim.sock`, and the
-//! container's state through `state.json` ([`State`]), which the shim rewrites atomically at each
-//! change.
+//! container's state through `state.json` ([`State`]), which the shim writes over itself at each
+//! change, in place, padded with spaces to its previous length (never truncated nor replaced, so
+//! no block of it is freed: on a disk mounted with `discard` that would be a synchronous discard
+//! on every start and exit). Read it after the shim's answer to `wait`, or once the shim is gone.
 //!
 //! ## Requests
 //!

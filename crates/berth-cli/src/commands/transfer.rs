@@ -78,15 +78,25 @@ impl Output {
             Ok(())
         }
         .await;
-        if let Some((_, tmp, dest)) = &self.file {
+        if let Some((f, tmp, dest)) = self.file.take() {
+            drop(f);
             match &r {
-                Ok(()) => tokio::fs::rename(tmp, dest).await?,
+                Ok(()) => tokio::fs::rename(&tmp, &dest).await?,
                 Err(_) => {
-                    let _ = tokio::fs::remove_file(tmp).await;
+                    let _ = tokio::fs::remove_file(&tmp).await;
                 }
             }
         }
         r.map(|()| total)
+    }
+}
+
+impl Drop for Output {
+    /// An output never copied into (the request failed first): its temporary file goes.
+    fn drop(&mut self) {
+        if let Some((_, tmp, _)) = self.file.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 
