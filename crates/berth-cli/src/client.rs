@@ -41,10 +41,10 @@ pub struct Client {
     host: String,
     /// Whether the host was given (`-H`, `BERTH_HOST`): no daemon is started for it.
     explicit: bool,
-    /// The API version in use; `None` until it is known (see `connect_lazy`).
-    version: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-    /// Held by the one task that pings (and may start the daemon) for all of this client's.
-    negotiating: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The API version in use, once it is known (see `connect_lazy`). Its initialization is
+    /// single-flight: tasks of one command that need it together wait for one `/_ping` (and at
+    /// most one start of the daemon).
+    version: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// Query string builder (`application/x-www-form-urlencoded`).
@@ -213,8 +213,8 @@ impl Client {
 
     /// A client that negotiates the API version only when it must: its first request with a
     /// small body (`request`, `get`, `post`, `post_json`) goes at once with this client's own
-    /// version, and is sent again, once, with the daemon's when the daemon answers that it is
-    /// too new (as Docker's and berth's daemons do, before they act on the request). Against a
+    /// version, and is sent again, once, with the daemon's when the daemon refuses it (a 400:
+    /// "too new", or other words, then a `/_ping` says its version) before acting on it. Against a
     /// daemon of the same version that spares the `/_ping` round trip before every command.
     /// A dead default socket is handled as `connect` does; streaming requests and hijacked
     /// connections negotiate first.
@@ -227,22 +227,20 @@ impl Client {
             host,
             explicit,
             version: Default::default(),
-            negotiating: Default::default(),
         })
     }
 
     /// Ping the daemon (starting it when the default socket is dead and we are root) and take
     /// the older of its API version and ours, unless a version is known already.
     async fn negotiate(&self) -> Result<(), CliError> {
-        if self.known_version().is_some() {
-            return Ok(());
-        }
-        // One at a time (tasks of one command may come here together): the others find the
-        // version known once the first is done, and never start a second daemon.
-        let _one = self.negotiating.lock().await;
-        if self.known_version().is_some() {
-            return Ok(());
-        }
+        self.version
+            .get_or_try_init(|| self.ping_version())
+            .await
+            .map(|_| ())
+    }
+
+    /// The API version to use, from `/_ping` (see `negotiate`).
+    async fn ping_version(&self) -> Result<String, CliError> {
         let host = &self.host;
         let socket = &self.socket;
         let cannot = || {
@@ -267,28 +265,22 @@ impl Client {
             }
             Err(_) => return Err(cannot()),
         };
-        let version = match server_version {
+        Ok(match server_version {
             Some(v) if version_lt(&v, CLIENT_API_VERSION) => v,
             _ => CLIENT_API_VERSION.to_string(),
-        };
-        self.set_version(version);
-        Ok(())
+        })
     }
 
-    fn known_version(&self) -> Option<String> {
-        self.version
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
+    /// Settle on `v`, unless a version is known already.
     fn set_version(&self, v: String) {
-        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+        let _ = self.version.set(v);
     }
 
     /// The API version in use (this client's own until one was negotiated).
     pub fn api_version(&self) -> String {
-        self.known_version()
+        self.version
+            .get()
+            .cloned()
             .unwrap_or_else(|| CLIENT_API_VERSION.to_string())
     }
 
@@ -367,7 +359,7 @@ impl Client {
             ),
             None => (Bytes::new(), None),
         };
-        if self.known_version().is_some() {
+        if self.version.initialized() {
             let resp = self.send(method, path, query, bytes_body(body), ct).await?;
             return read_all(resp).await;
         }

@@ -727,19 +727,17 @@ impl Networks {
     /// deleted at once, so that no two bridge ports carry the same MAC.
     pub fn release(&self, id: &str, eps: &[EndpointRecord], pinned: bool) {
         self.unpublish(id);
-        for net in self.list() {
-            self.release_lease(&net, id);
+        let nets = self.list();
+        for net in &nets {
+            self.release_lease(net, id);
         }
-        let small: HashSet<String> = self
-            .list()
-            .iter()
-            .filter(|n| n.cfg.subnet.prefix_len() > 24)
-            .map(|n| n.cfg.id.clone())
-            .collect();
         for ep in eps {
             let host = self.host.clone();
             let name = ep.host_ifname.clone();
-            let grace = !pinned && !small.contains(&ep.network_id);
+            let small = nets
+                .iter()
+                .any(|n| n.cfg.id == ep.network_id && n.cfg.subnet.prefix_len() > 24);
+            let grace = !pinned && !small;
             tokio::spawn(async move {
                 if grace {
                     tokio::time::sleep(VETH_GRACE).await;

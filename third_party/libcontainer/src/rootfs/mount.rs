@@ -265,19 +265,6 @@ impl Mount {
             tracing::error!("failed to mount tmpfs for cgroup: {}", err);
             err
         })?;
-        // berth: the tmpfs just mounted, whose subsystem directories the namespaced mounts
-        // below make and open directly in it. Nothing else can have changed it: it was mounted
-        // a moment ago in the init's own mount namespace, before anything of the container
-        // runs. This spares each of the host's v1 hierarchies a safe `mkdir_all` through the
-        // container's rootfs (about seventy system calls of procfs checks per subsystem).
-        let cgroup_tmpfs: Option<OwnedFd> = Root::open(options.root)
-            .and_then(|r| r.resolve(cgroup_mount.destination()))
-            .ok()
-            .map(OwnedFd::from)
-            .filter(|fd| {
-                nix::sys::statfs::fstatfs(fd)
-                    .is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
-            });
 
         // get all cgroup mounts on the host system
         let host_mounts: Vec<PathBuf> = libcgroups::v1::util::list_subsystem_mount_points()
@@ -344,7 +331,6 @@ impl Mount {
                         options,
                         subsystem_name,
                         subsystem_name == "systemd",
-                        cgroup_tmpfs.as_ref().map(|fd| fd.as_fd()),
                     )?;
                 } else {
                     self.setup_emulated_subsystem(
@@ -375,7 +361,6 @@ impl Mount {
         options: &MountOptions,
         subsystem_name: &str,
         named: bool,
-        cgroup_tmpfs: Option<BorrowedFd<'_>>,
     ) -> Result<()> {
         tracing::debug!(
             "Mounting (namespaced) {:?} cgroup subsystem",
@@ -409,41 +394,11 @@ impl Mount {
             rec_attr: None,
         };
 
-        // berth: the mount point made and opened in the cgroup tmpfs (see mount_cgroup_v1);
-        // a name with a '/' (none is) goes the generic way.
-        let mount_point = match cgroup_tmpfs {
-            Some(dir) if !subsystem_name.contains('/') => {
-                let dir = dir.as_raw_fd();
-                match nix::sys::stat::mkdirat(
-                    Some(dir),
-                    subsystem_name,
-                    nix::sys::stat::Mode::from_bits_truncate(0o755),
-                ) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(SyscallError::Nix(e).into()),
-                }
-                let fd = nix::fcntl::openat(
-                    Some(dir),
-                    subsystem_name,
-                    nix::fcntl::OFlag::O_PATH
-                        | nix::fcntl::OFlag::O_DIRECTORY
-                        | nix::fcntl::OFlag::O_NOFOLLOW
-                        | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .map_err(SyscallError::Nix)?;
-                // SAFETY: openat returned a new descriptor that nothing else owns.
-                Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-            }
-            _ => None,
-        };
-
-        self.mount_into_container_at(
+        self.mount_into_container(
             &subsystem_mount,
             options.root,
             &mount_options_config,
             options.label,
-            mount_point,
         )
         .map_err(|err| {
             tracing::error!("failed to mount {subsystem_mount:?}: {err}");
@@ -617,19 +572,6 @@ impl Mount {
         mount_option_config: &MountOptionConfig,
         label: Option<&str>,
     ) -> Result<()> {
-        self.mount_into_container_at(m, rootfs, mount_option_config, label, None)
-    }
-
-    /// berth: `mount_into_container`, onto `mount_point` when the caller has it already (a
-    /// directory it made itself, in a file system it has just mounted).
-    fn mount_into_container_at(
-        &self,
-        m: &SpecMount,
-        rootfs: &Path,
-        mount_option_config: &MountOptionConfig,
-        label: Option<&str>,
-        mount_point: Option<OwnedFd>,
-    ) -> Result<()> {
         let typ = m.typ().as_deref();
         let mut data_options = mount_option_config.data.clone();
 
@@ -646,24 +588,12 @@ impl Mount {
         let root = Root::open(rootfs)?;
         let container_dest = m.destination();
 
-        if let Some(dest) = mount_point {
-            let src = if is_bind(m) {
-                canonicalize(m.source().as_ref().ok_or(MountError::NoSource)?)?
-            } else {
-                PathBuf::from(m.source().as_ref().ok_or(MountError::NoSource)?)
-            };
-            return self.mount_onto(m, typ, &data_options, mount_option_config, src, dest);
-        }
-
-        // berth: the destination as it already is, if it is there. `root.resolve` is the single
-        // openat2(RESOLVE_IN_ROOT) lookup that upstream makes for `dest` below; upstream's
+        // berth: the destination as it already is, if it is there (`resolve_in_root`: the
+        // openat2(RESOLVE_IN_ROOT) lookup that upstream makes for `dest` below); upstream's
         // `mkdir_all` on a directory that exists only resolves it again and re-opens it through
         // procfs, a few dozen system calls of checks for every mount of every container.
-        let existing = root.resolve(container_dest).ok();
-        let existing_is_dir = existing.as_ref().is_some_and(|h| {
-            nix::sys::stat::fstat(h.as_fd().as_raw_fd())
-                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-        });
+        let existing = resolve_in_root(&root, container_dest);
+        let existing_is_dir = existing.as_ref().is_some_and(|fd| is_dir(fd.as_fd()));
 
         let source = m.source().as_ref().ok_or(MountError::NoSource)?;
         let dir_perm = Permissions::from_mode(0o755);
@@ -726,24 +656,10 @@ impl Mount {
         };
 
         let dest: OwnedFd = match (existing, made) {
-            (Some(handle), _) if existing_is_dir || !on_dir => handle.into(),
+            (Some(fd), _) if existing_is_dir || !on_dir => fd,
             (_, Some(fd)) => fd,
             _ => root.resolve(container_dest)?.into(),
         };
-        self.mount_onto(m, typ, &data_options, mount_option_config, src, dest)
-    }
-
-    /// berth: the second half of upstream's `mount_into_container`, unchanged: mount `src` (a
-    /// bind's source, or a file system's) onto the mount point `dest`.
-    fn mount_onto(
-        &self,
-        m: &SpecMount,
-        typ: Option<&str>,
-        data_options: &[String],
-        mount_option_config: &MountOptionConfig,
-        src: PathBuf,
-        dest: OwnedFd,
-    ) -> Result<()> {
         let dest_fd = dest.as_fd();
 
         // fd-based mount flow:
@@ -1114,9 +1030,28 @@ impl Mount {
     }
 }
 
+/// berth: whether `fd` (an O_PATH descriptor will do) is a directory.
+fn is_dir(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+/// berth: `Root::resolve(path)` as a probe: the same openat2(O_PATH, RESOLVE_IN_ROOT |
+/// RESOLVE_NO_MAGICLINKS) from the root, and `None` for any error (pathrs's error is an
+/// `Error` whose making reads the root's path through procfs, with its checks: a dozen system
+/// calls for each mount point that is not there yet).
+fn resolve_in_root(root: &Root, path: &Path) -> Option<OwnedFd> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = nix::fcntl::openat2(root.as_fd().as_raw_fd(), path, how).ok()?;
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
 /// berth: `Root::mkdir_all(path, 0o755)` for the common case, without its re-open of the
 /// deepest existing directory through procfs (a few dozen system calls of procfs checks):
-/// that directory is resolved with `Root::resolve` (one openat2(RESOLVE_IN_ROOT |
+/// that directory is resolved with `resolve_in_root` (one openat2(RESOLVE_IN_ROOT |
 /// RESOLVE_NO_MAGICLINKS)) and must be a directory; then each missing component is made with
 /// mkdirat and opened with O_PATH | O_DIRECTORY | O_NOFOLLOW relative to the one before, as
 /// pathrs does. Returns the last directory, or `None` when anything is unusual (a path that is
@@ -1136,17 +1071,13 @@ fn mkdir_in_root(root: &Root, path: &Path) -> Option<OwnedFd> {
     let mut have = names.len();
     let mut dir: OwnedFd = loop {
         let sub: PathBuf = names[..have].iter().collect();
-        match root.resolve(Path::new("/").join(&sub)) {
-            Ok(h) => break h.into(),
-            Err(_) if have > 0 => have -= 1,
-            Err(_) => return None,
+        match resolve_in_root(root, &Path::new("/").join(&sub)) {
+            Some(fd) => break fd,
+            None if have > 0 => have -= 1,
+            None => return None,
         }
     };
-    let is_dir = |fd: &OwnedFd| {
-        nix::sys::stat::fstat(fd.as_raw_fd())
-            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-    };
-    if !is_dir(&dir) {
+    if !is_dir(dir.as_fd()) {
         return None;
     }
     for name in &names[have..] {
