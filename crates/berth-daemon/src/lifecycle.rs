@@ -1,12 +1,15 @@
 //! Start, stop, kill, restart, pause, remove, rename and wait; the exit monitor; reconciling
 //! with shims after a daemon restart.
 
-use crate::container::{Container, Status};
+use crate::container::{Container, ContainerRecord, Status};
+use crate::network::{EndpointRecord, Planned};
 use crate::shim_client;
 use crate::Daemon;
 pub use berth_api::types::WaitCondition;
 use berth_api::{ApiError, ErrorKind};
 use berth_runtime::shim::Request;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,55 +116,89 @@ impl Daemon {
                 return Err(e);
             }
         };
-        let ready = self.shims.spawn(&bundle).await;
-        let t_shim = t0.elapsed();
-        let ready = match ready {
-            Ok(r) if r.ok => r,
-            Ok(r) => {
-                self.release_network(c, &[]).await;
-                Err(self.start_failed(c, r.error.unwrap_or_default()))?
-            }
+        // The shim creates the container in the network namespace it made ahead; its networks
+        // are plugged in meanwhile (the veth pairs, addresses and routes, ~1 ms of the kernel's
+        // work on the bridge), not after the shim is ready.
+        let mut handed = match self.shims.hand(&bundle).await {
+            Ok(h) => h,
             Err(e) => {
                 self.release_network(c, &[]).await;
                 Err(self.start_failed(c, e.message))?
             }
         };
-        let pid = ready.pid.unwrap_or(0);
-        // The init exists, in its new network namespace, and waits for `start`: plug it in,
-        // `eth0` first; the first network with a gateway gives the default route.
-        let mut endpoints = Vec::new();
-        let mut routed = false;
-        for (i, p) in planned.iter().enumerate() {
-            let mac = if i == 0 {
-                rec.mac_address.as_deref()
-            } else {
-                None
-            };
-            let route = !routed && !p.net.cfg.internal;
-            match self
-                .net
-                .connect(
-                    &p.net,
-                    &c.id,
-                    pid,
-                    &format!("eth{i}"),
-                    (p.ip, p.ip6),
-                    mac,
-                    route,
-                )
-                .await
-            {
-                Ok(ep) => {
-                    routed |= ep.gateway.is_some();
-                    endpoints.push(ep);
-                }
-                Err(e) => {
-                    let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
-                    self.release_network(c, &endpoints).await;
-                    return Err(self.network_failed(c, &p.net.cfg.bridge, e));
-                }
+        // The namespace and its identity (device, inode), to check the init's against.
+        let early_ns = handed
+            .netns
+            .take()
+            .filter(|_| !planned.is_empty())
+            .and_then(|ns| {
+                let m = std::fs::File::from(ns);
+                let id = m.metadata().ok().map(|md| (md.dev(), md.ino()))?;
+                Some((m, id))
+            });
+        let early = async {
+            match &early_ns {
+                Some((ns, _)) => Some(self.connect_planned(c, &rec, &planned, ns.as_fd()).await),
+                None => None,
             }
-        }
+        };
+        let (ready, early) = tokio::join!(handed.ready(), early);
+        let t_shim = t0.elapsed();
+        let ready = match ready {
+            Ok(r) if r.ok => r,
+            Ok(r) => {
+                let made = early.map(|r| r.unwrap_or_else(|(eps, _, _)| eps));
+                self.release_network(c, made.as_deref().unwrap_or(&[]))
+                    .await;
+                return Err(self.start_failed(c, r.error.unwrap_or_default()));
+            }
+            Err(e) => {
+                let made = early.map(|r| r.unwrap_or_else(|(eps, _, _)| eps));
+                self.release_network(c, made.as_deref().unwrap_or(&[]))
+                    .await;
+                return Err(self.start_failed(c, e.message));
+            }
+        };
+        let pid = ready.pid.unwrap_or(0);
+        // The init's namespace should be the one plugged in above; if it is not (the shim made
+        // another), those veths go and the init's namespace is plugged in now.
+        let joined = early_ns.as_ref().is_some_and(|(_, id)| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|m| (m.dev(), m.ino()) == *id)
+        });
+        let early = match early {
+            Some(r) if joined => Some(r),
+            Some(r) => {
+                tracing::warn!(id = %c.id, "the container did not join its shim's network namespace");
+                for ep in &r.unwrap_or_else(|(eps, _, _)| eps) {
+                    self.net.delete_veth(ep).await;
+                }
+                None
+            }
+            None => None,
+        };
+        // The init holds its namespace now; the daemon lets go of it.
+        drop(early_ns);
+        let connected = match early {
+            Some(r) => r,
+            None if planned.is_empty() => Ok(Vec::new()),
+            None => match std::fs::File::open(format!("/proc/{pid}/ns/net")) {
+                Ok(ns) => self.connect_planned(c, &rec, &planned, ns.as_fd()).await,
+                Err(e) => Err((
+                    Vec::new(),
+                    "the container's network namespace".to_string(),
+                    e.to_string(),
+                )),
+            },
+        };
+        let mut endpoints = match connected {
+            Ok(eps) => eps,
+            Err((eps, what, e)) => {
+                let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+                self.release_network(c, &eps).await;
+                return Err(self.network_failed(c, &what, e));
+            }
+        };
         // Its published ports, on its first network: host ports held, DNAT rules written.
         if let Some(ep) = endpoints.first_mut() {
             let published = match crate::network::port_requests(
@@ -246,6 +283,48 @@ impl Daemon {
             "container started"
         );
         Ok(())
+    }
+
+    /// Plug the container into its planned networks inside the namespace `ns`: `eth0` first,
+    /// the first network with a gateway gives the default route. On an error, the endpoints
+    /// made so far, what failed (the bridge) and why.
+    async fn connect_planned(
+        &self,
+        c: &Arc<Container>,
+        rec: &ContainerRecord,
+        planned: &[Planned],
+        ns: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<Vec<EndpointRecord>, (Vec<EndpointRecord>, String, String)> {
+        let mut endpoints = Vec::new();
+        let mut routed = false;
+        for (i, p) in planned.iter().enumerate() {
+            let mac = if i == 0 {
+                rec.mac_address.as_deref()
+            } else {
+                None
+            };
+            let route = !routed && !p.net.cfg.internal;
+            match self
+                .net
+                .connect_in(
+                    &p.net,
+                    &c.id,
+                    ns,
+                    &format!("eth{i}"),
+                    (p.ip, p.ip6),
+                    mac,
+                    route,
+                )
+                .await
+            {
+                Ok(ep) => {
+                    routed |= ep.gateway.is_some();
+                    endpoints.push(ep);
+                }
+                Err(e) => return Err((endpoints, p.net.cfg.bridge.clone(), e)),
+            }
+        }
+        Ok(endpoints)
     }
 
     /// Record a failed start the way Docker does and build the error the client sees.

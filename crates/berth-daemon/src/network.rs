@@ -35,7 +35,7 @@ use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -676,6 +676,25 @@ impl Networks {
         id: &str,
         pid: i32,
         ifname: &str,
+        addresses: (Ipv4Addr, Option<Ipv6Addr>),
+        mac: Option<&str>,
+        default_route: bool,
+    ) -> Result<EndpointRecord, String> {
+        let ns =
+            link::open_netns(format!("/proc/{pid}/ns/net").as_ref()).map_err(|e| e.to_string())?;
+        self.connect_in(net, id, ns.as_fd(), ifname, addresses, mac, default_route)
+            .await
+    }
+
+    /// [`Self::connect`] into the network namespace `ns` (one a container's init has joined,
+    /// or will join: the spare shim's, plugged in while the shim creates the container).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn connect_in(
+        &self,
+        net: &Net,
+        id: &str,
+        ns: BorrowedFd<'_>,
+        ifname: &str,
         (ip, ip6): (Ipv4Addr, Option<Ipv6Addr>),
         mac: Option<&str>,
         default_route: bool,
@@ -683,8 +702,6 @@ impl Networks {
         let prefix = net.cfg.subnet.prefix_len();
         let gateway = (default_route && !net.cfg.internal).then_some(net.cfg.gateway);
         let prefix6 = net.cfg.subnet6.map(|s| s.prefix_len()).unwrap_or(0);
-        let ns =
-            link::open_netns(format!("/proc/{pid}/ns/net").as_ref()).map_err(|e| e.to_string())?;
         let address = Ipv4Net::new(ip, prefix).map_err(|e| e.to_string())?;
         let mut cfg = link::EndpointConfig::new(&net.cfg.bridge, address, gateway);
         cfg.ifname = ifname.to_string();
@@ -693,7 +710,7 @@ impl Networks {
             cfg.address6 = Some(Ipv6Net::new(ip6, prefix6).map_err(|e| e.to_string())?);
             cfg.gateway6 = net.cfg.gateway6.filter(|_| gateway.is_some());
         }
-        let ep = link::connect(&self.host, ns.as_fd(), &cfg)
+        let ep = link::connect(&self.host, ns, &cfg)
             .await
             .map_err(|e| e.to_string())?;
         tracing::debug!(%id, veth = %ep.host_ifname, %ip, "connected to {}", net.cfg.bridge);
@@ -750,6 +767,13 @@ impl Networks {
                     Err(e) => tracing::warn!("cannot remove {name}: {e}"),
                 }
             });
+        }
+    }
+
+    /// Delete the veth pair of `ep` (made in a namespace the container did not join).
+    pub async fn delete_veth(&self, ep: &EndpointRecord) {
+        if let Err(e) = link::disconnect(&self.host, &ep.host_ifname).await {
+            tracing::warn!(veth = %ep.host_ifname, "cannot delete: {e}");
         }
     }
 

@@ -2,6 +2,7 @@
 
 use berth_api::ApiError;
 use berth_runtime::shim::{self, FrameKind, Request, Response};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -22,8 +23,53 @@ pub struct Shims {
 /// only detaches it, is reaped in the background).
 struct Spare {
     stdin: tokio::process::ChildStdin,
-    stdout: tokio::process::ChildStdout,
+    stdout: BufReader<tokio::process::ChildStdout>,
 }
+
+/// A shim handed a container's bundle, whose ready line is still to come
+/// ([`Shims::hand`], [`Handed::ready`]).
+pub struct Handed {
+    stdout: BufReader<tokio::process::ChildStdout>,
+    dir: PathBuf,
+    /// The network namespace the shim made ahead and announced (opened through /proc), which
+    /// a container with a namespace of its own joins: its networks can be plugged in while
+    /// the shim creates it. Checked against the init's once it is ready.
+    pub netns: Option<std::os::fd::OwnedFd>,
+}
+
+/// Read a spare's first line, `netns <pid> <fd>` (or `netns -`), and open that namespace.
+/// `None` when it made none or the line is not that (it is then not read again: a spare
+/// announces before it reads its directory, so the ready line cannot be taken for it).
+async fn announced_netns(
+    stdout: &mut BufReader<tokio::process::ChildStdout>,
+) -> Option<std::os::fd::OwnedFd> {
+    let mut line = String::new();
+    // A spare announces within milliseconds of its exec; one that does not is not waited for
+    // long (its ready line then ends the wait for it as usual).
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        stdout.read_line(&mut line),
+    )
+    .await;
+    if !matches!(read, Ok(Ok(n)) if n > 0) {
+        return None;
+    }
+    let mut words = line.split_whitespace();
+    if words.next() != Some("netns") {
+        return None;
+    }
+    let pid: u32 = words.next()?.parse().ok()?;
+    let fd: u32 = words.next()?.parse().ok()?;
+    let path = format!("/proc/{pid}/fd/{fd}");
+    let f = std::fs::File::open(&path).ok()?;
+    // Only a network namespace is taken (a recycled pid or descriptor would be another file).
+    // SAFETY: ioctl NS_GET_NSTYPE on a descriptor this function owns; no memory is passed.
+    let kind = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE) };
+    (kind == libc::CLONE_NEWNET).then(|| f.into())
+}
+
+/// `NS_GET_NSTYPE` (linux/nsfs.h): the namespace type of an nsfs descriptor.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
 /// glibc's malloc settings for a shim (`GLIBC_TUNABLES`, after any the daemon was given): no
 /// per-thread cache of freed blocks. A shim is single-threaded and allocates little once its
@@ -54,6 +100,7 @@ impl Shims {
         let mut child = tokio::process::Command::new(&self.exe)
             .arg("shim")
             .arg("--spare")
+            .arg("--announce-netns")
             .env("GLIBC_TUNABLES", shim_tunables())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -65,7 +112,10 @@ impl Shims {
             let _ = child.wait().await;
         });
         match (stdin, stdout) {
-            (Some(stdin), Some(stdout)) => Ok(Spare { stdin, stdout }),
+            (Some(stdin), Some(stdout)) => Ok(Spare {
+                stdin,
+                stdout: BufReader::new(stdout),
+            }),
             _ => Err(std::io::Error::other("shim has no stdin or stdout")),
         }
     }
@@ -81,15 +131,15 @@ impl Shims {
         }
     }
 
-    /// Run a shim for the bundle `dir` and wait for its ready line. Returns the ready response
-    /// (with init's pid) or the shim's error.
-    pub async fn spawn(self: &std::sync::Arc<Self>, dir: &Path) -> Result<Response, ApiError> {
+    /// Hand the bundle `dir` to a shim (the spare, else a new one), taking the network
+    /// namespace it announced. Its ready line is read by [`Handed::ready`].
+    pub async fn hand(self: &std::sync::Arc<Self>, dir: &Path) -> Result<Handed, ApiError> {
         let mut line = dir.as_os_str().as_encoded_bytes().to_vec();
         line.push(b'\n');
         let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
         // The spare, else (or if it died before it could be handed the directory: its stdin
         // has no reader) a new one.
-        let mut stdout = None;
+        let mut handed = None;
         for candidate in [spare, None] {
             let mut c = match candidate {
                 Some(c) => c,
@@ -97,22 +147,43 @@ impl Shims {
                     .start_spare()
                     .map_err(|e| ApiError::internal(format!("cannot start shim: {e}")))?,
             };
+            // Its announcement comes before it reads the directory: taken first.
+            let netns = announced_netns(&mut c.stdout).await;
             if c.stdin.write_all(&line).await.is_ok() {
-                stdout = Some(c.stdout);
+                handed = Some(Handed {
+                    stdout: c.stdout,
+                    dir: dir.to_path_buf(),
+                    netns,
+                });
                 break;
             }
         }
         // Another spare for the next start (also after one died or could not be started).
         let me = self.clone();
         tokio::spawn(async move { me.refill() });
-        let stdout = stdout.ok_or_else(|| ApiError::internal("cannot start shim"))?;
+        handed.ok_or_else(|| ApiError::internal("cannot start shim"))
+    }
+}
+
+impl Handed {
+    /// Wait for the shim's ready line. Returns the ready response (with init's pid) or the
+    /// shim's error.
+    pub async fn ready(mut self) -> Result<Response, ApiError> {
         let mut line = String::new();
-        let n = BufReader::new(stdout)
-            .read_line(&mut line)
-            .await
-            .map_err(|e| ApiError::internal(format!("cannot read from shim: {e}")))?;
+        let n = loop {
+            line.clear();
+            let n = self
+                .stdout
+                .read_line(&mut line)
+                .await
+                .map_err(|e| ApiError::internal(format!("cannot read from shim: {e}")))?;
+            // (an announcement that came after `hand` stopped waiting for it)
+            if !line.starts_with("netns ") {
+                break n;
+            }
+        };
         if n == 0 {
-            let log = std::fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(self.dir.join("shim.log")).unwrap_or_default();
             let last = log.lines().last().unwrap_or("shim exited without a word");
             return Err(ApiError::internal(format!("failed to start shim: {last}")));
         }

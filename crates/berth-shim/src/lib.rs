@@ -109,7 +109,12 @@ fn serve(dir: &Path, cfg: ShimConfig, started: Instant) -> i32 {
 /// directory of the container to run, and goes on as `berth shim --dir <dir>`; end of input
 /// (the daemon went away without using it) ends it. The daemon keeps one ready, so that a
 /// start does not wait for the shim's exec and loading.
-pub fn spare() -> i32 {
+///
+/// With `announce` (`--announce-netns`), it first writes on its stdout where the daemon can
+/// open the network namespace it made ahead, `netns <pid> <fd>` (`netns -` if it made none):
+/// a container with a namespace of its own gets that one, and the daemon plugs its networks
+/// in while this shim creates the container.
+pub fn spare(announce: bool) -> i32 {
     // Detach first, while no start waits: the daemon reaps the process it started at once and
     // talks to the detached shim through the pipes it inherited.
     match detach_early() {
@@ -118,6 +123,21 @@ pub fn spare() -> i32 {
         Err(_) => return 1,
     }
     runtime::premake_netns();
+    if announce {
+        let line = match runtime::premade_netns_fd() {
+            Some(fd) => format!("netns {} {fd}\n", std::process::id()),
+            None => "netns -\n".to_string(),
+        };
+        // The daemon reads this line first, the ready line later.
+        let mut out = io::stdout().lock();
+        if out
+            .write_all(line.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return 1;
+        }
+    }
     runtime::warm_cgroup_mounts();
     let Some(line) = read_stdin_line() else {
         return 0;

@@ -157,6 +157,16 @@ pub fn premake_netns() {
     }
 }
 
+/// The descriptor of the namespace [`premake_netns`] made, if any (for the daemon, which
+/// opens it through /proc while this spare waits).
+pub fn premade_netns_fd() -> Option<i32> {
+    PREMADE_NETNS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|fd| fd.as_raw_fd())
+}
+
 /// The namespace [`premake_netns`] made, if any: a container that does not take it lets it go.
 fn take_premade_netns() -> Option<OwnedFd> {
     PREMADE_NETNS

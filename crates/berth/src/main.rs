@@ -67,9 +67,10 @@ fn shim(args: &[OsString]) -> i32 {
             }
         }
         if a == "--spare" {
-            return berth_shim::spare();
+            let announce = args.iter().any(|a| a == "--announce-netns");
+            return berth_shim::spare(announce);
         }
     }
-    eprintln!("usage: berth shim --dir <container-state-dir> | --spare");
+    eprintln!("usage: berth shim --dir <container-state-dir> | --spare [--announce-netns]");
     2
 }
