@@ -408,8 +408,15 @@ impl Networks {
         }
         let user_subnets: Vec<Ipv4Net> = users.iter().map(|n| n.cfg.subnet).collect();
 
-        let saved =
-            ipam::NetworkAddresses::load(&leases_dir, NETWORK).map_err(|e| setup(e.to_string()))?;
+        // A leases file that does not parse (a write torn by a crash) is replaced: the
+        // containers' records say which addresses are taken (`reconcile`).
+        let saved = match ipam::NetworkAddresses::load(&leases_dir, NETWORK) {
+            Err(e @ ipam::IpamError::Corrupt { .. }) => {
+                tracing::warn!("the default bridge's leases are lost: {e}");
+                None
+            }
+            r => r.map_err(|e| setup(e.to_string()))?,
+        };
         let existing = host.link(BRIDGE).await.map_err(|e| setup(e.to_string()))?;
         let leases = match (config.bip, saved) {
             (Some((gw, subnet)), Some(s)) if s.subnet() == subnet && s.gateway() == gw => s,

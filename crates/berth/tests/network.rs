@@ -356,6 +356,34 @@ fn kill_9_of_the_daemon_keeps_addresses_and_cleans_what_is_gone() {
 }
 
 #[test]
+fn a_torn_leases_file_is_rebuilt_from_the_records() {
+    // The leases are written in place; a crash in the middle of a write leaves a file that
+    // does not parse. The daemon starts anyway and takes the addresses from the records.
+    let mut env = Env::new().with_busybox();
+    env.berth(&["run", "-d", "--name", "keeper", "busybox", "sleep", "1000"])
+        .ok();
+    let keeper_ip = ip_of(&env, "keeper");
+    let keeper_id = full_id(&env, "keeper");
+    env.kill_daemon();
+    let text = std::fs::read(leases_path(&env)).unwrap();
+    std::fs::write(leases_path(&env), &text[..text.len() / 2]).unwrap();
+    env.start_daemon();
+    let l = leases(&env);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(l[&keeper_ip], keeper_id.as_str());
+    env.berth(&[
+        "run", "-d", "--name", "newcomer", "busybox", "sleep", "1000",
+    ])
+    .ok();
+    assert_ne!(ip_of(&env, "newcomer"), keeper_ip);
+    env.berth(&["exec", "newcomer", "ping", "-c", "1", "-W", "5", &keeper_ip])
+        .ok();
+    env.berth(&["rm", "-f", "keeper", "newcomer"]).ok();
+    env.eventually("no veth left on berth0", || bridge_ports(&env).is_empty());
+    assert!(leases(&env).is_empty());
+}
+
+#[test]
 fn bip_in_daemon_json_sets_the_bridge_subnet() {
     let mut env = Env::new().with_busybox();
     env.stop_daemon();
