@@ -118,7 +118,19 @@ impl Daemon {
         };
         // The shim creates the container in the network namespace it made ahead; its networks
         // are plugged in meanwhile (the veth pairs, addresses and routes, ~1 ms of the kernel's
-        // work on the bridge), not after the shim is ready.
+        // work on the bridge), not after the shim is ready. Not where that namespace is not
+        // the container's (an external runtime makes its own), nor with `net.*` sysctls,
+        // which the init writes late in its creation, before any interface but `lo` exists
+        // (so that `net.*.conf.default.*` reaches `eth0`, as it always has).
+        let early_ok = matches!(
+            self.config.runtime_path(rec.host_config.runtime.as_deref()),
+            Ok(None)
+        ) && !rec
+            .host_config
+            .sysctls
+            .iter()
+            .flatten()
+            .any(|(k, _)| k.starts_with("net."));
         let mut handed = match self.shims.hand(&bundle).await {
             Ok(h) => h,
             Err(e) => {
@@ -130,7 +142,7 @@ impl Daemon {
         let early_ns = handed
             .netns
             .take()
-            .filter(|_| !planned.is_empty())
+            .filter(|_| early_ok && !planned.is_empty())
             .and_then(|ns| {
                 let m = std::fs::File::from(ns);
                 let id = m.metadata().ok().map(|md| (md.dev(), md.ino()))?;
@@ -143,6 +155,7 @@ impl Daemon {
             }
         };
         let (ready, early) = tokio::join!(handed.ready(), early);
+        // (with the networks plugged in meanwhile, when they were)
         let t_shim = t0.elapsed();
         let ready = match ready {
             Ok(r) if r.ok => r,
@@ -160,8 +173,9 @@ impl Daemon {
             }
         };
         let pid = ready.pid.unwrap_or(0);
-        // The init's namespace should be the one plugged in above; if it is not (the shim made
-        // another), those veths go and the init's namespace is plugged in now.
+        // The init's namespace should be the one plugged in above; if it is not (it never
+        // should be: the shim gives a container with a namespace of its own the premade one),
+        // those veths go and the init's namespace is plugged in now.
         let joined = early_ns.as_ref().is_some_and(|(_, id)| {
             std::fs::metadata(format!("/proc/{pid}/ns/net"))
                 .is_ok_and(|m| (m.dev(), m.ino()) == *id)

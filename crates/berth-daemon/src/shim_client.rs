@@ -24,48 +24,82 @@ pub struct Shims {
 struct Spare {
     stdin: tokio::process::ChildStdin,
     stdout: BufReader<tokio::process::ChildStdout>,
+    started: std::time::Instant,
 }
 
 /// A shim handed a container's bundle, whose ready line is still to come
 /// ([`Shims::hand`], [`Handed::ready`]).
 pub struct Handed {
     stdout: BufReader<tokio::process::ChildStdout>,
+    /// A first line that was not an announcement (a shim that failed before it could make
+    /// one writes its error as its ready line): the ready line.
+    pending: Option<String>,
     dir: PathBuf,
     /// The network namespace the shim made ahead and announced (opened through /proc), which
-    /// a container with a namespace of its own joins: its networks can be plugged in while
+    /// a container with a namespace of its own joins (with the builtin runtime; an external
+    /// one makes its own): its networks can be plugged in while
     /// the shim creates it. Checked against the init's once it is ready.
     pub netns: Option<std::os::fd::OwnedFd>,
 }
 
+/// What a spare's first line said.
+enum Announced {
+    /// The namespace it made, opened (`netns <pid> <fd>`).
+    Netns(std::os::fd::OwnedFd),
+    /// None to take: `netns -`, a namespace that cannot be opened, or no line in time.
+    Nothing,
+    /// Another line: the shim's ready line (an error before it could announce).
+    Other(String),
+}
+
 /// Read a spare's first line, `netns <pid> <fd>` (or `netns -`), and open that namespace.
-/// `None` when it made none or the line is not that (it is then not read again: a spare
-/// announces before it reads its directory, so the ready line cannot be taken for it).
+/// A spare writes it within milliseconds of its exec, so one that has waited in the slot
+/// for a while (`settled`) and has not is not waited for (a shim binary that does not
+/// announce, `shim_exe` set to an older berth); a fresh one is given two seconds. A late
+/// announcement is skipped by [`Handed::ready`].
 async fn announced_netns(
     stdout: &mut BufReader<tokio::process::ChildStdout>,
-) -> Option<std::os::fd::OwnedFd> {
+    settled: bool,
+) -> Announced {
     let mut line = String::new();
-    // A spare announces within milliseconds of its exec; one that does not is not waited for
-    // long (its ready line then ends the wait for it as usual).
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        stdout.read_line(&mut line),
-    )
-    .await;
-    if !matches!(read, Ok(Ok(n)) if n > 0) {
-        return None;
+    let wait = if settled {
+        std::time::Duration::from_millis(1)
+    } else {
+        std::time::Duration::from_secs(2)
+    };
+    // (cancel-safe enough: the line comes in one write of a few bytes to a pipe, whole)
+    match tokio::time::timeout(wait, stdout.read_line(&mut line)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(_) => return Announced::Nothing,
+        Err(_) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!("a spare shim did not announce its network namespace in time")
+            });
+            return Announced::Nothing;
+        }
     }
-    let mut words = line.split_whitespace();
-    if words.next() != Some("netns") {
-        return None;
-    }
-    let pid: u32 = words.next()?.parse().ok()?;
-    let fd: u32 = words.next()?.parse().ok()?;
-    let path = format!("/proc/{pid}/fd/{fd}");
-    let f = std::fs::File::open(&path).ok()?;
+    let Some(rest) = line.strip_prefix("netns ") else {
+        return Announced::Other(line);
+    };
+    let mut words = rest.split_whitespace();
+    let (Some(Ok(pid)), Some(Ok(fd))) = (
+        words.next().map(str::parse::<u32>),
+        words.next().map(str::parse::<u32>),
+    ) else {
+        return Announced::Nothing;
+    };
+    let Ok(f) = std::fs::File::open(format!("/proc/{pid}/fd/{fd}")) else {
+        return Announced::Nothing;
+    };
     // Only a network namespace is taken (a recycled pid or descriptor would be another file).
     // SAFETY: ioctl NS_GET_NSTYPE on a descriptor this function owns; no memory is passed.
     let kind = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE) };
-    (kind == libc::CLONE_NEWNET).then(|| f.into())
+    if kind == libc::CLONE_NEWNET {
+        Announced::Netns(f.into())
+    } else {
+        Announced::Nothing
+    }
 }
 
 /// `NS_GET_NSTYPE` (linux/nsfs.h): the namespace type of an nsfs descriptor.
@@ -115,6 +149,7 @@ impl Shims {
             (Some(stdin), Some(stdout)) => Ok(Spare {
                 stdin,
                 stdout: BufReader::new(stdout),
+                started: std::time::Instant::now(),
             }),
             _ => Err(std::io::Error::other("shim has no stdin or stdout")),
         }
@@ -148,10 +183,16 @@ impl Shims {
                     .map_err(|e| ApiError::internal(format!("cannot start shim: {e}")))?,
             };
             // Its announcement comes before it reads the directory: taken first.
-            let netns = announced_netns(&mut c.stdout).await;
-            if c.stdin.write_all(&line).await.is_ok() {
+            let settled = c.started.elapsed() > std::time::Duration::from_millis(500);
+            let (netns, pending) = match announced_netns(&mut c.stdout, settled).await {
+                Announced::Netns(ns) => (Some(ns), None),
+                Announced::Nothing => (None, None),
+                Announced::Other(l) => (None, Some(l)),
+            };
+            if pending.is_some() || c.stdin.write_all(&line).await.is_ok() {
                 handed = Some(Handed {
                     stdout: c.stdout,
+                    pending,
                     dir: dir.to_path_buf(),
                     netns,
                 });
@@ -169,6 +210,9 @@ impl Handed {
     /// Wait for the shim's ready line. Returns the ready response (with init's pid) or the
     /// shim's error.
     pub async fn ready(mut self) -> Result<Response, ApiError> {
+        if let Some(line) = self.pending.take() {
+            return parse_ready(&line);
+        }
         let mut line = String::new();
         let n = loop {
             line.clear();
@@ -187,10 +231,13 @@ impl Handed {
             let last = log.lines().last().unwrap_or("shim exited without a word");
             return Err(ApiError::internal(format!("failed to start shim: {last}")));
         }
-        let resp: Response = serde_json::from_str(line.trim())
-            .map_err(|e| ApiError::internal(format!("bad ready line from shim: {e}: {line}")))?;
-        Ok(resp)
+        parse_ready(&line)
     }
+}
+
+fn parse_ready(line: &str) -> Result<Response, ApiError> {
+    serde_json::from_str(line.trim())
+        .map_err(|e| ApiError::internal(format!("bad ready line from shim: {e}: {line}")))
 }
 
 /// A connection on which a request was sent and its response read.

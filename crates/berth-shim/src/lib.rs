@@ -112,8 +112,8 @@ fn serve(dir: &Path, cfg: ShimConfig, started: Instant) -> i32 {
 ///
 /// With `announce` (`--announce-netns`), it first writes on its stdout where the daemon can
 /// open the network namespace it made ahead, `netns <pid> <fd>` (`netns -` if it made none):
-/// a container with a namespace of its own gets that one, and the daemon plugs its networks
-/// in while this shim creates the container.
+/// a container with a namespace of its own gets that one (with the builtin runtime), and the
+/// daemon plugs its networks in while this shim creates the container.
 pub fn spare(announce: bool) -> i32 {
     // Detach first, while no start waits: the daemon reaps the process it started at once and
     // talks to the detached shim through the pipes it inherited.

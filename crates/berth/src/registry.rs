@@ -273,8 +273,9 @@ fn serve(config: Option<PathBuf>) -> i32 {
     // into the chunks that are written out a MiB at a time). With glibc's defaults those
     // buffers were mapped and unmapped, or trimmed off the heap's top, over and over: a 300 MB
     // push faulted in ~21,000 fresh zeroed pages (a fifth of the registry's CPU for it). Kept
-    // on the heap and not trimmed below 64 MiB, they are reused: ~850 faults, 0.49 -> 0.40 s
-    // of CPU (docs/PERFORMANCE.md, "The registry").
+    // on the heap and not trimmed below 64 MiB, they are reused: ~850 faults, the registry's
+    // CPU for the push 0.46-0.52 -> 0.40-0.44 s (docs/PERFORMANCE.md, "The registry"). The
+    // cost: up to 64 MiB of freed heap per malloc arena stays resident after a large upload.
     // SAFETY: mallopt with integer arguments, before any thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);

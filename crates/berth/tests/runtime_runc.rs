@@ -30,6 +30,22 @@ fn runc_run_exit_codes_exec_stop() {
         ])
         .ok();
     assert_eq!(o.stdout, "hello\n");
+    // runc makes the network namespace itself: the daemon plugs the bridge in once the
+    // init exists (not in the spare shim's namespace, which runc does not join).
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -o -4 addr show eth0; ip route",
+        ])
+        .ok();
+    assert!(o.stdout.contains("inet 172.17."), "{o:?}");
+    assert!(o.stdout.contains("default via 172.17.0.1"), "{o:?}");
     let o = env.berth(&[
         "run",
         "--rm",
