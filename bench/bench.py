@@ -56,6 +56,10 @@ def main():
             if sh(pcli + ["import", tar, "busybox"]).returncode == 0:
                 engines.append(("podman", pcli))
         none = ["--network", "none"]
+        # The engines' start-ups and imports leave work behind (dirty pages, dockerd's and
+        # containerd's own start-up tasks): let it finish before the first engine is timed.
+        sh(["sync"])
+        time.sleep(3)
         table = []
         for name, cli in engines:
             # Warm-up, then the two forms one after the other, then ps. Podman runs in the
