@@ -743,3 +743,10 @@ impl Display for MustBePowerOfTwo {
         f.write_str("page size must be in the format of 2^(integer)")
     }
 }
+
+/// berth: tell the cgroup v1 mount cache that this process may be in another mount namespace
+/// now (see `v1::util`); called by libcontainer after an `unshare` or `setns` of one.
+pub fn mount_namespace_changed() {
+    #[cfg(feature = "v1")]
+    crate::v1::util::mount_namespace_changed();
+}

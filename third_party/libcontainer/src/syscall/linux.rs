@@ -462,6 +462,10 @@ impl Syscall for LinuxSyscall {
     fn set_ns(&self, rawfd: i32, nstype: CloneFlags) -> Result<()> {
         let fd = unsafe { BorrowedFd::borrow_raw(rawfd) };
         nix::sched::setns(fd, nstype)?;
+        // berth: the cgroup v1 mounts cached for this process may be another namespace's now.
+        if nstype.is_empty() || nstype.contains(CloneFlags::CLONE_NEWNS) {
+            libcgroups::common::mount_namespace_changed();
+        }
         Ok(())
     }
 
@@ -514,6 +518,10 @@ impl Syscall for LinuxSyscall {
     // see https://man7.org/linux/man-pages/man2/unshare.2.html for more information
     fn unshare(&self, flags: CloneFlags) -> Result<()> {
         unshare(flags)?;
+        // berth: as in `set_ns`.
+        if flags.contains(CloneFlags::CLONE_NEWNS) {
+            libcgroups::common::mount_namespace_changed();
+        }
 
         Ok(())
     }
