@@ -61,7 +61,11 @@ def main():
         sh(["sync"])
         time.sleep(3)
         table = []
-        for name, cli in engines:
+        for i, (name, cli) in enumerate(engines):
+            if i > 0:
+                # The previous engine's writes out of the way too.
+                sh(["sync"])
+                time.sleep(3)
             # Warm-up, then the two forms one after the other, then ps. Podman runs in the
             # host's network namespace: its default network would make a bridge and firewall
             # rules there, so only its `--network none` form is measured.

@@ -377,25 +377,43 @@ impl Networks {
         // The user networks first: the default bridge's subnet, when chosen, avoids theirs.
         let mut users = Vec::new();
         for cfg in load_user_networks(&user_dir) {
+            // Leases made again when the file is missing, of another subnet, or torn by a
+            // crash (written in place): the aux addresses reserved again, the containers'
+            // addresses by `reconcile` from their records.
             let leases = match ipam::NetworkAddresses::load(&leases_dir, &cfg.id) {
                 Ok(Some(l)) if l.subnet() == cfg.subnet => l,
-                _ => match ipam::NetworkAddresses::new(
-                    &cfg.id,
-                    cfg.subnet,
-                    Some(cfg.gateway),
-                    cfg.ip_range,
-                ) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(network = %cfg.name, "cannot load its addresses: {e}");
-                        continue;
+                loaded => {
+                    if let Err(e) = loaded {
+                        tracing::warn!(network = %cfg.name, "its leases are lost: {e}");
                     }
-                },
+                    match ipam::NetworkAddresses::new(
+                        &cfg.id,
+                        cfg.subnet,
+                        Some(cfg.gateway),
+                        cfg.ip_range,
+                    ) {
+                        Ok(mut l) => {
+                            for a in cfg.aux_addresses.values() {
+                                let _ = l.request(*a, AUX_OWNER);
+                            }
+                            l
+                        }
+                        Err(e) => {
+                            tracing::error!(network = %cfg.name, "cannot load its addresses: {e}");
+                            continue;
+                        }
+                    }
+                }
             };
             let leases6 = match cfg.subnet6 {
                 Some(sub6) => match ipam::NetworkAddresses6::load(&leases_dir, &cfg.id) {
                     Ok(Some(l)) if l.subnet() == sub6 => Some(l),
-                    _ => ipam::NetworkAddresses6::new(&cfg.id, sub6, cfg.gateway6).ok(),
+                    loaded => {
+                        if let Err(e) = loaded {
+                            tracing::warn!(network = %cfg.name, "its IPv6 leases are lost: {e}");
+                        }
+                        ipam::NetworkAddresses6::new(&cfg.id, sub6, cfg.gateway6).ok()
+                    }
                 },
                 None => None,
             };
@@ -572,9 +590,10 @@ impl Networks {
         self.default_net().cfg.subnet
     }
 
-    /// Write a network's leases file (not fsynced: after a power loss no container runs, and
-    /// after a crash of the daemon the rename is whole; `reconcile` re-leases what records
-    /// hold).
+    /// Write a network's leases file, in place and not fsynced (under the network's lock, as
+    /// every write of it is): after a power loss no container runs; a write torn by a crash
+    /// of the daemon leaves a file that start-up replaces, and `reconcile` re-leases what
+    /// records hold.
     fn save(&self, net: &Net, leases: &ipam::NetworkAddresses) {
         if let Err(e) = leases.save_unsynced(&self.leases_dir) {
             tracing::error!(network = %net.cfg.name, "cannot save the leases: {e}");

@@ -512,9 +512,10 @@ impl NetworkAddresses {
         self.write(dir, true)
     }
 
-    /// [`Self::save`] without the fsync: atomic against a crash of the process, not against
-    /// a power loss. For a caller that rebuilds the leases of its live endpoints anyway (the
-    /// daemon re-leases what its container records hold), it saves a disk flush per change.
+    /// [`Self::save`] without the fsync, and in place when the file exists (see `write_json`):
+    /// a crash of the process may leave the file torn (unparsable), a power loss old or torn.
+    /// For a caller that rebuilds the leases of its live endpoints anyway (the daemon
+    /// re-leases what its container records hold): no disk flush, no new inode per change.
     pub fn save_unsynced(&self, dir: &Path) -> Result<(), IpamError> {
         self.write(dir, false)
     }
@@ -530,7 +531,8 @@ impl NetworkAddresses {
     }
 
     /// Read every network's leases from `dir` (empty when `dir` does not exist), in file name
-    /// order. Temporary files left by a crash are removed.
+    /// order. Temporary files left by a crash are removed; a file that does not parse (torn by
+    /// a crash) is skipped.
     pub fn load_all(dir: &Path) -> Result<Vec<Self>, IpamError> {
         // `<id>.json`, but not a network's IPv6 leases (`<id>.v6.json`).
         let ids = network_ids(dir, |name| {
@@ -781,8 +783,12 @@ fn load_each<T>(
 ) -> Result<Vec<T>, IpamError> {
     let mut all = Vec::new();
     for id in ids {
-        if let Some(n) = load(dir, &id)? {
-            all.push(n);
+        match load(dir, &id) {
+            Ok(Some(n)) => all.push(n),
+            Ok(None) => {}
+            // A file torn by a crash (written in place): that network's leases start again.
+            Err(IpamError::Corrupt { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(all)
@@ -812,7 +818,10 @@ const SHRINK_SLACK: u64 = 64 << 10;
 /// over a longer old content, so that no new inode is made and no block freed. On ext4
 /// without a journal both cost: every freed block a synchronous discard where the disk is
 /// mounted with `discard`, every new inode a scan past the recently deleted ones. A write
-/// torn by a crash leaves a file that does not parse, which start-up replaces.
+/// torn by a crash leaves a file that does not parse, which start-up replaces. Writers of one
+/// file must not run at once (the daemon holds the network's lock): in place, two writes of
+/// different lengths could leave one's tail after the other. A file far longer than its new
+/// contents is replaced by the rename instead (cutting it after the write could tear it).
 fn write_json<T: Serialize>(
     dir: &Path,
     path: &Path,
@@ -831,15 +840,13 @@ fn write_json<T: Serialize>(
                 use std::os::unix::fs::FileExt;
                 let old = f.metadata().map_err(|e| io("stat", e))?.len();
                 let new = data.len() as u64;
-                let cut = old > new + SHRINK_SLACK;
-                if !cut && old > new {
-                    data.resize(old as usize, b' ');
+                if old <= new + SHRINK_SLACK {
+                    if old > new {
+                        data.resize(old as usize, b' ');
+                    }
+                    f.write_all_at(&data, 0).map_err(|e| io("write", e))?;
+                    return Ok(());
                 }
-                f.write_all_at(&data, 0).map_err(|e| io("write", e))?;
-                if cut {
-                    f.set_len(new).map_err(|e| io("truncate", e))?;
-                }
-                return Ok(());
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("open", e)),
@@ -1173,12 +1180,14 @@ mod tests {
         assert!(text.contains("\"172.18.0.9\": \"c2\""), "{text}");
         NetworkAddresses::remove_file(dir.path(), "n1").unwrap();
         NetworkAddresses::remove_file(dir.path(), "n1").unwrap();
-        assert_eq!(NetworkAddresses::load_all(dir.path()).unwrap(), [b]);
+        assert_eq!(NetworkAddresses::load_all(dir.path()).unwrap(), [b.clone()]);
         std::fs::write(dir.path().join("bad.json"), b"{").unwrap();
         assert!(matches!(
             NetworkAddresses::load(dir.path(), "bad"),
             Err(IpamError::Corrupt { .. })
         ));
+        // A torn file does not keep the others from loading.
+        assert_eq!(NetworkAddresses::load_all(dir.path()).unwrap(), [b]);
     }
 
     #[test]

@@ -186,6 +186,9 @@ pub fn warm_cgroup_mounts() {
 /// A new network namespace with its loopback up (as Docker gives every container, also with
 /// `--network none`), held by the returned descriptor. The calling process stays in its own
 /// namespace: it must be single-threaded (the shim is), as `unshare` moves the thread.
+// (Only the network namespace changes here. A change of this process's mount namespace
+// outside libcontainer would have to call `libcgroups::common::mount_namespace_changed()`: the
+// cgroup v1 mounts are cached per process, see third_party/libcgroups/BERTH.md.)
 pub fn new_netns() -> io::Result<OwnedFd> {
     let home = File::open("/proc/thread-self/ns/net")?;
     // SAFETY: unshare(2) with a namespace flag; no memory is passed.

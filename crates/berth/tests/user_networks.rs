@@ -1050,3 +1050,69 @@ fn networks_are_kept_apart_but_published_ports_answer_from_any() {
         env.berth(&["network", "rm", n]).ok();
     }
 }
+
+#[test]
+fn a_torn_leases_file_keeps_the_aux_addresses_and_the_live_leases() {
+    // The leases are written in place; a crash in the middle of a write leaves a file that
+    // does not parse. At start-up the network's aux addresses are reserved again and the
+    // running containers' addresses leased again from their records.
+    let mut env = Env::new().with_busybox();
+    env.berth(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.97.0.0/29",
+        "--aux-address",
+        "h=10.97.0.2",
+        "torn",
+    ])
+    .ok();
+    let id = net_inspect(&env, "torn")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "keep",
+        "--network",
+        "torn",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let k_ip = inspect(&env, &["keep"])["NetworkSettings"]["Networks"]["torn"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(k_ip, "10.97.0.2");
+    env.kill_daemon();
+    let path = env.data_root.join(format!("network/leases/{id}.json"));
+    let text = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    env.start_daemon();
+    let l = leases(&env, &id);
+    assert!(l.contains_key("10.97.0.2"), "{l:?}");
+    assert!(l.contains_key(&k_ip), "{l:?}");
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "newc",
+        "--network",
+        "torn",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let n_ip = inspect(&env, &["newc"])["NetworkSettings"]["Networks"]["torn"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(n_ip != "10.97.0.2" && n_ip != k_ip, "{n_ip}");
+    env.berth(&["rm", "-f", "keep", "newc"]).ok();
+    env.berth(&["network", "rm", "torn"]).ok();
+}
