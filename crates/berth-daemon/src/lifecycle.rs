@@ -14,6 +14,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A failed [`Daemon::connect_planned`]: the endpoints made before the failure, what failed
+/// (the bridge) and why.
+type ConnectError = (Vec<EndpointRecord>, String, String);
+
+/// The endpoints a [`Daemon::connect_planned`] made, whether or not it went through.
+fn endpoints_made(r: Result<Vec<EndpointRecord>, ConnectError>) -> Vec<EndpointRecord> {
+    r.unwrap_or_else(|(eps, _, _)| eps)
+}
+
 /// Parse a signal as Docker accepts it: `KILL`, `SIGKILL`, `9`.
 /// How long the daemon waits for a shim to clean up after its container exited (delete it
 /// from the runtime, remove its cgroup, unmount its rootfs) before cleaning up without it.
@@ -159,17 +168,11 @@ impl Daemon {
         let t_shim = t0.elapsed();
         let ready = match ready {
             Ok(r) if r.ok => r,
-            Ok(r) => {
-                let made = early.map(|r| r.unwrap_or_else(|(eps, _, _)| eps));
-                self.release_network(c, made.as_deref().unwrap_or(&[]))
-                    .await;
-                return Err(self.start_failed(c, r.error.unwrap_or_default()));
-            }
-            Err(e) => {
-                let made = early.map(|r| r.unwrap_or_else(|(eps, _, _)| eps));
-                self.release_network(c, made.as_deref().unwrap_or(&[]))
-                    .await;
-                return Err(self.start_failed(c, e.message));
+            failed => {
+                let made = early.map(endpoints_made).unwrap_or_default();
+                self.release_network(c, &made).await;
+                let msg = failed.map_or_else(|e| e.message, |r| r.error.unwrap_or_default());
+                return Err(self.start_failed(c, msg));
             }
         };
         let pid = ready.pid.unwrap_or(0);
@@ -184,7 +187,7 @@ impl Daemon {
             Some(r) if joined => Some(r),
             Some(r) => {
                 tracing::warn!(id = %c.id, "the container did not join its shim's network namespace");
-                for ep in &r.unwrap_or_else(|(eps, _, _)| eps) {
+                for ep in &endpoints_made(r) {
                     self.net.delete_veth(ep).await;
                 }
                 None
@@ -301,14 +304,14 @@ impl Daemon {
 
     /// Plug the container into its planned networks inside the namespace `ns`: `eth0` first,
     /// the first network with a gateway gives the default route. On an error, the endpoints
-    /// made so far, what failed (the bridge) and why.
+    /// made so far, what failed (the bridge) and why ([`ConnectError`]).
     async fn connect_planned(
         &self,
         c: &Arc<Container>,
         rec: &ContainerRecord,
         planned: &[Planned],
         ns: std::os::fd::BorrowedFd<'_>,
-    ) -> Result<Vec<EndpointRecord>, (Vec<EndpointRecord>, String, String)> {
+    ) -> Result<Vec<EndpointRecord>, ConnectError> {
         let mut endpoints = Vec::new();
         let mut routed = false;
         for (i, p) in planned.iter().enumerate() {

@@ -37,8 +37,8 @@ pub struct Handed {
     dir: PathBuf,
     /// The network namespace the shim made ahead and announced (opened through /proc), which
     /// a container with a namespace of its own joins (with the builtin runtime; an external
-    /// one makes its own): its networks can be plugged in while
-    /// the shim creates it. Checked against the init's once it is ready.
+    /// one makes its own): its networks can be plugged in while the shim creates it. Checked
+    /// against the init's once it is ready.
     pub netns: Option<std::os::fd::OwnedFd>,
 }
 

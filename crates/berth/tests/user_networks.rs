@@ -48,6 +48,14 @@ fn nft_table(env: &Env) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A container's address on network `net`.
+fn ip_on(env: &Env, name: &str, net: &str) -> String {
+    inspect(env, &[name])["NetworkSettings"]["Networks"][net]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// The leases of a network's file: address → container id.
 fn leases(env: &Env, id: &str) -> serde_json::Map<String, Value> {
     let p = env.data_root.join(format!("network/leases/{id}.json"));
@@ -658,10 +666,7 @@ fn prune_removes_unused_networks_and_nothing_leaks() {
             == "exited"
     });
     let o = env.berth(&["exec", "cu", "nslookup", "cu"]).ok();
-    let u_ip = inspect(&env, &["cu"])["NetworkSettings"]["Networks"]["used"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let u_ip = ip_on(&env, "cu", "used");
     assert!(o.stdout.contains(&u_ip), "{}", o.stdout);
     assert_eq!(
         leases(&env, &used_id).len(),
@@ -951,12 +956,6 @@ fn networks_are_kept_apart_but_published_ports_answer_from_any() {
     .ok();
     env.berth(&["run", "-d", "--name", "dcli", "busybox", "sleep", "300"])
         .ok();
-    let ip_on = |env: &Env, name: &str, net: &str| {
-        inspect(env, &[name])["NetworkSettings"]["Networks"][net]["IPAddress"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
     let rweb = ip_on(&env, "rweb", "red");
     let vweb = ip_on(&env, "vweb", "vault");
     let get = |env: &Env, from: &str, url: &str| {
@@ -1083,10 +1082,7 @@ fn a_torn_leases_file_keeps_the_aux_addresses_and_the_live_leases() {
         "300",
     ])
     .ok();
-    let k_ip = inspect(&env, &["keep"])["NetworkSettings"]["Networks"]["torn"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let k_ip = ip_on(&env, "keep", "torn");
     assert_ne!(k_ip, "10.97.0.2");
     env.kill_daemon();
     let path = env.data_root.join(format!("network/leases/{id}.json"));
@@ -1108,10 +1104,7 @@ fn a_torn_leases_file_keeps_the_aux_addresses_and_the_live_leases() {
         "300",
     ])
     .ok();
-    let n_ip = inspect(&env, &["newc"])["NetworkSettings"]["Networks"]["torn"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let n_ip = ip_on(&env, "newc", "torn");
     assert!(n_ip != "10.97.0.2" && n_ip != k_ip, "{n_ip}");
     env.berth(&["rm", "-f", "keep", "newc"]).ok();
     env.berth(&["network", "rm", "torn"]).ok();
