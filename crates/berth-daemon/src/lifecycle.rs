@@ -10,6 +10,7 @@ use berth_api::{ApiError, ErrorKind};
 use berth_runtime::shim::Request;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,11 +24,35 @@ fn endpoints_made(r: Result<Vec<EndpointRecord>, ConnectError>) -> Vec<EndpointR
     r.unwrap_or_else(|(eps, _, _)| eps)
 }
 
-/// Parse a signal as Docker accepts it: `KILL`, `SIGKILL`, `9`.
 /// How long the daemon waits for a shim to clean up after its container exited (delete it
 /// from the runtime, remove its cgroup, unmount its rootfs) before cleaning up without it.
 const SHIM_CLEANUP_LIMIT: Duration = Duration::from_secs(30);
 
+/// Stop the shim of a container it created and that was never started, and wait until the
+/// shim has cleaned up (the runtime's state, the cgroup, the rootfs mount) and is gone: until
+/// then it could unmount the rootfs or remove the cgroup of the container's next run (same
+/// id, same paths). Its `wait` goes in before the kill (the answer to one that comes after
+/// the exit is not held until the clean-up); the process is waited for too. A shim that does
+/// not finish in time is killed.
+async fn end_unstarted_shim(bundle: &Path, shim_pid: i32) {
+    let limit = Duration::from_secs(10);
+    let waiter = tokio::time::timeout(limit, shim_client::send(bundle, &Request::Wait))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let kill = shim_client::call(bundle, &Request::Kill { signal: 9 });
+    let _ = tokio::time::timeout(limit, kill).await;
+    let closed = match waiter {
+        Some(conn) => shim_client::closed(conn, limit).await,
+        None => true,
+    };
+    if !closed || !shim_client::exited(shim_pid, limit).await {
+        tracing::warn!(bundle = %bundle.display(), "the shim did not clean up in time: killing it");
+        shim_client::kill_shim(shim_pid).await;
+    }
+}
+
+/// Parse a signal as Docker accepts it: `KILL`, `SIGKILL`, `9`.
 pub fn parse_signal(s: &str) -> Result<i32, ApiError> {
     let bad = || ApiError::invalid(format!("Invalid signal: {s}"));
     if let Ok(n) = s.parse::<i32>() {
@@ -176,6 +201,8 @@ impl Daemon {
             }
         };
         let pid = ready.pid.unwrap_or(0);
+        // (written before the ready line)
+        let shim_pid = shim_client::read_state(&bundle).map_or(0, |s| s.shim_pid);
         // The init's namespace should be the one plugged in above; if it is not (it never
         // should be: the shim gives a container with a namespace of its own the premade one),
         // those veths go and the init's namespace is plugged in now.
@@ -211,7 +238,7 @@ impl Daemon {
         let mut endpoints = match connected {
             Ok(eps) => eps,
             Err((eps, what, e)) => {
-                let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+                end_unstarted_shim(&bundle, shim_pid).await;
                 self.release_network(c, &eps).await;
                 return Err(self.network_failed(c, &what, e));
             }
@@ -235,7 +262,7 @@ impl Daemon {
             match published {
                 Ok(p) => ep.ports = p,
                 Err(e) => {
-                    let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+                    end_unstarted_shim(&bundle, shim_pid).await;
                     let endpoint_id = ep.endpoint_id.clone();
                     self.release_network(c, &endpoints).await;
                     return Err(self.ports_failed(c, &rec.name, &endpoint_id, e));
@@ -245,7 +272,7 @@ impl Daemon {
         // The embedded DNS server, for a container on a user network.
         if planned.iter().any(|p| !p.net.builtin) {
             if let Err(e) = self.start_dns(&c.id, pid) {
-                let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+                end_unstarted_shim(&bundle, shim_pid).await;
                 self.release_network(c, &endpoints).await;
                 return Err(self.network_failed(c, "the embedded DNS server", e));
             }
@@ -270,7 +297,7 @@ impl Daemon {
         // has exited, the shim takes no new connection).
         let waiter = shim_client::send(&bundle, &Request::Wait).await.ok();
         if let Err(e) = shim_client::call(&bundle, &Request::Start).await {
-            let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
+            end_unstarted_shim(&bundle, shim_pid).await;
             self.release_network(c, &endpoints).await;
             return Err(self.start_failed(c, e.message));
         }
@@ -686,19 +713,7 @@ impl Daemon {
             }
             // A shim whose container was never started (the daemon died mid-start): stop it.
             (_, Some(st)) => {
-                let _ = shim_client::call(&bundle, &Request::Kill { signal: 9 }).await;
-                // Its answer to `wait` comes at the exit, the end of the connection when it
-                // has cleaned up.
-                if let Ok(Ok((_, conn))) = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    shim_client::open(&bundle, &Request::Wait),
-                )
-                .await
-                {
-                    if !shim_client::closed(conn, Duration::from_secs(5)).await {
-                        shim_client::kill_shim(st.shim_pid).await;
-                    }
-                }
+                end_unstarted_shim(&bundle, st.shim_pid).await;
                 self.cleanup_bundle(&c.id);
             }
             // Running when the daemon went away, no shim now: it exited meanwhile.

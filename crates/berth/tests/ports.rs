@@ -230,6 +230,20 @@ fn a_published_port_answers_on_host_addresses_loopback_and_to_containers() {
         "{o:?}"
     );
     assert_eq!(inspect(&env, "web3")["State"]["Running"], false);
+    // Nothing of a failed run is left once the start has answered: its shim has cleaned up
+    // and gone (it would otherwise unmount the rootfs or remove the cgroup of the next run).
+    let id = inspect(&env, "web3")["Id"].as_str().unwrap().to_string();
+    for _ in 0..5 {
+        let o = env.berth(&["start", "web3"]);
+        assert!(o.stderr.contains("port is already allocated"), "{o:?}");
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mounted: Vec<&str> = mi.lines().filter(|l| l.contains(&id)).collect();
+        assert!(mounted.is_empty(), "left mounted: {mounted:?}");
+        let cgroups = common::cgroups_named(&id);
+        assert!(cgroups.is_empty(), "left cgroups: {cgroups:?}");
+        let shims = common::pids_in_dir_of(&id);
+        assert!(shims.is_empty(), "left running: {shims:?}");
+    }
     hold_tx.send(()).unwrap();
     holder.join().unwrap();
     // Once it is free, the same container starts.

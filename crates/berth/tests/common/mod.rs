@@ -851,6 +851,23 @@ pub fn pids_mentioning(needle: &str) -> Vec<i32> {
     out
 }
 
+/// Pids of processes whose working directory's path mentions `needle` (a shim works in its
+/// container's directory, named by the container's id), even once it has been deleted.
+pub fn pids_in_dir_of(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) {
+            if cwd.to_string_lossy().contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
 /// Unmount (lazily, deepest first) everything mounted at or below `root`.
 fn unmount_below(root: &str) {
     if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
