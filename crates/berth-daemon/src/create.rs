@@ -74,6 +74,8 @@ impl Daemon {
         };
         let dir = self.container_dir(&id);
         let saved = (|| -> std::io::Result<()> {
+            // (made where its files land in an allocation group of their own)
+            self.spread.create_dir(&dir)?;
             std::fs::create_dir_all(dir.join("rw/upper"))?;
             std::fs::create_dir_all(dir.join("rw/work"))?;
             if rec.transient {

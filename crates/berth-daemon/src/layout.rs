@@ -30,6 +30,9 @@
 //!                                   /etc/hosts…), a read-only lower between a container's image
 //!                                   and its rw/, the same for all (made once, at start-up)
 //!   init/berth-init                 the init process of `run --init`
+//!   spread/<8 hex>/ (16)            spread_dir(): empty buckets, each in an allocation group
+//!                                   of its own; a container's directory is made in one, then
+//!                                   renamed into containers/ (fsutil::SpreadDirs)
 //!   trash/<id>/                     trash_dir(): a removed container's directory, moved here
 //!                                   at once and deleted in the background (emptied at start-up)
 //!   volumes/<name>/                 a volume (volumes.rs): _data/ (what containers mount) and
@@ -66,6 +69,12 @@ use std::path::{Path, PathBuf};
 /// `<data-root>/containers/<id>`
 pub fn container_dir(data_root: &Path, id: &str) -> PathBuf {
     data_root.join("containers").join(id)
+}
+
+/// `<data-root>/spread`: where container directories are made before they are renamed
+/// into `containers/` (`fsutil::SpreadDirs`)
+pub fn spread_dir(data_root: &Path) -> PathBuf {
+    data_root.join("spread")
 }
 
 /// `<data-root>/trash`

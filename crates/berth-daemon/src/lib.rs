@@ -62,6 +62,8 @@ pub struct Daemon {
     /// Clean-ups left to the background (the files of removed containers), which a shutdown
     /// lets finish (`finish_cleanups`).
     pub(crate) cleanups: tokio_util::task::TaskTracker,
+    /// Where container directories are made (`<data-root>/spread`, see `fsutil::SpreadDirs`).
+    pub(crate) spread: fsutil::SpreadDirs,
 }
 
 impl Daemon {
@@ -75,6 +77,7 @@ impl Daemon {
                 .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", d.display())))?;
         }
         let root = config.data_root.clone();
+        let data_root = config.data_root.clone();
         let mut images = tokio::task::spawn_blocking(move || ImageStore::open(&root))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
@@ -103,7 +106,9 @@ impl Daemon {
             events: Default::default(),
             shims: Arc::new(shim_client::Shims::new(&shim_exe)),
             cleanups: tokio_util::task::TaskTracker::new(),
+            spread: fsutil::SpreadDirs::new(layout::spread_dir(&data_root)),
         });
+        d.spread.prepare();
         d.ensure_init_layer()?;
         d.unmount_scratch();
         d.clean_build_leftovers();
