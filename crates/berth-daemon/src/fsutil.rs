@@ -91,17 +91,19 @@ pub fn make_init_layer(dir: &Path) -> std::io::Result<()> {
 /// container makes and deletes ~15 inodes; back-to-back containers all in one group made
 /// each new inode there cost up to ~0.4 ms of CPU on the development machine (a whole
 /// group's scan), ~6 ms per container. Spread over the buckets, each group sees a sixteenth
-/// of that churn. Elsewhere (a journaled ext4, other filesystems, a flag that does not
-/// stick) directories are made in place, as before.
+/// of that churn. Where the flag does not stick (filesystems other than ext4) or the rename
+/// cannot be done (`containers/` on another filesystem), directories are made in place.
 pub struct SpreadDirs {
     root: std::path::PathBuf,
     /// The buckets, once `prepare` has made them (none where they would not be spread).
     buckets: std::sync::OnceLock<Vec<std::path::PathBuf>>,
     next: std::sync::atomic::AtomicUsize,
+    /// Set when a rename out of a bucket crossed filesystems: made in place from then on.
+    off: std::sync::atomic::AtomicBool,
 }
 
 /// `FS_TOPDIR_FL` (linux/fs.h): a top of a directory hierarchy, for the Orlov allocator.
-const FS_TOPDIR_FL: libc::c_long = 0x0002_0000;
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
 
 impl SpreadDirs {
     pub const BUCKETS: usize = 16;
@@ -111,6 +113,7 @@ impl SpreadDirs {
             root,
             buckets: std::sync::OnceLock::new(),
             next: 0.into(),
+            off: false.into(),
         }
     }
 
@@ -126,8 +129,9 @@ impl SpreadDirs {
         let Ok(dir) = std::fs::File::open(&self.root) else {
             return;
         };
-        let mut flags: libc::c_long = 0;
-        // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write one long through the pointer,
+        // (an int, whatever the ioctl's name says: what the kernel and e2fsprogs use)
+        let mut flags: libc::c_int = 0;
+        // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write one int through the pointer,
         // which is valid for the calls; the fd is open.
         let spread = unsafe {
             libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) == 0
@@ -148,9 +152,13 @@ impl SpreadDirs {
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .map(|e| e.path())
             .collect();
+        // Only empty directories: nothing is written in one before its rename, and a
+        // non-empty one (a power loss that kept an old name) may be a container's.
         for b in &buckets {
             for e in std::fs::read_dir(b).into_iter().flatten().flatten() {
-                let _ = std::fs::remove_dir_all(e.path());
+                if let Err(err) = std::fs::remove_dir(e.path()) {
+                    tracing::warn!("{}: left in place: {err}", e.path().display());
+                }
             }
         }
         while buckets.len() < Self::BUCKETS {
@@ -166,8 +174,10 @@ impl SpreadDirs {
     /// Make the directory `dest` (whose parent exists, on the same filesystem as the
     /// buckets): in the next bucket, then renamed to `dest`; in place where that cannot be.
     pub fn create_dir(&self, dest: &Path) -> std::io::Result<()> {
-        if let (Some(buckets), Some(name)) = (self.buckets.get(), dest.file_name()) {
-            let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering;
+        let on = !self.off.load(Ordering::Relaxed);
+        if let (Some(buckets), Some(name), true) = (self.buckets.get(), dest.file_name(), on) {
+            let k = self.next.fetch_add(1, Ordering::Relaxed);
             let made = buckets[k % buckets.len()].join(name);
             if std::fs::create_dir(&made).is_ok() {
                 // (not over an existing empty directory, as a rename would)
@@ -178,8 +188,10 @@ impl SpreadDirs {
                     dest,
                     rustix::fs::RenameFlags::NOREPLACE,
                 );
-                if renamed.is_ok() {
-                    return Ok(());
+                match renamed {
+                    Ok(()) => return Ok(()),
+                    Err(rustix::io::Errno::XDEV) => self.off.store(true, Ordering::Relaxed),
+                    Err(_) => {}
                 }
                 let _ = std::fs::remove_dir(&made);
             }
@@ -220,11 +232,14 @@ mod spread_tests {
             assert_eq!(std::fs::read_dir(b).unwrap().count(), 0);
         }
         assert!(s.create_dir(&t.path().join("c0")).is_err());
-        // What a crash left in a bucket goes at the next `prepare`, which keeps the buckets.
-        std::fs::create_dir_all(buckets[3].join("leftover/x")).unwrap();
+        // What a crash left in a bucket (an empty directory) goes at the next `prepare`, which
+        // keeps the buckets; a directory with something in it is left alone.
+        std::fs::create_dir_all(buckets[3].join("leftover")).unwrap();
+        std::fs::create_dir_all(buckets[4].join("full/x")).unwrap();
         let again = SpreadDirs::new(root.clone());
         again.prepare();
         assert!(!buckets[3].join("leftover").exists());
+        assert!(buckets[4].join("full/x").is_dir());
         let mut kept = again.buckets.get().unwrap().clone();
         kept.sort();
         let mut before = buckets.clone();

@@ -32,7 +32,8 @@
 //!   init/berth-init                 the init process of `run --init`
 //!   spread/<8 hex>/ (16)            spread_dir(): empty buckets, each in an allocation group
 //!                                   of its own; a container's directory is made in one, then
-//!                                   renamed into containers/ (fsutil::SpreadDirs)
+//!                                   renamed into containers/ (fsutil::SpreadDirs); none where
+//!                                   the filesystem cannot spread them (spread/ stays empty)
 //!   trash/<id>/                     trash_dir(): a removed container's directory, moved here
 //!                                   at once and deleted in the background (emptied at start-up)
 //!   volumes/<name>/                 a volume (volumes.rs): _data/ (what containers mount) and

@@ -35,18 +35,20 @@ const SHIM_CLEANUP_LIMIT: Duration = Duration::from_secs(30);
 /// the exit is not held until the clean-up); the process is waited for too. A shim that does
 /// not finish in time is killed.
 async fn end_unstarted_shim(bundle: &Path, shim_pid: i32) {
-    let limit = Duration::from_secs(10);
-    let waiter = tokio::time::timeout(limit, shim_client::send(bundle, &Request::Wait))
+    // One deadline for all of it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    let waiter = tokio::time::timeout_at(deadline, shim_client::send(bundle, &Request::Wait))
         .await
         .ok()
         .and_then(Result::ok);
     let kill = shim_client::call(bundle, &Request::Kill { signal: 9 });
-    let _ = tokio::time::timeout(limit, kill).await;
+    let _ = tokio::time::timeout_at(deadline, kill).await;
     let closed = match waiter {
-        Some(conn) => shim_client::closed(conn, limit).await,
+        Some(conn) => shim_client::closed(conn, left()).await,
         None => true,
     };
-    if !closed || !shim_client::exited(shim_pid, limit).await {
+    if !closed || !shim_client::exited(shim_pid, left()).await {
         tracing::warn!(bundle = %bundle.display(), "the shim did not clean up in time: killing it");
         shim_client::kill_shim(shim_pid).await;
     }
@@ -201,8 +203,15 @@ impl Daemon {
             }
         };
         let pid = ready.pid.unwrap_or(0);
-        // (written before the ready line)
-        let shim_pid = shim_client::read_state(&bundle).map_or(0, |s| s.shim_pid);
+        // (both written before the ready line)
+        let shim_pid = shim_client::read_state(&bundle)
+            .map(|s| s.shim_pid)
+            .filter(|p| *p > 0)
+            .or_else(|| {
+                let pid = std::fs::read_to_string(bundle.join(berth_runtime::shim::PID_FILE));
+                pid.ok()?.trim().parse().ok()
+            })
+            .unwrap_or(0);
         // The init's namespace should be the one plugged in above; if it is not (it never
         // should be: the shim gives a container with a namespace of its own the premade one),
         // those veths go and the init's namespace is plugged in now.

@@ -236,7 +236,8 @@ fn a_published_port_answers_on_host_addresses_loopback_and_to_containers() {
     for _ in 0..5 {
         let o = env.berth(&["start", "web3"]);
         assert!(o.stderr.contains("port is already allocated"), "{o:?}");
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        // (the daemon's mount namespace: a private one on a cgroup v2 host)
+        let mi = std::fs::read_to_string(format!("/proc/{}/mountinfo", env.daemon_pid())).unwrap();
         let mounted: Vec<&str> = mi.lines().filter(|l| l.contains(&id)).collect();
         assert!(mounted.is_empty(), "left mounted: {mounted:?}");
         let cgroups = common::cgroups_named(&id);
