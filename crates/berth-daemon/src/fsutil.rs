@@ -102,9 +102,6 @@ pub struct SpreadDirs {
     off: std::sync::atomic::AtomicBool,
 }
 
-/// `FS_TOPDIR_FL` (linux/fs.h): a top of a directory hierarchy, for the Orlov allocator.
-const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
-
 impl SpreadDirs {
     pub const BUCKETS: usize = 16;
 
@@ -122,26 +119,18 @@ impl SpreadDirs {
     /// them of what a crash left between a directory's making and its rename. Without the
     /// flag (not ext4), nothing is made and directories are made in place.
     pub fn prepare(&self) {
-        use std::os::fd::AsRawFd;
+        use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
         if std::fs::create_dir_all(&self.root).is_err() {
             return;
         }
         let Ok(dir) = std::fs::File::open(&self.root) else {
             return;
         };
-        // (an int, whatever the ioctl's name says: what the kernel and e2fsprogs use)
-        let mut flags: libc::c_int = 0;
-        // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write one int through the pointer,
-        // which is valid for the calls; the fd is open.
-        let spread = unsafe {
-            libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) == 0
-                && (flags & FS_TOPDIR_FL != 0 || {
-                    let mut set = flags | FS_TOPDIR_FL;
-                    libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_SETFLAGS, &mut set) == 0
-                        && libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) == 0
-                        && flags & FS_TOPDIR_FL != 0
-                })
-        };
+        let spread = ioctl_getflags(&dir).is_ok_and(|f| {
+            f.contains(IFlags::TOPDIR)
+                || (ioctl_setflags(&dir, f | IFlags::TOPDIR).is_ok()
+                    && ioctl_getflags(&dir).is_ok_and(|f| f.contains(IFlags::TOPDIR)))
+        });
         if !spread {
             return;
         }

@@ -77,7 +77,7 @@ impl Daemon {
                 .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", d.display())))?;
         }
         let root = config.data_root.clone();
-        let data_root = config.data_root.clone();
+        let spread = fsutil::SpreadDirs::new(layout::spread_dir(&config.data_root));
         let mut images = tokio::task::spawn_blocking(move || ImageStore::open(&root))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
@@ -106,7 +106,7 @@ impl Daemon {
             events: Default::default(),
             shims: Arc::new(shim_client::Shims::new(&shim_exe)),
             cleanups: tokio_util::task::TaskTracker::new(),
-            spread: fsutil::SpreadDirs::new(layout::spread_dir(&data_root)),
+            spread,
         });
         d.spread.prepare();
         d.ensure_init_layer()?;

@@ -34,7 +34,17 @@ const SHIM_CLEANUP_LIMIT: Duration = Duration::from_secs(30);
 /// id, same paths). Its `wait` goes in before the kill (the answer to one that comes after
 /// the exit is not held until the clean-up); the process is waited for too. A shim that does
 /// not finish in time is killed.
-async fn end_unstarted_shim(bundle: &Path, shim_pid: i32) {
+async fn end_unstarted_shim(bundle: &Path) {
+    // Its pid, from its state file, else its pid file (both written before its ready line);
+    // read here, on the failure's path, not at every start.
+    let shim_pid = shim_client::read_state(bundle)
+        .map(|s| s.shim_pid)
+        .filter(|p| *p > 0)
+        .or_else(|| {
+            let pid = std::fs::read_to_string(bundle.join(berth_runtime::shim::PID_FILE));
+            pid.ok()?.trim().parse().ok()
+        })
+        .unwrap_or(0);
     // One deadline for all of it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -203,15 +213,6 @@ impl Daemon {
             }
         };
         let pid = ready.pid.unwrap_or(0);
-        // (both written before the ready line)
-        let shim_pid = shim_client::read_state(&bundle)
-            .map(|s| s.shim_pid)
-            .filter(|p| *p > 0)
-            .or_else(|| {
-                let pid = std::fs::read_to_string(bundle.join(berth_runtime::shim::PID_FILE));
-                pid.ok()?.trim().parse().ok()
-            })
-            .unwrap_or(0);
         // The init's namespace should be the one plugged in above; if it is not (it never
         // should be: the shim gives a container with a namespace of its own the premade one),
         // those veths go and the init's namespace is plugged in now.
@@ -247,7 +248,7 @@ impl Daemon {
         let mut endpoints = match connected {
             Ok(eps) => eps,
             Err((eps, what, e)) => {
-                end_unstarted_shim(&bundle, shim_pid).await;
+                end_unstarted_shim(&bundle).await;
                 self.release_network(c, &eps).await;
                 return Err(self.network_failed(c, &what, e));
             }
@@ -271,7 +272,7 @@ impl Daemon {
             match published {
                 Ok(p) => ep.ports = p,
                 Err(e) => {
-                    end_unstarted_shim(&bundle, shim_pid).await;
+                    end_unstarted_shim(&bundle).await;
                     let endpoint_id = ep.endpoint_id.clone();
                     self.release_network(c, &endpoints).await;
                     return Err(self.ports_failed(c, &rec.name, &endpoint_id, e));
@@ -281,7 +282,7 @@ impl Daemon {
         // The embedded DNS server, for a container on a user network.
         if planned.iter().any(|p| !p.net.builtin) {
             if let Err(e) = self.start_dns(&c.id, pid) {
-                end_unstarted_shim(&bundle, shim_pid).await;
+                end_unstarted_shim(&bundle).await;
                 self.release_network(c, &endpoints).await;
                 return Err(self.network_failed(c, "the embedded DNS server", e));
             }
@@ -306,7 +307,7 @@ impl Daemon {
         // has exited, the shim takes no new connection).
         let waiter = shim_client::send(&bundle, &Request::Wait).await.ok();
         if let Err(e) = shim_client::call(&bundle, &Request::Start).await {
-            end_unstarted_shim(&bundle, shim_pid).await;
+            end_unstarted_shim(&bundle).await;
             self.release_network(c, &endpoints).await;
             return Err(self.start_failed(c, e.message));
         }
@@ -721,8 +722,8 @@ impl Daemon {
                 self.on_exit(c, st.exit_code, None).await
             }
             // A shim whose container was never started (the daemon died mid-start): stop it.
-            (_, Some(st)) => {
-                end_unstarted_shim(&bundle, st.shim_pid).await;
+            (_, Some(_)) => {
+                end_unstarted_shim(&bundle).await;
                 self.cleanup_bundle(&c.id);
             }
             // Running when the daemon went away, no shim now: it exited meanwhile.
