@@ -278,7 +278,14 @@ pub async fn handle<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> 
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let bytes_in = content_length(req.headers()).unwrap_or(0);
+    // (a request without a body, most of them, is not wrapped)
+    let (req, read) = if axum::body::HttpBody::is_end_stream(req.body()) {
+        (req, None)
+    } else {
+        let (parts, body) = req.into_parts();
+        let (body, read) = crate::metrics::CountedBody::wrap(body);
+        (Request::from_parts(parts, body), Some(read))
+    };
     let resp = match route(&path) {
         None => status_only(StatusCode::NOT_FOUND),
         Some(r) => {
@@ -307,6 +314,7 @@ pub async fn handle<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> 
         content_length(resp.headers()).unwrap_or(0)
     };
     let took = start.elapsed();
+    let bytes_in = read.map_or(0, |r| r.load(std::sync::atomic::Ordering::Relaxed));
     app.metrics
         .record(method.as_str(), status, took, bytes_in, bytes_out);
     tracing::info!(

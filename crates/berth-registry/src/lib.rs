@@ -16,6 +16,7 @@
 //! - [`config`]: the YAML configuration (flavors, `_env:` values, distribution's keys).
 
 pub mod auth;
+mod batched;
 pub mod cache;
 pub mod config;
 pub mod digest;
@@ -210,7 +211,7 @@ async fn run<D: storage::Driver>(
     match tls_cfg {
         Some(cfg) => tls::serve(listener, cfg, router, shutdown).await?,
         None => {
-            axum::serve(listener, router)
+            axum::serve(batched::BatchedListener(listener), router)
                 .with_graceful_shutdown(shutdown)
                 .await?
         }

@@ -102,6 +102,51 @@ impl Metrics {
     }
 }
 
+/// A request body that counts the bytes read from it: a chunked upload (how docker and skopeo
+/// push layers) has no `Content-Length` to count by.
+pub struct CountedBody {
+    inner: axum::body::Body,
+    read: std::sync::Arc<AtomicU64>,
+}
+
+impl CountedBody {
+    /// The body, and the count of its bytes read so far.
+    pub fn wrap(inner: axum::body::Body) -> (axum::body::Body, std::sync::Arc<AtomicU64>) {
+        let read = std::sync::Arc::new(AtomicU64::new(0));
+        let body = axum::body::Body::new(CountedBody {
+            inner,
+            read: read.clone(),
+        });
+        (body, read)
+    }
+}
+
+impl hyper::body::Body for CountedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(f))) = &r {
+            if let Some(d) = f.data_ref() {
+                self.read.fetch_add(d.len() as u64, Relaxed);
+            }
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -119,5 +164,21 @@ mod tests {
         assert!(t.contains("registry_http_request_duration_seconds_bucket{le=\"0.001\"} 1\n"));
         assert!(t.contains("registry_http_request_duration_seconds_bucket{le=\"0.05\"} 2\n"));
         assert!(t.contains("registry_http_request_duration_seconds_count 2\n"));
+    }
+
+    #[tokio::test]
+    async fn a_counted_body_counts_what_is_read_of_it() {
+        use futures_util::stream;
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+            Ok(bytes::Bytes::from_static(b"abc")),
+            Ok(bytes::Bytes::from_static(b"")),
+            Ok(bytes::Bytes::from(vec![1u8; 5000])),
+        ];
+        let (body, read) =
+            super::CountedBody::wrap(axum::body::Body::from_stream(stream::iter(chunks)));
+        assert_eq!(read.load(super::Relaxed), 0);
+        let all = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        assert_eq!(all.len(), 5003);
+        assert_eq!(read.load(super::Relaxed), 5003);
     }
 }

@@ -53,7 +53,10 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let svc = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
+            let tls = match acceptor
+                .accept(crate::batched::BatchedStream::new(tcp))
+                .await
+            {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::debug!("TLS handshake with {peer}: {e}");
