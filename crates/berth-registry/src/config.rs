@@ -7,7 +7,7 @@
 //! ```yaml
 //! common:
 //!   loglevel: info
-//!   storage: local                 # or s3
+//!   storage: local                 # or s3, or azure
 //!   storage_path: /var/lib/berth/registry
 //!   http: { addr: ":5000", tls: { certificate: cert.pem, key: key.pem } }
 //!   auth: { htpasswd: { realm: berth, path: /etc/berth/htpasswd } }
@@ -25,10 +25,17 @@
 //!   s3_access_key: _env:AWS_ACCESS_KEY_ID
 //!   s3_secret_key: _env:AWS_SECRET_ACCESS_KEY
 //!   proxy: { remoteurl: "https://registry-1.docker.io" }
+//! azure:
+//!   storage: azure
+//!   azure_account: _env:AZURE_STORAGE_ACCOUNT
+//!   azure_container: registry
+//!   azure_key: _env:AZURE_STORAGE_KEY
+//!   azure_endpoint: _env:AZURE_ENDPOINT:        # Azurite: http://127.0.0.1:10000/<account>
 //! ```
 //!
 //! distribution's `config.yml` (a top-level `version:`) is read too, for the same settings:
-//! `log.level`, `storage.filesystem.rootdirectory`, `storage.s3.*`, `storage.delete.enabled`,
+//! `log.level`, `storage.filesystem.rootdirectory`, `storage.s3.*`, `storage.azure.*`,
+//! `storage.delete.enabled`,
 //! `storage.maintenance.readonly.enabled`, `http.addr`, `http.tls.*`, `auth.htpasswd`,
 //! `auth.token`, `proxy.*`, with distribution's `REGISTRY_<SECTION>_<KEY>` environment
 //! overrides (`REGISTRY_HTTP_ADDR`, `REGISTRY_STORAGE_DELETE_ENABLED`, …).
@@ -49,6 +56,15 @@ pub enum Storage {
         endpoint: Option<String>,
         access_key: Option<String>,
         secret_key: Option<String>,
+        root: Option<String>,
+    },
+    /// An Azure Blob Storage container.
+    Azure {
+        account: String,
+        container: String,
+        key: Option<String>,
+        /// The account's URL, when not `https://<account>.blob.core.windows.net`.
+        endpoint: Option<String>,
         root: Option<String>,
     },
 }
@@ -258,7 +274,16 @@ fn flavored(top: Mapping, env: &dyn Fn(&str) -> Option<String>) -> Result<Settin
                 root: string(&v, &["storage_path"])?,
             }
         }
-        Some(o) => return Err(err(format!("unknown storage {o:?} (local or s3)"))),
+        Some("azure") => {
+            s.storage = Storage::Azure {
+                account: required(&v, &["azure_account"])?,
+                container: required(&v, &["azure_container"])?,
+                key: string(&v, &["azure_key"])?,
+                endpoint: string(&v, &["azure_endpoint"])?,
+                root: string(&v, &["storage_path"])?,
+            }
+        }
+        Some(o) => return Err(err(format!("unknown storage {o:?} (local, s3 or azure)"))),
     }
     http_auth_proxy(&v, &mut s)?;
     s.delete = match get(&v, &["delete"]) {
@@ -327,6 +352,12 @@ fn env_overrides(mut v: Value, env: &dyn Fn(&str) -> Option<String>) -> Value {
         &["storage", "s3", "accesskey"],
         &["storage", "s3", "secretkey"],
         &["storage", "s3", "rootdirectory"],
+        &["storage", "azure", "accountname"],
+        &["storage", "azure", "accountkey"],
+        &["storage", "azure", "container"],
+        &["storage", "azure", "realm"],
+        &["storage", "azure", "serviceurl"],
+        &["storage", "azure", "rootdirectory"],
         &["auth", "htpasswd", "realm"],
         &["auth", "htpasswd", "path"],
         &["proxy", "remoteurl"],
@@ -368,6 +399,24 @@ fn distribution(
             access_key: string(&v, &["storage", "s3", "accesskey"])?,
             secret_key: string(&v, &["storage", "s3", "secretkey"])?,
             root: string(&v, &["storage", "s3", "rootdirectory"])?,
+        };
+    } else if get(&v, &["storage", "azure"]).is_some() {
+        let account = required(&v, &["storage", "azure", "accountname"])?;
+        // distribution 2.8 has `realm` (the domain after `<account>.blob.`), 3.0 `serviceurl`
+        let endpoint = match (
+            string(&v, &["storage", "azure", "serviceurl"])?,
+            string(&v, &["storage", "azure", "realm"])?,
+        ) {
+            (Some(url), _) => Some(url),
+            (None, Some(realm)) => Some(format!("https://{account}.blob.{realm}")),
+            (None, None) => None,
+        };
+        s.storage = Storage::Azure {
+            container: required(&v, &["storage", "azure", "container"])?,
+            key: string(&v, &["storage", "azure", "accountkey"])?,
+            endpoint,
+            root: string(&v, &["storage", "azure", "rootdirectory"])?,
+            account,
         };
     } else if let Some(p) = string(&v, &["storage", "filesystem", "rootdirectory"])? {
         s.storage = Storage::Local { path: p.into() };
@@ -435,6 +484,23 @@ prod:
         assert!(e.to_string().contains("s3_bucket is required"), "{e}");
         assert!(parse("dev: { delete: maybe }", &env_of(&[])).is_err());
         assert!(parse("dev: { storage: floppy }", &env_of(&[])).is_err());
+        let s = parse(
+            "dev: { storage: azure, azure_account: acct, azure_container: reg, azure_key: _env:K, storage_path: /r }",
+            &env_of(&[("K", "a2V5")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.storage,
+            Storage::Azure {
+                account: "acct".into(),
+                container: "reg".into(),
+                key: Some("a2V5".into()),
+                endpoint: None,
+                root: Some("/r".into()),
+            }
+        );
+        let e = parse("dev: { storage: azure, azure_account: a }", &env_of(&[])).unwrap_err();
+        assert!(e.to_string().contains("azure_container is required"), "{e}");
         assert!(parse("- a\n- b\n", &env_of(&[])).is_err());
     }
 
@@ -482,5 +548,34 @@ auth:
         .unwrap();
         assert_eq!(s.storage, Storage::Local { path: "/d".into() });
         assert_eq!(s.addr, ":5000");
+        // Azure, as distribution 2.8 writes it (realm) and as 3.0 does (serviceurl)
+        let azure = "version: 0.1\nstorage:\n  azure: { accountname: acct, accountkey: a2V5, container: reg, realm: core.chinacloudapi.cn }\n";
+        let s = parse(azure, &env_of(&[])).unwrap();
+        assert_eq!(
+            s.storage,
+            Storage::Azure {
+                account: "acct".into(),
+                container: "reg".into(),
+                key: Some("a2V5".into()),
+                endpoint: Some("https://acct.blob.core.chinacloudapi.cn".into()),
+                root: None,
+            }
+        );
+        let s = parse(
+            azure,
+            &env_of(&[
+                (
+                    "REGISTRY_STORAGE_AZURE_SERVICEURL",
+                    "http://127.0.0.1:10000/acct",
+                ),
+                ("REGISTRY_STORAGE_AZURE_ROOTDIRECTORY", "/r"),
+            ]),
+        )
+        .unwrap();
+        assert!(
+            matches!(s.storage, Storage::Azure { ref endpoint, ref root, .. } if endpoint.as_deref() == Some("http://127.0.0.1:10000/acct") && root.as_deref() == Some("/r")),
+            "{:?}",
+            s.storage
+        );
     }
 }

@@ -72,7 +72,9 @@ pub async fn collect(
             let driver = storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?;
             collect_with(driver, opts).await
         }
-        config::Storage::S3 { .. } => collect_with(s3_driver(settings).await?, opts).await,
+        config::Storage::S3 { .. } | config::Storage::Azure { .. } => {
+            collect_with(object_driver(settings).await?, opts).await
+        }
     }
 }
 
@@ -124,33 +126,48 @@ pub async fn serve(
             let driver = storage::fs::FsDriver::new(path).map_err(ServeError::Storage)?;
             run(driver, settings, shutdown).await
         }
-        config::Storage::S3 { .. } => run(s3_driver(settings).await?, settings, shutdown).await,
+        config::Storage::S3 { .. } | config::Storage::Azure { .. } => {
+            run(object_driver(settings).await?, settings, shutdown).await
+        }
     }
 }
 
-/// The S3 driver of the settings, checked (the bucket must answer).
-async fn s3_driver(
+/// The object-store driver of the settings (S3 or Azure), checked: the bucket or container
+/// must answer.
+async fn object_driver(
     settings: &config::Settings,
 ) -> Result<storage::object::ObjectDriver, ServeError> {
-    let config::Storage::S3 {
-        bucket,
-        region,
-        endpoint,
-        access_key,
-        secret_key,
-        root,
-    } = &settings.storage
-    else {
-        return Err(ServeError::NotYet("this storage"));
-    };
-    let driver = storage::object::ObjectDriver::s3(
-        bucket,
-        region.as_deref(),
-        endpoint.as_deref(),
-        access_key.as_deref(),
-        secret_key.as_deref(),
-        root.as_deref(),
-    )
+    let driver = match &settings.storage {
+        config::Storage::S3 {
+            bucket,
+            region,
+            endpoint,
+            access_key,
+            secret_key,
+            root,
+        } => storage::object::ObjectDriver::s3(
+            bucket,
+            region.as_deref(),
+            endpoint.as_deref(),
+            access_key.as_deref(),
+            secret_key.as_deref(),
+            root.as_deref(),
+        ),
+        config::Storage::Azure {
+            account,
+            container,
+            key,
+            endpoint,
+            root,
+        } => storage::object::ObjectDriver::azure(
+            account,
+            container,
+            key.as_deref(),
+            endpoint.as_deref(),
+            root.as_deref(),
+        ),
+        config::Storage::Local { .. } => return Err(ServeError::NotYet("this storage")),
+    }
     .map_err(ServeError::Storage)?;
     driver.check().await.map_err(ServeError::Storage)?;
     Ok(driver)

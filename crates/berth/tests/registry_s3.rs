@@ -1,9 +1,12 @@
-//! End-to-end: `berth registry serve` over S3 storage, against a real S3-compatible server
-//! (moto's server mode, installed by `scripts/deps --test`): the OCI conformance suite, and
-//! two registry processes over one bucket sharing uploads, blobs and manifests.
+//! End-to-end: `berth registry serve` over object storage, against real local servers
+//! (moto's server mode for S3, Azurite for Azure; both installed by `scripts/deps --test`):
+//! the OCI conformance suite over each, and two registry processes over one bucket sharing
+//! uploads, blobs and manifests.
 
 mod common;
-use berth_registry::storage::testing::{S3Server, ACCESS_KEY, SECRET_KEY};
+use berth_registry::storage::testing::{
+    AzureServer, S3Server, ACCESS_KEY, AZURITE_ACCOUNT, AZURITE_KEY, SECRET_KEY,
+};
 use common::registry::*;
 use common::BERTH;
 use std::process::Command;
@@ -34,6 +37,31 @@ fn passes_the_oci_distribution_conformance_suite_over_s3() {
     let keys = s3.keys("conformance");
     assert!(!keys.is_empty());
     assert!(keys.iter().all(|k| k.starts_with("registry/")), "{keys:?}");
+}
+
+#[test]
+fn passes_the_oci_distribution_conformance_suite_over_azure() {
+    let az = AzureServer::start();
+    az.create_container("conformance");
+    // distribution's config.yml, as a registry:2 user would bring it (3.0's serviceurl)
+    let config = format!(
+        "version: 0.1\nlog: {{ level: info }}\nstorage:\n  delete: {{ enabled: true }}\n  azure:\n    accountname: {AZURITE_ACCOUNT}\n    accountkey: {AZURITE_KEY}\n    container: conformance\n    serviceurl: {}\n    rootdirectory: /registry\nhttp:\n  addr: 127.0.0.1:0\n",
+        az.endpoint()
+    );
+    let r = Registry::start_with_config(&config);
+    let summary = run_conformance(
+        &format!("http://{}", r.addr),
+        &r.dir.path().join("report"),
+        &[],
+    );
+    assert!(summary.contains("75 Passed | 0 Failed"), "{summary}");
+    // it all went to the container, under the root
+    let blobs = az.blobs("conformance");
+    assert!(!blobs.is_empty());
+    assert!(
+        blobs.iter().all(|k| k.starts_with("registry/")),
+        "{blobs:?}"
+    );
 }
 
 /// Bytes that differ from byte to byte, so that a misplaced chunk shows.

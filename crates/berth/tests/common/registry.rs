@@ -68,6 +68,22 @@ impl Registry {
         }
     }
 
+    /// Start with a whole configuration file of the caller's (which must listen on a
+    /// loopback port, `:0` for any).
+    pub fn start_with_config(text: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(&config, text).unwrap();
+        let (child, addr) = spawn(&config, dir.path(), None);
+        Registry {
+            child,
+            netns_of: None,
+            dir,
+            config,
+            addr,
+        }
+    }
+
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
