@@ -50,6 +50,12 @@ pub enum Cmd {
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     #[command(override_usage = "berth tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")]
     Tag(TagArgs),
+    /// Download an image from a registry
+    #[command(override_usage = "berth pull [OPTIONS] NAME[:TAG|@DIGEST]")]
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    #[command(override_usage = "berth push [OPTIONS] NAME[:TAG]")]
+    Push(PushArgs),
     /// Remove one or more images
     #[command(override_usage = "berth rmi [OPTIONS] IMAGE [IMAGE...]")]
     Rmi(RmiArgs),
@@ -501,6 +507,12 @@ pub enum ImageCmd {
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     #[command(override_usage = "berth image tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")]
     Tag(TagArgs),
+    /// Download an image from a registry
+    #[command(override_usage = "berth image pull [OPTIONS] NAME[:TAG|@DIGEST]")]
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    #[command(override_usage = "berth image push [OPTIONS] NAME[:TAG]")]
+    Push(PushArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     #[command(override_usage = "berth image save [OPTIONS] IMAGE [IMAGE...]")]
     Save(SaveArgs),
@@ -1058,6 +1070,33 @@ pub struct ImportArgs {
     pub source: String,
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub image: String,
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    #[arg(value_name = "NAME[:TAG]")]
+    pub image: String,
+    /// Push all tags of an image to the repository
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

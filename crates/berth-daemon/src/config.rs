@@ -45,6 +45,11 @@ pub struct Config {
     /// Set the host's cgroup2 `favordynmods` option at start-up (berth's own daemon.json
     /// `cgroup-favordynmods`, default true): see `cgroups::favor_dynmods`.
     pub cgroup_favordynmods: bool,
+    /// daemon.json `insecure-registries`: registries (`host[:port]`, or CIDRs of their
+    /// addresses) reached over plain HTTP when HTTPS fails; loopback ones always are.
+    pub insecure_registries: Vec<String>,
+    /// daemon.json `registry-mirrors`: URLs tried, in order, before Docker Hub for its images.
+    pub registry_mirrors: Vec<String>,
 }
 
 impl Config {
@@ -68,6 +73,8 @@ impl Config {
             address_pools: berth_network::ipam::default_address_pools(),
             dns: Vec::new(),
             cgroup_favordynmods: true,
+            insecure_registries: Vec::new(),
+            registry_mirrors: Vec::new(),
         }
     }
 
@@ -131,6 +138,19 @@ impl Config {
         }
         if let Some(f) = f.cgroup_favordynmods {
             self.cgroup_favordynmods = f;
+        }
+        if let Some(r) = f.insecure_registries {
+            self.insecure_registries = r;
+        }
+        if let Some(m) = f.registry_mirrors {
+            for u in &m {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(ApiError::invalid(format!(
+                        "invalid mirror: unsupported scheme in {u:?}: it must be http or https"
+                    )));
+                }
+            }
+            self.registry_mirrors = m;
         }
         if let Some(opts) = f.log_opts {
             self.log_opts = opts.clone();
@@ -225,6 +245,8 @@ struct DaemonJson {
     dns: Option<Vec<String>>,
     /// berth's own: favour fast cgroup migrations over fast forks host-wide.
     cgroup_favordynmods: Option<bool>,
+    insecure_registries: Option<Vec<String>>,
+    registry_mirrors: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

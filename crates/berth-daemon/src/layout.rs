@@ -45,6 +45,8 @@
 //!     leases/bridge.json            the default bridge's subnet, gateway and address leases
 //!     leases/<id>.json              a user network's (leases_dir(),
 //!                                   berth_network::ipam::NetworkAddresses, written atomically)
+//!   tmp/push/<16 hex>/             push_tmp(): an image being pushed, saved as an OCI layout
+//!                                   (gzip layers) whose blobs are then sent (emptied at start-up)
 //!   builder/
 //!     cache/<key>                   build cache: a step's key -> the image it made (build_cache())
 //!     tmp/<build-id>/               a build in progress (build_tmp()): context/ (the unpacked
@@ -128,6 +130,11 @@ pub fn build_cache(data_root: &Path) -> PathBuf {
 /// `<data-root>/builder/tmp/<build-id>`: a build's private directory.
 pub fn build_tmp(data_root: &Path, id: &str) -> PathBuf {
     data_root.join("builder").join("tmp").join(id)
+}
+
+/// `<data-root>/tmp/push`: the OCI layouts of images being pushed, one directory each.
+pub fn push_tmp(data_root: &Path) -> PathBuf {
+    data_root.join("tmp").join("push")
 }
 
 /// `<data-root>/network`: the networks' state.

@@ -6,6 +6,7 @@ use berth_content::Digest;
 
 use crate::error::ImageError;
 use crate::store::{ImageStore, Result, State};
+use crate::Reference;
 
 /// One line of `docker rmi` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +106,27 @@ impl ImageStore {
         };
 
         if let Some(r) = by_ref {
-            if !force && all_refs.len() == 1 {
+            // Untagging a repository's last tag takes its digest references (RepoDigests)
+            // with it, as docker does; the image goes when no reference is left.
+            let mut going = vec![r.familiar()];
+            if r.digest().is_none() {
+                let same_repo =
+                    |x: &String| Reference::parse(x).ok().filter(|p| p.name() == r.name());
+                let other_tag = all_refs
+                    .iter()
+                    .filter(|x| **x != r.familiar())
+                    .filter_map(same_repo)
+                    .any(|p| p.digest().is_none());
+                if !other_tag {
+                    going.extend(
+                        all_refs
+                            .iter()
+                            .filter(|x| same_repo(x).is_some_and(|p| p.digest().is_some()))
+                            .cloned(),
+                    );
+                }
+            }
+            if !force && all_refs.len() == going.len() {
                 if let Some((c, _)) = containers.first() {
                     return Err(ImageError::Conflict(format!(
                         "conflict: unable to remove repository reference \"{name_or_id}\" (must force) - container {} is using its referenced image {}",
@@ -114,10 +135,12 @@ impl ImageStore {
                     )));
                 }
             }
-            if all_refs.len() > 1 {
-                state.refs.remove(&r.familiar());
+            if all_refs.len() > going.len() {
+                for g in &going {
+                    state.refs.remove(g);
+                }
                 self.persist(&state)?;
-                return Ok(vec![DeleteItem::Untagged(r.familiar())]);
+                return Ok(going.into_iter().map(DeleteItem::Untagged).collect());
             }
             // Removing the last reference deletes the image: check first so a
             // refusal leaves the tag in place.
@@ -128,8 +151,13 @@ impl ImageStore {
             if let Some(e) = hard_conflict() {
                 return Err(e);
             }
+            // (a tag and the digest references of one repository are one repository)
+            let repositories: HashSet<String> = all_refs
+                .iter()
+                .map(|x| Reference::parse(x).map_or_else(|_| x.clone(), |p| p.name()))
+                .collect();
             if !force {
-                if all_refs.len() > 1 {
+                if repositories.len() > 1 {
                     return Err(cannot(
                         &id,
                         "must be forced",

@@ -37,7 +37,7 @@ pub struct ImportResult {
     pub reference: Option<String>,
 }
 
-pub(crate) fn host_arch() -> &'static str {
+pub fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

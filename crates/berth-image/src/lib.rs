@@ -35,7 +35,7 @@ pub use config::{
 };
 pub use delete::DeleteItem;
 pub use error::{ErrorKind, ImageError};
-pub use import::{ImportOptions, ImportResult};
+pub use import::{host_arch, ImportOptions, ImportResult};
 pub use load::{LoadedImage, MAX_JSON_SIZE};
 pub use prune::{disk_bytes_of, DiskUsage, ImageUsage, PruneReport};
 pub use reference::{Reference, ReferenceError, DEFAULT_TAG};

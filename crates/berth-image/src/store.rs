@@ -629,6 +629,32 @@ impl ImageStore {
         Ok(())
     }
 
+    /// Records `reference` (`name@sha256:…`, the digest of the image's manifest in a
+    /// registry: docker's RepoDigests) for the image `name_or_id`.
+    pub fn add_repo_digest(&self, name_or_id: &str, reference: &str) -> Result<()> {
+        let r = Reference::parse(reference)?;
+        if r.digest().is_none() {
+            return Err(ImageError::InvalidArgument(format!(
+                "{reference}: a repository digest needs a digest"
+            )));
+        }
+        let key = r.familiar();
+        let mut state = self.lock();
+        let (id, _) = self.resolve(&state, name_or_id)?;
+        if state.refs.get(&key) == Some(&id) {
+            return Ok(());
+        }
+        let old = state.refs.insert(key.clone(), id);
+        if let Err(e) = self.persist(&state) {
+            match old {
+                Some(o) => state.refs.insert(key, o),
+                None => state.refs.remove(&key),
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Docker's `image history`, newest first.
     pub fn history(&self, name_or_id: &str) -> Result<Vec<HistoryItem>> {
         let state = self.lock();

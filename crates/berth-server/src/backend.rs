@@ -138,6 +138,21 @@ pub trait ImageBackend: Send + Sync + 'static {
         &self,
         reader: Box<dyn std::io::Read + Send>,
     ) -> impl Future<Output = Res<Vec<String>>> + Send;
+    /// `POST /images/create?fromImage=…`: pull from a registry; docker's progress messages.
+    /// `auth` is the client's `X-Registry-Auth` header.
+    fn pull_image(
+        &self,
+        image: &str,
+        tag: Option<&str>,
+        auth: Option<&str>,
+    ) -> impl Future<Output = Res<Vec<Value>>> + Send;
+    /// `POST /images/{name}/push?tag=…`: push to a registry; docker's progress messages.
+    fn push_image(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        auth: Option<&str>,
+    ) -> impl Future<Output = Res<Vec<Value>>> + Send;
     /// `POST /images/prune`.
     fn prune_images(
         &self,

@@ -78,10 +78,21 @@ async fn create<B: ImageBackend>(
     req: Request,
 ) -> Result<Response<Body>> {
     if let Some(image) = q.get("fromImage").filter(|s| !s.is_empty()) {
-        let tag = q.get("tag").cloned().unwrap_or_else(|| "latest".into());
-        return Err(Error(ApiError::not_found(format!(
-            "pull access denied for {image}:{tag}: pulling from registries is not available in this berth build yet"
-        ))));
+        let auth = req
+            .headers()
+            .get("X-Registry-Auth")
+            .and_then(|v| v.to_str().ok());
+        let tag = q.get("tag").map(String::as_str).filter(|t| !t.is_empty());
+        let msgs = d.pull_image(image, tag, auth).await?;
+        let mut out = String::new();
+        for m in msgs {
+            out += &(m.to_string() + "\r\n");
+        }
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(out))
+            .unwrap_or_default());
     }
     let src = q
         .get("fromSrc")
@@ -252,13 +263,28 @@ async fn post_image<B: ImageBackend>(
     State(d): State<Arc<B>>,
     Path(rest): Path<String>,
     Q(q): Q<Query>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response<Body>> {
-    match split(&rest, &["tag"]) {
-        (name, Some(_)) => {
+    match split(&rest, &["tag", "push"]) {
+        (name, Some(op)) if op == "tag" => {
             let repo = q.get("repo").cloned().unwrap_or_default();
             let tag = q.get("tag").cloned().unwrap_or_default();
             d.tag_image(&name, &repo, &tag)?;
             Ok(StatusCode::CREATED.into_response())
+        }
+        (name, Some(_)) => {
+            let auth = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok());
+            let tag = q.get("tag").map(String::as_str).filter(|t| !t.is_empty());
+            let msgs = d.push_image(&name, tag, auth).await?;
+            let mut out = String::new();
+            for m in msgs {
+                out += &(m.to_string() + "\r\n");
+            }
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(out))
+                .unwrap_or_default())
         }
         (name, None) => Err(Error(ApiError::not_found(format!(
             "page not found: /images/{name}"

@@ -183,6 +183,24 @@ impl ImageBackend for Engine {
     async fn prune_images(&self, filters: HashMap<String, Vec<String>>) -> Res<Value> {
         self.0.prune_images(filters).await
     }
+    async fn pull_image(
+        &self,
+        image: &str,
+        tag: Option<&str>,
+        auth: Option<&str>,
+    ) -> Res<Vec<Value>> {
+        let auth = berth_daemon::pull::registry_auth(auth);
+        self.0.pull_image(image, tag, auth).await
+    }
+    async fn push_image(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        auth: Option<&str>,
+    ) -> Res<Vec<Value>> {
+        let auth = berth_daemon::pull::registry_auth(auth);
+        self.0.push_image(name, tag, auth).await
+    }
 }
 
 impl SystemBackend for Engine {

@@ -1052,6 +1052,130 @@ fn online_gc_never_loses_a_blob_a_push_needs() {
     eprintln!("{} pushes accepted, {refused} refused", accepted.len());
 }
 
+/// berth's own engine pushes to a registry, pulls back (by tag and by digest, and when `run`
+/// finds no image), runs what it pulled, and tells a missing image or registry apart.
+#[test]
+fn berth_pushes_pulls_and_runs_through_a_registry() {
+    let env = common::Env::new().with_busybox();
+    let r = Registry::start_in_netns_of(env.daemon_pid(), "  delete: true\n");
+    let image = format!("{}/tools/busybox:1.0", r.addr);
+    let id = env
+        .berth(&["inspect", "--format", "{{.Id}}", "busybox"])
+        .ok()
+        .trimmed()
+        .to_string();
+    env.berth(&["tag", "busybox", &image]).ok();
+    let o = env.berth(&["push", &image]).ok();
+    assert!(
+        o.stdout.contains(&format!(
+            "The push refers to repository [{}/tools/busybox]",
+            r.addr
+        )) && o.stdout.contains("Pushed")
+            && o.stdout.contains("1.0: digest: sha256:"),
+        "{}",
+        o.stdout
+    );
+    let digest = o
+        .stdout
+        .split("digest: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    // the registry has it, as a gzip-layered OCI manifest
+    let m = curl_in(
+        &env,
+        &format!("http://{}/v2/tools/busybox/manifests/1.0", r.addr),
+    );
+    assert!(
+        m.contains("application/vnd.oci.image.layer.v1.tar+gzip"),
+        "{m}"
+    );
+    // a second push sends no layer again
+    let o = env.berth(&["push", &image]).ok();
+    assert!(o.stdout.contains("Layer already exists"), "{}", o.stdout);
+    assert!(!o.stdout.contains("Pushed"), "{}", o.stdout);
+
+    env.berth(&["rmi", &image, "busybox"]).ok();
+    let o = env.berth(&["pull", &image]).ok();
+    assert!(
+        o.stdout.contains("Pull complete")
+            && o.stdout.contains(&format!("Digest: {digest}"))
+            && o.stdout
+                .contains(&format!("Status: Downloaded newer image for {image}"))
+            && o.trimmed().ends_with(&image),
+        "{}",
+        o.stdout
+    );
+    // the same image (its config, hence its id, came back byte for byte), and it runs
+    let o = env.berth(&["inspect", "--format", "{{.Id}}", &image]).ok();
+    assert_eq!(o.trimmed(), id);
+    let o = env.berth(&["run", "--rm", &image, "echo", "pulled"]).ok();
+    assert_eq!(o.trimmed(), "pulled");
+    let o = env.berth(&["pull", &image]).ok();
+    assert!(o.stdout.contains("Image is up to date"), "{}", o.stdout);
+    // by digest, into a store without it; and `run` pulls what it does not find
+    env.berth(&["rmi", &image]).ok();
+    let by_digest = format!("{}/tools/busybox@{digest}", r.addr);
+    env.berth(&["pull", &by_digest]).ok();
+    assert_eq!(
+        env.berth(&["inspect", "--format", "{{.Id}}", &by_digest])
+            .ok()
+            .trimmed(),
+        id
+    );
+    env.berth(&["rmi", &by_digest]).ok();
+    let o = env.berth(&["run", "--rm", &image, "echo", "again"]).ok();
+    assert_eq!(o.trimmed(), "again");
+    assert!(o.stderr.contains("Unable to find image"), "{}", o.stderr);
+
+    // what is not there: a tag, a repository, a registry; nothing is stored
+    let before = env.berth(&["images", "-q"]).ok().stdout;
+    let o = env.berth(&["pull", &format!("{}/tools/busybox:2.0", r.addr)]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("manifest unknown") || o.stderr.contains("not found"),
+        "{}",
+        o.stderr
+    );
+    let o = env.berth(&["pull", &format!("{}/nothing/here", r.addr)]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("not found") || o.stderr.contains("unknown"),
+        "{}",
+        o.stderr
+    );
+    let o = env.berth(&["pull", "127.0.0.1:1/tools/busybox:1.0"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.to_lowercase().contains("connect"), "{}", o.stderr);
+    let o = env.berth(&["push", &format!("{}/absent:1", r.addr)]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("does not exist locally"), "{}", o.stderr);
+    assert_eq!(env.berth(&["images", "-q"]).ok().stdout, before);
+    // nothing of the pushes is left in the daemon's data root
+    let tmp = env.data_root.join("tmp/push");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
+}
+
+/// curl run in the test daemon's network namespace (where its registry listens).
+fn curl_in(env: &common::Env, url: &str) -> String {
+    let o = env
+        .in_daemon_netns(&[
+            "curl",
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            url,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// The real docker: a dockerd of the test's own pushes to berth's registry, pulls back, runs
 /// what it pulled, searches, and logs in (127.0.0.1 registries are plain HTTP to Docker).
 #[test]

@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 
-use crate::cli::{ImportArgs, RmiArgs, TagArgs};
+use crate::cli::{ImportArgs, PullArgs, PushArgs, RmiArgs, TagArgs};
 use crate::client::{empty_body, seg, Client, Query, ReqBody};
 use crate::error::{CliError, Result};
 use crate::opts::{io_msg, split_repo_tag};
@@ -104,6 +104,122 @@ pub async fn pull(c: &Client, image: &str, to_stderr: bool) -> Result<()> {
         .send(Method::POST, "/images/create", &q, empty_body(), None)
         .await?;
     display_stream(resp, to_stderr).await
+}
+
+/// `berth pull`: progress on stdout, then the image's full name, as docker prints them.
+pub async fn pull_cmd(c: &Client, a: PullArgs) -> Result<i32> {
+    if a.all_tags {
+        return Err(CliError::msg(
+            "pulling all tags (-a) is not supported by berth yet",
+        ));
+    }
+    if let Some(p) = a.platform.as_deref().filter(|p| !p.is_empty()) {
+        let host = format!(
+            "linux/{}",
+            std::env::consts::ARCH
+                .replace("x86_64", "amd64")
+                .replace("aarch64", "arm64")
+        );
+        if p != host {
+            return Err(CliError::msg(format!(
+                "image with reference {} was found but does not match the specified platform: wanted {p}",
+                a.image
+            )));
+        }
+    }
+    let (_, tag) = split_repo_tag(&a.image);
+    if tag.is_empty() && !a.image.contains('@') && !a.quiet {
+        println!("Using default tag: latest");
+    }
+    if a.quiet {
+        // progress read and dropped: errors still end the command
+        let (repo, tag) = split_repo_tag(&a.image);
+        let q = Query::new()
+            .add(
+                "fromImage",
+                if a.image.contains('@') {
+                    a.image.clone()
+                } else {
+                    repo
+                },
+            )
+            .add_if(!tag.is_empty(), "tag", tag);
+        let resp = c
+            .send(Method::POST, "/images/create", &q, empty_body(), None)
+            .await?;
+        drain_stream(resp).await?;
+    } else {
+        pull(c, &a.image, false).await?;
+    }
+    println!("{}", full_name(&a.image));
+    Ok(0)
+}
+
+/// `busybox` → `docker.io/library/busybox:latest`, as docker prints after a pull or push.
+fn full_name(image: &str) -> String {
+    let (repo, tag) = split_repo_tag(image);
+    let first = repo.split('/').next().unwrap_or("");
+    let domain_given =
+        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let repo = if domain_given {
+        repo
+    } else if repo.contains('/') {
+        format!("docker.io/{repo}")
+    } else {
+        format!("docker.io/library/{repo}")
+    };
+    if image.contains('@') {
+        repo
+    } else if tag.is_empty() {
+        format!("{repo}:latest")
+    } else {
+        format!("{repo}:{tag}")
+    }
+}
+
+/// Reads a JSON message stream to its end, failing on its first error message.
+async fn drain_stream(resp: http::Response<Incoming>) -> Result<()> {
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| CliError::msg(e.to_string()))?
+        .to_bytes();
+    for v in serde_json::Deserializer::from_slice(&body).into_iter::<Value>() {
+        let v = v.map_err(|e| CliError::msg(format!("error decoding response: {e}")))?;
+        json_message_line(&v).map_err(CliError::msg)?;
+    }
+    Ok(())
+}
+
+/// `berth push`: `POST /images/{name}/push?tag=…`, progress on stdout.
+pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
+    if a.all_tags {
+        return Err(CliError::msg(
+            "pushing all tags (-a) is not supported by berth yet",
+        ));
+    }
+    let (repo, tag) = split_repo_tag(&a.image);
+    if tag.is_empty() && !a.quiet {
+        println!("Using default tag: latest");
+    }
+    let q = Query::new().add_if(!tag.is_empty(), "tag", tag);
+    let resp = c
+        .send(
+            Method::POST,
+            &format!("/images/{}/push", seg(&repo)),
+            &q,
+            empty_body(),
+            None,
+        )
+        .await?;
+    if a.quiet {
+        drain_stream(resp).await?;
+        println!("{}", full_name(&a.image));
+    } else {
+        display_stream(resp, false).await?;
+    }
+    Ok(0)
 }
 
 /// Uploads go in large chunks: each chunk is one frame for the daemon to hand over.

@@ -1,0 +1,640 @@
+//! `docker pull`: an image's manifest, config and layers fetched from a registry (the
+//! `oci-client` crate: the v2 protocol, its token and basic auth), then loaded by the image
+//! store's archive loader from an OCI image layout streamed to it on the fly. The loader
+//! verifies every digest, unpacks each layer as it arrives and stores nothing unless all of
+//! it is right, as with `docker load`.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use berth_api::ApiError;
+use berth_image::Reference;
+use futures_util::TryStreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
+use serde_json::{json, Value};
+use sha2::Digest as _;
+use tokio::io::AsyncWriteExt;
+
+use crate::Daemon;
+
+/// Docker Hub's registry, for `docker.io` names.
+const DOCKER_HUB: &str = "registry-1.docker.io";
+
+/// The manifest types a pull accepts.
+const ACCEPT: [&str; 4] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// The largest manifest read.
+const MAX_MANIFEST: usize = 4 << 20;
+
+/// Credentials from a client's `X-Registry-Auth` header (base64url JSON, as docker sends it).
+pub fn registry_auth(header: Option<&str>) -> RegistryAuth {
+    let Some(h) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+        return RegistryAuth::Anonymous;
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(h)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h));
+    let Ok(v) = raw.map(|r| serde_json::from_slice::<Value>(&r).unwrap_or(Value::Null)) else {
+        return RegistryAuth::Anonymous;
+    };
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    match (s("username"), s("password"), s("identitytoken")) {
+        (_, _, t) if !t.is_empty() => RegistryAuth::Bearer(t),
+        (u, p, _) if !u.is_empty() => RegistryAuth::Basic(u, p),
+        _ => RegistryAuth::Anonymous,
+    }
+}
+
+/// Whether a registry host may be reached over plain HTTP: loopback, or listed in
+/// daemon.json `insecure-registries` (by name or by a CIDR holding its address).
+pub(crate) fn insecure(host: &str, listed: &[String]) -> bool {
+    let name = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if name == "localhost" {
+        return true;
+    }
+    let ip = name.parse::<std::net::IpAddr>().ok();
+    if ip.is_some_and(|ip| ip.is_loopback()) {
+        return true;
+    }
+    listed.iter().any(|l| {
+        l == host
+            || l == name
+            || match (l.parse::<ipnet::IpNet>(), ip) {
+                (Ok(net), Some(ip)) => net.contains(&ip),
+                _ => false,
+            }
+    })
+}
+
+/// A client that reaches `host` over HTTPS, or HTTP for `plain`.
+fn client(host: &str, plain: bool) -> Client {
+    Client::new(ClientConfig {
+        protocol: if plain {
+            ClientProtocol::HttpsExcept(vec![host.to_string()])
+        } else {
+            ClientProtocol::Https
+        },
+        connect_timeout: Some(std::time::Duration::from_secs(15)),
+        ..Default::default()
+    })
+}
+
+/// The error a failed registry request becomes, in docker's words where it has some.
+pub(crate) fn registry_error(what: &str, e: oci_client::errors::OciDistributionError) -> ApiError {
+    use oci_client::errors::OciDistributionError as E;
+    match &e {
+        E::ImageManifestNotFoundError(_) => {
+            ApiError::not_found(format!("manifest for {what} not found: manifest unknown"))
+        }
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => ApiError::not_found(format!(
+            "pull access denied for {what}, repository does not exist or may require 'docker login': {e}"
+        )),
+        E::RegistryError { envelope, .. }
+            if envelope
+                .errors
+                .iter()
+                .any(|x| matches!(x.code, oci_client::errors::OciErrorCode::ManifestUnknown)) =>
+        {
+            ApiError::not_found(format!("manifest for {what} not found: manifest unknown"))
+        }
+        _ => ApiError::internal(format!("{what}: {}", with_causes(&e))),
+    }
+}
+
+/// An error and its causes, `a: b: c` (reqwest's own message leaves out why a request
+/// failed: "connection refused" is a cause).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+/// One registry, chosen and authenticated for a repository.
+pub(crate) struct Remote {
+    pub(crate) client: Client,
+    pub(crate) reference: oci_client::Reference,
+    auth: RegistryAuth,
+}
+
+impl Remote {
+    /// Reach `host` for `repo` (HTTPS; a registry that may be insecure falls back to HTTP
+    /// when HTTPS fails, as docker does), authenticated for `op`.
+    pub(crate) async fn connect(
+        host: &str,
+        repo: &str,
+        tag_or_digest: &TagOrDigest,
+        auth: &RegistryAuth,
+        plain_ok: bool,
+        op: RegistryOperation,
+    ) -> Result<Remote, ApiError> {
+        let reference = match tag_or_digest {
+            TagOrDigest::Tag(t) => {
+                oci_client::Reference::with_tag(host.to_string(), repo.to_string(), t.clone())
+            }
+            TagOrDigest::Digest(d) => {
+                oci_client::Reference::with_digest(host.to_string(), repo.to_string(), d.clone())
+            }
+        };
+        let c = client(host, false);
+        let first = c.auth(&reference, auth, op).await;
+        match first {
+            Ok(_) => Ok(Remote {
+                client: c,
+                reference,
+                auth: auth.clone(),
+            }),
+            Err(e) if plain_ok && !is_auth_failure(&e) => {
+                let c = client(host, true);
+                match c.auth(&reference, auth, op).await {
+                    Ok(_) => Ok(Remote {
+                        client: c,
+                        reference,
+                        auth: auth.clone(),
+                    }),
+                    Err(e2) => Err(registry_error(&format!("{host}/{repo}"), e2)),
+                }
+            }
+            Err(e) => Err(registry_error(&format!("{host}/{repo}"), e)),
+        }
+    }
+}
+
+fn is_auth_failure(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::OciDistributionError as E;
+    matches!(e, E::AuthenticationFailure(_) | E::UnauthorizedError { .. })
+}
+
+pub(crate) enum TagOrDigest {
+    Tag(String),
+    Digest(String),
+}
+
+/// What an index or a manifest holds, as far as a pull needs it.
+#[derive(serde::Deserialize)]
+struct Manifest {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Option<Vec<Descriptor>>,
+}
+
+#[derive(serde::Deserialize, Clone)]
+struct Descriptor {
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(serde::Deserialize, Clone)]
+struct Platform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+}
+
+fn is_index(m: &Manifest) -> bool {
+    m.manifests.is_some()
+        || m.media_type
+            .as_deref()
+            .is_some_and(|t| ACCEPT[..2].contains(&t))
+}
+
+/// The digest a descriptor names, checked to be a sha256 (the only kind the store keeps).
+fn sha256_hex(d: &str) -> Result<&str, ApiError> {
+    d.strip_prefix("sha256:")
+        .filter(|h| berth_content::is_sha256_hex(h))
+        .ok_or_else(|| ApiError::internal(format!("unsupported digest {d:?}")))
+}
+
+/// A tar header for a regular file of `size` bytes at `path`.
+fn tar_header(path: &str, size: u64) -> Result<[u8; 512], ApiError> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path)
+        .map_err(|e| ApiError::internal(format!("tar path {path}: {e}")))?;
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    Ok(*h.as_bytes())
+}
+
+/// Zeroes that pad a tar entry of `size` bytes to its block.
+fn tar_padding(size: u64) -> &'static [u8] {
+    const ZEROES: [u8; 512] = [0; 512];
+    let rem = (size % 512) as usize;
+    if rem == 0 {
+        &[]
+    } else {
+        &ZEROES[..512 - rem]
+    }
+}
+
+impl Daemon {
+    /// `POST /images/create?fromImage=…&tag=…`: the progress messages of docker's JSON stream.
+    pub async fn pull_image(
+        self: &Arc<Self>,
+        image: &str,
+        tag: Option<&str>,
+        auth: RegistryAuth,
+    ) -> Result<Vec<Value>, ApiError> {
+        let full = match tag.filter(|t| !t.is_empty()) {
+            Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
+            Some(t) => format!("{image}:{t}"),
+            None => image.to_string(),
+        };
+        let r = Reference::parse(&full)
+            .map_err(|e| ApiError::invalid(format!("invalid reference format: {e}")))?;
+        let r = if r.digest().is_none() && r.tag().is_none() {
+            r.with_default_tag()
+        } else {
+            r
+        };
+        let (tag_or_digest, shown) = match (r.digest(), r.tag()) {
+            (Some(d), _) => (TagOrDigest::Digest(d.to_string()), d.to_string()),
+            (None, Some(t)) => (TagOrDigest::Tag(t.to_string()), t.to_string()),
+            (None, None) => unreachable!("a default tag was added"),
+        };
+        let name = r.name();
+        let familiar = r.familiar_name();
+        // Docker Hub's names go to its mirrors first, then to the Hub itself.
+        let mut hosts: Vec<(String, bool)> = Vec::new();
+        if r.domain() == "docker.io" {
+            for m in &self.config.registry_mirrors {
+                let plain = m.starts_with("http://");
+                let host = m
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .to_string();
+                hosts.push((host, plain));
+            }
+            hosts.push((DOCKER_HUB.to_string(), false));
+        } else {
+            let plain = insecure(r.domain(), &self.config.insecure_registries);
+            hosts.push((r.domain().to_string(), plain));
+        }
+        let mut last_err = None;
+        for (host, plain) in hosts {
+            let remote = match Remote::connect(
+                &host,
+                r.path(),
+                &tag_or_digest,
+                &auth,
+                plain,
+                RegistryOperation::Pull,
+            )
+            .await
+            {
+                Ok(remote) => remote,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            };
+            match self.pull_from(&remote, &r, &shown, &familiar).await {
+                Ok(mut msgs) => {
+                    msgs.insert(
+                        0,
+                        json!({"status": format!("Pulling from {}", familiar_path(&familiar)), "id": shown}),
+                    );
+                    return Ok(msgs);
+                }
+                // a mirror that lacks the image: the next one, then the Hub
+                Err(e) if e.kind.status() == 404 => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| ApiError::internal(format!("no registry for {name}"))))
+    }
+
+    async fn pull_from(
+        self: &Arc<Self>,
+        remote: &Remote,
+        r: &Reference,
+        shown: &str,
+        familiar: &str,
+    ) -> Result<Vec<Value>, ApiError> {
+        let what = format!("{familiar}:{shown}");
+        let (top, top_digest) = remote
+            .client
+            .pull_manifest_raw(&remote.reference, &remote.auth, &ACCEPT)
+            .await
+            .map_err(|e| registry_error(&what, e))?;
+        check_manifest(&top, &top_digest, r)?;
+        let parsed: Manifest = serde_json::from_slice(&top)
+            .map_err(|e| ApiError::internal(format!("manifest {top_digest}: {e}")))?;
+        let mut blobs_json: Vec<(String, bytes::Bytes)> = vec![(top_digest.clone(), top.clone())];
+        let manifest = if is_index(&parsed) {
+            let arch = berth_image::host_arch();
+            let list = parsed.manifests.unwrap_or_default();
+            let pick = list
+                .iter()
+                .find(|d| {
+                    d.platform
+                        .as_ref()
+                        .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+                })
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "no matching manifest for linux/{arch} in the manifest list entries"
+                    ))
+                })?;
+            let child_ref = oci_client::Reference::with_digest(
+                remote.reference.registry().to_string(),
+                remote.reference.repository().to_string(),
+                pick.digest.clone(),
+            );
+            let (child, child_digest) = remote
+                .client
+                .pull_manifest_raw(&child_ref, &remote.auth, &ACCEPT[2..])
+                .await
+                .map_err(|e| registry_error(&what, e))?;
+            if child_digest != pick.digest {
+                return Err(ApiError::internal(format!(
+                    "manifest {} has digest {child_digest}",
+                    pick.digest
+                )));
+            }
+            check_size(&child)?;
+            blobs_json.push((child_digest, child.clone()));
+            serde_json::from_slice::<Manifest>(&child)
+                .map_err(|e| ApiError::internal(format!("manifest {}: {e}", pick.digest)))?
+        } else {
+            parsed
+        };
+        let config = manifest
+            .config
+            .clone()
+            .ok_or_else(|| ApiError::internal("the image manifest has no config"))?;
+        let layers = manifest.layers.clone().unwrap_or_default();
+        // An image the store has already: tag it, fetch nothing more.
+        let id = format!("sha256:{}", sha256_hex(&config.digest)?);
+        let reference = r.to_string();
+        let repo_digest = format!("{}@{top_digest}", r.name());
+        if let Ok(existing) = self.images.get(&id) {
+            if r.tag().is_some() {
+                self.images
+                    .tag(&existing.id.to_string(), &reference)
+                    .map_err(crate::images::map_err)?;
+            }
+            self.images
+                .add_repo_digest(&id, &repo_digest)
+                .map_err(crate::images::map_err)?;
+            return Ok(vec![
+                json!({"status": format!("Digest: {top_digest}")}),
+                json!({"status": format!("Status: Image is up to date for {}", r.familiar())}),
+            ]);
+        }
+        // The config, fetched whole (small), then the layers streamed into the loader.
+        let mut cfg = Vec::new();
+        remote
+            .client
+            .pull_blob(&remote.reference, config.digest.as_str(), &mut cfg)
+            .await
+            .map_err(|e| registry_error(&what, e))?;
+        blobs_json.push((config.digest.clone(), cfg.into()));
+
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{
+                "mediaType": parsed_media_type(&top),
+                "digest": top_digest,
+                "size": top.len(),
+                "annotations": {
+                    "io.containerd.image.name": r.name() + &match (r.tag(), r.digest()) {
+                        (Some(t), _) => format!(":{t}"),
+                        _ => String::new(),
+                    },
+                },
+            }],
+        });
+        let index = serde_json::to_vec(&index).map_err(|e| ApiError::internal(e.to_string()))?;
+
+        let (mut tx, rx) = tokio::io::duplex(1 << 20);
+        let images = self.images.clone();
+        let load = tokio::task::spawn_blocking(move || {
+            let reader = tokio_util::io::SyncIoBridge::new(rx);
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+            images.load(&mut reader)
+        });
+        let feed = async {
+            let io = |e: std::io::Error| ApiError::internal(format!("pull: {e}"));
+            for (path, data) in [
+                ("oci-layout", &br#"{"imageLayoutVersion":"1.0.0"}"#[..]),
+                ("index.json", &index[..]),
+            ] {
+                tx.write_all(&tar_header(path, data.len() as u64)?)
+                    .await
+                    .map_err(io)?;
+                tx.write_all(data).await.map_err(io)?;
+                tx.write_all(tar_padding(data.len() as u64))
+                    .await
+                    .map_err(io)?;
+            }
+            for (digest, data) in &blobs_json {
+                let path = format!("blobs/sha256/{}", sha256_hex(digest)?);
+                tx.write_all(&tar_header(&path, data.len() as u64)?)
+                    .await
+                    .map_err(io)?;
+                tx.write_all(data).await.map_err(io)?;
+                tx.write_all(tar_padding(data.len() as u64))
+                    .await
+                    .map_err(io)?;
+            }
+            for l in &layers {
+                let path = format!("blobs/sha256/{}", sha256_hex(&l.digest)?);
+                tx.write_all(&tar_header(&path, l.size)?)
+                    .await
+                    .map_err(io)?;
+                let mut s = remote
+                    .client
+                    .pull_blob_stream(&remote.reference, l.digest.as_str())
+                    .await
+                    .map_err(|e| registry_error(&what, e))?;
+                let mut n = 0u64;
+                while let Some(chunk) = s
+                    .try_next()
+                    .await
+                    .map_err(|e| ApiError::internal(format!("layer {}: {e}", l.digest)))?
+                {
+                    n += chunk.len() as u64;
+                    if n > l.size {
+                        return Err(ApiError::internal(format!(
+                            "layer {}: more than its {} bytes",
+                            l.digest, l.size
+                        )));
+                    }
+                    tx.write_all(&chunk).await.map_err(io)?;
+                }
+                if n != l.size {
+                    return Err(ApiError::internal(format!(
+                        "layer {}: {n} bytes, not {}",
+                        l.digest, l.size
+                    )));
+                }
+                tx.write_all(tar_padding(l.size)).await.map_err(io)?;
+            }
+            tx.write_all(&[0u8; 1024]).await.map_err(io)?;
+            tx.shutdown().await.map_err(io)?;
+            Ok::<(), ApiError>(())
+        };
+        let fed = feed.await;
+        // The loader sees the end of its stream either way (a failed feed drops the pipe,
+        // and the loader then stores nothing).
+        let loaded = load.await.map_err(|e| ApiError::internal(e.to_string()))?;
+        fed?;
+        let loaded = loaded.map_err(crate::images::map_err)?;
+        self.images
+            .add_repo_digest(&id, &repo_digest)
+            .map_err(crate::images::map_err)?;
+        if !loaded.is_empty() {
+            self.event("image", "pull", &reference, &[("name", reference.clone())]);
+        }
+        let mut msgs: Vec<Value> = layers
+            .iter()
+            .map(|l| {
+                let short = l
+                    .digest
+                    .trim_start_matches("sha256:")
+                    .get(..12)
+                    .unwrap_or("");
+                json!({"status": "Pull complete", "progressDetail": {}, "id": short})
+            })
+            .collect();
+        msgs.push(json!({"status": format!("Digest: {top_digest}")}));
+        msgs.push(
+            json!({"status": format!("Status: Downloaded newer image for {}", r.familiar())}),
+        );
+        Ok(msgs)
+    }
+}
+
+/// `library/busybox` for Docker Hub's official images, as docker shows it.
+fn familiar_path(familiar: &str) -> String {
+    if familiar.contains('/') {
+        familiar.to_string()
+    } else {
+        format!("library/{familiar}")
+    }
+}
+
+fn check_size(b: &[u8]) -> Result<(), ApiError> {
+    if b.len() > MAX_MANIFEST {
+        return Err(ApiError::internal(format!(
+            "a manifest of {} bytes is over the {MAX_MANIFEST} bytes accepted",
+            b.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The manifest's size, and its digest against the one asked for.
+fn check_manifest(b: &[u8], digest: &str, r: &Reference) -> Result<(), ApiError> {
+    check_size(b)?;
+    let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
+    if let Some(want) = r.digest() {
+        if want.to_string() != actual {
+            return Err(ApiError::internal(format!(
+                "manifest verification failed for digest {want}"
+            )));
+        }
+    }
+    if digest.starts_with("sha256:") && digest != actual {
+        return Err(ApiError::internal(format!(
+            "manifest verification failed for digest {digest}"
+        )));
+    }
+    Ok(())
+}
+
+fn parsed_media_type(b: &[u8]) -> String {
+    serde_json::from_slice::<Manifest>(b)
+        .ok()
+        .and_then(|m| {
+            m.media_type.or_else(|| {
+                Some(if m.manifests.is_some() {
+                    ACCEPT[0].to_string()
+                } else {
+                    ACCEPT[2].to_string()
+                })
+            })
+        })
+        .unwrap_or_else(|| ACCEPT[2].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_listed_registries_may_be_plain_http() {
+        let listed = vec!["reg.example:5000".to_string(), "10.1.0.0/16".to_string()];
+        for h in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "reg.example:5000",
+            "10.1.2.3:443",
+        ] {
+            assert!(insecure(h, &listed), "{h}");
+        }
+        for h in ["reg.example:5001", "10.2.0.1:5000", "example.com"] {
+            assert!(!insecure(h, &listed), "{h}");
+        }
+    }
+
+    #[test]
+    fn registry_auth_reads_docker_headers() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE.encode(s);
+        assert!(matches!(registry_auth(None), RegistryAuth::Anonymous));
+        assert!(matches!(
+            registry_auth(Some(&b64(r#"{"username":"u","password":"p"}"#))),
+            RegistryAuth::Basic(u, p) if u == "u" && p == "p"
+        ));
+        assert!(matches!(
+            registry_auth(Some(&b64(r#"{"identitytoken":"t"}"#))),
+            RegistryAuth::Bearer(t) if t == "t"
+        ));
+        assert!(matches!(
+            registry_auth(Some("%%%")),
+            RegistryAuth::Anonymous
+        ));
+    }
+
+    #[test]
+    fn tar_entries_are_whole_blocks() {
+        let h = tar_header("blobs/sha256/ab", 700).unwrap();
+        let header = tar::Header::from_byte_slice(&h);
+        assert_eq!(header.size().unwrap(), 700);
+        assert_eq!(700 + tar_padding(700).len(), 1024);
+        assert!(tar_padding(1024).is_empty());
+    }
+}
