@@ -421,20 +421,21 @@ impl Daemon {
             .map_err(|e| registry_error(&what, e))?;
         blobs_json.push((config.digest.clone(), cfg.into()));
 
+        // The name the loader tags the image with: only a pull by tag names one (the loader
+        // would tag a bare name `latest`).
+        let mut desc = json!({
+            "mediaType": parsed_media_type(&top),
+            "digest": top_digest,
+            "size": top.len(),
+        });
+        if let Some(t) = r.tag() {
+            desc["annotations"] =
+                json!({ "io.containerd.image.name": format!("{}:{t}", r.name()) });
+        }
         let index = json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [{
-                "mediaType": parsed_media_type(&top),
-                "digest": top_digest,
-                "size": top.len(),
-                "annotations": {
-                    "io.containerd.image.name": r.name() + &match (r.tag(), r.digest()) {
-                        (Some(t), _) => format!(":{t}"),
-                        _ => String::new(),
-                    },
-                },
-            }],
+            "manifests": [desc],
         });
         let index = serde_json::to_vec(&index).map_err(|e| ApiError::internal(e.to_string()))?;
 
@@ -445,8 +446,14 @@ impl Daemon {
             let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
             images.load(&mut reader)
         });
+        // Writes to the pipe fail when the loader has stopped reading (it failed): its own
+        // error is the one to tell, so these are kept apart from the registry's.
+        let pipe_broke = std::sync::atomic::AtomicBool::new(false);
         let feed = async {
-            let io = |e: std::io::Error| ApiError::internal(format!("pull: {e}"));
+            let io = |e: std::io::Error| {
+                pipe_broke.store(true, std::sync::atomic::Ordering::Relaxed);
+                ApiError::internal(format!("pull: {e}"))
+            };
             for (path, data) in [
                 ("oci-layout", &br#"{"imageLayoutVersion":"1.0.0"}"#[..]),
                 ("index.json", &index[..]),
@@ -507,11 +514,17 @@ impl Daemon {
             Ok::<(), ApiError>(())
         };
         let fed = feed.await;
-        // The loader sees the end of its stream either way (a failed feed drops the pipe,
-        // and the loader then stores nothing).
+        // The loader sees the end of its stream either way: a feed that stopped early drops
+        // the pipe's writer here, and the loader, finding the archive cut short, stores
+        // nothing.
+        drop(tx);
         let loaded = load.await.map_err(|e| ApiError::internal(e.to_string()))?;
-        fed?;
-        let loaded = loaded.map_err(crate::images::map_err)?;
+        let loaded = match (fed, loaded) {
+            (Err(e), _) if !pipe_broke.load(std::sync::atomic::Ordering::Relaxed) => return Err(e),
+            (_, Err(e)) => return Err(crate::images::map_err(e)),
+            (Err(e), Ok(_)) => return Err(e),
+            (Ok(()), Ok(l)) => l,
+        };
         self.images
             .add_repo_digest(&id, &repo_digest)
             .map_err(crate::images::map_err)?;

@@ -1118,6 +1118,13 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     env.berth(&["rmi", &image]).ok();
     let by_digest = format!("{}/tools/busybox@{digest}", r.addr);
     env.berth(&["pull", &by_digest]).ok();
+    // (untagged, as docker leaves an image pulled by digest)
+    let o = env.berth(&["images", "--digests"]).ok();
+    assert!(
+        o.stdout.contains("<none>") && o.stdout.contains(&digest),
+        "{}",
+        o.stdout
+    );
     assert_eq!(
         env.berth(&["inspect", "--format", "{{.Id}}", &by_digest])
             .ok()
@@ -1151,6 +1158,35 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     let o = env.berth(&["push", &format!("{}/absent:1", r.addr)]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("does not exist locally"), "{}", o.stderr);
+    assert_eq!(env.berth(&["images", "-q"]).ok().stdout, before);
+    // a layer that the registry serves corrupted: the pull fails (and ends), nothing stored
+    let m = curl_in(
+        &env,
+        &format!("http://{}/v2/tools/busybox/manifests/1.0", r.addr),
+    );
+    let m: serde_json::Value = serde_json::from_str(&m).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let hex = layer.trim_start_matches("sha256:");
+    let rel = files(&r.data())
+        .into_iter()
+        .find(|f| f.contains(hex) && f.ends_with("/data"))
+        .unwrap_or_else(|| panic!("no data file for {layer}"));
+    let path = r.data().join(rel);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let tmp = path.with_extension("corrupt");
+    std::fs::write(&tmp, &bytes).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    env.berth(&["rmi", "-f", &image]).ok();
+    let before = env.berth(&["images", "-q"]).ok().stdout;
+    let o = env.berth(&["pull", &image]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("digest") || o.stderr.contains("mismatch") || o.stderr.contains("verif"),
+        "{}",
+        o.stderr
+    );
     assert_eq!(env.berth(&["images", "-q"]).ok().stdout, before);
     // nothing of the pushes is left in the daemon's data root
     let tmp = env.data_root.join("tmp/push");
