@@ -30,8 +30,12 @@ const ACCEPT: [&str; 4] = [
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-/// The largest manifest read.
+/// The largest manifest accepted (docker's limit). oci-client reads a manifest whole before
+/// it can be measured, so a hostile registry can make one pull read more than this.
 const MAX_MANIFEST: usize = 4 << 20;
+
+/// The largest image config read (docker's limit), checked while it streams.
+const MAX_CONFIG: u64 = 8 << 20;
 
 /// Credentials from a client's `X-Registry-Auth` header (base64url JSON, as docker sends it).
 pub fn registry_auth(header: Option<&str>) -> RegistryAuth {
@@ -46,15 +50,18 @@ pub fn registry_auth(header: Option<&str>) -> RegistryAuth {
         return RegistryAuth::Anonymous;
     };
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    match (s("username"), s("password"), s("identitytoken")) {
-        (_, _, t) if !t.is_empty() => RegistryAuth::Bearer(t),
+    // (`identitytoken`, an OAuth2 refresh token some registries hand out at login, is not
+    // used: oci-client has no refresh-token flow)
+    match (s("username"), s("password"), s("registrytoken")) {
         (u, p, _) if !u.is_empty() => RegistryAuth::Basic(u, p),
+        (_, _, t) if !t.is_empty() => RegistryAuth::Bearer(t),
         _ => RegistryAuth::Anonymous,
     }
 }
 
 /// Whether a registry host may be reached over plain HTTP: loopback, or listed in
-/// daemon.json `insecure-registries` (by name or by a CIDR holding its address).
+/// daemon.json `insecure-registries` (as `host[:port]`, exactly, or by a CIDR holding its
+/// address).
 pub(crate) fn insecure(host: &str, listed: &[String]) -> bool {
     let name = host
         .rsplit_once(':')
@@ -71,7 +78,6 @@ pub(crate) fn insecure(host: &str, listed: &[String]) -> bool {
     }
     listed.iter().any(|l| {
         l == host
-            || l == name
             || match (l.parse::<ipnet::IpNet>(), ip) {
                 (Ok(net), Some(ip)) => net.contains(&ip),
                 _ => false,
@@ -88,6 +94,8 @@ fn client(host: &str, plain: bool) -> Client {
             ClientProtocol::Https
         },
         connect_timeout: Some(std::time::Duration::from_secs(15)),
+        // a registry that stops sending mid-layer ends the pull rather than hanging it
+        read_timeout: Some(std::time::Duration::from_secs(120)),
         ..Default::default()
     })
 }
@@ -100,7 +108,8 @@ pub(crate) fn registry_error(what: &str, e: oci_client::errors::OciDistributionE
             ApiError::not_found(format!("manifest for {what} not found: manifest unknown"))
         }
         E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => ApiError::not_found(format!(
-            "pull access denied for {what}, repository does not exist or may require 'docker login': {e}"
+            "pull access denied for {what}, repository does not exist or may require 'docker login': {}",
+            with_causes(&e)
         )),
         E::RegistryError { envelope, .. }
             if envelope
@@ -284,7 +293,7 @@ impl Daemon {
         let name = r.name();
         let familiar = r.familiar_name();
         // Docker Hub's names go to its mirrors first, then to the Hub itself.
-        let mut hosts: Vec<(String, bool)> = Vec::new();
+        let mut hosts: Vec<(String, bool, bool)> = Vec::new();
         if r.domain() == "docker.io" {
             for m in &self.config.registry_mirrors {
                 let plain = m.starts_with("http://");
@@ -293,15 +302,15 @@ impl Daemon {
                     .trim_start_matches("https://")
                     .trim_end_matches('/')
                     .to_string();
-                hosts.push((host, plain));
+                hosts.push((host, plain, true));
             }
-            hosts.push((DOCKER_HUB.to_string(), false));
+            hosts.push((DOCKER_HUB.to_string(), false, false));
         } else {
             let plain = insecure(r.domain(), &self.config.insecure_registries);
-            hosts.push((r.domain().to_string(), plain));
+            hosts.push((r.domain().to_string(), plain, false));
         }
         let mut last_err = None;
-        for (host, plain) in hosts {
+        for (host, plain, is_mirror) in hosts {
             let remote = match Remote::connect(
                 &host,
                 r.path(),
@@ -313,21 +322,22 @@ impl Daemon {
             .await
             {
                 Ok(remote) => remote,
-                Err(e) => {
+                Err(e) if is_mirror => {
                     last_err = Some(e);
                     continue;
                 }
+                Err(e) => return Err(e),
             };
             match self.pull_from(&remote, &r, &shown, &familiar).await {
                 Ok(mut msgs) => {
                     msgs.insert(
                         0,
-                        json!({"status": format!("Pulling from {}", familiar_path(&familiar)), "id": shown}),
+                        json!({"status": format!("Pulling from {}", r.path()), "id": shown}),
                     );
                     return Ok(msgs);
                 }
-                // a mirror that lacks the image: the next one, then the Hub
-                Err(e) if e.kind.status() == 404 => last_err = Some(e),
+                // a mirror that lacks the image or fails: the next one, then the Hub
+                Err(e) if is_mirror => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }
@@ -412,13 +422,31 @@ impl Daemon {
                 json!({"status": format!("Status: Image is up to date for {}", r.familiar())}),
             ]);
         }
-        // The config, fetched whole (small), then the layers streamed into the loader.
-        let mut cfg = Vec::new();
-        remote
+        // The config (small, and capped while it streams), then the layers streamed into the
+        // loader.
+        if config.size > MAX_CONFIG {
+            return Err(ApiError::internal(format!(
+                "the image config is {} bytes, over the {MAX_CONFIG} bytes accepted",
+                config.size
+            )));
+        }
+        let mut cfg = Vec::with_capacity(config.size as usize);
+        let mut s = remote
             .client
-            .pull_blob(&remote.reference, config.digest.as_str(), &mut cfg)
+            .pull_blob_stream(&remote.reference, config.digest.as_str())
             .await
             .map_err(|e| registry_error(&what, e))?;
+        while let Some(chunk) = s.try_next().await.map_err(|e| {
+            ApiError::internal(format!("config {}: {}", config.digest, with_causes(&e)))
+        })? {
+            if (cfg.len() + chunk.len()) as u64 > config.size {
+                return Err(ApiError::internal(format!(
+                    "config {}: more than its {} bytes",
+                    config.digest, config.size
+                )));
+            }
+            cfg.extend_from_slice(&chunk);
+        }
         blobs_json.push((config.digest.clone(), cfg.into()));
 
         // The name the loader tags the image with: only a pull by tag names one (the loader
@@ -550,15 +578,6 @@ impl Daemon {
     }
 }
 
-/// `library/busybox` for Docker Hub's official images, as docker shows it.
-fn familiar_path(familiar: &str) -> String {
-    if familiar.contains('/') {
-        familiar.to_string()
-    } else {
-        format!("library/{familiar}")
-    }
-}
-
 fn check_size(b: &[u8]) -> Result<(), ApiError> {
     if b.len() > MAX_MANIFEST {
         return Err(ApiError::internal(format!(
@@ -609,7 +628,11 @@ mod tests {
 
     #[test]
     fn loopback_and_listed_registries_may_be_plain_http() {
-        let listed = vec!["reg.example:5000".to_string(), "10.1.0.0/16".to_string()];
+        let listed = vec![
+            "reg.example:5000".to_string(),
+            "10.1.0.0/16".to_string(),
+            "other.example".to_string(),
+        ];
         for h in [
             "localhost:5000",
             "127.0.0.1:5000",
@@ -619,7 +642,12 @@ mod tests {
         ] {
             assert!(insecure(h, &listed), "{h}");
         }
-        for h in ["reg.example:5001", "10.2.0.1:5000", "example.com"] {
+        for h in [
+            "reg.example:5001",
+            "10.2.0.1:5000",
+            "example.com",
+            "other.example:5000",
+        ] {
             assert!(!insecure(h, &listed), "{h}");
         }
     }
@@ -633,8 +661,13 @@ mod tests {
             RegistryAuth::Basic(u, p) if u == "u" && p == "p"
         ));
         assert!(matches!(
-            registry_auth(Some(&b64(r#"{"identitytoken":"t"}"#))),
+            registry_auth(Some(&b64(r#"{"registrytoken":"t"}"#))),
             RegistryAuth::Bearer(t) if t == "t"
+        ));
+        // a refresh token is not a bearer token
+        assert!(matches!(
+            registry_auth(Some(&b64(r#"{"identitytoken":"t"}"#))),
+            RegistryAuth::Anonymous
         ));
         assert!(matches!(
             registry_auth(Some("%%%")),

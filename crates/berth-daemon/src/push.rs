@@ -38,6 +38,17 @@ fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, ApiError> {
     Ok(dir.join("blobs/sha256").join(hex))
 }
 
+/// A failed upload, in docker's words when the registry refused it.
+fn push_error(what: &str, e: oci_client::errors::OciDistributionError) -> ApiError {
+    use oci_client::errors::OciDistributionError as E;
+    match e {
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
+            ApiError::internal("denied: requested access to the resource is denied")
+        }
+        e => registry_error(what, e),
+    }
+}
+
 impl Daemon {
     /// `POST /images/{name}/push?tag=…`: the progress messages of docker's JSON stream.
     pub async fn push_image(
@@ -168,7 +179,7 @@ impl Daemon {
                 .client
                 .push_blob_stream(&remote.reference, stream, digest)
                 .await
-                .map_err(|e| registry_error(&what, e))?;
+                .map_err(|e| push_error(&what, e))?;
             if *is_layer {
                 msgs.push(json!({"status": "Pushed", "progressDetail": {}, "id": short}));
             }
@@ -180,7 +191,7 @@ impl Daemon {
             .client
             .push_manifest_raw(&remote.reference, manifest_raw.clone(), content_type)
             .await
-            .map_err(|e| registry_error(&what, e))?;
+            .map_err(|e| push_error(&what, e))?;
         msgs.push(json!({
             "status": format!("{tag}: digest: {mdigest} size: {}", manifest_raw.len()),
         }));

@@ -151,13 +151,15 @@ impl ImageStore {
             if let Some(e) = hard_conflict() {
                 return Err(e);
             }
-            // (a tag and the digest references of one repository are one repository)
+            // One reference, as docker counts them: one repository, and at most one tag in
+            // it (its digest references do not count).
             let repositories: HashSet<String> = all_refs
                 .iter()
                 .map(|x| Reference::parse(x).map_or_else(|_| x.clone(), |p| p.name()))
                 .collect();
+            let tags = all_refs.iter().filter(|x| !x.contains('@')).count();
             if !force {
-                if repositories.len() > 1 {
+                if repositories.len() > 1 || tags > 1 {
                     return Err(cannot(
                         &id,
                         "must be forced",

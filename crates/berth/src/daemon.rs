@@ -46,7 +46,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+            // (oci-client's debug logs print registries' token responses: never below info)
+            tracing_subscriber::EnvFilter::try_new(format!("{},oci_client=info", args.log_level))
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)

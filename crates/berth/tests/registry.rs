@@ -1114,6 +1114,17 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     assert_eq!(o.trimmed(), "pulled");
     let o = env.berth(&["pull", &image]).ok();
     assert!(o.stdout.contains("Image is up to date"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("1.0: Pulling from tools/busybox"),
+        "{}",
+        o.stdout
+    );
+    // by id: its tag and digest references are one reference to docker, two tags are not
+    let second = format!("{}/tools/busybox:1.1", r.addr);
+    env.berth(&["tag", &image, &second]).ok();
+    let o = env.berth(&["rmi", &id]);
+    assert!(o.code != 0 && o.stderr.contains("must be forced"), "{o:?}");
+    env.berth(&["rmi", &second]).ok();
     // by digest, into a store without it; and `run` pulls what it does not find
     env.berth(&["rmi", &image]).ok();
     let by_digest = format!("{}/tools/busybox@{digest}", r.addr);

@@ -168,8 +168,9 @@ fn full_name(image: &str) -> String {
     } else {
         format!("docker.io/library/{repo}")
     };
-    if image.contains('@') {
-        repo
+    if let Some((_, digest)) = image.split_once('@') {
+        let repo = repo.split('@').next().unwrap_or(&repo).to_string();
+        format!("{repo}@{digest}")
     } else if tag.is_empty() {
         format!("{repo}:latest")
     } else {

@@ -1,10 +1,11 @@
 //! The object-store driver: each key is an object in an S3 bucket or an Azure Blob Storage
 //! container (through the `object_store` crate), under an optional root prefix.
 //!
-//! Both give the trait's guarantees by themselves: a PUT, a server-side copy and a completed
-//! multipart upload (S3) or committed block list (Azure) each appear whole or not at all, and
-//! reads and listings are strongly consistent, so several registry processes over one bucket
-//! see the same content.
+//! Both give the trait's guarantees by themselves: a PUT, a completed multipart upload (S3)
+//! or committed block list (Azure), and S3's server-side copy each appear whole or not at all,
+//! and reads and listings are strongly consistent, so several registry processes over one
+//! bucket see the same content. (Azure's server-side copy may finish after it answers, so
+//! over Azure a rename streams the object into a new write instead.)
 //!
 //! Streams never sit whole in memory: a write buffers up to [`PART_SIZE`] bytes and sends them
 //! with one PUT; a larger one becomes a multipart upload of `PART_SIZE` parts, at most
@@ -50,6 +51,9 @@ struct Inner {
     root: String,
     /// What to call the store in errors: `s3://bucket/root`.
     name: String,
+    /// Renames by a server-side copy up to this size (S3's copy is atomic; Azure's may
+    /// still be running when it answers, so there renames stream the object instead).
+    copy_limit: u64,
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -85,6 +89,15 @@ impl ObjectDriver {
     /// Keys under `root` (slashes at its ends are ignored) in `store`; `name` says which store
     /// in error messages.
     pub fn new(store: Arc<dyn ObjectStore>, root: Option<&str>, name: &str) -> io::Result<Self> {
+        Self::with_copy_limit(store, root, name, COPY_LIMIT)
+    }
+
+    fn with_copy_limit(
+        store: Arc<dyn ObjectStore>,
+        root: Option<&str>,
+        name: &str,
+        copy_limit: u64,
+    ) -> io::Result<Self> {
         let root = root.unwrap_or("").trim_matches('/').to_string();
         if !root.is_empty() {
             check_key(&root).map_err(|_| invalid(format!("bad storage root {root:?}")))?;
@@ -94,6 +107,7 @@ impl ObjectDriver {
                 store,
                 root,
                 name: name.to_string(),
+                copy_limit,
             }),
         })
     }
@@ -203,7 +217,9 @@ impl ObjectDriver {
             Some(r) => format!("azure://{account}/{container}/{r}"),
             None => format!("azure://{account}/{container}"),
         };
-        Self::new(Arc::new(store), root, &name)
+        // Azure's Copy Blob may answer 202 with the copy still pending, and object_store
+        // does not wait for it: a rename that deleted the source then could lose it.
+        Self::with_copy_limit(Arc::new(store), root, &name, 0)
     }
 
     /// Reach the store once (a listing of the root), so that a missing bucket, a wrong
@@ -391,7 +407,7 @@ impl Driver for ObjectDriver {
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let (src, dst) = (self.path(from)?, self.path(to)?);
         let m = self.store().head(&src).await.map_err(io_error)?;
-        if m.size <= COPY_LIMIT {
+        if m.size <= self.inner.copy_limit && self.inner.copy_limit > 0 {
             self.store().copy(&src, &dst).await.map_err(io_error)?;
         } else {
             let s = self.reader(from, 0).await?;
@@ -601,7 +617,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.to_string(), "client went away");
         assert_eq!(d.stat("blobs/big").await.unwrap().unwrap().size, n);
-        // a server-side rename of it
+        // a rename of it (streamed: Azure's server-side copy may answer before it is done)
         d.rename("blobs/big", "blobs/moved").await.unwrap();
         assert!(d.stat("blobs/big").await.unwrap().is_none());
         let back = collect(d.reader("blobs/moved", 0).await.unwrap())
