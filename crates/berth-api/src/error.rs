@@ -5,6 +5,8 @@
 pub enum ErrorKind {
     /// 400: the request is malformed or a parameter is invalid.
     InvalidArgument,
+    /// 401: a registry refused the credentials (`docker login`).
+    Unauthorized,
     /// 403
     Forbidden,
     /// 404: no such container, image, exec...
@@ -26,6 +28,7 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         match self {
             ErrorKind::InvalidArgument => 400,
+            ErrorKind::Unauthorized => 401,
             ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,

@@ -56,6 +56,12 @@ pub enum Cmd {
     /// Upload an image to a registry
     #[command(override_usage = "berth push [OPTIONS] NAME[:TAG]")]
     Push(PushArgs),
+    /// Log in to a registry
+    #[command(override_usage = "berth login [OPTIONS] [SERVER]")]
+    Login(LoginArgs),
+    /// Log out from a registry
+    #[command(override_usage = "berth logout [SERVER]")]
+    Logout(LogoutArgs),
     /// Remove one or more images
     #[command(override_usage = "berth rmi [OPTIONS] IMAGE [IMAGE...]")]
     Rmi(RmiArgs),
@@ -1085,6 +1091,27 @@ pub struct PullArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -302,6 +302,18 @@ impl Client {
         body: ReqBody,
         content_type: Option<&str>,
     ) -> Request<ReqBody> {
+        self.build_with(method, path, query, body, content_type, &[])
+    }
+
+    fn build_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query,
+        body: ReqBody,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Request<ReqBody> {
         let mut b = Request::builder()
             .method(method)
             .uri(self.uri(path, query))
@@ -310,7 +322,27 @@ impl Client {
         if let Some(ct) = content_type {
             b = b.header("Content-Type", ct);
         }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
         b.body(body).expect("valid request")
+    }
+
+    /// `send` with extra headers (`X-Registry-Auth`).
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query,
+        body: ReqBody,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Incoming>, CliError> {
+        self.negotiate().await?;
+        let req = self.build_with(method, path, query, body, None, headers);
+        let resp = raw_send(&self.socket, req)
+            .await
+            .map_err(|e| self.send_error(e))?;
+        Self::checked(resp).await
     }
 
     /// Send a request; non-2xx statuses become `CliError::Daemon`.

@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod layout;
 pub mod lifecycle;
 pub mod limits;
+pub mod login;
 pub mod logs;
 pub mod names;
 pub mod network;

@@ -107,7 +107,7 @@ pub(crate) fn registry_error(what: &str, e: oci_client::errors::OciDistributionE
         E::ImageManifestNotFoundError(_) => {
             ApiError::not_found(format!("manifest for {what} not found: manifest unknown"))
         }
-        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => ApiError::not_found(format!(
+        _ if is_auth_failure(&e) => ApiError::not_found(format!(
             "pull access denied for {what}, repository does not exist or may require 'docker login': {}",
             with_causes(&e)
         )),
@@ -125,7 +125,7 @@ pub(crate) fn registry_error(what: &str, e: oci_client::errors::OciDistributionE
 
 /// An error and its causes, `a: b: c` (reqwest's own message leaves out why a request
 /// failed: "connection refused" is a cause).
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -189,9 +189,19 @@ impl Remote {
     }
 }
 
-fn is_auth_failure(e: &oci_client::errors::OciDistributionError) -> bool {
+/// A registry's refusal of the credentials (or of their absence).
+pub(crate) fn is_auth_failure(e: &oci_client::errors::OciDistributionError) -> bool {
     use oci_client::errors::OciDistributionError as E;
-    matches!(e, E::AuthenticationFailure(_) | E::UnauthorizedError { .. })
+    use oci_client::errors::OciErrorCode as C;
+    match e {
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => true,
+        E::ServerError { code, .. } => *code == 401 || *code == 403,
+        E::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|x| matches!(x.code, C::Unauthorized | C::Denied)),
+        _ => false,
+    }
 }
 
 pub(crate) enum TagOrDigest {
@@ -409,6 +419,14 @@ impl Daemon {
         let reference = r.to_string();
         let repo_digest = format!("{}@{top_digest}", r.name());
         if let Ok(existing) = self.images.get(&id) {
+            // Nothing to fetch. As docker says it: up to date if the name already meant this
+            // image, downloaded if it now does.
+            let named = if r.tag().is_some() {
+                &reference
+            } else {
+                &repo_digest
+            };
+            let current = self.images.get(named).is_ok_and(|i| i.id.to_string() == id);
             if r.tag().is_some() {
                 self.images
                     .tag(&existing.id.to_string(), &reference)
@@ -417,10 +435,28 @@ impl Daemon {
             self.images
                 .add_repo_digest(&id, &repo_digest)
                 .map_err(crate::images::map_err)?;
-            return Ok(vec![
-                json!({"status": format!("Digest: {top_digest}")}),
-                json!({"status": format!("Status: Image is up to date for {}", r.familiar())}),
-            ]);
+            let status = if current {
+                format!("Status: Image is up to date for {}", r.familiar())
+            } else {
+                format!("Status: Downloaded newer image for {}", r.familiar())
+            };
+            let mut msgs: Vec<Value> = layers
+                .iter()
+                .map(|l| {
+                    let short = l
+                        .digest
+                        .trim_start_matches("sha256:")
+                        .get(..12)
+                        .unwrap_or("");
+                    json!({"status": "Already exists", "progressDetail": {}, "id": short})
+                })
+                .collect();
+            if current {
+                msgs.clear();
+            }
+            msgs.push(json!({"status": format!("Digest: {top_digest}")}));
+            msgs.push(json!({ "status": status }));
+            return Ok(msgs);
         }
         // The config (small, and capped while it streams), then the layers streamed into the
         // loader.

@@ -40,13 +40,10 @@ fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, ApiError> {
 
 /// A failed upload, in docker's words when the registry refused it.
 fn push_error(what: &str, e: oci_client::errors::OciDistributionError) -> ApiError {
-    use oci_client::errors::OciDistributionError as E;
-    match e {
-        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
-            ApiError::internal("denied: requested access to the resource is denied")
-        }
-        e => registry_error(what, e),
+    if crate::pull::is_auth_failure(&e) {
+        return ApiError::internal("denied: requested access to the resource is denied");
     }
+    registry_error(what, e)
 }
 
 impl Daemon {

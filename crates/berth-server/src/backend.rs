@@ -166,6 +166,13 @@ pub trait SystemBackend: Send + Sync + 'static {
     fn info(&self) -> impl Future<Output = Value> + Send;
     /// `GET /system/df`.
     fn disk_usage(&self) -> impl Future<Output = Res<Value>> + Send;
+    /// `POST /auth`: check credentials against a registry (nothing is kept).
+    fn login(
+        &self,
+        server: &str,
+        username: &str,
+        password: &str,
+    ) -> impl Future<Output = Res<()>> + Send;
     /// `POST /system/check` (berth's own): the store's consistency report.
     fn system_check(&self, repair: bool) -> impl Future<Output = Res<Value>> + Send;
     /// `GET /events`: the events since `since` (seconds), then the new ones until `until`,

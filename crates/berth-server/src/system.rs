@@ -16,6 +16,7 @@ pub fn routes<B: SystemBackend>() -> Router<Arc<B>> {
         .route("/info", get(info::<B>))
         .route("/system/df", get(df::<B>))
         .route("/system/check", post(check::<B>))
+        .route("/auth", post(auth::<B>))
         .route("/events", get(events::<B>))
 }
 
@@ -48,6 +49,24 @@ async fn check<B: SystemBackend>(
     Q(q): Q<Query>,
 ) -> crate::Result<impl IntoResponse> {
     Ok(Json(d.system_check(flag(&q, "repair")).await?))
+}
+
+/// `POST /auth`: `{"username", "password", "serveraddress"}` checked against the registry.
+async fn auth<B: SystemBackend>(
+    State(d): State<Arc<B>>,
+    body: axum::body::Bytes,
+) -> crate::Result<impl IntoResponse> {
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        crate::Error(berth_api::ApiError::invalid(format!(
+            "invalid JSON in the login request: {e}"
+        )))
+    })?;
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    d.login(&s("serveraddress"), &s("username"), &s("password"))
+        .await?;
+    Ok(Json(
+        serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+    ))
 }
 
 async fn ping() -> impl IntoResponse {

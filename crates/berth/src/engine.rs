@@ -204,6 +204,20 @@ impl ImageBackend for Engine {
 }
 
 impl SystemBackend for Engine {
+    async fn login(&self, server: &str, username: &str, password: &str) -> Res<()> {
+        if username.is_empty() {
+            return Err(berth_api::ApiError::invalid(
+                "a username is required to log in",
+            ));
+        }
+        berth_daemon::login::check(
+            server,
+            username,
+            password,
+            &self.0.config.insecure_registries,
+        )
+        .await
+    }
     async fn disk_usage(&self) -> Res<Value> {
         self.0.disk_usage().await
     }

@@ -1207,6 +1207,94 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
 }
 
+/// `berth login`, then pushes and pulls with the credentials it kept (in docker's
+/// config.json), against a registry with basic auth and one with the Docker token flow; wrong
+/// credentials and no credentials are refused; `logout` forgets them.
+#[test]
+fn berth_logs_in_then_pushes_and_pulls_with_basic_and_token_auth() {
+    let env = common::Env::new().with_busybox();
+    let conf = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut c = env.cmd(args);
+        c.env("DOCKER_CONFIG", conf.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        common::Out::from(child.wait_with_output().unwrap())
+    };
+    // a registry with htpasswd (basic auth), one with bearer tokens from its own endpoint
+    let dir = tempfile::tempdir().unwrap();
+    let (key, pubkey, users) = token_setup(dir.path(), "alice", "wonderland");
+    let basic_reg = Registry::start_in_netns_of(
+        env.daemon_pid(),
+        &format!(
+            "  auth:\n    htpasswd:\n      realm: berth-test\n      path: {}\n",
+            users.display()
+        ),
+    );
+    let port = free_port();
+    let token_reg = Registry::start_in_netns_of_at(
+        env.daemon_pid(),
+        &format!("127.0.0.1:{port}"),
+        &format!(
+            "  auth:\n    token:\n      realm: http://127.0.0.1:{port}/auth/token\n      service: berth-registry\n      issuer: berth-test\n      publickey: {}\n      signingkey: {}\n      htpasswd: {}\n",
+            pubkey.display(),
+            key.display(),
+            users.display()
+        ),
+    );
+    for r in [&basic_reg, &token_reg] {
+        let image = format!("{}/private/busybox:1", r.addr);
+        run(&["tag", "busybox", &image], None).ok();
+        // no credentials yet
+        let o = run(&["push", &image], None);
+        assert!(
+            o.code != 0 && o.stderr.contains("denied"),
+            "{}: {o:?}",
+            r.addr
+        );
+        let o = run(
+            &["login", "-u", "alice", "--password-stdin", &r.addr],
+            Some("nope\n"),
+        );
+        assert!(o.code != 0 && o.stderr.contains("401"), "{}: {o:?}", r.addr);
+        let o = run(
+            &["login", "-u", "alice", "--password-stdin", &r.addr],
+            Some("wonderland\n"),
+        )
+        .ok();
+        assert!(o.stdout.contains("Login Succeeded"), "{o:?}");
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(conf.path().join("config.json")).unwrap())
+                .unwrap();
+        use base64::Engine;
+        assert_eq!(
+            cfg["auths"][&r.addr]["auth"],
+            base64::engine::general_purpose::STANDARD.encode("alice:wonderland")
+        );
+        let o = run(&["push", &image], None).ok();
+        assert!(o.stdout.contains("1: digest: sha256:"), "{o:?}");
+        run(&["rmi", &image], None).ok();
+        let o = run(&["pull", &image], None).ok();
+        assert!(o.stdout.contains("Downloaded newer image"), "{o:?}");
+        let o = run(&["run", "--rm", &image, "echo", "private"], None).ok();
+        assert_eq!(o.trimmed(), "private");
+        let o = run(&["logout", &r.addr], None).ok();
+        assert_eq!(
+            o.trimmed(),
+            format!("Removing login credentials for {}", r.addr)
+        );
+        run(&["rmi", &image], None).ok();
+        let o = run(&["pull", &image], None);
+        assert!(o.code != 0, "{}: pulled after logout: {o:?}", r.addr);
+    }
+}
+
 /// curl run in the test daemon's network namespace (where its registry listens).
 fn curl_in(env: &common::Env, url: &str) -> String {
     let o = env

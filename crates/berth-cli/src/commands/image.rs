@@ -100,8 +100,13 @@ pub async fn pull(c: &Client, image: &str, to_stderr: bool) -> Result<()> {
     let q = Query::new()
         .add("fromImage", from)
         .add_if(!tag.is_empty(), "tag", tag);
+    let auth = super::login::auth_header(image);
+    let headers: Vec<(&str, &str)> = auth
+        .iter()
+        .map(|a| ("X-Registry-Auth", a.as_str()))
+        .collect();
     let resp = c
-        .send(Method::POST, "/images/create", &q, empty_body(), None)
+        .send_with_headers(Method::POST, "/images/create", &q, empty_body(), &headers)
         .await?;
     display_stream(resp, to_stderr).await
 }
@@ -144,8 +149,13 @@ pub async fn pull_cmd(c: &Client, a: PullArgs) -> Result<i32> {
                 },
             )
             .add_if(!tag.is_empty(), "tag", tag);
+        let auth = super::login::auth_header(&a.image);
+        let headers: Vec<(&str, &str)> = auth
+            .iter()
+            .map(|x| ("X-Registry-Auth", x.as_str()))
+            .collect();
         let resp = c
-            .send(Method::POST, "/images/create", &q, empty_body(), None)
+            .send_with_headers(Method::POST, "/images/create", &q, empty_body(), &headers)
             .await?;
         drain_stream(resp).await?;
     } else {
@@ -205,13 +215,18 @@ pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
         println!("Using default tag: latest");
     }
     let q = Query::new().add_if(!tag.is_empty(), "tag", tag);
+    let auth = super::login::auth_header(&a.image);
+    let headers: Vec<(&str, &str)> = auth
+        .iter()
+        .map(|x| ("X-Registry-Auth", x.as_str()))
+        .collect();
     let resp = c
-        .send(
+        .send_with_headers(
             Method::POST,
             &format!("/images/{}/push", seg(&repo)),
             &q,
             empty_body(),
-            None,
+            &headers,
         )
         .await?;
     if a.quiet {

@@ -10,6 +10,7 @@ mod events;
 mod image;
 mod images;
 mod inspect;
+mod login;
 mod logs;
 mod network;
 mod prune;
@@ -94,6 +95,8 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
         Cmd::Tag(a) => image::tag(&c, a).await,
         Cmd::Pull(a) => image::pull_cmd(&c, a).await,
         Cmd::Push(a) => image::push(&c, a).await,
+        Cmd::Login(a) => login::login(&c, a).await,
+        Cmd::Logout(a) => login::logout(a).await,
         Cmd::Rmi(a) => image::rmi(&c, a).await,
         Cmd::History(a) => images::history(&c, a).await,
         Cmd::Inspect(a) => inspect::inspect(&c, a).await,

@@ -1,0 +1,170 @@
+//! `docker login` (`POST /auth`): credentials checked against a registry the way docker checks
+//! them. `GET /v2/` answers 200 (no auth), or 401 with a challenge: for `Basic` the same
+//! request with the credentials must succeed; for `Bearer` the challenge's token realm must
+//! issue a token to them. The daemon keeps nothing: the client stores the credentials.
+
+use berth_api::ApiError;
+
+use crate::pull::insecure;
+
+/// The registry host of a login's server address: `https://index.docker.io/v1/` is Docker
+/// Hub, any other is `host[:port]` with an optional scheme and path.
+pub fn registry_host(server: &str) -> String {
+    let s = server
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = s.split('/').next().unwrap_or("");
+    match host {
+        "" | "index.docker.io" | "docker.io" | "registry-1.docker.io" => {
+            "registry-1.docker.io".to_string()
+        }
+        h => h.to_string(),
+    }
+}
+
+/// `key="value"` pairs of a `WWW-Authenticate` challenge after its scheme.
+fn challenge_params(h: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = h;
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_lowercase();
+        let after = &rest[eq + 1..];
+        let (value, next) = match after.strip_prefix('"') {
+            Some(q) => match q.find('"') {
+                Some(end) => (&q[..end], &q[end + 1..]),
+                None => (q, ""),
+            },
+            None => match after.find(',') {
+                Some(c) => (&after[..c], &after[c..]),
+                None => (after, ""),
+            },
+        };
+        out.push((key, value.to_string()));
+        rest = next;
+    }
+    out
+}
+
+fn failed(url: &str, status: reqwest::StatusCode) -> ApiError {
+    ApiError::new(
+        berth_api::ErrorKind::Unauthorized,
+        format!("login attempt to {url} failed with status: {status}"),
+    )
+}
+
+/// Check `username`/`password` against the registry at `server`.
+pub async fn check(
+    server: &str,
+    username: &str,
+    password: &str,
+    insecure_registries: &[String],
+) -> Result<(), ApiError> {
+    let host = registry_host(server);
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let schemes: &[&str] = if insecure(&host, insecure_registries) {
+        &["https", "http"]
+    } else {
+        &["https"]
+    };
+    let mut last = None;
+    for scheme in schemes {
+        let url = format!("{scheme}://{host}/v2/");
+        let resp = match http.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                last = Some(ApiError::internal(format!(
+                    "Get \"{url}\": {}",
+                    crate::pull::with_causes(&e)
+                )));
+                continue;
+            }
+        };
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Err(failed(&url, resp.status()));
+        }
+        let challenge = resp
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let (scheme_name, params) = challenge.split_once(' ').unwrap_or((&challenge, ""));
+        let params = challenge_params(params);
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let resp = if scheme_name.eq_ignore_ascii_case("bearer") {
+            let Some(realm) = get("realm") else {
+                return Err(failed(&url, reqwest::StatusCode::UNAUTHORIZED));
+            };
+            let mut q: Vec<(&str, String)> = vec![("account", username.to_string())];
+            if let Some(s) = get("service") {
+                q.push(("service", s));
+            }
+            http.get(&realm)
+                .query(&q)
+                .basic_auth(username, Some(password))
+                .send()
+                .await
+        } else {
+            http.get(&url)
+                .basic_auth(username, Some(password))
+                .send()
+                .await
+        }
+        .map_err(|e| ApiError::internal(format!("{url}: {}", crate::pull::with_causes(&e))))?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        return Err(failed(&url, resp.status()));
+    }
+    Err(last.unwrap_or_else(|| ApiError::internal(format!("no answer from {host}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_name_their_registry() {
+        assert_eq!(
+            registry_host("https://index.docker.io/v1/"),
+            "registry-1.docker.io"
+        );
+        assert_eq!(registry_host("127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(
+            registry_host("http://reg.example:5000/v2/"),
+            "reg.example:5000"
+        );
+    }
+
+    #[test]
+    fn challenges_are_parsed() {
+        let p = challenge_params(
+            r#"realm="http://h:1/auth/token",service="reg",scope="a:b:pull,push""#,
+        );
+        assert_eq!(
+            p,
+            vec![
+                ("realm".to_string(), "http://h:1/auth/token".to_string()),
+                ("service".to_string(), "reg".to_string()),
+                ("scope".to_string(), "a:b:pull,push".to_string()),
+            ]
+        );
+    }
+}
