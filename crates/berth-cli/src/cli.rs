@@ -59,6 +59,9 @@ pub enum Cmd {
     /// Log in to a registry
     #[command(override_usage = "berth login [OPTIONS] [SERVER]")]
     Login(LoginArgs),
+    /// Search a registry for images
+    #[command(override_usage = "berth search [OPTIONS] TERM")]
+    Search(SearchArgs),
     /// Log out from a registry
     #[command(override_usage = "berth logout [SERVER]")]
     Logout(LogoutArgs),
@@ -1106,6 +1109,24 @@ pub struct LoginArgs {
     pub password_stdin: bool,
     #[arg(value_name = "SERVER")]
     pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Pretty-print search using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Max number of search results
+    #[arg(long, default_value_t = 25)]
+    pub limit: usize,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    #[arg(value_name = "TERM")]
+    pub term: String,
 }
 
 #[derive(Args, Debug)]

@@ -136,6 +136,86 @@ pub async fn check(
     Err(last.unwrap_or_else(|| ApiError::internal(format!("no answer from {host}"))))
 }
 
+/// `docker search` (`GET /images/search`): a registry's `/v1/search` for `term`, which names
+/// its registry first (`host:5000/query`; Docker Hub without one). At most `limit` results.
+pub async fn search(
+    term: &str,
+    limit: usize,
+    auth: &oci_client::secrets::RegistryAuth,
+    insecure_registries: &[String],
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let (host, query) = match term.split_once('/') {
+        Some((h, rest)) if h.contains('.') || h.contains(':') || h == "localhost" => {
+            (registry_host(h), rest.to_string())
+        }
+        _ => ("index.docker.io".to_string(), term.to_string()),
+    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let schemes: &[&str] = if insecure(&host, insecure_registries) {
+        &["https", "http"]
+    } else {
+        &["https"]
+    };
+    let mut last = None;
+    for scheme in schemes {
+        let url = format!("{scheme}://{host}/v1/search");
+        let mut req = http
+            .get(&url)
+            .query(&[("q", query.as_str()), ("n", &limit.to_string())]);
+        req = match auth {
+            oci_client::secrets::RegistryAuth::Basic(u, p) => req.basic_auth(u, Some(p)),
+            oci_client::secrets::RegistryAuth::Bearer(t) => req.bearer_auth(t),
+            oci_client::secrets::RegistryAuth::Anonymous => req,
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                last = Some(ApiError::internal(format!(
+                    "Get \"{url}\": {}",
+                    crate::pull::with_causes(&e)
+                )));
+                continue;
+            }
+        };
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ApiError::new(
+                berth_api::ErrorKind::Unauthorized,
+                "unauthorized: authentication required",
+            ));
+        }
+        if !status.is_success() {
+            return Err(ApiError::internal(format!(
+                "Unexpected status code {}",
+                status.as_u16()
+            )));
+        }
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| ApiError::internal(format!("{url}: {e}")))?;
+        let mut results = body["results"].as_array().cloned().unwrap_or_default();
+        results.truncate(limit);
+        return Ok(results
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r["name"].as_str().unwrap_or(""),
+                    "description": r["description"].as_str().unwrap_or(""),
+                    "star_count": r["star_count"].as_u64().unwrap_or(0),
+                    "is_official": r["is_official"].as_bool().unwrap_or(false),
+                    "is_automated": r["is_automated"].as_bool().unwrap_or(false),
+                })
+            })
+            .collect());
+    }
+    Err(last.unwrap_or_else(|| ApiError::internal(format!("no answer from {host}"))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

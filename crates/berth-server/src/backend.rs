@@ -146,6 +146,13 @@ pub trait ImageBackend: Send + Sync + 'static {
         tag: Option<&str>,
         auth: Option<&str>,
     ) -> impl Future<Output = Res<Vec<Value>>> + Send;
+    /// `GET /images/search?term=…&limit=…`: a registry's search results.
+    fn search_images(
+        &self,
+        term: &str,
+        limit: usize,
+        auth: Option<&str>,
+    ) -> impl Future<Output = Res<Vec<Value>>> + Send;
     /// `POST /images/{name}/push?tag=…`: push to a registry; docker's progress messages.
     fn push_image(
         &self,

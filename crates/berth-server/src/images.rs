@@ -23,6 +23,7 @@ pub fn routes<B: ImageBackend>() -> Router<Arc<B>> {
         .route("/images/get", get(save::<B>))
         .route("/images/load", post(load::<B>))
         .route("/images/prune", post(prune::<B>))
+        .route("/images/search", get(search::<B>))
         .route(
             "/images/{*rest}",
             get(get_image::<B>)
@@ -196,6 +197,54 @@ async fn load<B: ImageBackend>(State(d): State<Arc<B>>, req: Request) -> Result<
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(out))
         .unwrap_or_default())
+}
+
+/// `GET /images/search?term=&limit=&filters=`: `stars`, `is-official`, `is-automated`.
+async fn search<B: ImageBackend>(
+    State(d): State<Arc<B>>,
+    Q(q): Q<Query>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse> {
+    let term = q.get("term").cloned().unwrap_or_default();
+    if term.is_empty() {
+        return Err(Error(ApiError::invalid("a search term is required")));
+    }
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        None => 25,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(Error(ApiError::invalid(format!(
+                    "limit {l} is outside the range of [1, 100]"
+                ))))
+            }
+        },
+    };
+    let f = filters(&q)?;
+    let mut stars = 0u64;
+    let (mut official, mut automated) = (None, None);
+    for (k, vals) in &f {
+        for v in vals {
+            match k.as_str() {
+                "stars" => {
+                    stars = v.parse().map_err(|_| {
+                        Error(ApiError::invalid(format!("invalid filter 'stars={v}'")))
+                    })?
+                }
+                "is-official" => official = Some(v == "true" || v == "1"),
+                "is-automated" => automated = Some(v == "true" || v == "1"),
+                _ => return Err(Error(ApiError::invalid(format!("invalid filter '{k}'")))),
+            }
+        }
+    }
+    let auth = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok());
+    let mut results = d.search_images(&term, limit, auth).await?;
+    results.retain(|r| {
+        r["star_count"].as_u64().unwrap_or(0) >= stars
+            && official.is_none_or(|o| r["is_official"].as_bool() == Some(o))
+            && automated.is_none_or(|a| r["is_automated"].as_bool() == Some(a))
+    });
+    Ok(Json(results))
 }
 
 async fn prune<B: ImageBackend>(

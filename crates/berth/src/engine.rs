@@ -192,6 +192,10 @@ impl ImageBackend for Engine {
         let auth = berth_daemon::pull::registry_auth(auth);
         self.0.pull_image(image, tag, auth).await
     }
+    async fn search_images(&self, term: &str, limit: usize, auth: Option<&str>) -> Res<Vec<Value>> {
+        let auth = berth_daemon::pull::registry_auth(auth);
+        berth_daemon::login::search(term, limit, &auth, &self.0.config.insecure_registries).await
+    }
     async fn push_image(
         &self,
         name: &str,

@@ -1091,6 +1091,31 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
         m.contains("application/vnd.oci.image.layer.v1.tar+gzip"),
         "{m}"
     );
+    // search finds it, in docker's columns
+    let o = env.berth(&["search", &format!("{}/busy", r.addr)]).ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert!(
+        lines.len() == 2
+            && lines[0].split_whitespace().collect::<Vec<_>>()
+                == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]
+            && lines[1].starts_with("tools/busybox "),
+        "{}",
+        o.stdout
+    );
+    let o = env
+        .berth(&[
+            "search",
+            "--format",
+            "{{.Name}}:{{.StarCount}}",
+            &format!("{}/tools", r.addr),
+        ])
+        .ok();
+    assert_eq!(o.trimmed(), "tools/busybox:0");
+    let o = env.berth(&["search", "--limit", "0", &format!("{}/busy", r.addr)]);
+    assert!(
+        o.code != 0 && o.stderr.contains("outside the range"),
+        "{o:?}"
+    );
     // a second push sends no layer again
     let o = env.berth(&["push", &image]).ok();
     assert!(o.stdout.contains("Layer already exists"), "{}", o.stdout);
@@ -1279,6 +1304,11 @@ fn berth_logs_in_then_pushes_and_pulls_with_basic_and_token_auth() {
         );
         let o = run(&["push", &image], None).ok();
         assert!(o.stdout.contains("1: digest: sha256:"), "{o:?}");
+        if r.addr == basic_reg.addr {
+            // search with the credentials login kept
+            let o = run(&["search", &format!("{}/private", r.addr)], None).ok();
+            assert!(o.stdout.contains("private/busybox"), "{o:?}");
+        }
         run(&["rmi", &image], None).ok();
         let o = run(&["pull", &image], None).ok();
         assert!(o.stdout.contains("Downloaded newer image"), "{o:?}");

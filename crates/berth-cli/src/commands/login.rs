@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::cli::{LoginArgs, LogoutArgs};
+use crate::cli::{LoginArgs, LogoutArgs, SearchArgs};
 use crate::client::Client;
 use crate::error::{CliError, Result};
 
@@ -218,6 +218,97 @@ pub async fn logout(a: LogoutArgs) -> Result<i32> {
     }
     println!("Removing login credentials for {key}");
     write_config(&cfg)?;
+    Ok(0)
+}
+
+const SEARCH_HEADERS: &[(&str, &str)] = &[
+    ("Name", "NAME"),
+    ("Description", "DESCRIPTION"),
+    ("StarCount", "STARS"),
+    ("IsOfficial", "OFFICIAL"),
+    ("IsAutomated", "AUTOMATED"),
+];
+
+/// What `search` prints for `GET /images/search`'s answer.
+pub fn search_output(
+    results: &[Value],
+    no_trunc: bool,
+    format: Option<&str>,
+) -> std::result::Result<String, String> {
+    use gtmpl::Value as T;
+    let ok = |b: bool| if b { "[OK]" } else { "" }.to_string();
+    let rows: Vec<std::collections::HashMap<String, T>> = results
+        .iter()
+        .map(|r| {
+            let desc = r["description"].as_str().unwrap_or("").replace('\n', " ");
+            let desc = if no_trunc {
+                desc
+            } else {
+                crate::format::units::ellipsis(&desc, 45)
+            };
+            [
+                ("Name", r["name"].as_str().unwrap_or("").to_string()),
+                ("Description", desc),
+                (
+                    "StarCount",
+                    r["star_count"].as_u64().unwrap_or(0).to_string(),
+                ),
+                (
+                    "IsOfficial",
+                    ok(r["is_official"].as_bool().unwrap_or(false)),
+                ),
+                (
+                    "IsAutomated",
+                    ok(r["is_automated"].as_bool().unwrap_or(false)),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), T::String(v)))
+            .collect()
+        })
+        .collect();
+    let format = match format {
+        None | Some("") | Some("table") => {
+            "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}\t{{.IsAutomated}}"
+        }
+        Some("json") => "{{json .}}",
+        Some(f) => f,
+    };
+    crate::format::template::render_rows("*formatter.searchContext", format, SEARCH_HEADERS, &rows)
+}
+
+/// `berth search [--limit N] [-f FILTER] [--no-trunc] [--format F] TERM`.
+pub async fn search(c: &Client, a: SearchArgs) -> Result<i32> {
+    let filters = crate::opts::filters_json(&a.filter).map_err(CliError::msg)?;
+    let q = crate::client::Query::new()
+        .add("term", a.term.clone())
+        .add("limit", a.limit.to_string())
+        .add_if(filters.is_some(), "filters", filters.unwrap_or_default());
+    let auth = auth_header(&format!("{}/x", a.term.split('/').next().unwrap_or("")))
+        .filter(|_| a.term.contains('/'));
+    let headers: Vec<(&str, &str)> = auth
+        .iter()
+        .map(|x| ("X-Registry-Auth", x.as_str()))
+        .collect();
+    let resp = c
+        .send_with_headers(
+            http::Method::GET,
+            "/images/search",
+            &q,
+            crate::client::empty_body(),
+            &headers,
+        )
+        .await?;
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map_err(|e| CliError::msg(e.to_string()))?
+        .to_bytes();
+    let results: Vec<Value> = serde_json::from_slice(&body)
+        .map_err(|e| CliError::msg(format!("error decoding response: {e}")))?;
+    print!(
+        "{}",
+        search_output(&results, a.no_trunc, a.format.as_deref()).map_err(CliError::msg)?
+    );
     Ok(0)
 }
 

@@ -97,6 +97,7 @@ pub async fn dispatch(host: Option<String>, cmd: Cmd) -> Result<i32> {
         Cmd::Push(a) => image::push(&c, a).await,
         Cmd::Login(a) => login::login(&c, a).await,
         Cmd::Logout(a) => login::logout(a).await,
+        Cmd::Search(a) => login::search(&c, a).await,
         Cmd::Rmi(a) => image::rmi(&c, a).await,
         Cmd::History(a) => images::history(&c, a).await,
         Cmd::Inspect(a) => inspect::inspect(&c, a).await,
