@@ -1172,6 +1172,26 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     assert_eq!(o.trimmed(), "again");
     assert!(o.stderr.contains("Unable to find image"), "{}", o.stderr);
 
+    // the real docker CLI, talking to berth's daemon, pushes and pulls through it too
+    let other = format!("{}/tools/busybox:docker", r.addr);
+    if let Some(o) = env.docker(&["tag", &image, &other]) {
+        o.ok();
+        let o = env.docker(&["push", &other]).unwrap().ok();
+        assert!(o.stdout.contains("docker: digest: sha256:"), "{o:?}");
+        env.docker(&["rmi", &other]).unwrap().ok();
+        let o = env.docker(&["pull", &other]).unwrap().ok();
+        assert!(
+            o.stdout
+                .contains(&format!("Status: Downloaded newer image for {other}")),
+            "{o:?}"
+        );
+        let o = env
+            .docker(&["search", &format!("{}/tools", r.addr)])
+            .unwrap()
+            .ok();
+        assert!(o.stdout.contains("tools/busybox"), "{o:?}");
+        env.docker(&["rmi", &other]).unwrap().ok();
+    }
     // what is not there: a tag, a repository, a registry; nothing is stored
     let before = env.berth(&["images", "-q"]).ok().stdout;
     let o = env.berth(&["pull", &format!("{}/tools/busybox:2.0", r.addr)]);
