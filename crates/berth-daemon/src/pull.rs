@@ -282,7 +282,8 @@ impl Daemon {
         image: &str,
         tag: Option<&str>,
         auth: RegistryAuth,
-    ) -> Result<Vec<Value>, ApiError> {
+        progress: Progress,
+    ) -> Result<(), ApiError> {
         let full = match tag.filter(|t| !t.is_empty()) {
             Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
             Some(t) => format!("{image}:{t}"),
@@ -338,14 +339,11 @@ impl Daemon {
                 }
                 Err(e) => return Err(e),
             };
-            match self.pull_from(&remote, &r, &shown, &familiar).await {
-                Ok(mut msgs) => {
-                    msgs.insert(
-                        0,
-                        json!({"status": format!("Pulling from {}", r.path()), "id": shown}),
-                    );
-                    return Ok(msgs);
-                }
+            match self
+                .pull_from(&remote, &r, &shown, &familiar, &progress)
+                .await
+            {
+                Ok(()) => return Ok(()),
                 // a mirror that lacks the image or fails: the next one, then the Hub
                 Err(e) if is_mirror => last_err = Some(e),
                 Err(e) => return Err(e),
@@ -360,7 +358,8 @@ impl Daemon {
         r: &Reference,
         shown: &str,
         familiar: &str,
-    ) -> Result<Vec<Value>, ApiError> {
+        progress: &Progress,
+    ) -> Result<(), ApiError> {
         let what = format!("{familiar}:{shown}");
         let (top, top_digest) = remote
             .client
@@ -368,6 +367,10 @@ impl Daemon {
             .await
             .map_err(|e| registry_error(&what, e))?;
         check_manifest(&top, &top_digest, r)?;
+        // From here on errors come in the stream, after this first message.
+        progress
+            .send(json!({"status": format!("Pulling from {}", r.path()), "id": shown}))
+            .await;
         let parsed: Manifest = serde_json::from_slice(&top)
             .map_err(|e| ApiError::internal(format!("manifest {top_digest}: {e}")))?;
         let mut blobs_json: Vec<(String, bytes::Bytes)> = vec![(top_digest.clone(), top.clone())];
@@ -456,7 +459,10 @@ impl Daemon {
             }
             msgs.push(json!({"status": format!("Digest: {top_digest}")}));
             msgs.push(json!({ "status": status }));
-            return Ok(msgs);
+            for m in msgs {
+                progress.send(m).await;
+            }
+            return Ok(());
         }
         // The config (small, and capped while it streams), then the layers streamed into the
         // loader.
@@ -541,6 +547,11 @@ impl Daemon {
                     .map_err(io)?;
             }
             for l in &layers {
+                progress
+                    .send(json!({"status": "Pulling fs layer", "progressDetail": {}, "id": short_id(&l.digest)}))
+                    .await;
+            }
+            for l in &layers {
                 let path = format!("blobs/sha256/{}", sha256_hex(&l.digest)?);
                 tx.write_all(&tar_header(&path, l.size)?)
                     .await
@@ -572,6 +583,9 @@ impl Daemon {
                     )));
                 }
                 tx.write_all(tar_padding(l.size)).await.map_err(io)?;
+                progress
+                    .send(json!({"status": "Pull complete", "progressDetail": {}, "id": short_id(&l.digest)}))
+                    .await;
             }
             tx.write_all(&[0u8; 1024]).await.map_err(io)?;
             tx.shutdown().await.map_err(io)?;
@@ -595,22 +609,29 @@ impl Daemon {
         if !loaded.is_empty() {
             self.event("image", "pull", &reference, &[("name", reference.clone())]);
         }
-        let mut msgs: Vec<Value> = layers
-            .iter()
-            .map(|l| {
-                let short = l
-                    .digest
-                    .trim_start_matches("sha256:")
-                    .get(..12)
-                    .unwrap_or("");
-                json!({"status": "Pull complete", "progressDetail": {}, "id": short})
-            })
-            .collect();
-        msgs.push(json!({"status": format!("Digest: {top_digest}")}));
-        msgs.push(
-            json!({"status": format!("Status: Downloaded newer image for {}", r.familiar())}),
-        );
-        Ok(msgs)
+        progress
+            .send(json!({"status": format!("Digest: {top_digest}")}))
+            .await;
+        progress
+            .send(json!({"status": format!("Status: Downloaded newer image for {}", r.familiar())}))
+            .await;
+        Ok(())
+    }
+}
+
+/// The 12 hex digits docker shows of a layer's digest.
+fn short_id(digest: &str) -> &str {
+    let hex = digest.trim_start_matches("sha256:");
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// Where a pull or a push tells its progress: docker's JSON messages, to the client as they
+/// come. A client that went away does not stop the work.
+pub struct Progress(pub tokio::sync::mpsc::Sender<Value>);
+
+impl Progress {
+    pub async fn send(&self, v: Value) {
+        let _ = self.0.send(v).await;
     }
 }
 

@@ -12,7 +12,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::RegistryOperation;
 use serde_json::{json, Value};
 
-use crate::pull::{insecure, registry_error, Remote, TagOrDigest};
+use crate::pull::{insecure, registry_error, Progress, Remote, TagOrDigest};
 use crate::{blocking, Daemon};
 
 /// A temporary directory under the data root, removed on drop.
@@ -53,7 +53,8 @@ impl Daemon {
         name: &str,
         tag: Option<&str>,
         auth: RegistryAuth,
-    ) -> Result<Vec<Value>, ApiError> {
+        progress: Progress,
+    ) -> Result<(), ApiError> {
         let full = match tag.filter(|t| !t.is_empty()) {
             Some(t) => format!("{name}:{t}"),
             None => name.to_string(),
@@ -80,6 +81,12 @@ impl Daemon {
         } else {
             r.domain().to_string()
         };
+        // From here on errors come in the stream, after this first message.
+        progress
+            .send(json!({
+                "status": format!("The push refers to repository [{}]", r.name()),
+            }))
+            .await;
         let plain = insecure(&host, &self.config.insecure_registries);
         let remote = Remote::connect(
             &host,
@@ -133,9 +140,6 @@ impl Daemon {
             .to_string();
 
         let what = r.familiar();
-        let mut msgs = vec![json!({
-            "status": format!("The push refers to repository [{}]", r.name()),
-        })];
         let mut blobs: Vec<(String, bool)> = manifest["layers"]
             .as_array()
             .map(|ls| {
@@ -162,9 +166,16 @@ impl Daemon {
                 .unwrap_or(false);
             if exists {
                 if *is_layer {
-                    msgs.push(json!({"status": "Layer already exists", "progressDetail": {}, "id": short}));
+                    progress
+                        .send(json!({"status": "Layer already exists", "progressDetail": {}, "id": short}))
+                        .await;
                 }
                 continue;
+            }
+            if *is_layer {
+                progress
+                    .send(json!({"status": "Preparing", "progressDetail": {}, "id": short}))
+                    .await;
             }
             let path = blob_path(&dir.0, digest)?;
             let file = tokio::fs::File::open(&path)
@@ -178,7 +189,9 @@ impl Daemon {
                 .await
                 .map_err(|e| push_error(&what, e))?;
             if *is_layer {
-                msgs.push(json!({"status": "Pushed", "progressDetail": {}, "id": short}));
+                progress
+                    .send(json!({"status": "Pushed", "progressDetail": {}, "id": short}))
+                    .await;
             }
         }
         let content_type = media_type
@@ -189,14 +202,16 @@ impl Daemon {
             .push_manifest_raw(&remote.reference, manifest_raw.clone(), content_type)
             .await
             .map_err(|e| push_error(&what, e))?;
-        msgs.push(json!({
-            "status": format!("{tag}: digest: {mdigest} size: {}", manifest_raw.len()),
-        }));
+        progress
+            .send(json!({
+                "status": format!("{tag}: digest: {mdigest} size: {}", manifest_raw.len()),
+            }))
+            .await;
         // as after a pull, the image knows its digest in that repository
         let _ = self
             .images
             .add_repo_digest(&local, &format!("{}@{mdigest}", r.name()));
         self.event("image", "push", &local, &[("name", local.clone())]);
-        Ok(msgs)
+        Ok(())
     }
 }

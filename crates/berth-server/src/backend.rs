@@ -138,14 +138,16 @@ pub trait ImageBackend: Send + Sync + 'static {
         &self,
         reader: Box<dyn std::io::Read + Send>,
     ) -> impl Future<Output = Res<Vec<String>>> + Send;
-    /// `POST /images/create?fromImage=…`: pull from a registry; docker's progress messages.
-    /// `auth` is the client's `X-Registry-Auth` header.
+    /// `POST /images/create?fromImage=…`: pull from a registry, docker's progress messages
+    /// sent on `progress` (errors before the first are the request's). `auth` is the
+    /// client's `X-Registry-Auth` header.
     fn pull_image(
         &self,
-        image: &str,
-        tag: Option<&str>,
-        auth: Option<&str>,
-    ) -> impl Future<Output = Res<Vec<Value>>> + Send;
+        image: String,
+        tag: Option<String>,
+        auth: Option<String>,
+        progress: tokio::sync::mpsc::Sender<Value>,
+    ) -> impl Future<Output = Res<()>> + Send;
     /// `GET /images/search?term=…&limit=…`: a registry's search results.
     fn search_images(
         &self,
@@ -153,13 +155,14 @@ pub trait ImageBackend: Send + Sync + 'static {
         limit: usize,
         auth: Option<&str>,
     ) -> impl Future<Output = Res<Vec<Value>>> + Send;
-    /// `POST /images/{name}/push?tag=…`: push to a registry; docker's progress messages.
+    /// `POST /images/{name}/push?tag=…`: push to a registry, progress as for a pull.
     fn push_image(
         &self,
-        name: &str,
-        tag: Option<&str>,
-        auth: Option<&str>,
-    ) -> impl Future<Output = Res<Vec<Value>>> + Send;
+        name: String,
+        tag: Option<String>,
+        auth: Option<String>,
+        progress: tokio::sync::mpsc::Sender<Value>,
+    ) -> impl Future<Output = Res<()>> + Send;
     /// `POST /images/prune`.
     fn prune_images(
         &self,

@@ -67,16 +67,26 @@ async fn build<B: BuildBackend>(
     let raw = req.uri().query().unwrap_or("").to_string();
     let opts = request(&q, &raw)?;
     let body = body_reader(req.into_body());
+    progress_response(move |tx| async move { d.build(opts, body, tx).await }).await
+}
+
+/// Runs `work` with a channel of Docker's JSON messages and answers with them as they come.
+/// Errors before the first message become an HTTP error (as dockerd's, before its output is
+/// flushed); after it, they are one more message in the stream itself.
+pub(crate) async fn progress_response<F, Fut>(work: F) -> Result<Response<Body>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<serde_json::Value>) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), ApiError>> + Send + 'static,
+{
     let (tx, mut rx) = tokio::sync::mpsc::channel::<serde_json::Value>(256);
-    let mut task = tokio::spawn(async move { d.build(opts, body, tx).await });
-    // Errors before the first message become an HTTP error (as dockerd's, before its
-    // output is flushed); after it, the build reports them in the stream itself.
+    let mut task = tokio::spawn(work(tx));
     let (first, pending) = tokio::select! {
-        ev = rx.recv() => (ev, Some(task)),
+        ev = rx.recv() => (ev, Some(Ending::Task(task))),
         r = &mut task => {
             let r = r.map_err(|e| Error(ApiError::internal(e.to_string())))?;
             match rx.try_recv() {
-                Ok(ev) => (Some(ev), None),
+                // (its late error, if any, still comes after its messages)
+                Ok(ev) => (Some(ev), Some(Ending::Done(r))),
                 Err(_) => {
                     r?;
                     (None, None)
@@ -92,11 +102,17 @@ async fn build<B: BuildBackend>(
         .unwrap_or_default())
 }
 
-/// The rest of the messages, as body chunks; an error the build returns late is one more.
+/// How the work behind a stream of messages ended, or the task to wait for.
+enum Ending {
+    Task(tokio::task::JoinHandle<std::result::Result<(), ApiError>>),
+    Done(std::result::Result<(), ApiError>),
+}
+
+/// The rest of the messages, as body chunks; an error the work returns late is one more.
 fn async_stream(
     first: Option<serde_json::Value>,
     rx: tokio::sync::mpsc::Receiver<serde_json::Value>,
-    task: Option<tokio::task::JoinHandle<std::result::Result<(), ApiError>>>,
+    task: Option<Ending>,
 ) -> impl futures_util::Stream<Item = std::result::Result<bytes::Bytes, std::io::Error>> {
     futures_util::stream::unfold(
         (first, rx, task),
@@ -107,9 +123,12 @@ fn async_stream(
             if let Some(v) = rx.recv().await {
                 return Some((Ok(line(&v)), (None, rx, task)));
             }
-            let t = task.take()?;
-            match t.await {
-                Ok(Err(e)) => {
+            let ended = match task.take()? {
+                Ending::Task(t) => t.await.ok(),
+                Ending::Done(r) => Some(r),
+            };
+            match ended {
+                Some(Err(e)) => {
                     let v = serde_json::json!({
                         "errorDetail": {"message": e.message},
                         "error": e.message,

@@ -82,18 +82,14 @@ async fn create<B: ImageBackend>(
         let auth = req
             .headers()
             .get("X-Registry-Auth")
-            .and_then(|v| v.to_str().ok());
-        let tag = q.get("tag").map(String::as_str).filter(|t| !t.is_empty());
-        let msgs = d.pull_image(image, tag, auth).await?;
-        let mut out = String::new();
-        for m in msgs {
-            out += &(m.to_string() + "\r\n");
-        }
-        return Ok(Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(out))
-            .unwrap_or_default());
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let tag = q.get("tag").filter(|t| !t.is_empty()).cloned();
+        let image = image.clone();
+        return crate::build::progress_response(move |tx| async move {
+            d.pull_image(image, tag, auth, tx).await
+        })
+        .await;
     }
     let src = q
         .get("fromSrc")
@@ -322,18 +318,15 @@ async fn post_image<B: ImageBackend>(
             Ok(StatusCode::CREATED.into_response())
         }
         (name, Some(_)) => {
-            let auth = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok());
-            let tag = q.get("tag").map(String::as_str).filter(|t| !t.is_empty());
-            let msgs = d.push_image(&name, tag, auth).await?;
-            let mut out = String::new();
-            for m in msgs {
-                out += &(m.to_string() + "\r\n");
-            }
-            Ok(Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(out))
-                .unwrap_or_default())
+            let auth = headers
+                .get("X-Registry-Auth")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let tag = q.get("tag").filter(|t| !t.is_empty()).cloned();
+            crate::build::progress_response(move |tx| async move {
+                d.push_image(name, tag, auth, tx).await
+            })
+            .await
         }
         (name, None) => Err(Error(ApiError::not_found(format!(
             "page not found: /images/{name}"

@@ -185,12 +185,16 @@ impl ImageBackend for Engine {
     }
     async fn pull_image(
         &self,
-        image: &str,
-        tag: Option<&str>,
-        auth: Option<&str>,
-    ) -> Res<Vec<Value>> {
-        let auth = berth_daemon::pull::registry_auth(auth);
-        self.0.pull_image(image, tag, auth).await
+        image: String,
+        tag: Option<String>,
+        auth: Option<String>,
+        progress: tokio::sync::mpsc::Sender<Value>,
+    ) -> Res<()> {
+        let auth = berth_daemon::pull::registry_auth(auth.as_deref());
+        let progress = berth_daemon::pull::Progress(progress);
+        self.0
+            .pull_image(&image, tag.as_deref(), auth, progress)
+            .await
     }
     async fn search_images(&self, term: &str, limit: usize, auth: Option<&str>) -> Res<Vec<Value>> {
         let auth = berth_daemon::pull::registry_auth(auth);
@@ -198,12 +202,16 @@ impl ImageBackend for Engine {
     }
     async fn push_image(
         &self,
-        name: &str,
-        tag: Option<&str>,
-        auth: Option<&str>,
-    ) -> Res<Vec<Value>> {
-        let auth = berth_daemon::pull::registry_auth(auth);
-        self.0.push_image(name, tag, auth).await
+        name: String,
+        tag: Option<String>,
+        auth: Option<String>,
+        progress: tokio::sync::mpsc::Sender<Value>,
+    ) -> Res<()> {
+        let auth = berth_daemon::pull::registry_auth(auth.as_deref());
+        let progress = berth_daemon::pull::Progress(progress);
+        self.0
+            .push_image(&name, tag.as_deref(), auth, progress)
+            .await
     }
 }
 

@@ -1124,7 +1124,8 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     env.berth(&["rmi", &image, "busybox"]).ok();
     let o = env.berth(&["pull", &image]).ok();
     assert!(
-        o.stdout.contains("Pull complete")
+        o.stdout.contains("Pulling fs layer")
+            && o.stdout.contains("Pull complete")
             && o.stdout.contains(&format!("Digest: {digest}"))
             && o.stdout
                 .contains(&format!("Status: Downloaded newer image for {image}"))
