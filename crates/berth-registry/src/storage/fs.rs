@@ -63,56 +63,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(io::Error::other)?
 }
 
-/// Whether a buffered write may run on the async worker itself: the page cache's dirty and
-/// in-flight pages are under half the kernel's background writeback threshold, so far from
-/// the point where it throttles writers (`balance_dirty_pages` starts halfway between that
-/// threshold and `dirty_ratio`). A 1 MiB write into the page cache then takes a fraction of a
-/// millisecond, less than handing it to a blocking thread and waking the worker again (a
-/// 300 MB push: the registry's CPU 0.36 -> 0.32 s); otherwise a throttled write could stall
-/// every request on the worker, and the write goes to a blocking thread. Read from /proc at
-/// most every 100 ms.
-fn page_cache_has_headroom() -> bool {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-    static CHECKED_MS: AtomicU64 = AtomicU64::new(0);
-    static HEADROOM: AtomicBool = AtomicBool::new(false);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let last = CHECKED_MS.load(Relaxed);
-    if now.saturating_sub(last) < 100 {
-        return HEADROOM.load(Relaxed);
-    }
-    CHECKED_MS.store(now, Relaxed);
-    let ok = dirty_headroom().unwrap_or(false);
-    HEADROOM.store(ok, Relaxed);
-    ok
-}
-
-/// Dirty + writeback pages under half the background writeback threshold (`None`: unknown).
-fn dirty_headroom() -> Option<bool> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb = |key: &str| -> Option<u64> {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    let pending = (kb("Dirty:")? + kb("Writeback:")?) * 1024;
-    let sysctl = |name: &str| -> Option<u64> {
-        std::fs::read_to_string(format!("/proc/sys/vm/{name}"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let background = match sysctl("dirty_background_bytes") {
-        Some(b) if b > 0 => b,
-        _ => kb("MemAvailable:")? * 1024 / 100 * sysctl("dirty_background_ratio")?,
-    };
-    Some(pending < background / 2)
-}
-
 /// Write all of `chunks` to `f` with vectored writes; gives the file back.
 fn write_all_vectored(mut f: std::fs::File, chunks: Vec<Bytes>) -> io::Result<std::fs::File> {
     use std::io::{IoSlice, Write};
@@ -212,10 +162,9 @@ impl Driver for FsDriver {
         let result = async {
             let t = tmp.clone();
             let mut f = blocking(move || std::fs::File::create(t)).await?;
-            // The stream's chunks (the socket's reads, ~256 KiB while the socket batches them)
-            // are gathered, not copied, and written WRITE_BATCH at a time with one vectored
-            // write: no copy in user space, on the worker while the page cache has headroom,
-            // else on a blocking thread (page_cache_has_headroom).
+            // The stream's chunks (the socket's reads, often ~20-60 KiB) are gathered, not
+            // copied, and written WRITE_BATCH at a time with one vectored write on a blocking
+            // thread: no copy in user space and one hand-off per batch.
             let mut batch: Vec<Bytes> = Vec::new();
             let mut pending = 0usize;
             let mut n = 0u64;
@@ -231,19 +180,11 @@ impl Driver for FsDriver {
                 if pending >= WRITE_BATCH {
                     let b = std::mem::take(&mut batch);
                     pending = 0;
-                    f = if page_cache_has_headroom() {
-                        write_all_vectored(f, b)?
-                    } else {
-                        blocking(move || write_all_vectored(f, b)).await?
-                    };
+                    f = blocking(move || write_all_vectored(f, b)).await?;
                 }
             }
             if !batch.is_empty() {
-                f = if page_cache_has_headroom() {
-                    write_all_vectored(f, batch)?
-                } else {
-                    blocking(move || write_all_vectored(f, batch)).await?
-                };
+                f = blocking(move || write_all_vectored(f, batch)).await?;
             }
             drop(f);
             tokio::fs::rename(&tmp, &path).await?;
@@ -310,13 +251,6 @@ impl Driver for FsDriver {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_page_cache_headroom_is_read_from_proc() {
-        // meminfo and the writeback sysctls parse on this kernel (else every write would go
-        // to a blocking thread)
-        assert!(super::dirty_headroom().is_some());
-    }
-
     #[tokio::test]
     async fn passes_the_driver_suite() {
         let dir = tempfile::tempdir().unwrap();
