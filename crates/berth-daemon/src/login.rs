@@ -150,6 +150,12 @@ pub async fn search(
         }
         _ => ("index.docker.io".to_string(), term.to_string()),
     };
+    // Docker Hub searches at its index, not at its registry
+    let host = if host == "registry-1.docker.io" {
+        "index.docker.io".to_string()
+    } else {
+        host
+    };
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(15))
         .timeout(std::time::Duration::from_secs(60))

@@ -79,19 +79,15 @@ where
     Fut: std::future::Future<Output = std::result::Result<(), ApiError>> + Send + 'static,
 {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<serde_json::Value>(256);
-    let mut task = tokio::spawn(work(tx));
-    let (first, pending) = tokio::select! {
-        ev = rx.recv() => (ev, Some(Ending::Task(task))),
-        r = &mut task => {
-            let r = r.map_err(|e| Error(ApiError::internal(e.to_string())))?;
-            match rx.try_recv() {
-                // (its late error, if any, still comes after its messages)
-                Ok(ev) => (Some(ev), Some(Ending::Done(r))),
-                Err(_) => {
-                    r?;
-                    (None, None)
-                }
-            }
+    let task = tokio::spawn(work(tx));
+    // The work holds the only sender: no first message means it has ended, and how it ended
+    // is the request's answer.
+    let (first, pending) = match rx.recv().await {
+        Some(ev) => (Some(ev), Some(Ending::Task(task))),
+        None => {
+            task.await
+                .map_err(|e| Error(ApiError::internal(e.to_string())))??;
+            (None, None)
         }
     };
     let stream = async_stream(first, rx, pending);
@@ -102,10 +98,9 @@ where
         .unwrap_or_default())
 }
 
-/// How the work behind a stream of messages ended, or the task to wait for.
+/// The task behind a stream of messages, waited for once its messages are out.
 enum Ending {
     Task(tokio::task::JoinHandle<std::result::Result<(), ApiError>>),
-    Done(std::result::Result<(), ApiError>),
 }
 
 /// The rest of the messages, as body chunks; an error the work returns late is one more.
@@ -123,9 +118,12 @@ fn async_stream(
             if let Some(v) = rx.recv().await {
                 return Some((Ok(line(&v)), (None, rx, task)));
             }
+            // (a task that panicked ends the stream with an error too)
             let ended = match task.take()? {
-                Ending::Task(t) => t.await.ok(),
-                Ending::Done(r) => Some(r),
+                Ending::Task(t) => Some(
+                    t.await
+                        .unwrap_or_else(|e| Err(ApiError::internal(e.to_string()))),
+                ),
             };
             match ended {
                 Some(Err(e)) => {

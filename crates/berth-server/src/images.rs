@@ -227,8 +227,23 @@ async fn search<B: ImageBackend>(
                         Error(ApiError::invalid(format!("invalid filter 'stars={v}'")))
                     })?
                 }
-                "is-official" => official = Some(v == "true" || v == "1"),
-                "is-automated" => automated = Some(v == "true" || v == "1"),
+                "is-official" | "is-automated" => {
+                    // Go's ParseBool
+                    let b = match v.as_str() {
+                        "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
+                        "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
+                        _ => {
+                            return Err(Error(ApiError::invalid(format!(
+                                "invalid filter '{k}={v}'"
+                            ))))
+                        }
+                    };
+                    if k == "is-official" {
+                        official = Some(b);
+                    } else {
+                        automated = Some(b);
+                    }
+                }
                 _ => return Err(Error(ApiError::invalid(format!("invalid filter '{k}'")))),
             }
         }

@@ -1197,6 +1197,12 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     let before = env.berth(&["images", "-q"]).ok().stdout;
     let o = env.berth(&["pull", &format!("{}/tools/busybox:2.0", r.addr)]);
     assert_ne!(o.code, 0);
+    // (an error before any progress is the request's own status, as dockerd answers)
+    assert!(
+        o.stderr.contains("Error response from daemon"),
+        "{}",
+        o.stderr
+    );
     assert!(
         o.stderr.contains("manifest unknown") || o.stderr.contains("not found"),
         "{}",
@@ -1214,6 +1220,11 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     assert!(o.stderr.to_lowercase().contains("connect"), "{}", o.stderr);
     let o = env.berth(&["push", &format!("{}/absent:1", r.addr)]);
     assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("Error response from daemon"),
+        "{}",
+        o.stderr
+    );
     assert!(o.stderr.contains("does not exist locally"), "{}", o.stderr);
     assert_eq!(env.berth(&["images", "-q"]).ok().stdout, before);
     // a layer that the registry serves corrupted: the pull fails (and ends), nothing stored
@@ -1294,6 +1305,18 @@ fn berth_logs_in_then_pushes_and_pulls_with_basic_and_token_auth() {
             users.display()
         ),
     );
+    // a config that keeps docker's passwords in a credential helper: berth will not write
+    // one in plain text beside it
+    std::fs::write(conf.path().join("config.json"), r#"{"credsStore":"pass"}"#).unwrap();
+    let o = run(
+        &["login", "-u", "alice", "--password-stdin", &basic_reg.addr],
+        Some("wonderland\n"),
+    );
+    assert!(
+        o.code != 0 && o.stderr.contains("credential helper"),
+        "{o:?}"
+    );
+    std::fs::remove_file(conf.path().join("config.json")).unwrap();
     for r in [&basic_reg, &token_reg] {
         let image = format!("{}/private/busybox:1", r.addr);
         run(&["tag", "busybox", &image], None).ok();
@@ -1335,11 +1358,29 @@ fn berth_logs_in_then_pushes_and_pulls_with_basic_and_token_auth() {
         assert!(o.stdout.contains("Downloaded newer image"), "{o:?}");
         let o = run(&["run", "--rm", &image, "echo", "private"], None).ok();
         assert_eq!(o.trimmed(), "private");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(conf.path().join("config.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // the same server under another spelling: logout forgets both
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(conf.path().join("config.json")).unwrap())
+                .unwrap();
+        cfg["auths"][format!("http://{}", r.addr)] = cfg["auths"][&r.addr].clone();
+        std::fs::write(conf.path().join("config.json"), cfg.to_string()).unwrap();
         let o = run(&["logout", &r.addr], None).ok();
         assert_eq!(
             o.trimmed(),
             format!("Removing login credentials for {}", r.addr)
         );
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(conf.path().join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(cfg["auths"].as_object().map(|m| m.len()), Some(0), "{cfg}");
         run(&["rmi", &image], None).ok();
         let o = run(&["pull", &image], None);
         assert!(o.code != 0, "{}: pulled after logout: {o:?}", r.addr);

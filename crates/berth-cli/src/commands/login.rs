@@ -37,12 +37,18 @@ fn read_config() -> Result<Value> {
     }
 }
 
-/// Writes the file whole under a temporary name, then renames it (mode 0600).
+/// Writes the file whole under a temporary name, then renames it (mode 0600; its directory,
+/// when made here, 0700). A symlinked config.json is written where it points, as docker does.
 fn write_config(v: &Value) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let p = config_path();
+    let p = std::fs::canonicalize(&p).unwrap_or(p);
     let dir = p.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| CliError::msg(format!("{}: {e}", dir.display())))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| CliError::msg(format!("{}: {e}", dir.display())))?;
     let tmp = dir.join(format!(".config.json.{}", std::process::id()));
     let text = serde_json::to_string_pretty(v).unwrap_or_default();
     let written = std::fs::OpenOptions::new()
@@ -102,6 +108,10 @@ pub fn auth_header(image: &str) -> Option<String> {
         .ok()?;
     let raw = String::from_utf8(raw).ok()?;
     let (user, password) = raw.split_once(':')?;
+    if password.is_empty() {
+        // (an identity-token login: berth cannot use those)
+        return None;
+    }
     let header = json!({"username": user, "password": password, "serveraddress": key});
     Some(base64::engine::general_purpose::URL_SAFE.encode(header.to_string()))
 }
@@ -139,6 +149,19 @@ fn prompt_password() -> Result<String> {
 pub async fn login(c: &Client, a: LoginArgs) -> Result<i32> {
     let server = a.server.clone().unwrap_or_else(|| HUB.to_string());
     let key = server_key(&server);
+    // A credential helper keeps docker's passwords out of this file: berth cannot use one
+    // yet, and will not write a password in plain text where its owner chose a helper.
+    let cfg = read_config()?;
+    let helper = cfg["credHelpers"][&key]
+        .as_str()
+        .or_else(|| cfg["credsStore"].as_str())
+        .filter(|h| !h.is_empty());
+    if let Some(h) = helper {
+        return Err(CliError::msg(format!(
+            "{} uses the credential helper docker-credential-{h}, which berth cannot use yet: log in with docker",
+            config_path().display()
+        )));
+    }
     if a.password.is_some() && a.password_stdin {
         return Err(CliError::msg(
             "--password and --password-stdin are mutually exclusive",
@@ -204,14 +227,18 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<i32> {
 pub async fn logout(a: LogoutArgs) -> Result<i32> {
     let key = server_key(a.server.as_deref().unwrap_or(HUB));
     let mut cfg = read_config()?;
+    // every spelling of the server (`host`, `http://host`, …)
     let removed = cfg
         .get_mut("auths")
         .and_then(Value::as_object_mut)
-        .and_then(|m| {
-            let k = m.keys().find(|k| server_key(k) == key).cloned()?;
-            m.remove(&k)
+        .map(|m| {
+            let keys: Vec<String> = m.keys().filter(|k| server_key(k) == key).cloned().collect();
+            for k in &keys {
+                m.remove(k);
+            }
+            !keys.is_empty()
         })
-        .is_some();
+        .unwrap_or(false);
     if !removed {
         println!("Not logged in to {key}");
         return Ok(0);
