@@ -364,7 +364,9 @@ impl Client {
 
     /// A response, or its non-2xx status as `CliError::Daemon`.
     async fn checked(resp: Response<Incoming>) -> Result<Response<Incoming>, CliError> {
-        if resp.status().is_success() || resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // As docker's client: any status under 400 is an answer, not an error (a start of a
+        // running container is a 304, and `docker start` prints its name)
+        if resp.status().as_u16() < 400 {
             return Ok(resp);
         }
         let status = resp.status();

@@ -57,7 +57,13 @@ impl ContainerBackend for Engine {
         r
     }
     async fn start_container(&self, name: &str) -> Res<()> {
-        self.0.start_container(name).await
+        // On a task of its own: a client that hangs up mid-start (the request's future
+        // dropped) must not leave a start half done, such as a shim created and not ended
+        // after a port conflict.
+        let (d, name) = (self.0.clone(), name.to_string());
+        tokio::spawn(async move { d.start_container(&name).await })
+            .await
+            .map_err(|e| berth_api::ApiError::internal(e.to_string()))?
     }
     async fn stop_container(&self, name: &str, t: Option<i64>) -> Res<()> {
         self.0.stop_container(name, t).await

@@ -245,10 +245,39 @@ fn a_published_port_answers_on_host_addresses_loopback_and_to_containers() {
         let shims = common::pids_in_dir_of(&id);
         assert!(shims.is_empty(), "left running: {shims:?}");
     }
+    // A start whose client hangs up at once still ends as one that was waited for.
+    for _ in 0..3 {
+        use std::io::Write;
+        let mut s = std::os::unix::net::UnixStream::connect(&env.sock).unwrap();
+        write!(
+            s,
+            "POST /containers/web3/start HTTP/1.1\r\nHost: berth\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        drop(s);
+        env.eventually("the hung-up start's shim, mount and cgroup to go", || {
+            let mi =
+                std::fs::read_to_string(format!("/proc/{}/mountinfo", env.daemon_pid())).unwrap();
+            !mi.contains(&id)
+                && common::cgroups_named(&id).is_empty()
+                && common::pids_in_dir_of(&id).is_empty()
+        });
+    }
+    // A start of our own waits for those (starts of a container take turns) and fails as
+    // they did; then nothing of any of them is left.
+    let o = env.berth(&["start", "web3"]);
+    assert!(o.stderr.contains("port is already allocated"), "{o:?}");
+    let mi = std::fs::read_to_string(format!("/proc/{}/mountinfo", env.daemon_pid())).unwrap();
+    assert!(!mi.contains(&id), "left mounted");
+    assert!(common::cgroups_named(&id).is_empty());
+    assert!(common::pids_in_dir_of(&id).is_empty());
     hold_tx.send(()).unwrap();
     holder.join().unwrap();
     // Once it is free, the same container starts.
     env.berth(&["start", "web3"]).ok();
+    // and starting it again is no error, as in docker (the daemon answers 304)
+    let o = env.berth(&["start", "web3"]).ok();
+    assert_eq!(o.trimmed(), "web3");
     assert!(fetch_eventually(&env, "127.0.0.1:9090").starts_with("hello from"));
 
     // Stopped: the rules go and the port is free for another container.
