@@ -328,17 +328,21 @@ impl Client {
         b.body(body).expect("valid request")
     }
 
-    /// `send` with extra headers (`X-Registry-Auth`).
-    pub async fn send_with_headers(
+    /// `send` with a registry's credentials, when there are some, as `X-Registry-Auth`.
+    pub async fn send_with_registry_auth(
         &self,
         method: Method,
         path: &str,
         query: &Query,
         body: ReqBody,
-        headers: &[(&str, &str)],
+        registry_auth: Option<&str>,
     ) -> Result<Response<Incoming>, CliError> {
         self.negotiate().await?;
-        let req = self.build_with(method, path, query, body, None, headers);
+        let headers: Vec<(&str, &str)> = registry_auth
+            .map(|a| ("X-Registry-Auth", a))
+            .into_iter()
+            .collect();
+        let req = self.build_with(method, path, query, body, None, &headers);
         let resp = raw_send(&self.socket, req)
             .await
             .map_err(|e| self.send_error(e))?;

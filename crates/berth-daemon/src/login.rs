@@ -50,6 +50,24 @@ fn challenge_params(h: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The client of a login check or a search: it gives up within a minute.
+fn http_client() -> Result<reqwest::Client, ApiError> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// HTTPS, then plain HTTP for a registry that may be insecure (as docker tries them).
+fn schemes(host: &str, insecure_registries: &[String]) -> &'static [&'static str] {
+    if insecure(host, insecure_registries) {
+        &["https", "http"]
+    } else {
+        &["https"]
+    }
+}
+
 fn failed(url: &str, status: reqwest::StatusCode) -> ApiError {
     ApiError::new(
         berth_api::ErrorKind::Unauthorized,
@@ -65,16 +83,8 @@ pub async fn check(
     insecure_registries: &[String],
 ) -> Result<(), ApiError> {
     let host = registry_host(server);
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let schemes: &[&str] = if insecure(&host, insecure_registries) {
-        &["https", "http"]
-    } else {
-        &["https"]
-    };
+    let http = http_client()?;
+    let schemes = schemes(&host, insecure_registries);
     let mut last = None;
     for scheme in schemes {
         let url = format!("{scheme}://{host}/v2/");
@@ -156,16 +166,8 @@ pub async fn search(
     } else {
         host
     };
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .timeout(std::time::Duration::from_secs(60))
-        .build()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let schemes: &[&str] = if insecure(&host, insecure_registries) {
-        &["https", "http"]
-    } else {
-        &["https"]
-    };
+    let http = http_client()?;
+    let schemes = schemes(&host, insecure_registries);
     let mut last = None;
     for scheme in schemes {
         let url = format!("{scheme}://{host}/v1/search");

@@ -374,6 +374,15 @@ impl Daemon {
         let parsed: Manifest = serde_json::from_slice(&top)
             .map_err(|e| ApiError::internal(format!("manifest {top_digest}: {e}")))?;
         let mut blobs_json: Vec<(String, bytes::Bytes)> = vec![(top_digest.clone(), top.clone())];
+        // (what index.json will say the top manifest is)
+        let top_media_type = parsed.media_type.clone().unwrap_or_else(|| {
+            if parsed.manifests.is_some() {
+                ACCEPT[0]
+            } else {
+                ACCEPT[2]
+            }
+            .to_string()
+        });
         let manifest = if is_index(&parsed) {
             let arch = berth_image::host_arch();
             let list = parsed.manifests.unwrap_or_default();
@@ -446,12 +455,7 @@ impl Daemon {
             let mut msgs: Vec<Value> = layers
                 .iter()
                 .map(|l| {
-                    let short = l
-                        .digest
-                        .trim_start_matches("sha256:")
-                        .get(..12)
-                        .unwrap_or("");
-                    json!({"status": "Already exists", "progressDetail": {}, "id": short})
+                    json!({"status": "Already exists", "progressDetail": {}, "id": short_id(&l.digest)})
                 })
                 .collect();
             if current {
@@ -494,7 +498,7 @@ impl Daemon {
         // The name the loader tags the image with: only a pull by tag names one (the loader
         // would tag a bare name `latest`).
         let mut desc = json!({
-            "mediaType": parsed_media_type(&top),
+            "mediaType": top_media_type,
             "digest": top_digest,
             "size": top.len(),
         });
@@ -524,20 +528,14 @@ impl Daemon {
                 pipe_broke.store(true, std::sync::atomic::Ordering::Relaxed);
                 ApiError::internal(format!("pull: {e}"))
             };
-            for (path, data) in [
-                ("oci-layout", &br#"{"imageLayoutVersion":"1.0.0"}"#[..]),
-                ("index.json", &index[..]),
-            ] {
-                tx.write_all(&tar_header(path, data.len() as u64)?)
-                    .await
-                    .map_err(io)?;
-                tx.write_all(data).await.map_err(io)?;
-                tx.write_all(tar_padding(data.len() as u64))
-                    .await
-                    .map_err(io)?;
-            }
+            let mut small: Vec<(String, &[u8])> = vec![
+                ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#),
+                ("index.json".into(), &index),
+            ];
             for (digest, data) in &blobs_json {
-                let path = format!("blobs/sha256/{}", sha256_hex(digest)?);
+                small.push((format!("blobs/sha256/{}", sha256_hex(digest)?), data));
+            }
+            for (path, data) in small {
                 tx.write_all(&tar_header(&path, data.len() as u64)?)
                     .await
                     .map_err(io)?;
@@ -620,7 +618,7 @@ impl Daemon {
 }
 
 /// The 12 hex digits docker shows of a layer's digest.
-fn short_id(digest: &str) -> &str {
+pub(crate) fn short_id(digest: &str) -> &str {
     let hex = digest.trim_start_matches("sha256:");
     hex.get(..12).unwrap_or(hex)
 }
@@ -662,21 +660,6 @@ fn check_manifest(b: &[u8], digest: &str, r: &Reference) -> Result<(), ApiError>
         )));
     }
     Ok(())
-}
-
-fn parsed_media_type(b: &[u8]) -> String {
-    serde_json::from_slice::<Manifest>(b)
-        .ok()
-        .and_then(|m| {
-            m.media_type.or_else(|| {
-                Some(if m.manifests.is_some() {
-                    ACCEPT[0].to_string()
-                } else {
-                    ACCEPT[2].to_string()
-                })
-            })
-        })
-        .unwrap_or_else(|| ACCEPT[2].to_string())
 }
 
 #[cfg(test)]

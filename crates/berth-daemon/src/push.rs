@@ -153,11 +153,7 @@ impl Daemon {
             blobs.push((c.to_string(), false));
         }
         for (digest, is_layer) in &blobs {
-            let short = digest
-                .trim_start_matches("sha256:")
-                .get(..12)
-                .unwrap_or("")
-                .to_string();
+            let short = crate::pull::short_id(digest);
             // (a registry that refuses the check gets the blob anyway)
             let exists = remote
                 .client

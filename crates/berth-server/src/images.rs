@@ -86,7 +86,7 @@ async fn create<B: ImageBackend>(
             .map(str::to_string);
         let tag = q.get("tag").filter(|t| !t.is_empty()).cloned();
         let image = image.clone();
-        return crate::build::progress_response(move |tx| async move {
+        return crate::stream::progress_response(move |tx| async move {
             d.pull_image(image, tag, auth, tx).await
         })
         .await;
@@ -338,7 +338,7 @@ async fn post_image<B: ImageBackend>(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             let tag = q.get("tag").filter(|t| !t.is_empty()).cloned();
-            crate::build::progress_response(move |tx| async move {
+            crate::stream::progress_response(move |tx| async move {
                 d.push_image(name, tag, auth, tx).await
             })
             .await

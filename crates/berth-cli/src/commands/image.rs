@@ -101,12 +101,14 @@ pub async fn pull(c: &Client, image: &str, to_stderr: bool) -> Result<()> {
         .add("fromImage", from)
         .add_if(!tag.is_empty(), "tag", tag);
     let auth = super::login::auth_header(image);
-    let headers: Vec<(&str, &str)> = auth
-        .iter()
-        .map(|a| ("X-Registry-Auth", a.as_str()))
-        .collect();
     let resp = c
-        .send_with_headers(Method::POST, "/images/create", &q, empty_body(), &headers)
+        .send_with_registry_auth(
+            Method::POST,
+            "/images/create",
+            &q,
+            empty_body(),
+            auth.as_deref(),
+        )
         .await?;
     display_stream(resp, to_stderr).await
 }
@@ -150,12 +152,14 @@ pub async fn pull_cmd(c: &Client, a: PullArgs) -> Result<i32> {
             )
             .add_if(!tag.is_empty(), "tag", tag);
         let auth = super::login::auth_header(&a.image);
-        let headers: Vec<(&str, &str)> = auth
-            .iter()
-            .map(|x| ("X-Registry-Auth", x.as_str()))
-            .collect();
         let resp = c
-            .send_with_headers(Method::POST, "/images/create", &q, empty_body(), &headers)
+            .send_with_registry_auth(
+                Method::POST,
+                "/images/create",
+                &q,
+                empty_body(),
+                auth.as_deref(),
+            )
             .await?;
         drain_stream(resp).await?;
     } else {
@@ -216,17 +220,13 @@ pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
     }
     let q = Query::new().add_if(!tag.is_empty(), "tag", tag);
     let auth = super::login::auth_header(&a.image);
-    let headers: Vec<(&str, &str)> = auth
-        .iter()
-        .map(|x| ("X-Registry-Auth", x.as_str()))
-        .collect();
     let resp = c
-        .send_with_headers(
+        .send_with_registry_auth(
             Method::POST,
             &format!("/images/{}/push", seg(&repo)),
             &q,
             empty_body(),
-            &headers,
+            auth.as_deref(),
         )
         .await?;
     if a.quiet {

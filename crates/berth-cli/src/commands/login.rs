@@ -313,17 +313,13 @@ pub async fn search(c: &Client, a: SearchArgs) -> Result<i32> {
         .add_if(filters.is_some(), "filters", filters.unwrap_or_default());
     let auth = auth_header(&format!("{}/x", a.term.split('/').next().unwrap_or("")))
         .filter(|_| a.term.contains('/'));
-    let headers: Vec<(&str, &str)> = auth
-        .iter()
-        .map(|x| ("X-Registry-Auth", x.as_str()))
-        .collect();
     let resp = c
-        .send_with_headers(
+        .send_with_registry_auth(
             http::Method::GET,
             "/images/search",
             &q,
             crate::client::empty_body(),
-            &headers,
+            auth.as_deref(),
         )
         .await?;
     let body = http_body_util::BodyExt::collect(resp.into_body())

@@ -162,9 +162,9 @@ impl Driver for FsDriver {
         let result = async {
             let t = tmp.clone();
             let mut f = blocking(move || std::fs::File::create(t)).await?;
-            // The stream's chunks (the socket's reads, often ~20-60 KiB) are gathered, not
-            // copied, and written WRITE_BATCH at a time with one vectored write on a blocking
-            // thread: no copy in user space and one hand-off per batch.
+            // The stream's chunks (the socket's reads: ~256 KiB while a body streams in, see
+            // batched.rs) are gathered, not copied, and written WRITE_BATCH at a time with one
+            // vectored write on a blocking thread: no copy in user space, one hand-off a batch.
             let mut batch: Vec<Bytes> = Vec::new();
             let mut pending = 0usize;
             let mut n = 0u64;

@@ -122,18 +122,23 @@ impl S3Server {
         )?;
         let mut out = Vec::new();
         s.read_to_end(&mut out)?;
-        let text = String::from_utf8_lossy(&out);
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
+        Ok(http_answer(&out))
     }
+}
+
+/// The status and body of a whole HTTP/1.1 answer (`Connection: close`).
+fn http_answer(out: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(out);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// The texts of every `<name>…</name>` element.
@@ -289,17 +294,7 @@ impl AzureServer {
         )?;
         let mut out = Vec::new();
         s.read_to_end(&mut out)?;
-        let text = String::from_utf8_lossy(&out);
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
+        Ok(http_answer(&out))
     }
 }
 
