@@ -84,8 +84,9 @@ pub async fn display_stream(resp: http::Response<Incoming>, to_stderr: bool) -> 
     emit(&mut buf, true)
 }
 
-/// `POST /images/create?fromImage=…&tag=…`, progress to stderr when `quiet_stdout`.
-pub async fn pull(c: &Client, image: &str, to_stderr: bool) -> Result<()> {
+/// `POST /images/create?fromImage=…&tag=…` with the registry's credentials: the answer,
+/// docker's JSON message stream.
+async fn pull_response(c: &Client, image: &str) -> Result<http::Response<Incoming>> {
     let (repo, tag) = split_repo_tag(image);
     let tag = if tag.is_empty() && !image.contains('@') {
         "latest".to_string()
@@ -101,16 +102,19 @@ pub async fn pull(c: &Client, image: &str, to_stderr: bool) -> Result<()> {
         .add("fromImage", from)
         .add_if(!tag.is_empty(), "tag", tag);
     let auth = super::login::auth_header(image);
-    let resp = c
-        .send_with_registry_auth(
-            Method::POST,
-            "/images/create",
-            &q,
-            empty_body(),
-            auth.as_deref(),
-        )
-        .await?;
-    display_stream(resp, to_stderr).await
+    c.send_with_registry_auth(
+        Method::POST,
+        "/images/create",
+        &q,
+        empty_body(),
+        auth.as_deref(),
+    )
+    .await
+}
+
+/// A pull, its progress to stderr when `to_stderr`.
+pub async fn pull(c: &Client, image: &str, to_stderr: bool) -> Result<()> {
+    display_stream(pull_response(c, image).await?, to_stderr).await
 }
 
 /// `berth pull`: progress on stdout, then the image's full name, as docker prints them.
@@ -140,27 +144,7 @@ pub async fn pull_cmd(c: &Client, a: PullArgs) -> Result<i32> {
     }
     if a.quiet {
         // progress read and dropped: errors still end the command
-        let (repo, tag) = split_repo_tag(&a.image);
-        let q = Query::new()
-            .add(
-                "fromImage",
-                if a.image.contains('@') {
-                    a.image.clone()
-                } else {
-                    repo
-                },
-            )
-            .add_if(!tag.is_empty(), "tag", tag);
-        let auth = super::login::auth_header(&a.image);
-        let resp = c
-            .send_with_registry_auth(
-                Method::POST,
-                "/images/create",
-                &q,
-                empty_body(),
-                auth.as_deref(),
-            )
-            .await?;
+        let resp = pull_response(c, &a.image).await?;
         drain_stream(resp).await?;
     } else {
         pull(c, &a.image, false).await?;
