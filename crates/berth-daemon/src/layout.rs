@@ -45,8 +45,8 @@
 //!     leases/bridge.json            the default bridge's subnet, gateway and address leases
 //!     leases/<id>.json              a user network's (leases_dir(),
 //!                                   berth_network::ipam::NetworkAddresses, written atomically)
-//!   tmp/push/<16 hex>/             push_tmp(): an image being pushed, saved as an OCI layout
-//!                                   (gzip layers) whose blobs are then sent (emptied at start-up)
+//!   distribution.json               distribution_file(): where each layer (diff id) was pulled
+//!                                   from or pushed to, compressed (distribution.rs; a cache)
 //!   builder/
 //!     cache/<key>                   build cache: a step's key -> the image it made (build_cache())
 //!     tmp/<build-id>/               a build in progress (build_tmp()): context/ (the unpacked
@@ -132,9 +132,9 @@ pub fn build_tmp(data_root: &Path, id: &str) -> PathBuf {
     data_root.join("builder").join("tmp").join(id)
 }
 
-/// `<data-root>/tmp/push`: the OCI layouts of images being pushed, one directory each.
-pub fn push_tmp(data_root: &Path) -> PathBuf {
-    data_root.join("tmp").join("push")
+/// `<data-root>/distribution.json`: the layers' compressed forms and where they are.
+pub fn distribution_file(data_root: &Path) -> PathBuf {
+    data_root.join("distribution.json")
 }
 
 /// `<data-root>/network`: the networks' state.

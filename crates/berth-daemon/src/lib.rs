@@ -11,6 +11,7 @@ mod cgroups;
 pub mod config;
 pub mod container;
 pub mod create;
+mod distribution;
 mod dns;
 pub mod events;
 pub mod exec;
@@ -67,6 +68,8 @@ pub struct Daemon {
     pub(crate) cleanups: tokio_util::task::TaskTracker,
     /// Where container directories are made (`<data-root>/spread`, see `fsutil::SpreadDirs`).
     pub(crate) spread: fsutil::SpreadDirs,
+    /// Where the layers were pulled from or pushed to, compressed (what a push reuses).
+    pub(crate) distribution: distribution::Distribution,
 }
 
 impl Daemon {
@@ -79,8 +82,6 @@ impl Daemon {
             std::fs::create_dir_all(&d)
                 .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", d.display())))?;
         }
-        // what a push in progress left when the daemon stopped
-        let _ = std::fs::remove_dir_all(layout::push_tmp(&config.data_root));
         let root = config.data_root.clone();
         let spread = fsutil::SpreadDirs::new(layout::spread_dir(&config.data_root));
         let mut images = tokio::task::spawn_blocking(move || ImageStore::open(&root))
@@ -100,6 +101,8 @@ impl Daemon {
         let net = network::Networks::init(&config).await?;
         let volumes = volumes::Volumes::open(&config.data_root)?;
         let shim_exe = config.shim_exe.clone();
+        let distribution =
+            distribution::Distribution::open(&layout::distribution_file(&config.data_root));
         let d = Arc::new(Daemon {
             config,
             images: Arc::new(images),
@@ -112,6 +115,7 @@ impl Daemon {
             shims: Arc::new(shim_client::Shims::new(&shim_exe)),
             cleanups: tokio_util::task::TaskTracker::new(),
             spread,
+            distribution,
         });
         d.spread.prepare();
         d.ensure_init_layer()?;

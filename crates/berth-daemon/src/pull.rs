@@ -224,6 +224,8 @@ struct Manifest {
 
 #[derive(serde::Deserialize, Clone)]
 struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
     digest: String,
     size: u64,
     #[serde(default)]
@@ -466,6 +468,7 @@ impl Daemon {
             for m in msgs {
                 progress.send(m).await;
             }
+            self.remember_pulled(&id, &layers, remote).await;
             return Ok(());
         }
         // The config (small, and capped while it streams), then the layers streamed into the
@@ -604,6 +607,7 @@ impl Daemon {
         self.images
             .add_repo_digest(&id, &repo_digest)
             .map_err(crate::images::map_err)?;
+        self.remember_pulled(&id, &layers, remote).await;
         if !loaded.is_empty() {
             self.event("image", "pull", &reference, &[("name", reference.clone())]);
         }
@@ -614,6 +618,37 @@ impl Daemon {
             .send(json!({"status": format!("Status: Downloaded newer image for {}", r.familiar())}))
             .await;
         Ok(())
+    }
+}
+
+impl Daemon {
+    /// Records that image `id`'s layers are, compressed, the manifest's `layers` in the
+    /// repository pulled from (what a push of it reuses).
+    async fn remember_pulled(self: &Arc<Self>, id: &str, layers: &[Descriptor], remote: &Remote) {
+        let Ok(img) = self.images.get(id) else {
+            return;
+        };
+        let diffs = &img.config.rootfs.diff_ids;
+        if diffs.len() != layers.len() {
+            return;
+        }
+        let found = diffs
+            .iter()
+            .zip(layers)
+            .filter_map(|(d, l)| {
+                Some((
+                    d.to_string(),
+                    crate::distribution::Source {
+                        digest: l.digest.clone(),
+                        media_type: l.media_type.clone()?,
+                        size: l.size,
+                        registry: remote.reference.registry().to_string(),
+                        repository: remote.reference.repository().to_string(),
+                    },
+                ))
+            })
+            .collect();
+        self.remember_layers(found).await;
     }
 }
 

@@ -1,42 +1,20 @@
-//! `docker push`: an image written by the store's own `save` as an OCI layout with gzip
-//! layers (so its blobs' digests are known before they are sent), then its blobs and its
-//! manifest uploaded with `oci-client`. Blobs the registry has already are not sent again.
+//! `docker push` with `oci-client`: each layer the registry has already, or can mount from
+//! another of its repositories, is named again (distribution.rs keeps where the layers were
+//! pulled from and pushed to); the others are compressed with gzip and sent; then the config
+//! and an OCI manifest.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_api::ApiError;
-use berth_image::Reference;
+use berth_image::{Descriptor, Digest, Reference};
 use futures_util::TryStreamExt;
 use oci_client::secrets::RegistryAuth;
 use oci_client::RegistryOperation;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::distribution::{reusable_media_type, Source};
 use crate::pull::{insecure, registry_error, Progress, Remote, TagOrDigest};
 use crate::{blocking, Daemon};
-
-/// A temporary directory under the data root, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn read_json(path: &Path) -> Result<Value, ApiError> {
-    let raw =
-        std::fs::read(path).map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
-    serde_json::from_slice(&raw).map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
-}
-
-fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, ApiError> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .filter(|h| berth_content::is_sha256_hex(h))
-        .ok_or_else(|| ApiError::internal(format!("unsupported digest {digest:?}")))?;
-    Ok(dir.join("blobs/sha256").join(hex))
-}
 
 /// A failed upload, in docker's words when the registry refused it.
 fn push_error(what: &str, e: oci_client::errors::OciDistributionError) -> ApiError {
@@ -98,106 +76,150 @@ impl Daemon {
         )
         .await?;
 
-        // The image as an OCI layout: gzip layers, their digests in its manifest.
-        let dir = TempDir(
-            crate::layout::push_tmp(&self.config.data_root)
-                .join(format!("{:016x}", rand::random::<u64>())),
-        );
-        let (images, d) = (self.images.clone(), dir.0.clone());
-        let names = vec![local.clone()];
-        blocking(move || {
-            std::fs::create_dir_all(&d)
-                .map_err(|e| ApiError::internal(format!("{}: {e}", d.display())))?;
-            let (rd, wr) = std::io::pipe().map_err(|e| ApiError::internal(format!("pipe: {e}")))?;
-            let unpack_dir = d.clone();
-            let unpack = std::thread::spawn(move || tar::Archive::new(rd).unpack(&unpack_dir));
-            let saved = images.save(
-                &names,
-                berth_image::ArchiveFormat::Oci,
-                berth_image::LayerCompression::Gzip,
-                wr,
-            );
-            let unpacked = unpack
-                .join()
-                .map_err(|_| ApiError::internal("unpacking the layout panicked"))?;
-            saved.map_err(crate::images::map_err)?;
-            unpacked.map_err(|e| ApiError::internal(format!("unpacking the layout: {e}")))
-        })
-        .await?;
-        let index = read_json(&dir.0.join("index.json"))?;
-        let mdesc = index["manifests"]
-            .get(0)
-            .ok_or_else(|| ApiError::internal("the saved layout has no manifest"))?;
-        let mdigest = mdesc["digest"].as_str().unwrap_or_default().to_string();
-        let mpath = blob_path(&dir.0, &mdigest)?;
-        let manifest_raw = std::fs::read(&mpath)
-            .map_err(|e| ApiError::internal(format!("{}: {e}", mpath.display())))?;
-        let manifest: Value = serde_json::from_slice(&manifest_raw)
-            .map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
-        let media_type = manifest["mediaType"]
-            .as_str()
-            .unwrap_or("application/vnd.oci.image.manifest.v1+json")
-            .to_string();
-
+        let img = self.images.get(&local).map_err(crate::images::map_err)?;
+        let id = img.id.to_string();
+        let repo = r.path().to_string();
         let what = r.familiar();
-        let mut blobs: Vec<(String, bool)> = manifest["layers"]
-            .as_array()
-            .map(|ls| {
-                ls.iter()
-                    .filter_map(|l| l["digest"].as_str())
-                    .map(|d| (d.to_string(), true))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(c) = manifest["config"]["digest"].as_str() {
-            blobs.push((c.to_string(), false));
+        let diff_ids = img.config.rootfs.diff_ids.clone();
+
+        // The layers the registry has, or can mount, in a compressed form a pull or a push
+        // left on record; the others are compressed (in parallel) and sent.
+        let mut layers: Vec<Option<Descriptor>> = Vec::with_capacity(diff_ids.len());
+        for (i, diff) in diff_ids.iter().enumerate() {
+            let known = match diff_ids[..i].iter().position(|d| d == diff) {
+                Some(j) => layers[j].clone(),
+                None => {
+                    self.layer_in_registry(&remote, &host, &repo, diff, &progress)
+                        .await
+                }
+            };
+            layers.push(known);
         }
-        for (digest, is_layer) in &blobs {
-            let short = crate::pull::short_id(digest);
+        let mut missing: Vec<Digest> = Vec::new();
+        for (diff, known) in diff_ids.iter().zip(&layers) {
+            if known.is_none() && !missing.contains(diff) {
+                missing.push(diff.clone());
+            }
+        }
+        for diff in &missing {
+            progress
+                .send(json!({"status": "Preparing", "progressDetail": {}, "id": crate::pull::short_id(&diff.to_string())}))
+                .await;
+        }
+        let compressed = if missing.is_empty() {
+            Default::default()
+        } else {
+            let (images, id, wanted) = (self.images.clone(), id.clone(), missing.clone());
+            blocking(move || {
+                images
+                    .compress_layers_of(&id, &wanted, berth_image::LayerCompression::Gzip)
+                    .map_err(crate::images::map_err)
+            })
+            .await?
+        };
+        for diff in &missing {
+            let c = compressed
+                .get(diff)
+                .ok_or_else(|| ApiError::internal(format!("layer {diff} was not compressed")))?;
+            let digest = c.digest.to_string();
+            // (docker names a layer by its diff id in a push's messages)
+            let diff_str = diff.to_string();
+            let short = crate::pull::short_id(&diff_str);
             // (a registry that refuses the check gets the blob anyway)
             let exists = remote
                 .client
-                .blob_exists(&remote.reference, digest)
+                .blob_exists(&remote.reference, &digest)
                 .await
                 .unwrap_or(false);
             if exists {
-                if *is_layer {
-                    progress
-                        .send(json!({"status": "Layer already exists", "progressDetail": {}, "id": short}))
-                        .await;
-                }
-                continue;
-            }
-            if *is_layer {
                 progress
-                    .send(json!({"status": "Preparing", "progressDetail": {}, "id": short}))
+                    .send(json!({"status": "Layer already exists", "progressDetail": {}, "id": short}))
                     .await;
-            }
-            let path = blob_path(&dir.0, digest)?;
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
-            let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
+            } else {
+                let file = c
+                    .file
+                    .reopen()
+                    .map_err(|e| ApiError::internal(format!("compressed layer: {e}")))?;
+                let stream = tokio_util::io::ReaderStream::with_capacity(
+                    tokio::fs::File::from_std(file),
+                    1 << 20,
+                )
                 .map_err(oci_client::errors::OciDistributionError::IoError);
-            remote
-                .client
-                .push_blob_stream(&remote.reference, stream, digest)
-                .await
-                .map_err(|e| push_error(&what, e))?;
-            if *is_layer {
+                remote
+                    .client
+                    .push_blob_stream(&remote.reference, stream, &digest)
+                    .await
+                    .map_err(|e| push_error(&what, e))?;
                 progress
                     .send(json!({"status": "Pushed", "progressDetail": {}, "id": short}))
                     .await;
             }
+            let desc = Descriptor {
+                media_type: berth_image::MEDIA_TYPE_LAYER_GZIP.into(),
+                digest: c.digest.clone(),
+                size: c.size,
+            };
+            for (d, known) in diff_ids.iter().zip(layers.iter_mut()) {
+                if d == diff {
+                    *known = Some(desc.clone());
+                }
+            }
         }
-        let content_type = media_type
+        let layers: Vec<Descriptor> = layers.into_iter().flatten().collect();
+
+        // The config, as the store keeps it (its digest is the image's id), then the manifest.
+        let exists = remote
+            .client
+            .blob_exists(&remote.reference, &id)
+            .await
+            .unwrap_or(false);
+        if !exists {
+            remote
+                .client
+                .push_blob(&remote.reference, img.raw_config.clone(), &id)
+                .await
+                .map_err(|e| push_error(&what, e))?;
+        }
+        let manifest = berth_image::Manifest {
+            schema_version: 2,
+            media_type: Some(berth_image::MEDIA_TYPE_MANIFEST.into()),
+            config: Descriptor {
+                media_type: berth_image::MEDIA_TYPE_CONFIG.into(),
+                digest: img.id.clone(),
+                size: img.raw_config.len() as u64,
+            },
+            layers: layers.clone(),
+        };
+        let manifest_raw = serde_json::to_vec(&manifest)
+            .map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
+        let mdigest = Digest::of(&manifest_raw).to_string();
+        let content_type = berth_image::MEDIA_TYPE_MANIFEST
             .parse()
-            .map_err(|_| ApiError::internal(format!("bad media type {media_type:?}")))?;
+            .map_err(|_| ApiError::internal("bad media type"))?;
         remote
             .client
             .push_manifest_raw(&remote.reference, manifest_raw.clone(), content_type)
             .await
             .map_err(|e| push_error(&what, e))?;
+        self.remember_layers(
+            diff_ids
+                .iter()
+                .zip(&layers)
+                .map(|(diff, l)| {
+                    (
+                        diff.to_string(),
+                        Source {
+                            digest: l.digest.to_string(),
+                            media_type: l.media_type.clone(),
+                            size: l.size,
+                            registry: host.clone(),
+                            repository: repo.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        )
+        .await;
         progress
             .send(json!({
                 "status": format!("{tag}: digest: {mdigest} size: {}", manifest_raw.len()),
@@ -209,5 +231,74 @@ impl Daemon {
             .add_repo_digest(&local, &format!("{}@{mdigest}", r.name()));
         self.event("image", "push", &local, &[("name", local.clone())]);
         Ok(())
+    }
+
+    /// A compressed form of layer `diff` that the registry has in `repo`, or that it could
+    /// mount there from another of its repositories: the digests a pull or a push left on
+    /// record, asked of the target repository first (a digest is the same blob in any
+    /// registry), then mounted from the repositories of the same registry known to have them.
+    async fn layer_in_registry(
+        &self,
+        remote: &Remote,
+        host: &str,
+        repo: &str,
+        diff: &Digest,
+        progress: &Progress,
+    ) -> Option<Descriptor> {
+        let mut sources = self.distribution.sources(&diff.to_string());
+        // this repository's first, then this registry's, then other registries' (each
+        // group the latest first)
+        sources.sort_by_key(|s| (s.registry != host, s.repository != repo));
+        let desc = |s: &Source| -> Option<Descriptor> {
+            Some(Descriptor {
+                media_type: reusable_media_type(&s.media_type)?.into(),
+                digest: s.digest.parse().ok()?,
+                size: s.size,
+            })
+        };
+        let mut asked: Vec<&str> = Vec::new();
+        for s in &sources {
+            let Some(d) = desc(s) else { continue };
+            if asked.contains(&s.digest.as_str()) {
+                continue;
+            }
+            asked.push(&s.digest);
+            if remote
+                .client
+                .blob_exists(&remote.reference, &s.digest)
+                .await
+                .unwrap_or(false)
+            {
+                progress
+                    .send(json!({"status": "Layer already exists", "progressDetail": {}, "id": crate::pull::short_id(&diff.to_string())}))
+                    .await;
+                return Some(d);
+            }
+        }
+        for s in sources
+            .iter()
+            .filter(|s| s.registry == host && s.repository != repo)
+        {
+            let Some(d) = desc(s) else { continue };
+            let from = oci_client::Reference::with_digest(
+                host.to_string(),
+                s.repository.clone(),
+                s.digest.clone(),
+            );
+            // (a registry that does not let this client read `from` starts an upload
+            // instead, which fails the mount: the layer is then sent)
+            if remote
+                .client
+                .mount_blob(&remote.reference, &from, &s.digest)
+                .await
+                .is_ok()
+            {
+                progress
+                    .send(json!({"status": format!("Mounted from {}", s.repository), "progressDetail": {}, "id": crate::pull::short_id(&diff.to_string())}))
+                    .await;
+                return Some(d);
+            }
+        }
+        None
     }
 }

@@ -40,8 +40,8 @@ pub use load::{LoadedImage, MAX_JSON_SIZE};
 pub use prune::{disk_bytes_of, DiskUsage, ImageUsage, PruneReport};
 pub use reference::{Reference, ReferenceError, DEFAULT_TAG};
 pub use save::{
-    ArchiveFormat, LayerCompression, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX,
-    MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD,
+    ArchiveFormat, CompressedLayer, LayerCompression, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME,
+    MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD,
 };
 pub use store::{HistoryItem, Image, ImageStore, ImageSummary};
 

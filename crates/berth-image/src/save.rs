@@ -193,6 +193,37 @@ impl ImageStore {
         }
     }
 
+    /// The layers of an image whose diff ids are in `wanted`, each compressed once (in
+    /// parallel) into a temp file of the content store's ingest dir: what a push sends of the
+    /// layers the registry does not have yet. Keyed by diff id.
+    pub fn compress_layers_of(
+        &self,
+        name_or_id: &str,
+        wanted: &[Digest],
+        compression: LayerCompression,
+    ) -> Result<HashMap<Digest, CompressedLayer>> {
+        let _busy = crate::store::BusyGuard::new(self);
+        // (opened under the lock, as for a save, so that an rmi cannot take a layer away)
+        let (order, mut blobs, _protected) = {
+            let mut state = self.lock();
+            let (id, _) = self.resolve(&state, name_or_id)?;
+            let l = &state.images[&id];
+            let mut order = Vec::new();
+            let mut blobs: HashMap<Digest, Blob> = HashMap::new();
+            for (i, d) in l.config.rootfs.diff_ids.iter().enumerate() {
+                if wanted.contains(d) && !blobs.contains_key(d) && i < l.layer_blobs.len() {
+                    let (file, size) = self.image_layer_stream(l, i)?;
+                    blobs.insert(d.clone(), Blob { file, size });
+                    order.push(d.clone());
+                }
+            }
+            let chain = l.chain_ids.clone();
+            let guard = crate::import::protect(self, &mut state, chain);
+            (order, blobs, guard)
+        };
+        self.compress_layers(&order, &mut blobs, compression)
+    }
+
     fn save_oci<W: Write>(
         &self,
         images: &[SaveImage],
@@ -209,7 +240,8 @@ impl ImageStore {
                 }
             }
         }
-        let compressed: HashMap<Digest, Compressed> = if compression == LayerCompression::None {
+        let compressed: HashMap<Digest, CompressedLayer> = if compression == LayerCompression::None
+        {
             HashMap::new()
         } else {
             self.compress_layers(&order, blobs, compression)?
@@ -337,7 +369,7 @@ impl ImageStore {
         order: &[Digest],
         blobs: &mut HashMap<Digest, Blob>,
         compression: LayerCompression,
-    ) -> Result<HashMap<Digest, Compressed>> {
+    ) -> Result<HashMap<Digest, CompressedLayer>> {
         let ingest = self.content.root().join("ingest");
         // Each layer is compressed once: its stream moves to the worker.
         let jobs: Vec<(Digest, Box<dyn Read + Send>)> = order
@@ -352,7 +384,7 @@ impl ImageStore {
             .collect::<Result<_>>()?;
         let jobs = Mutex::new(jobs.into_iter().map(Some).collect::<Vec<_>>());
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Result<(Digest, Compressed)>>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<Result<(Digest, CompressedLayer)>>> = Mutex::new(Vec::new());
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -383,11 +415,14 @@ impl ImageStore {
     }
 }
 
-/// A compressed layer in a temp file.
-struct Compressed {
-    file: tempfile::NamedTempFile,
-    digest: Digest,
-    size: u64,
+/// A compressed layer in a temp file (removed on drop).
+pub struct CompressedLayer {
+    /// The compressed bytes.
+    pub file: tempfile::NamedTempFile,
+    /// Their digest.
+    pub digest: Digest,
+    /// Their length.
+    pub size: u64,
 }
 
 struct HashWriter<W> {
@@ -412,7 +447,7 @@ fn compress_one(
     ingest: &std::path::Path,
     src: &mut dyn Read,
     compression: LayerCompression,
-) -> Result<Compressed> {
+) -> Result<CompressedLayer> {
     let tmp = tempfile::Builder::new()
         .prefix("save-")
         .tempfile_in(ingest)
@@ -445,7 +480,7 @@ fn compress_one(
         }
     };
     out.flush().map_err(io_err("compress layer"))?;
-    Ok(Compressed {
+    Ok(CompressedLayer {
         file: tmp,
         digest: Digest::from_sha256(out.hasher.finalize().as_slice()),
         size: out.size,

@@ -1256,12 +1256,135 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
         o.stderr
     );
     assert_eq!(env.berth(&["images", "-q"]).ok().stdout, before);
-    // nothing of the pushes is left in the daemon's data root
-    let tmp = env.data_root.join("tmp/push");
+    // nothing of the pushes is left in the daemon's data root (what they compressed)
+    let tmp = env.data_root.join("content/ingest");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
+}
+
+/// A push names again the layers the registry has, in the compressed form a pull or a push
+/// left on record: a pulled image pushed to another repository of the same registry mounts
+/// its layer there (with the digest it was pulled with, whatever compressed it), a second
+/// push sends nothing, and a registry that has none of it gets the layer compressed by
+/// berth, which a push to another of its repositories then mounts.
+#[test]
+fn a_push_reuses_or_mounts_the_layers_it_knows_of() {
+    use std::io::Write;
+    let env = common::Env::new();
+    let r = Registry::start_in_netns_of(env.daemon_pid(), "");
+    // a replica of it in the test's namespace, over the same storage, to seed it
+    let data = r.data();
+    let seed = Registry::start_on(
+        move |_| format!("  storage: local\n  storage_path: {}\n", data.display()),
+        "",
+    );
+    // a layer compressed by another tool (gzip at level 1; berth uses 6), in a docker
+    // schema 2 manifest
+    let body = b"made elsewhere\n".repeat(4000);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "hello.txt", &body[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let layer = push_blob(&seed, "elsewhere/app", &gz);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/hello"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        sha256(&tar)
+    );
+    let config_digest = push_blob(&seed, "elsewhere/app", config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{layer}","size":{}}}]}}"#,
+        config.len(),
+        gz.len()
+    );
+    push_manifest(
+        &seed,
+        "elsewhere/app",
+        "1",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        &manifest,
+    );
+    let layer_of = |addr: &str, repo: &str| -> serde_json::Value {
+        let m = curl_in(&env, &format!("http://{addr}/v2/{repo}/manifests/1"));
+        let m: serde_json::Value = serde_json::from_str(&m).unwrap();
+        assert_eq!(m["config"]["digest"], config_digest.as_str(), "{m}");
+        m["layers"][0].clone()
+    };
+
+    let src = format!("{}/elsewhere/app:1", r.addr);
+    env.berth(&["pull", &src]).ok();
+    let dst = format!("{}/mine/app:1", r.addr);
+    env.berth(&["tag", &src, &dst]).ok();
+    let o = env.berth(&["push", &dst]).ok();
+    // (a push names a layer by its diff id, as docker's does)
+    let short = &sha256(&tar)[7..19];
+    assert!(
+        o.stdout
+            .contains(&format!("{short}: Mounted from elsewhere/app"))
+            && !o.stdout.contains("Pushed"),
+        "{}",
+        o.stdout
+    );
+    let l = layer_of(&r.addr, "mine/app");
+    assert_eq!(l["digest"], layer.as_str(), "{l}");
+    assert_eq!(
+        l["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    // again: nothing to send, nothing to mount
+    let o = env.berth(&["push", &dst]).ok();
+    assert!(
+        o.stdout.contains("Layer already exists")
+            && !o.stdout.contains("Pushed")
+            && !o.stdout.contains("Mounted"),
+        "{}",
+        o.stdout
+    );
+    // a registry that has none of it: berth compresses the layer and sends it
+    let r2 = Registry::start_in_netns_of(env.daemon_pid(), "");
+    let third = format!("{}/mine/app:1", r2.addr);
+    env.berth(&["tag", &src, &third]).ok();
+    let o = env.berth(&["push", &third]).ok();
+    assert!(
+        o.stdout.contains(&format!("{short}: Preparing"))
+            && o.stdout.contains(&format!("{short}: Pushed")),
+        "{}",
+        o.stdout
+    );
+    let ours = layer_of(&r2.addr, "mine/app");
+    assert_ne!(ours["digest"], layer.as_str(), "{ours}");
+    // and another of its repositories mounts what that push sent
+    let fourth = format!("{}/other/app:1", r2.addr);
+    env.berth(&["tag", &src, &fourth]).ok();
+    let o = env.berth(&["push", &fourth]).ok();
+    assert!(
+        o.stdout.contains("Mounted from mine/app") && !o.stdout.contains("Pushed"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(layer_of(&r2.addr, "other/app"), ours);
+    // what was pushed pulls back as the same image
+    let id = env
+        .berth(&["inspect", "--format", "{{.Id}}", &src])
+        .ok()
+        .trimmed()
+        .to_string();
+    env.berth(&["rmi", &src, &dst, &third, &fourth]).ok();
+    env.berth(&["pull", &fourth]).ok();
+    let o = env.berth(&["inspect", "--format", "{{.Id}}", &fourth]).ok();
+    assert_eq!(o.trimmed(), id);
+    let ingest = env.data_root.join("content/ingest");
+    let left: Vec<_> = std::fs::read_dir(&ingest)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", ingest.display());
 }
 
 /// `berth login`, then pushes and pulls with the credentials it kept (in docker's
