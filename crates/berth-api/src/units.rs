@@ -43,9 +43,110 @@ pub fn human_duration(d: Duration) -> String {
     format!("{} years", (secs / 3600.0 / 24.0 / 365.0) as i64)
 }
 
+/// Go's `%.{prec}g`.
+pub fn go_fmt_g(v: f64, prec: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let prec = prec.max(1);
+    let sci = format!("{:.*e}", prec - 1, v);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if exp < -4 || exp >= prec as i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", strip(mant), sign, exp.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        strip(&format!("{v:.decimals$}"))
+    }
+}
+
+const DECIMAL: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+const BINARY: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+
+fn custom_size(mut size: f64, base: f64, prec: usize, units: &[&str]) -> String {
+    let mut i = 0;
+    while size >= base && i < units.len() - 1 {
+        size /= base;
+        i += 1;
+    }
+    format!("{}{}", go_fmt_g(size, prec), units[i])
+}
+
+/// go-units `HumanSizeWithPrecision` (decimal units).
+pub fn human_size_prec(size: f64, prec: usize) -> String {
+    custom_size(size, 1000.0, prec, &DECIMAL)
+}
+
+/// go-units `HumanSize` (precision 4).
+pub fn human_size(size: f64) -> String {
+    human_size_prec(size, 4)
+}
+
+/// go-units `BytesSize` (binary units, precision 4).
+pub fn bytes_size(size: f64) -> String {
+    custom_size(size, 1024.0, 4, &BINARY)
+}
+
+/// What docker's `JSONProgress.String()` shows for a transfer at `width` columns (the daemon
+/// formats it for 200): a bar of 50 when there is room, then `current/total` in go-units'
+/// sizes; empty when nothing is known.
+pub fn progress_string(current: u64, total: u64, width: usize) -> String {
+    if current == 0 && total == 0 {
+        return String::new();
+    }
+    let cur = human_size(current as f64);
+    if total == 0 {
+        return format!("{cur:>8}");
+    }
+    let pct = ((current as f64 / total as f64 * 100.0) as usize / 2).min(50);
+    let bar = if width > 110 {
+        format!("[{}>{}] ", "=".repeat(pct), " ".repeat(50 - pct))
+    } else {
+        String::new()
+    };
+    format!("{bar}{cur:>8}/{}", human_size(total as f64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size_prec(0.0, 3), "0B");
+        assert_eq!(human_size_prec(123.0, 3), "123B");
+        assert_eq!(human_size_prec(1000.0, 3), "1kB");
+        assert_eq!(human_size_prec(4_260_000.0, 3), "4.26MB");
+        assert_eq!(human_size_prec(1_985_000.0, 3), "1.99MB");
+        assert_eq!(human_size_prec(999_999.0, 3), "1e+03kB");
+        assert_eq!(human_size(1_985_000.0), "1.985MB");
+        assert_eq!(bytes_size(23.54 * 1024.0 * 1024.0 * 1024.0), "23.54GiB");
+        assert_eq!(go_fmt_g(0.0001234, 3), "0.000123");
+        assert_eq!(go_fmt_g(0.00001234, 3), "1.23e-05");
+    }
+
+    #[test]
+    fn progress_reads_like_docker() {
+        assert_eq!(progress_string(0, 0, 200), "");
+        assert_eq!(progress_string(1500, 0, 200), "   1.5kB");
+        assert_eq!(
+            progress_string(2_797_000, 2_797_000, 200),
+            format!("[{}>]  2.797MB/2.797MB", "=".repeat(50))
+        );
+        assert_eq!(
+            progress_string(1_000_000, 4_000_000, 200),
+            format!("[{}>{}]      1MB/4MB", "=".repeat(12), " ".repeat(38))
+        );
+        assert_eq!(progress_string(1_000_000, 4_000_000, 80), "     1MB/4MB");
+    }
 
     #[test]
     fn durations_read_like_docker() {

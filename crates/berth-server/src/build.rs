@@ -63,7 +63,10 @@ async fn build<B: BuildBackend>(
     let raw = req.uri().query().unwrap_or("").to_string();
     let opts = request(&q, &raw)?;
     let body = body_reader(req.into_body());
-    crate::stream::progress_response(move |tx| async move { d.build(opts, body, tx).await }).await
+    crate::stream::progress_response(crate::stream::OnHangup::Finish, move |tx| async move {
+        d.build(opts, body, tx).await
+    })
+    .await
 }
 
 async fn prune<B: BuildBackend>(State(d): State<Arc<B>>) -> impl IntoResponse {

@@ -86,9 +86,10 @@ async fn create<B: ImageBackend>(
             .map(str::to_string);
         let tag = q.get("tag").filter(|t| !t.is_empty()).cloned();
         let image = image.clone();
-        return crate::stream::progress_response(move |tx| async move {
-            d.pull_image(image, tag, auth, tx).await
-        })
+        return crate::stream::progress_response(
+            crate::stream::OnHangup::Cancel,
+            move |tx| async move { d.pull_image(image, tag, auth, tx).await },
+        )
         .await;
     }
     let src = q
@@ -338,9 +339,10 @@ async fn post_image<B: ImageBackend>(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             let tag = q.get("tag").filter(|t| !t.is_empty()).cloned();
-            crate::stream::progress_response(move |tx| async move {
-                d.push_image(name, tag, auth, tx).await
-            })
+            crate::stream::progress_response(
+                crate::stream::OnHangup::Cancel,
+                move |tx| async move { d.push_image(name, tag, auth, tx).await },
+            )
             .await
         }
         (name, None) => Err(Error(ApiError::not_found(format!(

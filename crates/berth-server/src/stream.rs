@@ -159,22 +159,39 @@ fn line(v: &serde_json::Value) -> bytes::Bytes {
     bytes::Bytes::from(v.to_string() + "\r\n")
 }
 
+/// What becomes of the work when its client hangs up before it ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnHangup {
+    /// It goes on (a build, whose steps run containers that must be ended in order).
+    Finish,
+    /// It is cancelled, as dockerd cancels a pull or a push whose client has gone: its
+    /// future is dropped at its next await, which the work must allow.
+    Cancel,
+}
+
 /// Runs `work` with a channel of Docker's JSON messages and answers with them as they come.
 /// Errors before the first message become an HTTP error (as dockerd's, before its output is
 /// flushed); after it, they are one more message in the stream itself.
-pub(crate) async fn progress_response<F, Fut>(work: F) -> crate::Result<Response<Body>>
+pub(crate) async fn progress_response<F, Fut>(
+    on_hangup: OnHangup,
+    work: F,
+) -> crate::Result<Response<Body>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<serde_json::Value>) -> Fut,
     Fut: std::future::Future<Output = std::result::Result<(), ApiError>> + Send + 'static,
 {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<serde_json::Value>(256);
-    let task = tokio::spawn(work(tx));
+    let mut task = Work {
+        handle: tokio::spawn(work(tx)),
+        on_hangup,
+    };
     // The work holds the only sender: no first message means it has ended, and how it ended
     // is the request's answer.
     let (first, pending) = match rx.recv().await {
         Some(ev) => (Some(ev), Some(Ending::Task(task))),
         None => {
-            task.await
+            (&mut task.handle)
+                .await
                 .map_err(|e| crate::Error(ApiError::internal(e.to_string())))??;
             (None, None)
         }
@@ -189,7 +206,23 @@ where
 
 /// The task behind a stream of messages, waited for once its messages are out.
 enum Ending {
-    Task(tokio::task::JoinHandle<std::result::Result<(), ApiError>>),
+    Task(Work),
+}
+
+/// The work's task; dropped before it ended (the client hung up, and the response with
+/// it), it is aborted if it is to be cancelled.
+struct Work {
+    handle: tokio::task::JoinHandle<std::result::Result<(), ApiError>>,
+    on_hangup: OnHangup,
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        if self.on_hangup == OnHangup::Cancel && !self.handle.is_finished() {
+            tracing::info!("the client hung up: cancelling its request");
+            self.handle.abort();
+        }
+    }
 }
 
 /// The rest of the messages, as body chunks; an error the work returns late is one more.
@@ -209,8 +242,9 @@ fn async_stream(
             }
             // (a task that panicked ends the stream with an error too)
             let ended = match task.take()? {
-                Ending::Task(t) => Some(
-                    t.await
+                Ending::Task(mut t) => Some(
+                    (&mut t.handle)
+                        .await
                         .unwrap_or_else(|e| Err(ApiError::internal(e.to_string()))),
                 ),
             };

@@ -519,33 +519,7 @@ pub(crate) fn dockerfile_only_tar(content: &[u8]) -> Vec<u8> {
 
 /// docker's `units.HumanSize`: decimal units, four significant digits.
 pub(crate) fn human_size(n: u64) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut size = n as f64;
-    let mut i = 0;
-    while size >= 1000.0 && i < UNITS.len() - 1 {
-        size /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", format_g4(size), UNITS[i])
-}
-
-/// Go's `%.4g` for values below 10000.
-fn format_g4(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let digits = if v >= 1.0 {
-        (v.log10().floor() as i32) + 1
-    } else {
-        0
-    };
-    let decimals = (4 - digits).max(0) as usize;
-    let mut s = format!("{v:.decimals$}");
-    // Rounding can add a digit (999.96 → "1000.0"): keep four significant digits.
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    s
+    crate::format::units::human_size(n as f64)
 }
 
 #[cfg(test)]

@@ -2,65 +2,13 @@
 
 use std::time::Duration;
 
-pub use berth_api::units::human_duration;
+pub use berth_api::units::{bytes_size, human_duration, human_size, human_size_prec};
 
 /// "N units ago" for a unix timestamp (seconds), as docker prints CREATED.
 pub fn since_unix(ts: i64) -> String {
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let d = (now - ts as f64).max(0.0);
     format!("{} ago", human_duration(Duration::from_secs_f64(d)))
-}
-
-/// Go's `%.{prec}g`.
-pub fn go_fmt_g(v: f64, prec: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let prec = prec.max(1);
-    let sci = format!("{:.*e}", prec - 1, v);
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let strip = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    if exp < -4 || exp >= prec as i32 {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", strip(mant), sign, exp.abs())
-    } else {
-        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
-        strip(&format!("{v:.decimals$}"))
-    }
-}
-
-const DECIMAL: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-const BINARY: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-
-fn custom_size(mut size: f64, base: f64, prec: usize, units: &[&str]) -> String {
-    let mut i = 0;
-    while size >= base && i < units.len() - 1 {
-        size /= base;
-        i += 1;
-    }
-    format!("{}{}", go_fmt_g(size, prec), units[i])
-}
-
-/// go-units `HumanSizeWithPrecision` (decimal units).
-pub fn human_size_prec(size: f64, prec: usize) -> String {
-    custom_size(size, 1000.0, prec, &DECIMAL)
-}
-
-/// go-units `HumanSize` (precision 4).
-pub fn human_size(size: f64) -> String {
-    human_size_prec(size, 4)
-}
-
-/// go-units `BytesSize` (binary units, precision 4).
-pub fn bytes_size(size: f64) -> String {
-    custom_size(size, 1024.0, 4, &BINARY)
 }
 
 /// docker's `formatter.Ellipsis` for ASCII/unicode strings (by runes).
@@ -206,20 +154,6 @@ pub fn go_time_string(ts: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(human_size_prec(0.0, 3), "0B");
-        assert_eq!(human_size_prec(123.0, 3), "123B");
-        assert_eq!(human_size_prec(1000.0, 3), "1kB");
-        assert_eq!(human_size_prec(4_260_000.0, 3), "4.26MB");
-        assert_eq!(human_size_prec(1_985_000.0, 3), "1.99MB");
-        assert_eq!(human_size_prec(999_999.0, 3), "1e+03kB");
-        assert_eq!(human_size(1_985_000.0), "1.985MB");
-        assert_eq!(bytes_size(23.54 * 1024.0 * 1024.0 * 1024.0), "23.54GiB");
-        assert_eq!(go_fmt_g(0.0001234, 3), "0.000123");
-        assert_eq!(go_fmt_g(0.00001234, 3), "1.23e-05");
-    }
 
     #[test]
     fn strings() {
