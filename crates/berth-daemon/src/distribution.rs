@@ -76,10 +76,18 @@ impl Distribution {
         self.lock().get(diff_id).cloned().unwrap_or_default()
     }
 
-    /// Records that each layer (diff id) is at its source, then writes the file. Sources of
-    /// media types a push could not name again are not kept.
-    pub fn record(&self, found: Vec<(String, Source)>) -> std::io::Result<()> {
+    /// Records that each layer (diff id) is at its source, forgets the layers not in `live`
+    /// (the diff ids of the images there are, which it gives once the record is locked, so
+    /// that a pull recording its new image meanwhile waits and is not forgotten), and writes
+    /// the file if that changed it. Sources of media types a push could not name again are
+    /// not kept.
+    pub fn record(
+        &self,
+        found: Vec<(String, Source)>,
+        live: impl FnOnce() -> std::collections::HashSet<String>,
+    ) -> std::io::Result<()> {
         let mut layers = self.lock();
+        let before = layers.clone();
         for (diff_id, s) in found {
             if reusable_media_type(&s.media_type).is_none() {
                 continue;
@@ -91,15 +99,9 @@ impl Distribution {
             list.insert(0, s);
             list.truncate(PER_LAYER);
         }
-        self.write(&layers)
-    }
-
-    /// Forgets the layers no image has any more.
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) -> std::io::Result<()> {
-        let mut layers = self.lock();
-        let before = layers.len();
-        layers.retain(|d, _| keep(d));
-        if layers.len() == before {
+        let live = live();
+        layers.retain(|d, _| live.contains(d));
+        if *layers == before {
             return Ok(());
         }
         self.write(&layers)
@@ -117,23 +119,23 @@ impl crate::Daemon {
     pub(crate) async fn remember_layers(self: &std::sync::Arc<Self>, found: Vec<(String, Source)>) {
         let d = self.clone();
         let r = crate::blocking(move || {
-            let live: std::collections::HashSet<String> = d
-                .images
-                .list(true)
-                .iter()
-                .filter_map(|i| d.images.get(&i.id.to_string()).ok())
-                .flat_map(|i| {
-                    i.config
-                        .rootfs
-                        .diff_ids
-                        .iter()
-                        .map(|x| x.to_string())
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let live = || {
+                d.images
+                    .list(true)
+                    .iter()
+                    .filter_map(|i| d.images.get(&i.id.to_string()).ok())
+                    .flat_map(|i| {
+                        i.config
+                            .rootfs
+                            .diff_ids
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            };
             d.distribution
-                .record(found)
-                .and_then(|_| d.distribution.retain(|x| live.contains(x)))
+                .record(found, live)
                 .map_err(|e| berth_api::ApiError::internal(e.to_string()))
         })
         .await;
@@ -163,20 +165,24 @@ mod tests {
         let path = dir.path().join("distribution.json");
         let d = Distribution::open(&path);
         let gz = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-        d.record(vec![
-            ("sha256:a".into(), src("sha256:1", "x", gz)),
-            ("sha256:a".into(), src("sha256:1", "y", gz)),
-            ("sha256:a".into(), src("sha256:1", "x", gz)),
-            // a foreign layer cannot be named by a push: not kept
-            (
-                "sha256:b".into(),
-                src(
-                    "sha256:2",
-                    "x",
-                    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        let all = || ["sha256:a", "sha256:b"].map(String::from).into();
+        d.record(
+            vec![
+                ("sha256:a".into(), src("sha256:1", "x", gz)),
+                ("sha256:a".into(), src("sha256:1", "y", gz)),
+                ("sha256:a".into(), src("sha256:1", "x", gz)),
+                // a foreign layer cannot be named by a push: not kept
+                (
+                    "sha256:b".into(),
+                    src(
+                        "sha256:2",
+                        "x",
+                        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                    ),
                 ),
-            ),
-        ])
+            ],
+            all,
+        )
         .unwrap();
         let repos = |d: &Distribution| -> Vec<String> {
             d.sources("sha256:a")
@@ -190,17 +196,28 @@ mod tests {
         assert_eq!(repos(&again), ["x", "y"]);
         for i in 0..20 {
             again
-                .record(vec![(
-                    "sha256:a".into(),
-                    src("sha256:1", &format!("r{i}"), gz),
-                )])
+                .record(
+                    vec![("sha256:a".into(), src("sha256:1", &format!("r{i}"), gz))],
+                    all,
+                )
                 .unwrap();
         }
         let r = repos(&again);
         assert_eq!(r.len(), PER_LAYER);
         assert_eq!(r[0], "r19");
-        again.retain(|d| d != "sha256:a").unwrap();
+        // a layer no image has any more is forgotten, on disk too
+        let modified = || std::fs::metadata(&path).unwrap().modified().unwrap();
+        again
+            .record(vec![], || ["sha256:b".to_string()].into())
+            .unwrap();
         assert!(Distribution::open(&path).sources("sha256:a").is_empty());
+        // and a record that changes nothing is not written again
+        let before = modified();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        again
+            .record(vec![], || ["sha256:b".to_string()].into())
+            .unwrap();
+        assert_eq!(modified(), before);
         // a torn file is a fresh start, not an error
         std::fs::write(&path, b"{\"sha256:a\": [").unwrap();
         assert!(Distribution::open(&path).sources("sha256:a").is_empty());

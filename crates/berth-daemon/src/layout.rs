@@ -47,6 +47,8 @@
 //!                                   berth_network::ipam::NetworkAddresses, written atomically)
 //!   distribution.json               distribution_file(): where each layer (diff id) was pulled
 //!                                   from or pushed to, compressed (distribution.rs; a cache)
+//!   tmp/push/                       push_tmp(): the layers a push compresses, until they are
+//!                                   sent (emptied at start-up)
 //!   builder/
 //!     cache/<key>                   build cache: a step's key -> the image it made (build_cache())
 //!     tmp/<build-id>/               a build in progress (build_tmp()): context/ (the unpacked
@@ -130,6 +132,11 @@ pub fn build_cache(data_root: &Path) -> PathBuf {
 /// `<data-root>/builder/tmp/<build-id>`: a build's private directory.
 pub fn build_tmp(data_root: &Path, id: &str) -> PathBuf {
     data_root.join("builder").join("tmp").join(id)
+}
+
+/// `<data-root>/tmp/push`: the layers pushes compress, until they are sent.
+pub fn push_tmp(data_root: &Path) -> PathBuf {
+    data_root.join("tmp").join("push")
 }
 
 /// `<data-root>/distribution.json`: the layers' compressed forms and where they are.

@@ -82,6 +82,8 @@ impl Daemon {
             std::fs::create_dir_all(&d)
                 .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", d.display())))?;
         }
+        // what a push in progress had compressed when the daemon stopped
+        let _ = std::fs::remove_dir_all(layout::push_tmp(&config.data_root));
         let root = config.data_root.clone();
         let spread = fsutil::SpreadDirs::new(layout::spread_dir(&config.data_root));
         let mut images = tokio::task::spawn_blocking(move || ImageStore::open(&root))

@@ -24,7 +24,7 @@ pub fn registry_host(server: &str) -> String {
 }
 
 /// `key="value"` pairs of a `WWW-Authenticate` challenge after its scheme.
-fn challenge_params(h: &str) -> Vec<(String, String)> {
+pub(crate) fn challenge_params(h: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = h;
     while let Some(eq) = rest.find('=') {
@@ -51,7 +51,7 @@ fn challenge_params(h: &str) -> Vec<(String, String)> {
 }
 
 /// The client of a login check or a search: it gives up within a minute.
-fn http_client() -> Result<reqwest::Client, ApiError> {
+pub(crate) fn http_client() -> Result<reqwest::Client, ApiError> {
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(15))
         .timeout(std::time::Duration::from_secs(60))

@@ -144,6 +144,8 @@ pub(crate) struct Remote {
     pub(crate) client: Client,
     pub(crate) reference: oci_client::Reference,
     auth: RegistryAuth,
+    /// Reached over plain HTTP (an insecure registry whose HTTPS failed).
+    pub(crate) plain: bool,
 }
 
 impl Remote {
@@ -172,6 +174,7 @@ impl Remote {
                 client: c,
                 reference,
                 auth: auth.clone(),
+                plain: false,
             }),
             Err(e) if plain_ok && !is_auth_failure(&e) => {
                 let c = client(host, true);
@@ -180,6 +183,7 @@ impl Remote {
                         client: c,
                         reference,
                         auth: auth.clone(),
+                        plain: true,
                     }),
                     Err(e2) => Err(registry_error(&format!("{host}/{repo}"), e2)),
                 }
@@ -468,7 +472,8 @@ impl Daemon {
             for m in msgs {
                 progress.send(m).await;
             }
-            self.remember_pulled(&id, &layers, remote).await;
+            // (the layers were not fetched, so nothing says the manifest's are this image's:
+            // they are not recorded)
             return Ok(());
         }
         // The config (small, and capped while it streams), then the layers streamed into the
@@ -563,6 +568,7 @@ impl Daemon {
                     .await
                     .map_err(|e| registry_error(&what, e))?;
                 let mut n = 0u64;
+                let mut shown = Shown::new();
                 while let Some(chunk) = s
                     .try_next()
                     .await
@@ -576,6 +582,9 @@ impl Daemon {
                         )));
                     }
                     tx.write_all(&chunk).await.map_err(io)?;
+                    if let Some(m) = shown.progress("Downloading", &l.digest, n, l.size) {
+                        progress.send(m).await;
+                    }
                 }
                 if n != l.size {
                     return Err(ApiError::internal(format!(
@@ -584,9 +593,11 @@ impl Daemon {
                     )));
                 }
                 tx.write_all(tar_padding(l.size)).await.map_err(io)?;
-                progress
-                    .send(json!({"status": "Pull complete", "progressDetail": {}, "id": short_id(&l.digest)}))
-                    .await;
+                for status in ["Download complete", "Pull complete"] {
+                    progress
+                        .send(json!({"status": status, "progressDetail": {}, "id": short_id(&l.digest)}))
+                        .await;
+                }
             }
             tx.write_all(&[0u8; 1024]).await.map_err(io)?;
             tx.shutdown().await.map_err(io)?;
@@ -659,12 +670,45 @@ pub(crate) fn short_id(digest: &str) -> &str {
 }
 
 /// Where a pull or a push tells its progress: docker's JSON messages, to the client as they
-/// come. A client that went away does not stop the work.
+/// come. (A client that hangs up cancels the work: the server drops it.)
 pub struct Progress(pub tokio::sync::mpsc::Sender<Value>);
 
 impl Progress {
     pub async fn send(&self, v: Value) {
         let _ = self.0.send(v).await;
+    }
+}
+
+/// How often a transfer's progress is told, as dockerd's progress reader does.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// When a transfer's progress was last told.
+pub(crate) struct Shown(std::time::Instant);
+
+impl Shown {
+    pub(crate) fn new() -> Shown {
+        Shown(std::time::Instant::now())
+    }
+
+    /// Docker's progress message for `current` of `total` bytes of `digest`'s blob, if the
+    /// last one was long enough ago (or this is the last).
+    pub(crate) fn progress(
+        &mut self,
+        status: &str,
+        digest: &str,
+        current: u64,
+        total: u64,
+    ) -> Option<Value> {
+        if current < total && self.0.elapsed() < PROGRESS_EVERY {
+            return None;
+        }
+        self.0 = std::time::Instant::now();
+        Some(json!({
+            "status": status,
+            "progressDetail": {"current": current, "total": total},
+            "progress": berth_api::units::progress_string(current, total, 200),
+            "id": short_id(digest),
+        }))
     }
 }
 

@@ -3,6 +3,7 @@
 //! pulled from and pushed to); the others are compressed with gzip and sent; then the config
 //! and an OCI manifest.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_api::ApiError;
@@ -13,7 +14,7 @@ use oci_client::RegistryOperation;
 use serde_json::json;
 
 use crate::distribution::{reusable_media_type, Source};
-use crate::pull::{insecure, registry_error, Progress, Remote, TagOrDigest};
+use crate::pull::{insecure, registry_error, short_id, Progress, Remote, Shown, TagOrDigest};
 use crate::{blocking, Daemon};
 
 /// A failed upload, in docker's words when the registry refused it.
@@ -81,38 +82,47 @@ impl Daemon {
         let repo = r.path().to_string();
         let what = r.familiar();
         let diff_ids = img.config.rootfs.diff_ids.clone();
-
-        // The layers the registry has, or can mount, in a compressed form a pull or a push
-        // left on record; the others are compressed (in parallel) and sent.
-        let mut layers: Vec<Option<Descriptor>> = Vec::with_capacity(diff_ids.len());
-        for (i, diff) in diff_ids.iter().enumerate() {
-            let known = match diff_ids[..i].iter().position(|d| d == diff) {
-                Some(j) => layers[j].clone(),
-                None => {
-                    self.layer_in_registry(&remote, &host, &repo, diff, &progress)
-                        .await
-                }
-            };
-            layers.push(known);
-        }
-        let mut missing: Vec<Digest> = Vec::new();
-        for (diff, known) in diff_ids.iter().zip(&layers) {
-            if known.is_none() && !missing.contains(diff) {
-                missing.push(diff.clone());
+        let mut distinct: Vec<&Digest> = Vec::new();
+        for d in &diff_ids {
+            if !distinct.contains(&d) {
+                distinct.push(d);
             }
         }
-        for diff in &missing {
+        for d in &distinct {
             progress
-                .send(json!({"status": "Preparing", "progressDetail": {}, "id": crate::pull::short_id(&diff.to_string())}))
+                .send(json!({"status": "Preparing", "progressDetail": {}, "id": short_id(&d.to_string())}))
                 .await;
         }
+
+        // The layers the registry has, or can mount, in a compressed form a pull or a push
+        // left on record; the others are compressed (in parallel) and sent. Each is recorded
+        // as soon as the repository has it, so that a push that fails later is not all to do
+        // again.
+        let mut found: HashMap<&Digest, Descriptor> = HashMap::new();
+        for d in &distinct {
+            if let Some(desc) = self
+                .layer_in_registry(&remote, &auth, &host, &repo, d, &progress)
+                .await
+            {
+                self.remember_pushed(d, &desc, &host, &repo).await;
+                found.insert(d, desc);
+            }
+        }
+        let missing: Vec<Digest> = distinct
+            .iter()
+            .filter(|d| !found.contains_key(*d))
+            .map(|d| (*d).clone())
+            .collect();
         let compressed = if missing.is_empty() {
-            Default::default()
+            HashMap::new()
         } else {
+            let dir = crate::layout::push_tmp(&self.config.data_root);
             let (images, id, wanted) = (self.images.clone(), id.clone(), missing.clone());
             blocking(move || {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| ApiError::internal(format!("{}: {e}", dir.display())))?;
                 images
-                    .compress_layers_of(&id, &wanted, berth_image::LayerCompression::Gzip)
+                    .compress_layers_of(&id, &wanted, berth_image::LayerCompression::Gzip, &dir)
                     .map_err(crate::images::map_err)
             })
             .await?
@@ -124,7 +134,7 @@ impl Daemon {
             let digest = c.digest.to_string();
             // (docker names a layer by its diff id in a push's messages)
             let diff_str = diff.to_string();
-            let short = crate::pull::short_id(&diff_str);
+            let short = short_id(&diff_str);
             // (a registry that refuses the check gets the blob anyway)
             let exists = remote
                 .client
@@ -140,10 +150,20 @@ impl Daemon {
                     .file
                     .reopen()
                     .map_err(|e| ApiError::internal(format!("compressed layer: {e}")))?;
+                // (told as it is read: a message that finds the queue full is skipped)
+                let (tx, total, mut sent, mut shown) =
+                    (progress.0.clone(), c.size, 0u64, Shown::new());
+                let id = diff_str.clone();
                 let stream = tokio_util::io::ReaderStream::with_capacity(
                     tokio::fs::File::from_std(file),
                     1 << 20,
                 )
+                .inspect_ok(move |b| {
+                    sent += b.len() as u64;
+                    if let Some(m) = shown.progress("Pushing", &id, sent, total) {
+                        let _ = tx.try_send(m);
+                    }
+                })
                 .map_err(oci_client::errors::OciDistributionError::IoError);
                 remote
                     .client
@@ -159,13 +179,19 @@ impl Daemon {
                 digest: c.digest.clone(),
                 size: c.size,
             };
-            for (d, known) in diff_ids.iter().zip(layers.iter_mut()) {
-                if d == diff {
-                    *known = Some(desc.clone());
-                }
-            }
+            self.remember_pushed(diff, &desc, &host, &repo).await;
+            found.insert(diff, desc);
         }
-        let layers: Vec<Descriptor> = layers.into_iter().flatten().collect();
+        drop(compressed);
+        let layers = diff_ids
+            .iter()
+            .map(|d| {
+                found
+                    .get(d)
+                    .cloned()
+                    .ok_or_else(|| ApiError::internal(format!("layer {d} was not pushed")))
+            })
+            .collect::<Result<Vec<Descriptor>, ApiError>>()?;
 
         // The config, as the store keeps it (its digest is the image's id), then the manifest.
         let exists = remote
@@ -188,7 +214,7 @@ impl Daemon {
                 digest: img.id.clone(),
                 size: img.raw_config.len() as u64,
             },
-            layers: layers.clone(),
+            layers,
         };
         let manifest_raw = serde_json::to_vec(&manifest)
             .map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
@@ -201,25 +227,6 @@ impl Daemon {
             .push_manifest_raw(&remote.reference, manifest_raw.clone(), content_type)
             .await
             .map_err(|e| push_error(&what, e))?;
-        self.remember_layers(
-            diff_ids
-                .iter()
-                .zip(&layers)
-                .map(|(diff, l)| {
-                    (
-                        diff.to_string(),
-                        Source {
-                            digest: l.digest.to_string(),
-                            media_type: l.media_type.clone(),
-                            size: l.size,
-                            registry: host.clone(),
-                            repository: repo.clone(),
-                        },
-                    )
-                })
-                .collect(),
-        )
-        .await;
         progress
             .send(json!({
                 "status": format!("{tag}: digest: {mdigest} size: {}", manifest_raw.len()),
@@ -233,19 +240,40 @@ impl Daemon {
         Ok(())
     }
 
-    /// A compressed form of layer `diff` that the registry has in `repo`, or that it could
-    /// mount there from another of its repositories: the digests a pull or a push left on
+    /// Records that the registry's repository `repo` has layer `diff` as `desc`.
+    async fn remember_pushed(
+        self: &Arc<Self>,
+        diff: &Digest,
+        desc: &Descriptor,
+        host: &str,
+        repo: &str,
+    ) {
+        let s = Source {
+            digest: desc.digest.to_string(),
+            media_type: desc.media_type.clone(),
+            size: desc.size,
+            registry: host.to_string(),
+            repository: repo.to_string(),
+        };
+        self.remember_layers(vec![(diff.to_string(), s)]).await;
+    }
+
+    /// A compressed form of layer `diff` that the registry has in `repo`, or that it
+    /// mounted there from another of its repositories: the digests a pull or a push left on
     /// record, asked of the target repository first (a digest is the same blob in any
-    /// registry), then mounted from the repositories of the same registry known to have them.
+    /// registry), then mounted from the repositories of the same registry known to have
+    /// them. At most docker's 5 checks and 3 mounts.
     async fn layer_in_registry(
         &self,
         remote: &Remote,
+        auth: &RegistryAuth,
         host: &str,
         repo: &str,
         diff: &Digest,
         progress: &Progress,
     ) -> Option<Descriptor> {
-        let mut sources = self.distribution.sources(&diff.to_string());
+        let id = diff.to_string();
+        let mut sources = self.distribution.sources(&id);
         // this repository's first, then this registry's, then other registries' (each
         // group the latest first)
         sources.sort_by_key(|s| (s.registry != host, s.repository != repo));
@@ -258,6 +286,9 @@ impl Daemon {
         };
         let mut asked: Vec<&str> = Vec::new();
         for s in &sources {
+            if asked.len() == MAX_CHECKS {
+                break;
+            }
             let Some(d) = desc(s) else { continue };
             if asked.contains(&s.digest.as_str()) {
                 continue;
@@ -270,35 +301,155 @@ impl Daemon {
                 .unwrap_or(false)
             {
                 progress
-                    .send(json!({"status": "Layer already exists", "progressDetail": {}, "id": crate::pull::short_id(&diff.to_string())}))
+                    .send(json!({"status": "Layer already exists", "progressDetail": {}, "id": short_id(&id)}))
                     .await;
                 return Some(d);
             }
         }
-        for s in sources
+        let mounts = sources
             .iter()
             .filter(|s| s.registry == host && s.repository != repo)
-        {
+            .take(MAX_MOUNTS);
+        for s in mounts {
             let Some(d) = desc(s) else { continue };
-            let from = oci_client::Reference::with_digest(
-                host.to_string(),
-                s.repository.clone(),
-                s.digest.clone(),
-            );
-            // (a registry that does not let this client read `from` starts an upload
-            // instead, which fails the mount: the layer is then sent)
-            if remote
-                .client
-                .mount_blob(&remote.reference, &from, &s.digest)
-                .await
-                .is_ok()
-            {
+            if mount_blob(remote, auth, repo, &s.repository, &s.digest).await {
                 progress
-                    .send(json!({"status": format!("Mounted from {}", s.repository), "progressDetail": {}, "id": crate::pull::short_id(&diff.to_string())}))
+                    .send(json!({"status": format!("Mounted from {}", s.repository), "progressDetail": {}, "id": short_id(&id)}))
                     .await;
                 return Some(d);
             }
         }
         None
     }
+}
+
+/// How many recorded digests a push asks the registry about, and how many mounts it tries,
+/// per layer (docker's numbers).
+const MAX_CHECKS: usize = 5;
+const MAX_MOUNTS: usize = 3;
+
+/// `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>`: whether the registry mounted
+/// the blob. (oci-client's own mount sends its token for the target repository alone, which a
+/// token registry refuses for `from`: this asks for a token with both scopes, as docker does.)
+/// A registry that will not mount starts an upload instead (202), which is cancelled.
+async fn mount_blob(
+    remote: &Remote,
+    auth: &RegistryAuth,
+    repo: &str,
+    from: &str,
+    digest: &str,
+) -> bool {
+    let Ok(http) = crate::login::http_client() else {
+        return false;
+    };
+    let scheme = if remote.plain { "http" } else { "https" };
+    let base = format!("{scheme}://{}", remote.reference.registry());
+    let url = format!("{base}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}");
+    let send = |authz: Option<&str>| {
+        let mut req = http.post(&url).header(reqwest::header::CONTENT_LENGTH, "0");
+        if let Some(a) = authz {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        req.send()
+    };
+    let Ok(mut resp) = send(None).await else {
+        return false;
+    };
+    let mut authz = None;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        let challenge = resp
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let scopes = [
+            format!("repository:{repo}:pull,push"),
+            format!("repository:{from}:pull"),
+        ];
+        authz = authorization(&http, &challenge, auth, &scopes).await;
+        let Some(a) = authz.as_deref() else {
+            return false;
+        };
+        let Ok(r) = send(Some(a)).await else {
+            return false;
+        };
+        resp = r;
+    }
+    match resp.status() {
+        reqwest::StatusCode::CREATED => true,
+        reqwest::StatusCode::ACCEPTED => {
+            // an upload it started instead: cancelled
+            if let Some(loc) = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            {
+                let loc = if loc.starts_with('/') {
+                    format!("{base}{loc}")
+                } else {
+                    loc.to_string()
+                };
+                let mut req = http.delete(&loc);
+                if let Some(a) = authz.as_deref() {
+                    req = req.header(reqwest::header::AUTHORIZATION, a);
+                }
+                let _ = req.send().await;
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// The `Authorization` a registry's challenge asks for: the basic credentials, or a token
+/// from its bearer realm for `scopes` (got with the credentials, or without for an anonymous
+/// client).
+async fn authorization(
+    http: &reqwest::Client,
+    challenge: &str,
+    auth: &RegistryAuth,
+    scopes: &[String],
+) -> Option<String> {
+    use base64::Engine;
+    let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return match auth {
+            RegistryAuth::Basic(u, p) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )),
+            _ => None,
+        };
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    if let RegistryAuth::Bearer(t) = auth {
+        return Some(format!("Bearer {t}"));
+    }
+    let params = crate::login::challenge_params(params);
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let realm = get("realm")?;
+    let mut q: Vec<(&str, String)> = Vec::new();
+    if let Some(s) = get("service") {
+        q.push(("service", s));
+    }
+    for s in scopes {
+        q.push(("scope", s.clone()));
+    }
+    let mut req = http.get(&realm).query(&q);
+    if let RegistryAuth::Basic(u, p) = auth {
+        req = req.basic_auth(u, Some(p));
+    }
+    let resp = req.send().await.ok()?.error_for_status().ok()?;
+    let body = resp.bytes().await.ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let token = v["token"].as_str().or_else(|| v["access_token"].as_str())?;
+    Some(format!("Bearer {token}"))
 }

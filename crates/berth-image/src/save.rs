@@ -194,13 +194,14 @@ impl ImageStore {
     }
 
     /// The layers of an image whose diff ids are in `wanted`, each compressed once (in
-    /// parallel) into a temp file of the content store's ingest dir: what a push sends of the
-    /// layers the registry does not have yet. Keyed by diff id.
+    /// parallel) into a temp file in `dir`: what a push sends of the layers the registry does
+    /// not have yet. Keyed by diff id.
     pub fn compress_layers_of(
         &self,
         name_or_id: &str,
         wanted: &[Digest],
         compression: LayerCompression,
+        dir: &std::path::Path,
     ) -> Result<HashMap<Digest, CompressedLayer>> {
         let _busy = crate::store::BusyGuard::new(self);
         // (opened under the lock, as for a save, so that an rmi cannot take a layer away)
@@ -221,7 +222,7 @@ impl ImageStore {
             let guard = crate::import::protect(self, &mut state, chain);
             (order, blobs, guard)
         };
-        self.compress_layers(&order, &mut blobs, compression)
+        self.compress_layers_in(dir, &order, &mut blobs, compression)
     }
 
     fn save_oci<W: Write>(
@@ -371,6 +372,17 @@ impl ImageStore {
         compression: LayerCompression,
     ) -> Result<HashMap<Digest, CompressedLayer>> {
         let ingest = self.content.root().join("ingest");
+        self.compress_layers_in(&ingest, order, blobs, compression)
+    }
+
+    /// The same into `ingest`.
+    fn compress_layers_in(
+        &self,
+        ingest: &std::path::Path,
+        order: &[Digest],
+        blobs: &mut HashMap<Digest, Blob>,
+        compression: LayerCompression,
+    ) -> Result<HashMap<Digest, CompressedLayer>> {
         // Each layer is compressed once: its stream moves to the worker.
         let jobs: Vec<(Digest, Box<dyn Read + Send>)> = order
             .iter()
@@ -402,7 +414,7 @@ impl ImageStore {
                         }
                     };
                     let Some((d, mut f)) = job else { break };
-                    let r = compress_one(&ingest, &mut f, compression).map(|c| (d, c));
+                    let r = compress_one(ingest, &mut f, compression).map(|c| (d, c));
                     results.lock().unwrap_or_else(|p| p.into_inner()).push(r);
                 });
             }

@@ -1257,7 +1257,7 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     );
     assert_eq!(env.berth(&["images", "-q"]).ok().stdout, before);
     // nothing of the pushes is left in the daemon's data root (what they compressed)
-    let tmp = env.data_root.join("content/ingest");
+    let tmp = env.data_root.join("tmp/push");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
@@ -1273,12 +1273,12 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
 fn a_push_reuses_or_mounts_the_layers_it_knows_of() {
     use std::io::Write;
     let env = common::Env::new();
-    let r = Registry::start_in_netns_of(env.daemon_pid(), "");
+    let r = Registry::start_in_netns_of(env.daemon_pid(), "  delete: true\n");
     // a replica of it in the test's namespace, over the same storage, to seed it
     let data = r.data();
     let seed = Registry::start_on(
         move |_| format!("  storage: local\n  storage_path: {}\n", data.display()),
-        "",
+        "  delete: true\n",
     );
     // a layer compressed by another tool (gzip at level 1; berth uses 6), in a docker
     // schema 2 manifest
@@ -1347,6 +1347,32 @@ fn a_push_reuses_or_mounts_the_layers_it_knows_of() {
         "{}",
         o.stdout
     );
+    // a record gone stale: the layer is deleted from both repositories that had it; the
+    // registry starts uploads instead of the mounts, which the push cancels before it sends
+    // the layer itself
+    for repo in ["elsewhere/app", "mine/app"] {
+        let a = curl(
+            "DELETE",
+            &seed.url(&format!("/v2/{repo}/blobs/{layer}")),
+            &[],
+            None,
+        );
+        assert_eq!(a.status, 202, "{}", a.text());
+    }
+    let fifth = format!("{}/third/app:1", r.addr);
+    env.berth(&["tag", &src, &fifth]).ok();
+    let o = env.berth(&["push", &fifth]).ok();
+    assert!(
+        o.stdout.contains(&format!("{short}: Pushed")) && !o.stdout.contains("Mounted"),
+        "{}",
+        o.stdout
+    );
+    let uploads: Vec<String> = files(&r.data())
+        .into_iter()
+        .filter(|f| f.contains("_uploads/"))
+        .collect();
+    assert!(uploads.is_empty(), "{uploads:?}");
+    env.berth(&["rmi", &fifth]).ok();
     // a registry that has none of it: berth compresses the layer and sends it
     let r2 = Registry::start_in_netns_of(env.daemon_pid(), "");
     let third = format!("{}/mine/app:1", r2.addr);
@@ -1380,11 +1406,11 @@ fn a_push_reuses_or_mounts_the_layers_it_knows_of() {
     env.berth(&["pull", &fourth]).ok();
     let o = env.berth(&["inspect", "--format", "{{.Id}}", &fourth]).ok();
     assert_eq!(o.trimmed(), id);
-    let ingest = env.data_root.join("content/ingest");
-    let left: Vec<_> = std::fs::read_dir(&ingest)
+    let tmp = env.data_root.join("tmp/push");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
-    assert!(left.is_empty(), "left in {}: {left:?}", ingest.display());
+    assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
 }
 
 /// `berth login`, then pushes and pulls with the credentials it kept (in docker's
@@ -1485,6 +1511,17 @@ fn berth_logs_in_then_pushes_and_pulls_with_basic_and_token_auth() {
         assert!(o.stdout.contains("Downloaded newer image"), "{o:?}");
         let o = run(&["run", "--rm", &image, "echo", "private"], None).ok();
         assert_eq!(o.trimmed(), "private");
+        // another repository mounts the layer from this one: the token asked for it must
+        // let it read this one too
+        let copy = format!("{}/private/copy:1", r.addr);
+        run(&["tag", &image, &copy], None).ok();
+        let o = run(&["push", &copy], None).ok();
+        assert!(
+            o.stdout.contains("Mounted from private/busybox") && !o.stdout.contains("Pushed"),
+            "{}: {o:?}",
+            r.addr
+        );
+        run(&["rmi", &copy], None).ok();
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(conf.path().join("config.json"))
