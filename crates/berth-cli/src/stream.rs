@@ -150,13 +150,16 @@ pub fn is_tty(fd: i32) -> bool {
 
 /// The terminal size of stdout (or stdin), as (height, width).
 pub fn term_size() -> Option<(u16, u16)> {
-    for fd in [1, 0] {
-        // SAFETY: winsize is plain old data; all-zero is a valid value.
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        // SAFETY: TIOCGWINSZ writes a winsize into the struct we own.
-        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
-            return Some((ws.ws_row, ws.ws_col));
-        }
+    [1, 0].into_iter().find_map(term_size_of)
+}
+
+/// The size of the terminal `fd` is, as (height, width).
+pub fn term_size_of(fd: i32) -> Option<(u16, u16)> {
+    // SAFETY: winsize is plain old data; all-zero is a valid value.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct we own.
+    if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        return Some((ws.ws_row, ws.ws_col));
     }
     None
 }

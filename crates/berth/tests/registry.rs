@@ -1413,6 +1413,156 @@ fn a_push_reuses_or_mounts_the_layers_it_knows_of() {
     assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
 }
 
+/// A pull or a push whose client hangs up is cancelled, as dockerd cancels them (the
+/// progress messages that flow while a layer moves let the daemon see that the client has
+/// gone): the pull stores nothing, the push puts no manifest, and nothing of either is left.
+#[test]
+fn a_pull_or_push_whose_client_hangs_up_is_cancelled() {
+    use std::io::{BufRead, Write};
+    use std::time::Instant;
+    let env = common::Env::new();
+    let r = Registry::start_in_netns_of(env.daemon_pid(), "");
+    let data = r.data();
+    let seed = Registry::start_on(
+        move |_| format!("  storage: local\n  storage_path: {}\n", data.display()),
+        "",
+    );
+    // one layer of 24 MiB of random bytes (which gzip cannot shrink)
+    let mut body = vec![0u8; 24 << 20];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut body);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "random", &body[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let layer = push_blob(&seed, "big/app", &gz);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        sha256(&tar)
+    );
+    let config_digest = push_blob(&seed, "big/app", config.as_bytes());
+    push_manifest(
+        &seed,
+        "big/app",
+        "1",
+        OCI_MANIFEST,
+        &format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer}","size":{}}}]}}"#,
+            config.len(),
+            gz.len()
+        ),
+    );
+    let image = format!("{}/big/app:1", r.addr);
+    // A whole pull, timed; its progress, which a terminal shows, is left out of a pipe, as
+    // docker leaves it out
+    let t = Instant::now();
+    let o = env.berth(&["pull", &image]).ok();
+    let whole = t.elapsed();
+    eprintln!("a whole pull: {whole:?}");
+    assert!(
+        o.stdout.contains("Download complete") && !o.stdout.contains("Downloading"),
+        "{}",
+        o.stdout
+    );
+    // what the API streams (and docker's CLI draws on a terminal): the counts
+    env.berth(&["rmi", &image]).ok();
+    let host = env.host();
+    let o = Command::new("curl")
+        .args([
+            "-sf",
+            "--unix-socket",
+            host.trim_start_matches("unix://"),
+            "-X",
+            "POST",
+            &format!("http://x/images/create?fromImage={}/big/app&tag=1", r.addr),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(r#""status":"Downloading""#)
+            && text.contains(&format!(r#""total":{}"#, gz.len())),
+        "{text}"
+    );
+    env.berth(&["rmi", &image]).ok();
+
+    // Hang-ups: the CLI is killed as soon as it shows the layer coming (the pull) or being
+    // prepared (the push); then, in twice a whole pull's time, nothing of either may finish.
+    let hang_up = |args: &[&str], seen: &str| {
+        let mut child = env
+            .cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut shown = Vec::new();
+        for l in lines.by_ref() {
+            let l = l.unwrap();
+            let done = l.contains(seen);
+            shown.push(l);
+            if done {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(shown.iter().any(|l| l.contains(seen)), "{shown:?}");
+        std::thread::sleep(whole * 2 + Duration::from_secs(1));
+    };
+    hang_up(&["pull", &image], "Pulling fs layer");
+    let o = env.berth(&["image", "inspect", &image]);
+    assert_ne!(o.code, 0, "the pull went on after its client had gone");
+    let o = env.berth(&["images", "-q"]).ok();
+    assert_eq!(o.trimmed(), "");
+
+    // the push: to a registry that has none of it, so the layer is compressed and sent
+    env.berth(&["pull", &image]).ok();
+    let r2 = Registry::start_in_netns_of(env.daemon_pid(), "");
+    let other = format!("{}/big/copy:1", r2.addr);
+    env.berth(&["tag", &image, &other]).ok();
+    hang_up(&["push", &other], "Preparing");
+    // (the compression, on a thread of its own, runs to its end, then its files go; a push
+    // that went on would then put its manifest)
+    let tmp = env.data_root.join("tmp/push");
+    let left = || -> Vec<std::fs::DirEntry> {
+        std::fs::read_dir(&tmp)
+            .map(|d| d.flatten().collect())
+            .unwrap_or_default()
+    };
+    let until = Instant::now() + Duration::from_secs(120);
+    while !left().is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(left().is_empty(), "left in {}: {:?}", tmp.display(), left());
+    std::thread::sleep(Duration::from_secs(1));
+    let o = env
+        .in_daemon_netns(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{}/v2/big/copy/manifests/1", r2.addr),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "404",
+        "the push went on after its client had gone"
+    );
+    // and a push that is left alone goes through
+    let o = env.berth(&["push", &other]).ok();
+    assert!(o.stdout.contains("1: digest: sha256:"), "{}", o.stdout);
+}
+
 /// `berth login`, then pushes and pulls with the credentials it kept (in docker's
 /// config.json), against a registry with basic auth and one with the Docker token flow; wrong
 /// credentials and no credentials are refused; `logout` forgets them.

@@ -45,11 +45,119 @@ pub fn json_message_line(v: &Value) -> std::result::Result<Option<String>, Strin
     Ok(Some(line))
 }
 
-/// Print a JSON message stream as it arrives; fails on an `error` message.
+/// Docker's display of a JSON message stream (its `jsonmessage`). On a terminal each layer
+/// keeps a line of its own, rewritten in place (the cursor moved up to it and back) with its
+/// progress bar; elsewhere the messages that carry a transfer's progress are left out and the
+/// others printed a line each.
+pub(crate) struct MessageDisplay {
+    terminal: bool,
+    /// The terminal's width: a bar is drawn when it is over 110 columns.
+    width: usize,
+    /// The line of each layer shown since the last message of no layer, from the top.
+    ids: Vec<String>,
+}
+
+impl MessageDisplay {
+    pub(crate) fn new(terminal: bool, width: usize) -> MessageDisplay {
+        MessageDisplay {
+            terminal,
+            width,
+            ids: Vec::new(),
+        }
+    }
+
+    /// Shows one message; an `error` message is returned instead.
+    pub(crate) fn show(
+        &mut self,
+        v: &Value,
+        out: &mut impl std::io::Write,
+    ) -> std::result::Result<(), String> {
+        if let Some(e) = v
+            .get("errorDetail")
+            .and_then(|d| d.get("message"))
+            .and_then(|m| m.as_str())
+            .or_else(|| v.get("error").and_then(|m| m.as_str()))
+        {
+            return Err(e.to_string());
+        }
+        if v.get("aux").is_some_and(|a| !a.is_null()) {
+            return Ok(());
+        }
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
+        let (id, status, stream, message) = (s("id"), s("status"), s("stream"), s("progress"));
+        let detail = v.get("progressDetail").filter(|d| d.is_object());
+        let count = |k: &str| {
+            detail
+                .and_then(|d| d.get(k))
+                .and_then(|x| x.as_u64())
+                .unwrap_or(0)
+        };
+        let bar = detail.map(|_| {
+            berth_api::units::progress_string(count("current"), count("total"), self.width)
+        });
+        let w = |out: &mut dyn std::io::Write, t: &str| out.write_all(t.as_bytes());
+        let r = (|| -> std::io::Result<()> {
+            let mut diff = 0;
+            if !id.is_empty() && (detail.is_some() || !message.is_empty()) {
+                let line = match self.ids.iter().position(|i| i == id) {
+                    Some(l) => l,
+                    None => {
+                        self.ids.push(id.to_string());
+                        if self.terminal {
+                            w(out, "\n")?;
+                        }
+                        self.ids.len() - 1
+                    }
+                };
+                diff = self.ids.len() - line;
+                if self.terminal {
+                    w(out, &format!("\x1b[{diff}A"))?;
+                }
+            } else {
+                self.ids.clear();
+            }
+            let mut endl = "";
+            if self.terminal && stream.is_empty() && detail.is_some() {
+                w(out, "\x1b[2K\r")?;
+                endl = "\r";
+            } else if bar.as_deref().is_some_and(|b| !b.is_empty()) {
+                // no progress bars but on a terminal
+                return Ok(());
+            }
+            if !id.is_empty() {
+                w(out, &format!("{id}: "))?;
+            }
+            if let (Some(bar), true) = (&bar, self.terminal) {
+                w(out, &format!("{status} {bar}{endl}"))?;
+            } else if !message.is_empty() {
+                w(out, &format!("{status} {message}{endl}"))?;
+            } else if !stream.is_empty() {
+                w(out, &format!("{stream}{endl}"))?;
+            } else {
+                w(out, &format!("{status}{endl}\n"))?;
+            }
+            // (no move is written as none: a terminal reads `ESC[0B` as one line)
+            if !id.is_empty() && self.terminal && diff > 0 {
+                w(out, &format!("\x1b[{diff}B"))?;
+            }
+            Ok(())
+        })();
+        // (a closed output is not the stream's error)
+        let _ = r.and_then(|_| out.flush());
+        Ok(())
+    }
+}
+
+/// Print a JSON message stream as it arrives, as docker does (`MessageDisplay`); fails on an
+/// `error` message.
 pub async fn display_stream(resp: http::Response<Incoming>, to_stderr: bool) -> Result<()> {
+    let fd = if to_stderr { 2 } else { 1 };
+    let terminal = crate::stream::is_tty(fd);
+    let width = crate::stream::term_size_of(fd).map_or(80, |(_, w)| w as usize);
+    let mut display = MessageDisplay::new(terminal, width);
     let mut body = resp.into_body();
     let mut buf: Vec<u8> = Vec::new();
-    let emit = |buf: &mut Vec<u8>, last: bool| -> Result<()> {
+    let mut emit = |buf: &mut Vec<u8>, last: bool| -> Result<()> {
         let mut consumed = 0;
         {
             let mut it = serde_json::Deserializer::from_slice(buf).into_iter::<Value>();
@@ -57,12 +165,12 @@ pub async fn display_stream(resp: http::Response<Incoming>, to_stderr: bool) -> 
                 match it.next() {
                     Some(Ok(v)) => {
                         consumed = it.byte_offset();
-                        match json_message_line(&v) {
-                            Ok(Some(l)) if to_stderr => eprintln!("{l}"),
-                            Ok(Some(l)) => println!("{l}"),
-                            Ok(None) => {}
-                            Err(e) => return Err(CliError::msg(e)),
-                        }
+                        let shown = if to_stderr {
+                            display.show(&v, &mut std::io::stderr().lock())
+                        } else {
+                            display.show(&v, &mut std::io::stdout().lock())
+                        };
+                        shown.map_err(CliError::msg)?;
                     }
                     Some(Err(e)) if last && !e.is_eof() => {
                         return Err(CliError::msg(format!("error decoding response: {e}")))
@@ -337,6 +445,59 @@ pub async fn rmi(c: &Client, a: RmiArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn shown(terminal: bool, msgs: &[Value]) -> String {
+        let mut d = MessageDisplay::new(terminal, 200);
+        let mut out = Vec::new();
+        for m in msgs {
+            d.show(m, &mut out).unwrap();
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn pull_messages() -> Vec<Value> {
+        vec![
+            json!({"status": "Pulling from tools/busybox", "id": "1.0"}),
+            json!({"status": "Pulling fs layer", "progressDetail": {}, "id": "aaa"}),
+            json!({"status": "Pulling fs layer", "progressDetail": {}, "id": "bbb"}),
+            json!({"status": "Downloading", "progressDetail": {"current": 500, "total": 1000}, "progress": "[==>  ]", "id": "aaa"}),
+            json!({"status": "Download complete", "progressDetail": {}, "id": "aaa"}),
+            json!({"status": "Pull complete", "progressDetail": {}, "id": "bbb"}),
+            json!({"status": "Digest: sha256:123"}),
+        ]
+    }
+
+    #[test]
+    fn progress_is_left_out_but_on_a_terminal() {
+        assert_eq!(
+            shown(false, &pull_messages()),
+            "1.0: Pulling from tools/busybox\naaa: Pulling fs layer\nbbb: Pulling fs layer\n\
+             aaa: Download complete\nbbb: Pull complete\nDigest: sha256:123\n"
+        );
+        // on a terminal each layer has its line, rewritten in place: the cursor goes up to
+        // it (2 lines for the first of two), the line is cleared, and the cursor comes back
+        let t = shown(true, &pull_messages());
+        let bar = format!("[{}>{}]     500B/1kB", "=".repeat(25), " ".repeat(25));
+        let want = [
+            "1.0: Pulling from tools/busybox\n",
+            "\n\x1b[1A\x1b[2K\raaa: Pulling fs layer \r\x1b[1B",
+            "\n\x1b[1A\x1b[2K\rbbb: Pulling fs layer \r\x1b[1B",
+            &format!("\x1b[2A\x1b[2K\raaa: Downloading {bar}\r\x1b[2B"),
+            "\x1b[2A\x1b[2K\raaa: Download complete \r\x1b[2B",
+            "\x1b[1A\x1b[2K\rbbb: Pull complete \r\x1b[1B",
+            "Digest: sha256:123\n",
+        ]
+        .concat();
+        assert_eq!(t, want);
+        // an error is returned, not shown
+        let mut d = MessageDisplay::new(false, 80);
+        let e = d.show(
+            &json!({"errorDetail": {"message": "boom"}, "error": "boom"}),
+            &mut Vec::new(),
+        );
+        assert_eq!(e.unwrap_err(), "boom");
+    }
 
     #[test]
     fn messages() {
