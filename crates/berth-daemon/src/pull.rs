@@ -144,6 +144,8 @@ pub(crate) struct Remote {
     pub(crate) client: Client,
     pub(crate) reference: oci_client::Reference,
     auth: RegistryAuth,
+    /// The bearer token the registry gave for the operation, if it gave one.
+    token: Option<String>,
     /// Reached over plain HTTP (an insecure registry whose HTTPS failed).
     pub(crate) plain: bool,
 }
@@ -170,19 +172,21 @@ impl Remote {
         let c = client(host, false);
         let first = c.auth(&reference, auth, op).await;
         match first {
-            Ok(_) => Ok(Remote {
+            Ok(token) => Ok(Remote {
                 client: c,
                 reference,
                 auth: auth.clone(),
+                token,
                 plain: false,
             }),
             Err(e) if plain_ok && !is_auth_failure(&e) => {
                 let c = client(host, true);
                 match c.auth(&reference, auth, op).await {
-                    Ok(_) => Ok(Remote {
+                    Ok(token) => Ok(Remote {
                         client: c,
                         reference,
                         auth: auth.clone(),
+                        token,
                         plain: true,
                     }),
                     Err(e2) => Err(registry_error(&format!("{host}/{repo}"), e2)),
@@ -190,6 +194,102 @@ impl Remote {
             }
             Err(e) => Err(registry_error(&format!("{host}/{repo}"), e)),
         }
+    }
+}
+
+impl Remote {
+    /// `GET /v2/<repo>/manifests/<reference>`, read as it comes and refused past
+    /// `MAX_MANIFEST` (oci-client's pull reads a manifest whole before anything can check its
+    /// size, so a hostile registry could fill the daemon's memory): its bytes and digest,
+    /// checked against the one the registry gives.
+    async fn manifest(
+        &self,
+        reference: &str,
+        accept: &[&str],
+        what: &str,
+    ) -> Result<(bytes::Bytes, String), ApiError> {
+        let http = crate::login::http_client()?;
+        let scheme = if self.plain { "http" } else { "https" };
+        let url = format!(
+            "{scheme}://{}/v2/{}/manifests/{reference}",
+            self.reference.registry(),
+            self.reference.repository()
+        );
+        let mut req = http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, accept.join(", "));
+        req = match (&self.token, &self.auth) {
+            (Some(t), _) | (None, RegistryAuth::Bearer(t)) => req.bearer_auth(t),
+            (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+            _ => req,
+        };
+        let failed = |e: reqwest::Error| ApiError::internal(format!("{what}: {}", with_causes(&e)));
+        let mut resp = req.send().await.map_err(failed)?;
+        let status = resp.status();
+        let too_big = || {
+            ApiError::internal(format!(
+                "manifest for {what}: over the {MAX_MANIFEST} bytes accepted"
+            ))
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_MANIFEST as u64)
+        {
+            return Err(too_big());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
+            if body.len() + chunk.len() > MAX_MANIFEST {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            return Err(manifest_error(what, status, &body));
+        }
+        let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)));
+        if let Some(given) = resp
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .filter(|d| d.starts_with("sha256:"))
+        {
+            if given != actual {
+                return Err(ApiError::internal(format!(
+                    "manifest verification failed for digest {given}"
+                )));
+            }
+        }
+        Ok((body.into(), actual))
+    }
+}
+
+/// A registry's refusal of a manifest, in docker's words.
+fn manifest_error(what: &str, status: reqwest::StatusCode, body: &[u8]) -> ApiError {
+    let errors: Vec<(String, String)> = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("errors").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            (s("code"), s("message"))
+        })
+        .collect();
+    let code = errors.first().map(|(c, _)| c.as_str()).unwrap_or("");
+    let message = errors.first().map(|(_, m)| m.as_str()).unwrap_or("");
+    match (status.as_u16(), code) {
+        (401 | 403, _) | (_, "UNAUTHORIZED" | "DENIED") => ApiError::not_found(format!(
+            "pull access denied for {what}, repository does not exist or may require 'docker login'"
+        )),
+        (_, "NAME_UNKNOWN") => ApiError::not_found(format!(
+            "repository for {what} not found: name unknown: {message}"
+        )),
+        (404, _) | (_, "MANIFEST_UNKNOWN") => {
+            ApiError::not_found(format!("manifest for {what} not found: manifest unknown"))
+        }
+        _ if !code.is_empty() => ApiError::internal(format!("{what}: {code}: {message}")),
+        _ => ApiError::internal(format!("{what}: {status}")),
     }
 }
 
@@ -367,11 +467,13 @@ impl Daemon {
         progress: &Progress,
     ) -> Result<(), ApiError> {
         let what = format!("{familiar}:{shown}");
-        let (top, top_digest) = remote
-            .client
-            .pull_manifest_raw(&remote.reference, &remote.auth, &ACCEPT)
-            .await
-            .map_err(|e| registry_error(&what, e))?;
+        let top_ref = remote
+            .reference
+            .digest()
+            .or(remote.reference.tag())
+            .unwrap_or("latest")
+            .to_string();
+        let (top, top_digest) = remote.manifest(&top_ref, &ACCEPT, &what).await?;
         check_manifest(&top, &top_digest, r)?;
         // From here on errors come in the stream, after this first message.
         progress
@@ -404,16 +506,7 @@ impl Daemon {
                         "no matching manifest for linux/{arch} in the manifest list entries"
                     ))
                 })?;
-            let child_ref = oci_client::Reference::with_digest(
-                remote.reference.registry().to_string(),
-                remote.reference.repository().to_string(),
-                pick.digest.clone(),
-            );
-            let (child, child_digest) = remote
-                .client
-                .pull_manifest_raw(&child_ref, &remote.auth, &ACCEPT[2..])
-                .await
-                .map_err(|e| registry_error(&what, e))?;
+            let (child, child_digest) = remote.manifest(&pick.digest, &ACCEPT[2..], &what).await?;
             if child_digest != pick.digest {
                 return Err(ApiError::internal(format!(
                     "manifest {} has digest {child_digest}",

@@ -1563,6 +1563,59 @@ fn a_pull_or_push_whose_client_hangs_up_is_cancelled() {
     assert!(o.stdout.contains("1: digest: sha256:"), "{}", o.stdout);
 }
 
+/// A registry that answers with a manifest of gigabytes (here a plain file server, serving a
+/// sparse file where the manifest should be) gets a clear error at once: the manifest is
+/// refused past 4 MiB as it comes, never read whole into the daemon's memory.
+#[test]
+fn a_huge_manifest_is_refused_as_it_comes() {
+    let env = common::Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("v2/huge/app/manifests")).unwrap();
+    std::fs::write(root.join("v2/index.html"), "{}").unwrap();
+    let f = std::fs::File::create(root.join("v2/huge/app/manifests/1")).unwrap();
+    f.set_len(8 << 30).unwrap();
+    let port = free_port();
+    let mut server = env
+        .in_daemon_netns(&[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            root.to_str().unwrap(),
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = std::time::Instant::now();
+    while !env
+        .in_daemon_netns(&["curl", "-sf", &format!("http://127.0.0.1:{port}/v2/")])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(up.elapsed() < Duration::from_secs(20), "no file server");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = std::time::Instant::now();
+    let o = env.berth(&["pull", &format!("127.0.0.1:{port}/huge/app:1")]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("over the 4194304 bytes accepted"),
+        "{}",
+        o.stderr
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert_eq!(env.berth(&["images", "-q"]).ok().trimmed(), "");
+}
+
 /// `berth login`, then pushes and pulls with the credentials it kept (in docker's
 /// config.json), against a registry with basic auth and one with the Docker token flow; wrong
 /// credentials and no credentials are refused; `logout` forgets them.
