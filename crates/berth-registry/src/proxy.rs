@@ -45,6 +45,26 @@ fn upstream_err(e: impl std::fmt::Display) -> RegistryError {
     RegistryError::new(Code::Unknown, format!("upstream: {e}")).with_status(StatusCode::BAD_GATEWAY)
 }
 
+/// An upstream answer's body, refused past `max` bytes as it comes (an upstream is not to be
+/// trusted with the registry's memory).
+async fn body_within(mut resp: reqwest::Response, max: usize) -> Result<Bytes, RegistryError> {
+    let too_big = || upstream_err(format!("an answer over {max} bytes"));
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(upstream_err)? {
+        if body.len() + chunk.len() > max {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
+}
+
+/// The largest token answer or tag list taken from an upstream.
+const MAX_UPSTREAM_JSON: usize = 16 << 20;
+
 /// `key="value"` pairs of a challenge.
 fn challenge_params(h: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
@@ -124,7 +144,7 @@ impl Upstream {
             )));
         }
         let v: serde_json::Value =
-            serde_json::from_slice(&resp.bytes().await.map_err(upstream_err)?)
+            serde_json::from_slice(&body_within(resp, MAX_UPSTREAM_JSON).await?)
                 .map_err(upstream_err)?;
         let tok = v["token"]
             .as_str()
@@ -190,7 +210,7 @@ impl Upstream {
         if !resp.status().is_success() {
             return None;
         }
-        let body = resp.bytes().await.ok()?;
+        let body = body_within(resp, MAX_UPSTREAM_JSON).await.ok()?;
         // only a well-formed answer is passed on
         let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
         v.get("tags")?;
@@ -285,10 +305,7 @@ impl<D: Driver> crate::Registry<D> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = resp.bytes().await.map_err(upstream_err)?;
-        if body.len() > crate::manifests::MAX_MANIFEST_SIZE {
-            return Err(upstream_err("a manifest over the size limit"));
-        }
+        let body = body_within(resp, crate::manifests::MAX_MANIFEST_SIZE).await?;
         self.store_manifest(name, r, &ct, body, false).await?;
         if let Reference::Tag(t) = r {
             up.tag_checked(name, t);

@@ -1565,7 +1565,8 @@ fn a_pull_or_push_whose_client_hangs_up_is_cancelled() {
 
 /// A registry that answers with a manifest of gigabytes (here a plain file server, serving a
 /// sparse file where the manifest should be) gets a clear error at once: the manifest is
-/// refused past 4 MiB as it comes, never read whole into the daemon's memory.
+/// refused past 4 MiB as it comes, never read whole into memory, by a pull and by the
+/// registry's pull-through cache.
 #[test]
 fn a_huge_manifest_is_refused_as_it_comes() {
     let env = common::Env::new();
@@ -1604,8 +1605,6 @@ fn a_huge_manifest_is_refused_as_it_comes() {
     }
     let t = std::time::Instant::now();
     let o = env.berth(&["pull", &format!("127.0.0.1:{port}/huge/app:1")]);
-    let _ = server.kill();
-    let _ = server.wait();
     assert_ne!(o.code, 0, "{o:?}");
     assert!(
         o.stderr.contains("over the 4194304 bytes accepted"),
@@ -1614,6 +1613,28 @@ fn a_huge_manifest_is_refused_as_it_comes() {
     );
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert_eq!(env.berth(&["images", "-q"]).ok().trimmed(), "");
+    // the same server as the upstream of a pull-through cache: the cache refuses it too
+    let cache = Registry::start_in_netns_of(
+        env.daemon_pid(),
+        &format!("  proxy:\n    remoteurl: http://127.0.0.1:{port}\n"),
+    );
+    let t = std::time::Instant::now();
+    let o = env
+        .in_daemon_netns(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{}/v2/huge/app/manifests/1", cache.addr),
+        ])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "502");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
 
 /// `berth login`, then pushes and pulls with the credentials it kept (in docker's
