@@ -91,9 +91,16 @@ impl Daemon {
         self.images
             .list(all)
             .into_iter()
-            .filter(|s| match reference {
-                None => true,
-                Some(r) => s.repo_tags.iter().any(|t| reference_matches(r, t)),
+            .filter_map(|mut s| {
+                // as dockerd: an image is listed under the names the pattern matches only
+                if let Some(r) = reference {
+                    s.repo_tags.retain(|t| reference_matches(r, t));
+                    s.repo_digests.retain(|t| reference_matches(r, t));
+                    if s.repo_tags.is_empty() && s.repo_digests.is_empty() {
+                        return None;
+                    }
+                }
+                Some(s)
             })
             .map(|s| {
                 let id = s.id.to_string();
@@ -336,12 +343,19 @@ impl Daemon {
 }
 
 /// `docker images busybox` / `busybox:1.36`: match on the repository, and the tag if given.
-fn reference_matches(pattern: &str, repo_tag: &str) -> bool {
-    let (repo, tag) = repo_tag.rsplit_once(':').unwrap_or((repo_tag, "latest"));
-    match pattern.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => r == repo && t == tag,
-        _ => pattern == repo,
-    }
+/// docker's `reference.FamiliarMatch`: the pattern (Go's `path.Match`: `*` and `?` do not
+/// cross `/`) against the familiar reference (`ubuntu:14.04`, `name@sha256:…`), then against
+/// its name alone.
+fn reference_matches(pattern: &str, reference: &str) -> bool {
+    let m = |s: &str| berth_builder::dockerignore::match_name(pattern, s).unwrap_or(false);
+    let name = match reference.split_once('@') {
+        Some((n, _)) => n,
+        None => match reference.rsplit_once(':') {
+            Some((n, t)) if !t.contains('/') => n,
+            _ => reference,
+        },
+    };
+    m(reference) || m(name)
 }
 
 #[cfg(test)]
@@ -357,5 +371,15 @@ mod tests {
             "localhost:5000/a",
             "localhost:5000/a:t"
         ));
+        // Go's path.Match wildcards
+        assert!(super::reference_matches("ubuntu:*", "ubuntu:14.04"));
+        assert!(super::reference_matches("ubuntu:1*", "ubuntu:14.04"));
+        assert!(!super::reference_matches("ubuntu:1*", "ubuntu:latest"));
+        assert!(super::reference_matches("ubun*", "ubuntu:14.04"));
+        assert!(super::reference_matches("*/*", "ouruser/ubuntu:v1"));
+        assert!(!super::reference_matches("*/*", "ubuntu:v1"));
+        assert!(!super::reference_matches("*", "ouruser/ubuntu:v1"));
+        assert!(super::reference_matches("*:latest", "busybox:latest"));
+        assert!(super::reference_matches("busybox", "busybox@sha256:abc"));
     }
 }

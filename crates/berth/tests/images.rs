@@ -113,6 +113,50 @@ fn images_filters_quiet_tag_and_rmi() {
     env.berth(&["tag", "busybox", "mine/box"]).ok();
     let o = env.berth(&["images", "mine/box:latest"]).ok().stdout;
     assert!(o.contains("mine/box") && o.contains(&id), "{o}");
+    // a name lists the rows of that name only, not the image's other names; patterns are
+    // Go's path.Match, against the name and tag, then the name
+    env.berth(&["tag", "busybox", "mine/box:v2"]).ok();
+    env.berth(&["tag", "busybox", "ubuntu:14.04"]).ok();
+    let repos = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = env
+            .berth(args)
+            .ok()
+            .stdout
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                format!("{}:{}", f[0], f[1])
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        repos(&["images", "mine/box"]),
+        ["mine/box:latest", "mine/box:v2"]
+    );
+    assert_eq!(repos(&["images", "mine/box:v2"]), ["mine/box:v2"]);
+    assert_eq!(
+        repos(&["images", "--filter", "reference=*/*"]),
+        ["mine/box:latest", "mine/box:v2"]
+    );
+    // (`*` does not cross a `/`, as in docker)
+    assert_eq!(
+        repos(&["images", "--filter", "reference=*:latest"]),
+        ["busybox:latest"]
+    );
+    assert_eq!(repos(&["images", "ubun*:1*"]), ["ubuntu:14.04"]);
+    assert_eq!(repos(&["images", "nothing*"]), Vec::<String>::new());
+    assert_eq!(
+        env.berth(&["images", "-q", "mine/box"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        2
+    );
+    env.berth(&["rmi", "mine/box:v2", "ubuntu:14.04"]).ok();
     let o = env
         .berth(&["image", "inspect", "--format", "{{.Id}}", "mine/box"])
         .ok();
