@@ -100,7 +100,7 @@ impl Daemon {
             .unwrap_or_default();
         let rootfs = self.bundle_dir(&c.id).join("rootfs");
         let user = berth_runtime::user::resolve(&rootfs, &user_s)
-            .map_err(|err| ApiError::invalid(format!("unable to find user {user_s}: {err}")))?;
+            .map_err(|err| ApiError::invalid(err.to_string()))?;
         // Docker's: the container's environment (PATH, HOSTNAME, TERM with -t, its config's
         // variables), then the exec's variables replacing those of the same name; HOME last.
         let mut vars = rec.config.env.clone().unwrap_or_default();
@@ -141,13 +141,28 @@ impl Daemon {
         console: Option<(u16, u16)>,
     ) -> Result<(), ApiError> {
         let mut io = io;
-        let r = self.start_exec_inner(e, &mut io, console).await;
+        let tty = e.config.tty.unwrap_or(false);
+        let r = self.start_exec_inner(e.clone(), &mut io, console).await;
+        if r.is_err() {
+            // an exec that could not start ends with docker's 126 (a missing command has
+            // its 127 already)
+            let mut st = e.state.lock().unwrap_or_else(|x| x.into_inner());
+            if st.exit_code.is_none() && !st.running {
+                st.exit_code = Some(126);
+            }
+        }
         if let (Err(err), Some(mut io)) = (&r, io) {
-            // As Docker does: the client reads the failure on the hijacked stream.
+            // As Docker does: the client reads the failure on the hijacked stream, on its
+            // stdout (a frame of it, when the stream is multiplexed).
             use tokio::io::AsyncWriteExt;
-            let _ = io
-                .write_all(format!("{}\r\n", err.message).as_bytes())
-                .await;
+            let text = format!("{}\r\n", err.message);
+            let mut out = Vec::with_capacity(text.len() + 8);
+            if !tty {
+                out.extend_from_slice(&[1, 0, 0, 0]);
+                out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            }
+            out.extend_from_slice(text.as_bytes());
+            let _ = io.write_all(&out).await;
             let _ = io.shutdown().await;
         }
         r

@@ -336,6 +336,20 @@ fn exec_top_pause_inspect_nsenter() {
     assert_eq!(o.stdout, "1000\n/tmp\n42\n");
     let o = env.berth(&["exec", "box", "sh", "-c", "exit 7"]);
     assert_eq!(o.code, 7);
+    // an exec that cannot start: docker's message, on the (multiplexed) stream, and its code
+    let o = env.berth(&["exec", "-u", "nosuch", "box", "id"]);
+    assert_eq!(o.code, 126, "{o:?}");
+    assert!(
+        o.stdout
+            .contains("unable to find user nosuch: no matching entries in passwd file"),
+        "{o:?}"
+    );
+    let o = env.berth(&["exec", "box", "nosuchcmd"]);
+    assert_eq!(o.code, 127, "{o:?}");
+    assert!(
+        o.stdout.contains("OCI runtime exec failed") && o.stdout.contains("nosuchcmd"),
+        "{o:?}"
+    );
     let o = env.berth_stdin(&["exec", "-i", "box", "cat"], b"piped\n");
     assert_eq!(o.stdout, "piped\n");
     env.berth(&[
