@@ -115,31 +115,35 @@ impl Distribution {
 
 impl crate::Daemon {
     /// Records where a pull found, or a push put, an image's layers, and forgets the layers
-    /// no image has any more. A failure is only logged: the record is a cache.
+    /// no image has any more (on a blocking thread). A failure is only logged: the record is
+    /// a cache.
     pub(crate) async fn remember_layers(self: &std::sync::Arc<Self>, found: Vec<(String, Source)>) {
         let d = self.clone();
-        let r = crate::blocking(move || {
-            let live = || {
-                d.images
-                    .list(true)
-                    .iter()
-                    .filter_map(|i| d.images.get(&i.id.to_string()).ok())
-                    .flat_map(|i| {
-                        i.config
-                            .rootfs
-                            .diff_ids
-                            .iter()
-                            .map(|x| x.to_string())
-                            .collect::<Vec<_>>()
-                    })
-                    .collect()
-            };
-            d.distribution
-                .record(found, live)
-                .map_err(|e| berth_api::ApiError::internal(e.to_string()))
+        let _ = crate::blocking(move || {
+            d.record_layers(found);
+            Ok(())
         })
         .await;
-        if let Err(e) = r {
+    }
+
+    /// The same, here and now.
+    pub(crate) fn record_layers(&self, found: Vec<(String, Source)>) {
+        let live = || {
+            self.images
+                .list(true)
+                .iter()
+                .filter_map(|i| self.images.get(&i.id.to_string()).ok())
+                .flat_map(|i| {
+                    i.config
+                        .rootfs
+                        .diff_ids
+                        .iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        if let Err(e) = self.distribution.record(found, live) {
             tracing::warn!("the layers' distribution record: {e}");
         }
     }

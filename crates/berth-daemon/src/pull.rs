@@ -215,16 +215,30 @@ impl Remote {
             self.reference.registry(),
             self.reference.repository()
         );
-        let mut req = http
-            .get(&url)
-            .header(reqwest::header::ACCEPT, accept.join(", "));
-        req = match (&self.token, &self.auth) {
-            (Some(t), _) | (None, RegistryAuth::Bearer(t)) => req.bearer_auth(t),
-            (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
-            _ => req,
+        let request = |basic: bool| {
+            let req = http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, accept.join(", "));
+            match (&self.token, &self.auth) {
+                (Some(t), _) | (None, RegistryAuth::Bearer(t)) => req.bearer_auth(t),
+                (None, RegistryAuth::Basic(u, p)) if basic => req.basic_auth(u, Some(p)),
+                _ => req,
+            }
         };
         let failed = |e: reqwest::Error| ApiError::internal(format!("{what}: {}", with_causes(&e)));
-        let mut resp = req.send().await.map_err(failed)?;
+        let mut resp = request(false).send().await.map_err(failed)?;
+        // credentials go only where the registry asks for them, as docker sends them
+        let asks_basic = resp
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"));
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+            && asks_basic
+            && matches!(self.auth, RegistryAuth::Basic(..))
+        {
+            resp = request(true).send().await.map_err(failed)?;
+        }
         let status = resp.status();
         let too_big = || {
             ApiError::internal(format!(
@@ -264,32 +278,41 @@ impl Remote {
     }
 }
 
-/// A registry's refusal of a manifest, in docker's words.
+/// A registry's refusal of a manifest, in docker's words: its error code as docker shows one
+/// (`manifest unknown: …`), after what docker says of it.
 fn manifest_error(what: &str, status: reqwest::StatusCode, body: &[u8]) -> ApiError {
-    let errors: Vec<(String, String)> = serde_json::from_slice::<Value>(body)
+    let first = serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.get("errors").and_then(Value::as_array).cloned())
-        .unwrap_or_default()
-        .iter()
-        .map(|e| {
-            let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            (s("code"), s("message"))
-        })
-        .collect();
-    let code = errors.first().map(|(c, _)| c.as_str()).unwrap_or("");
-    let message = errors.first().map(|(_, m)| m.as_str()).unwrap_or("");
-    match (status.as_u16(), code) {
+        .and_then(|v| v.get("errors")?.as_array()?.first().cloned());
+    let s = |k: &str| {
+        first
+            .as_ref()
+            .and_then(|e| e.get(k)?.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let (code, message) = (s("code"), s("message"));
+    let cause = if code.is_empty() {
+        status.to_string()
+    } else {
+        format!("{}: {message}", code.to_lowercase().replace('_', " "))
+    };
+    // the name without its tag or digest
+    let name = match what.split_once('@') {
+        Some((n, _)) => n,
+        None => match what.rsplit_once(':') {
+            Some((n, t)) if !t.contains('/') => n,
+            _ => what,
+        },
+    };
+    match (status.as_u16(), code.as_str()) {
         (401 | 403, _) | (_, "UNAUTHORIZED" | "DENIED") => ApiError::not_found(format!(
-            "pull access denied for {what}, repository does not exist or may require 'docker login'"
+            "pull access denied for {name}, repository does not exist or may require 'docker login': {cause}"
         )),
-        (_, "NAME_UNKNOWN") => ApiError::not_found(format!(
-            "repository for {what} not found: name unknown: {message}"
-        )),
+        (_, "NAME_UNKNOWN") => ApiError::not_found(format!("repository {name} not found: {cause}")),
         (404, _) | (_, "MANIFEST_UNKNOWN") => {
-            ApiError::not_found(format!("manifest for {what} not found: manifest unknown"))
+            ApiError::not_found(format!("manifest for {what} not found: {cause}"))
         }
-        _ if !code.is_empty() => ApiError::internal(format!("{what}: {code}: {message}")),
-        _ => ApiError::internal(format!("{what}: {status}")),
+        _ => ApiError::internal(cause),
     }
 }
 
@@ -466,7 +489,11 @@ impl Daemon {
         familiar: &str,
         progress: &Progress,
     ) -> Result<(), ApiError> {
-        let what = format!("{familiar}:{shown}");
+        let what = if shown.starts_with("sha256:") {
+            format!("{familiar}@{shown}")
+        } else {
+            format!("{familiar}:{shown}")
+        };
         let top_ref = remote
             .reference
             .digest()
@@ -615,12 +642,35 @@ impl Daemon {
         let index = serde_json::to_vec(&index).map_err(|e| ApiError::internal(e.to_string()))?;
 
         let (mut tx, rx) = tokio::io::duplex(1 << 20);
-        let images = self.images.clone();
-        let load = tokio::task::spawn_blocking(move || {
-            let reader = tokio_util::io::SyncIoBridge::new(rx);
-            let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-            images.load(&mut reader)
-        });
+        // The loader and what goes with a loaded image (its digest in the repository, the
+        // record of its layers, the event) run on a thread of their own, which a cancelled
+        // pull does not stop: the image comes with all of that, or not at all. A pull
+        // cancelled before the archive's end ends the loader's input early, which `Whole`
+        // makes an error, so nothing is stored.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load = {
+            let (d, done) = (self.clone(), done.clone());
+            let (id, repo_digest, reference) = (id.clone(), repo_digest.clone(), reference.clone());
+            let (layers, registry, repository) = (
+                layers.clone(),
+                remote.reference.registry().to_string(),
+                remote.reference.repository().to_string(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let reader = Whole {
+                    inner: tokio_util::io::SyncIoBridge::new(rx),
+                    done,
+                };
+                let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+                let loaded = d.images.load(&mut reader)?;
+                d.images.add_repo_digest(&id, &repo_digest)?;
+                d.record_pulled(&id, &layers, &registry, &repository);
+                if !loaded.is_empty() {
+                    d.event("image", "pull", &reference, &[("name", reference.clone())]);
+                }
+                Ok::<_, berth_image::ImageError>(loaded)
+            })
+        };
         // Writes to the pipe fail when the loader has stopped reading (it failed): its own
         // error is the one to tell, so these are kept apart from the registry's.
         let pipe_broke = std::sync::atomic::AtomicBool::new(false);
@@ -693,6 +743,7 @@ impl Daemon {
                 }
             }
             tx.write_all(&[0u8; 1024]).await.map_err(io)?;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
             tx.shutdown().await.map_err(io)?;
             Ok::<(), ApiError>(())
         };
@@ -702,18 +753,11 @@ impl Daemon {
         // nothing.
         drop(tx);
         let loaded = load.await.map_err(|e| ApiError::internal(e.to_string()))?;
-        let loaded = match (fed, loaded) {
+        match (fed, loaded) {
             (Err(e), _) if !pipe_broke.load(std::sync::atomic::Ordering::Relaxed) => return Err(e),
             (_, Err(e)) => return Err(crate::images::map_err(e)),
             (Err(e), Ok(_)) => return Err(e),
-            (Ok(()), Ok(l)) => l,
-        };
-        self.images
-            .add_repo_digest(&id, &repo_digest)
-            .map_err(crate::images::map_err)?;
-        self.remember_pulled(&id, &layers, remote).await;
-        if !loaded.is_empty() {
-            self.event("image", "pull", &reference, &[("name", reference.clone())]);
+            (Ok(()), Ok(_)) => {}
         }
         progress
             .send(json!({"status": format!("Digest: {top_digest}")}))
@@ -725,10 +769,31 @@ impl Daemon {
     }
 }
 
+/// The loader's input: the pipe the pull feeds, whose end is an error unless the feed wrote
+/// the archive to its end (a cancelled pull drops the pipe's writer at any point, even
+/// between two entries, where a tar reader would take the end for the archive's).
+struct Whole<R> {
+    inner: R,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<R: std::io::Read> std::io::Read for Whole<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.done.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the pull was cut short",
+            ));
+        }
+        Ok(n)
+    }
+}
+
 impl Daemon {
     /// Records that image `id`'s layers are, compressed, the manifest's `layers` in the
     /// repository pulled from (what a push of it reuses).
-    async fn remember_pulled(self: &Arc<Self>, id: &str, layers: &[Descriptor], remote: &Remote) {
+    fn record_pulled(&self, id: &str, layers: &[Descriptor], registry: &str, repository: &str) {
         let Ok(img) = self.images.get(id) else {
             return;
         };
@@ -746,13 +811,13 @@ impl Daemon {
                         digest: l.digest.clone(),
                         media_type: l.media_type.clone()?,
                         size: l.size,
-                        registry: remote.reference.registry().to_string(),
-                        repository: remote.reference.repository().to_string(),
+                        registry: registry.to_string(),
+                        repository: repository.to_string(),
                     },
                 ))
             })
             .collect();
-        self.remember_layers(found).await;
+        self.record_layers(found);
     }
 }
 
@@ -885,6 +950,47 @@ mod tests {
             registry_auth(Some("%%%")),
             RegistryAuth::Anonymous
         ));
+    }
+
+    #[test]
+    fn registry_refusals_read_as_dockers() {
+        let err = |status: u16, body: &str, what: &str| {
+            super::manifest_error(
+                what,
+                reqwest::StatusCode::from_u16(status).unwrap(),
+                body.as_bytes(),
+            )
+            .message
+        };
+        assert_eq!(
+            err(
+                404,
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+                "r:5000/a:1"
+            ),
+            "manifest for r:5000/a:1 not found: manifest unknown: manifest unknown"
+        );
+        assert_eq!(
+            err(
+                404,
+                r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#,
+                "r:5000/a:1"
+            ),
+            "repository r:5000/a not found: name unknown: repository name not known to registry"
+        );
+        assert_eq!(
+            err(401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#, "a@sha256:00"),
+            "pull access denied for a, repository does not exist or may require 'docker login': unauthorized: authentication required"
+        );
+        assert_eq!(
+            err(
+                429,
+                r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#,
+                "a:1"
+            ),
+            "toomanyrequests: You have reached your pull rate limit."
+        );
+        assert_eq!(err(500, "oops", "a:1"), "500 Internal Server Error");
     }
 
     #[test]

@@ -1413,9 +1413,8 @@ fn a_push_reuses_or_mounts_the_layers_it_knows_of() {
     assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
 }
 
-/// A pull or a push whose client hangs up is cancelled, as dockerd cancels them (the
-/// progress messages that flow while a layer moves let the daemon see that the client has
-/// gone): the pull stores nothing, the push puts no manifest, and nothing of either is left.
+/// A pull or a push whose client hangs up is cancelled, as dockerd cancels them: the pull
+/// stores nothing, the push puts no manifest, and nothing of either is left.
 #[test]
 fn a_pull_or_push_whose_client_hangs_up_is_cancelled() {
     use std::io::{BufRead, Write};
@@ -1613,6 +1612,61 @@ fn a_huge_manifest_is_refused_as_it_comes() {
     );
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert_eq!(env.berth(&["images", "-q"]).ok().trimmed(), "");
+    // a server that says no length and streams a manifest without end: refused past 4 MiB
+    // as it comes
+    let endless = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/v2/":
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            return
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"x" * 65536
+        try:
+            for _ in range(1 << 16):
+                self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except Exception:
+            pass
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    let port2 = free_port();
+    let mut server2 = env
+        .in_daemon_netns(&["python3", "-c", endless, &port2.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = std::time::Instant::now();
+    while !env
+        .in_daemon_netns(&["curl", "-sf", &format!("http://127.0.0.1:{port2}/v2/")])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(up.elapsed() < Duration::from_secs(20), "no endless server");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = std::time::Instant::now();
+    let o = env.berth(&["pull", &format!("127.0.0.1:{port2}/endless/app:1")]);
+    let _ = server2.kill();
+    let _ = server2.wait();
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("over the 4194304 bytes accepted"),
+        "{}",
+        o.stderr
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     // the same server as the upstream of a pull-through cache: the cache refuses it too
     let cache = Registry::start_in_netns_of(
         env.daemon_pid(),

@@ -72,6 +72,16 @@ impl MessageDisplay {
         v: &Value,
         out: &mut impl std::io::Write,
     ) -> std::result::Result<(), String> {
+        if v.get("aux").is_some_and(|a| !a.is_null()) {
+            return Ok(());
+        }
+        if v.get("errorDetail")
+            .and_then(|d| d.get("code"))
+            .and_then(|c| c.as_i64())
+            == Some(401)
+        {
+            return Err("authentication is required".into());
+        }
         if let Some(e) = v
             .get("errorDetail")
             .and_then(|d| d.get("message"))
@@ -79,9 +89,6 @@ impl MessageDisplay {
             .or_else(|| v.get("error").and_then(|m| m.as_str()))
         {
             return Err(e.to_string());
-        }
-        if v.get("aux").is_some_and(|a| !a.is_null()) {
-            return Ok(());
         }
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
         let (id, status, stream, message) = (s("id"), s("status"), s("stream"), s("progress"));
@@ -117,24 +124,27 @@ impl MessageDisplay {
                 self.ids.clear();
             }
             let mut endl = "";
+            // (no progress bars but on a terminal)
+            let mut shown = true;
             if self.terminal && stream.is_empty() && detail.is_some() {
                 w(out, "\x1b[2K\r")?;
                 endl = "\r";
             } else if bar.as_deref().is_some_and(|b| !b.is_empty()) {
-                // no progress bars but on a terminal
-                return Ok(());
+                shown = false;
             }
-            if !id.is_empty() {
-                w(out, &format!("{id}: "))?;
-            }
-            if let (Some(bar), true) = (&bar, self.terminal) {
-                w(out, &format!("{status} {bar}{endl}"))?;
-            } else if !message.is_empty() {
-                w(out, &format!("{status} {message}{endl}"))?;
-            } else if !stream.is_empty() {
-                w(out, &format!("{stream}{endl}"))?;
-            } else {
-                w(out, &format!("{status}{endl}\n"))?;
+            if shown {
+                if !id.is_empty() {
+                    w(out, &format!("{id}: "))?;
+                }
+                if let (Some(bar), true) = (&bar, self.terminal) {
+                    w(out, &format!("{status} {bar}{endl}"))?;
+                } else if !message.is_empty() {
+                    w(out, &format!("{status} {message}{endl}"))?;
+                } else if !stream.is_empty() {
+                    w(out, &format!("{stream}{endl}"))?;
+                } else {
+                    w(out, &format!("{status}{endl}\n"))?;
+                }
             }
             // (no move is written as none: a terminal reads `ESC[0B` as one line)
             if !id.is_empty() && self.terminal && diff > 0 {
@@ -153,7 +163,8 @@ impl MessageDisplay {
 pub async fn display_stream(resp: http::Response<Incoming>, to_stderr: bool) -> Result<()> {
     let fd = if to_stderr { 2 } else { 1 };
     let terminal = crate::stream::is_tty(fd);
-    let width = crate::stream::term_size_of(fd).map_or(80, |(_, w)| w as usize);
+    // (docker's width when the terminal's is unknown)
+    let width = crate::stream::term_size_of(fd).map_or(200, |(_, w)| w as usize);
     let mut display = MessageDisplay::new(terminal, width);
     let mut body = resp.into_body();
     let mut buf: Vec<u8> = Vec::new();
