@@ -51,6 +51,29 @@ fn run_options_env_workdir_user_hostname_entrypoint() {
         ])
         .ok();
     assert_eq!(o.stdout, "1 yes\n/tmp\n1000\n1000\nboxy\nboxy\n");
+    // a working directory the image lacks is made, root's, as docker makes it
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "-w",
+            "/not/there/yet",
+            "busybox",
+            "sh",
+            "-c",
+            "pwd; stat -c '%u %a' .",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "/not/there/yet\n0 755\n");
+    // inside the container's own tree: an image's symlink does not lead it out
+    env.berth(&["run", "--name", "linker", "busybox", "ln", "-s", "/", "/up"])
+        .ok();
+    env.berth(&["commit", "linker", "linked"]).ok();
+    let o = env
+        .berth(&["run", "--rm", "-w", "/up/../escaped", "linked", "pwd"])
+        .ok();
+    assert_eq!(o.trimmed(), "/escaped");
+    assert!(!std::path::Path::new("/escaped").exists());
     let o = env
         .berth(&[
             "run",
