@@ -6,6 +6,7 @@
 pub mod error;
 pub mod types;
 pub mod units;
+pub mod zero;
 
 pub use bollard_stubs::models;
 pub use error::{ApiError, ErrorKind};

@@ -233,7 +233,10 @@ async fn inspect<B: ContainerBackend + ExecBackend>(
     State(d): State<Arc<B>>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
-    Ok(Json(d.inspect_container(&id)?))
+    let mut v = serde_json::to_value(d.inspect_container(&id)?)
+        .map_err(|e| Error(ApiError::internal(e.to_string())))?;
+    berth_api::zero::fill_container(&mut v);
+    Ok(Json(v))
 }
 
 async fn top<B: ContainerBackend + ExecBackend>(

@@ -312,7 +312,11 @@ async fn get_image<B: ImageBackend>(
 ) -> Result<Response<Body>> {
     match split(&rest, &["json", "history", "get"]) {
         (name, Some(op)) if op == "get" => save_names(d, vec![name], &q).await,
-        (name, Some(op)) if op == "json" => Ok(Json(d.inspect_image(&name)?).into_response()),
+        (name, Some(op)) if op == "json" => {
+            let mut v = d.inspect_image(&name)?;
+            berth_api::zero::fill_image(&mut v);
+            Ok(Json(v).into_response())
+        }
         (name, Some(_)) => Ok(Json(d.image_history(&name)?).into_response()),
         (name, None) => Err(Error(ApiError::not_found(format!(
             "page not found: /images/{name}"
