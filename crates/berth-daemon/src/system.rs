@@ -144,7 +144,7 @@ impl Daemon {
             "OSType": "linux",
             "Architecture": machine,
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": { "IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": [] },
+            "RegistryConfig": registry_config(&self.config.insecure_registries, &self.config.registry_mirrors),
             "NCPU": ncpu,
             "MemTotal": mem_total(),
             "DockerRootDir": self.config.data_root,
@@ -169,3 +169,44 @@ impl Daemon {
         })
     }
 }
+
+/// `RegistryConfig` as dockerd describes its daemon.json: insecure registries given as CIDRs
+/// (and loopback), the others and Docker Hub (with its mirrors, normalised with a trailing
+/// `/` as dockerd does) as index configs.
+fn registry_config(insecure: &[String], mirrors: &[String]) -> serde_json::Value {
+    let mirrors: Vec<String> = mirrors
+        .iter()
+        .map(|m| {
+            let m = m.trim_end_matches('/');
+            let m = if m.contains("://") {
+                m.to_string()
+            } else {
+                format!("https://{m}")
+            };
+            format!("{m}/")
+        })
+        .collect();
+    let mut cidrs = Vec::new();
+    let mut indexes = serde_json::Map::new();
+    for r in insecure {
+        match r.parse::<ipnet::IpNet>() {
+            Ok(net) => cidrs.push(net.to_string()),
+            Err(_) => {
+                indexes.insert(
+                    r.clone(),
+                    json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}),
+                );
+            }
+        }
+    }
+    if !cidrs.iter().any(|c| c == "127.0.0.0/8") {
+        cidrs.push("127.0.0.0/8".into());
+    }
+    indexes.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}),
+    );
+    json!({"IndexConfigs": indexes, "InsecureRegistryCIDRs": cidrs, "Mirrors": mirrors})
+}
+
+

@@ -172,12 +172,22 @@ fn daemon_json_log_opts_rotate_logs() {
     std::fs::write(
         &cfg,
         r#"{
-  "log-opts": { "max-size": "1k", "max-file": "2" }
+  "log-opts": { "max-size": "1k", "max-file": "2" },
+  "insecure-registries": ["reg.example:5000", "10.9.0.0/16"],
+  "registry-mirrors": ["https://mirror.example"]
 }
 "#,
     )
     .unwrap();
     env.start_daemon_with(Some(&cfg), &[]);
+    // `info` shows the registry settings, as docker shows them
+    let info = env.berth(&["info"]).ok().stdout;
+    assert!(
+        info.contains(
+            " Insecure Registries:\n  reg.example:5000\n  10.9.0.0/16\n  127.0.0.0/8\n Registry Mirrors:\n  https://mirror.example/\n"
+        ),
+        "{info}"
+    );
     // The options rotate the json-file log: 2 files of at most 1 KiB keep only the end.
     let id = env
         .berth(&[

@@ -228,6 +228,18 @@ pub fn info_text(v: &Value) -> String {
         v["ExperimentalBuild"].as_bool().unwrap_or(false)
     ));
     o.push_str(" Insecure Registries:\n");
+    let mut insecure: Vec<&Value> = v
+        .pointer("/RegistryConfig/IndexConfigs")
+        .and_then(|m| m.as_object())
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter(|i| i["Secure"] == false)
+        .map(|i| &i["Name"])
+        .collect();
+    insecure.sort_by_key(|n| s(n));
+    for name in insecure {
+        o.push_str(&format!("  {}\n", s(name)));
+    }
     for cidr in v
         .pointer("/RegistryConfig/InsecureRegistryCIDRs")
         .and_then(|a| a.as_array())
@@ -235,6 +247,17 @@ pub fn info_text(v: &Value) -> String {
         .flatten()
     {
         o.push_str(&format!("  {}\n", s(cidr)));
+    }
+    let mirrors = v
+        .pointer("/RegistryConfig/Mirrors")
+        .and_then(|a| a.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if !mirrors.is_empty() {
+        o.push_str(" Registry Mirrors:\n");
+        for m in &mirrors {
+            o.push_str(&format!("  {}\n", s(m)));
+        }
     }
     o.push_str(&format!(
         " Live Restore Enabled: {}\n\n",
