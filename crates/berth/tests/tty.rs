@@ -95,6 +95,17 @@ fn run_it_resizes_echoes_and_detaches() {
     // exec -t gets a terminal as well
     let o = env.berth(&["exec", "-t", "tty1", "tty"]).ok();
     assert!(o.stdout.contains("/dev/pts/"), "{o:?}");
+    // -it with an input that is no terminal: docker's refusal, before anything is made
+    let before = env.berth(&["ps", "-aq"]).ok().stdout;
+    for args in [
+        &["run", "-it", "busybox", "true"][..],
+        &["exec", "-it", "tty1", "true"][..],
+    ] {
+        let o = env.berth(args);
+        assert_eq!(o.code, 1, "{args:?}: {o:?}");
+        assert_eq!(o.stderr.trim(), "the input device is not a TTY", "{o:?}");
+    }
+    assert_eq!(env.berth(&["ps", "-aq"]).ok().stdout, before);
 }
 
 #[test]

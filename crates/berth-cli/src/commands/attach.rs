@@ -354,6 +354,10 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
 }
 
 pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
+    if a.tty && a.interactive && !a.detach && !stream::is_tty(0) {
+        eprintln!("the input device is not a TTY");
+        return Ok(1);
+    }
     let container = a.args[0].clone();
     let cmd: Vec<String> = a.args[1..].to_vec();
     let lookup = |k: &str| std::env::var(k).ok();

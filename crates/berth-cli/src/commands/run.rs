@@ -685,6 +685,11 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
             return Ok(125);
         }
     }
+    // as docker's CLI checks before it creates anything
+    if o.tty && o.interactive && !a.detach && !crate::stream::is_tty(0) {
+        eprintln!("the input device is not a TTY");
+        return Ok(1);
+    }
     let id = match create_container(c, o, a.detach).await {
         Ok(id) => id,
         Err(e) => {
