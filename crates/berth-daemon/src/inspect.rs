@@ -56,9 +56,17 @@ pub fn status_text(rec: &ContainerRecord, now: DateTime<Utc>) -> String {
 }
 
 /// The COMMAND column: path and args joined.
+/// `Command` as dockerd writes it: the path, then the arguments, those with a space in
+/// single quotes.
 fn command(rec: &ContainerRecord) -> String {
-    std::iter::once(rec.path.as_str())
-        .chain(rec.args.iter().map(|s| s.as_str()))
+    std::iter::once(rec.path.clone())
+        .chain(rec.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -440,6 +448,14 @@ impl Daemon {
 mod tests {
     use super::*;
     use crate::container::StateRecord;
+
+    #[test]
+    fn commands_quote_arguments_with_spaces_as_dockerd() {
+        let mut r = rec(Status::Running, 0, Utc::now());
+        r.path = "/bin/sh".into();
+        r.args = vec!["-c".into(), "while true; do echo hi; done".into()];
+        assert_eq!(command(&r), "/bin/sh -c 'while true; do echo hi; done'");
+    }
 
     fn rec(status: Status, code: i32, now: DateTime<Utc>) -> ContainerRecord {
         ContainerRecord {
