@@ -208,5 +208,3 @@ fn registry_config(insecure: &[String], mirrors: &[String]) -> serde_json::Value
     );
     json!({"IndexConfigs": indexes, "InsecureRegistryCIDRs": cidrs, "Mirrors": mirrors})
 }
-
-

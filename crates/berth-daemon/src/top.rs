@@ -90,9 +90,60 @@ fn user_names() -> HashMap<u32, String> {
         .collect()
 }
 
+/// `ps <args>`'s table cut to the processes of `pids`, as dockerd cuts it: the columns of its
+/// header, the `PID` one among them, and the last one (the command) whole, spaces and all.
+fn ps_table(args: &str, pids: &[i32]) -> Result<ContainerTopResponse, ApiError> {
+    let o = std::process::Command::new("ps")
+        .args(args.split_whitespace())
+        .output()
+        .map_err(|e| ApiError::internal(format!("ps: {e}")))?;
+    if !o.status.success() {
+        return Err(ApiError::internal(format!(
+            "ps: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
+    }
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut lines = out.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| ApiError::internal("Couldn't find PID field in ps output"))?;
+    let mut processes = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < titles.len() {
+            continue;
+        }
+        let pid: i32 = f[pid_col]
+            .parse()
+            .map_err(|_| ApiError::internal(format!("Unexpected pid '{}'", f[pid_col])))?;
+        if !pids.contains(&pid) {
+            continue;
+        }
+        let mut row: Vec<String> = f[..titles.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        row.push(f[titles.len() - 1..].join(" "));
+        processes.push(row);
+    }
+    Ok(ContainerTopResponse {
+        titles: Some(titles),
+        processes: Some(processes),
+    })
+}
+
 impl Daemon {
-    /// Every process in the container's pid namespace, in `ps -ef` columns.
-    pub fn top(&self, name: &str) -> Result<ContainerTopResponse, ApiError> {
+    /// Every process in the container's pid namespace, in `ps -ef` columns (read from
+    /// /proc), or in those of `ps <ps_args>` (run on the host, as dockerd runs it).
+    pub fn top(&self, name: &str, ps_args: Option<&str>) -> Result<ContainerTopResponse, ApiError> {
         let c = self.container(name)?;
         let rec = c.record();
         if !rec.state.status.is_live() || rec.state.pid <= 0 {
@@ -103,6 +154,20 @@ impl Daemon {
         }
         let ns = ns_of(rec.state.pid)
             .ok_or_else(|| ApiError::conflict(format!("Container {} is not running", rec.id)))?;
+        let in_container = || -> Result<Vec<i32>, ApiError> {
+            Ok(std::fs::read_dir(Path::new("/proc"))
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|pid| ns_of(*pid).as_ref() == Some(&ns))
+                .collect())
+        };
+        if let Some(args) = ps_args
+            .map(str::trim)
+            .filter(|a| !a.is_empty() && *a != "-ef")
+        {
+            return ps_table(args, &in_container()?);
+        }
         let boot = std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| {
@@ -114,11 +179,8 @@ impl Daemon {
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as i64;
         let users = user_names();
-        let mut procs: Vec<Proc> = std::fs::read_dir(Path::new("/proc"))
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| ns_of(*pid).as_ref() == Some(&ns))
+        let mut procs: Vec<Proc> = in_container()?
+            .into_iter()
             .filter_map(|pid| read_proc(pid, boot, hz))
             .collect();
         procs.sort_by_key(|p| p.pid);

@@ -28,7 +28,12 @@ pub trait ContainerBackend: Send + Sync + 'static {
         body: ContainerCreateBody,
     ) -> impl Future<Output = Res<String>> + Send;
     fn inspect_container(&self, name: &str) -> Res<berth_api::types::ContainerInspect>;
-    fn top(&self, name: &str) -> impl Future<Output = Res<ContainerTopResponse>> + Send;
+    /// `ps_args`: what `ps` is run with (docker's), `-ef` when none.
+    fn top(
+        &self,
+        name: &str,
+        ps_args: Option<&str>,
+    ) -> impl Future<Output = Res<ContainerTopResponse>> + Send;
     /// `GET /containers/{id}/stats`: samples as JSON lines into `out`.
     fn write_stats(
         &self,

@@ -242,8 +242,10 @@ async fn inspect<B: ContainerBackend + ExecBackend>(
 async fn top<B: ContainerBackend + ExecBackend>(
     State(d): State<Arc<B>>,
     Path(id): Path<String>,
+    Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
-    Ok(Json(d.top(&id).await?))
+    let ps_args = q.get("ps_args").map(String::as_str);
+    Ok(Json(d.top(&id, ps_args).await?))
 }
 
 async fn stats<B: ContainerBackend + ExecBackend>(

@@ -37,10 +37,10 @@ impl ContainerBackend for Engine {
     fn inspect_container(&self, name: &str) -> Res<berth_api::types::ContainerInspect> {
         self.0.inspect_container(name)
     }
-    async fn top(&self, name: &str) -> Res<ContainerTopResponse> {
+    async fn top(&self, name: &str, ps_args: Option<&str>) -> Res<ContainerTopResponse> {
         let d = self.0.clone();
-        let name = name.to_string();
-        blocking(move || d.top(&name)).await
+        let (name, ps_args) = (name.to_string(), ps_args.map(str::to_string));
+        blocking(move || d.top(&name, ps_args.as_deref())).await
     }
     fn logs_target(&self, name: &str) -> Res<bool> {
         self.0.logs_target(name).map(|(_, tty)| tty)

@@ -391,6 +391,23 @@ fn exec_top_pause_inspect_nsenter() {
     let o = env.berth(&["top", "box"]).ok();
     assert!(o.stdout.lines().next().unwrap().contains("PID"), "{o:?}");
     assert!(o.stdout.contains("sleep 1000"), "{o:?}");
+    // with ps's own options, its columns, cut to the container's processes
+    let o = env.berth(&["top", "box", "aux"]).ok();
+    let mut lines = o.stdout.lines();
+    let head: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&head[..4], ["USER", "PID", "%CPU", "%MEM"], "{o:?}");
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|l| l.ends_with("sleep 1000")), "{o:?}");
+    assert!(!o.stdout.contains("berth daemon"), "{o:?}");
+    let o = env.berth(&["top", "box", "-o", "pid,comm"]).ok();
+    let cols: Vec<Vec<&str>> = o
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(cols[0], ["PID", "COMMAND"], "{o:?}");
+    assert!(cols[1..].iter().all(|r| r.len() == 2), "{o:?}");
+    assert!(cols[1..].iter().any(|r| r[1] == "sleep"), "{o:?}");
     // pause / unpause
     env.berth(&["pause", "box"]).ok();
     let st = env
