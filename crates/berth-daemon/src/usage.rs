@@ -88,6 +88,15 @@ impl Daemon {
         Ok(json!({ "ContainersDeleted": deleted, "SpaceReclaimed": reclaimed }))
     }
 
+    /// A container's writable layer, as `du` counts it, and that plus its image's size.
+    pub fn container_size(&self, name: &str) -> Result<(i64, i64), ApiError> {
+        let c = self.container(name)?;
+        let rec = c.record();
+        let rw = disk_bytes(&self.container_dir(&rec.id).join("rw/upper"));
+        let image = self.images.get(&rec.image_id).map(|i| i.size).unwrap_or(0);
+        Ok((rw as i64, (rw + image) as i64))
+    }
+
     /// `GET /system/df`. Sizes are what the files occupy on disk, as `du` counts them: the
     /// image store's content, layers and records (`LayersSize`), and each container's
     /// directory (its writable layer, and also its logs and records, which Docker leaves out).

@@ -28,6 +28,9 @@ pub trait ContainerBackend: Send + Sync + 'static {
         body: ContainerCreateBody,
     ) -> impl Future<Output = Res<String>> + Send;
     fn inspect_container(&self, name: &str) -> Res<berth_api::types::ContainerInspect>;
+    /// `?size=1`: the container's writable layer and, with its image, its whole root file
+    /// system, in bytes (`SizeRw`, `SizeRootFs`).
+    fn container_size(&self, name: &str) -> impl Future<Output = Res<(i64, i64)>> + Send;
     /// `ps_args`: what `ps` is run with (docker's), `-ef` when none.
     fn top(
         &self,

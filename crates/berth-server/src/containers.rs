@@ -188,7 +188,16 @@ async fn list<B: ContainerBackend + ExecBackend>(
         limit: limit.filter(|n| *n > 0).map(|n| n as usize),
         filters: filters(&q)?,
     };
-    Ok(Json(d.list_containers(&opts)?))
+    let mut list = d.list_containers(&opts)?;
+    if flag(&q, "size") {
+        for c in &mut list {
+            if let Ok((rw, root)) = d.container_size(c.id.as_deref().unwrap_or("")).await {
+                c.size_rw = Some(rw);
+                c.size_root_fs = Some(root);
+            }
+        }
+    }
+    Ok(Json(list))
 }
 
 async fn create<B: ContainerBackend + ExecBackend>(
@@ -232,10 +241,16 @@ async fn create<B: ContainerBackend + ExecBackend>(
 async fn inspect<B: ContainerBackend + ExecBackend>(
     State(d): State<Arc<B>>,
     Path(id): Path<String>,
+    Q(q): Q<Query>,
 ) -> Result<impl IntoResponse> {
     let mut v = serde_json::to_value(d.inspect_container(&id)?)
         .map_err(|e| Error(ApiError::internal(e.to_string())))?;
     berth_api::zero::fill_container(&mut v);
+    if flag(&q, "size") {
+        let (rw, root) = d.container_size(&id).await?;
+        v["SizeRw"] = rw.into();
+        v["SizeRootFs"] = root.into();
+    }
     Ok(Json(v))
 }
 

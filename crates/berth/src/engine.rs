@@ -37,6 +37,11 @@ impl ContainerBackend for Engine {
     fn inspect_container(&self, name: &str) -> Res<berth_api::types::ContainerInspect> {
         self.0.inspect_container(name)
     }
+    async fn container_size(&self, name: &str) -> Res<(i64, i64)> {
+        let d = self.0.clone();
+        let name = name.to_string();
+        blocking(move || d.container_size(&name)).await
+    }
     async fn top(&self, name: &str, ps_args: Option<&str>) -> Res<ContainerTopResponse> {
         let d = self.0.clone();
         let (name, ps_args) = (name.to_string(), ps_args.map(str::to_string));
