@@ -192,6 +192,13 @@ impl Remote {
                     Err(e2) => Err(registry_error(&format!("{host}/{repo}"), e2)),
                 }
             }
+            // a registry that answered in plain HTTP: docker's words for it (and its cure,
+            // daemon.json's insecure-registries, is what users search for)
+            Err(e) if with_causes(&e).contains("InvalidContentType") => {
+                Err(ApiError::internal(format!(
+                    "Get \"https://{host}/v2/\": http: server gave HTTP response to HTTPS client"
+                )))
+            }
             Err(e) => Err(registry_error(&format!("{host}/{repo}"), e)),
         }
     }

@@ -1218,6 +1218,17 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     let o = env.berth(&["pull", "127.0.0.1:1/tools/busybox:1.0"]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.to_lowercase().contains("connect"), "{}", o.stderr);
+    // a plain-HTTP registry on an address that is neither loopback nor listed insecure:
+    // docker's words (the bridge's gateway address is the daemon's own)
+    let plain = Registry::start_in_netns_of_at(env.daemon_pid(), "172.17.0.1:0", "");
+    let o = env.berth(&["pull", &format!("{}/tools/busybox:1.0", plain.addr)]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("http: server gave HTTP response to HTTPS client"),
+        "{}",
+        o.stderr
+    );
     let o = env.berth(&["push", &format!("{}/absent:1", r.addr)]);
     assert_ne!(o.code, 0);
     assert!(
