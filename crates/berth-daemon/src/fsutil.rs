@@ -76,7 +76,16 @@ pub fn make_init_layer(dir: &Path) -> std::io::Result<()> {
         let f = std::fs::File::create(dir.join(f))?;
         f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
-    std::os::unix::fs::symlink("/proc/mounts", dir.join("etc/mtab"))
+    std::os::unix::fs::symlink("/proc/mounts", dir.join("etc/mtab"))?;
+    make_dockerenv(dir)
+}
+
+/// `/.dockerenv`, the empty file by which software tells it runs in a container, as
+/// docker's init layer has it.
+pub fn make_dockerenv(init_layer: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let f = std::fs::File::create(init_layer.join(".dockerenv"))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o755))
 }
 
 /// Where new container directories are made: a few buckets that the filesystem placed apart

@@ -404,6 +404,12 @@ impl Daemon {
             }
         }
         if path.is_dir() {
+            // (an init layer made before it had one gets its /.dockerenv: a new file in a
+            // lower layer, which the overlays of running containers take as it is)
+            if !path.join(".dockerenv").exists() {
+                fsutil::make_dockerenv(&path)
+                    .map_err(|e| ApiError::internal(format!("cannot add /.dockerenv: {e}")))?;
+            }
             return Ok(());
         }
         let tmp = self

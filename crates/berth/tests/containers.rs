@@ -51,6 +51,19 @@ fn run_options_env_workdir_user_hostname_entrypoint() {
         ])
         .ok();
     assert_eq!(o.stdout, "1 yes\n/tmp\n1000\n1000\nboxy\nboxy\n");
+    // /.dockerenv, by which software tells it runs in a container, as with docker
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "busybox",
+            "stat",
+            "-c",
+            "%s %a",
+            "/.dockerenv",
+        ])
+        .ok();
+    assert_eq!(o.trimmed(), "0 755");
     // a working directory the image lacks is made, root's, as docker makes it
     let o = env
         .berth(&[
