@@ -115,9 +115,9 @@ impl Daemon {
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
             "Plugins": {
                 "Volume": ["local"],
-                "Network": ["host", "null"],
+                "Network": ["bridge", "host", "null"],
                 "Authorization": null,
-                "Log": ["json-file", "none"],
+                "Log": ["json-file", "local", "none"],
             },
             "MemoryLimit": true,
             "SwapLimit": true,

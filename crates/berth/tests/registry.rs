@@ -1759,6 +1759,14 @@ fn berth_logs_in_then_pushes_and_pulls_with_basic_and_token_auth() {
         "{o:?}"
     );
     std::fs::remove_file(conf.path().join("config.json")).unwrap();
+    // prompts need a terminal, as docker says
+    let o = run(&["login", &basic_reg.addr], None);
+    assert!(
+        o.code != 0
+            && o.stderr
+                .contains("Cannot perform an interactive login from a non TTY device"),
+        "{o:?}"
+    );
     for r in [&basic_reg, &token_reg] {
         let image = format!("{}/private/busybox:1", r.addr);
         run(&["tag", "busybox", &image], None).ok();

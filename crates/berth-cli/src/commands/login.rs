@@ -170,6 +170,12 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<i32> {
     if a.password.is_some() {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
     }
+    // docker's check: prompts need a terminal (`cat | docker login`)
+    if a.password.is_none() && !a.password_stdin && !crate::stream::is_tty(0) {
+        return Err(CliError::msg(
+            "Error: Cannot perform an interactive login from a non TTY device",
+        ));
+    }
     let username = match a.username.clone().filter(|u| !u.is_empty()) {
         Some(u) => u,
         None if a.password_stdin => {
