@@ -384,6 +384,8 @@ impl ImageStore {
                     Ok(d) => Box::new(d),
                     Err(e) => return Ok(Err(format!("zstd: {e}"))),
                 },
+                Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(&mut raw)),
+                Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(&mut raw)),
             };
             let mut tee = Tee {
                 inner: decoded,

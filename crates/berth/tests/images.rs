@@ -39,6 +39,22 @@ fn import_from_file_stdin_and_url_with_changes() {
     // stdin
     let data = std::fs::read(&tar).unwrap();
     env.berth_stdin(&["import", "-", "bb:stdin"], &data).ok();
+    // xz and bzip2, which docker reads too
+    {
+        use std::io::Write;
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(&data).unwrap();
+        env.berth_stdin(&["import", "-", "bb:xz"], &xz.finish().unwrap())
+            .ok();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&data).unwrap();
+        env.berth_stdin(&["import", "-", "bb:bz2"], &bz.finish().unwrap())
+            .ok();
+        for t in ["bb:xz", "bb:bz2"] {
+            let o = env.berth(&["run", "--rm", t, "echo", "unpacked"]).ok();
+            assert_eq!(o.trimmed(), "unpacked");
+        }
+    }
     // a URL, served inside the daemon's network namespace
     let port = 18000 + (rand::random::<u16>() % 1000);
     let dir = std::path::Path::new(&tar)
