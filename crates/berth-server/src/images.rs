@@ -266,22 +266,9 @@ async fn prune<B: ImageBackend>(
     Ok(Json(d.prune_images(filters(&q)?).await?))
 }
 
-/// Download an import source over HTTP.
+/// Download an import source over HTTP(S).
 async fn fetch(url: &str) -> Result<Box<dyn std::io::Read + Send>> {
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
-    let uri: axum::http::Uri = url
-        .parse()
-        .map_err(|e| Error(ApiError::invalid(format!("invalid URL {url}: {e}"))))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(Error(ApiError::invalid(format!(
-            "unsupported URL scheme in {url}: only http:// sources can be imported"
-        ))));
-    }
-    let client: Client<_, http_body_util::Empty<bytes::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let resp = client
-        .get(uri)
+    let resp = reqwest::get(url)
         .await
         .map_err(|e| Error(ApiError::invalid(format!("Get \"{url}\": {e}"))))?;
     if !resp.status().is_success() {
@@ -290,8 +277,7 @@ async fn fetch(url: &str) -> Result<Box<dyn std::io::Read + Send>> {
             resp.status()
         ))));
     }
-    let stream =
-        http_body_util::BodyDataStream::new(resp.into_body()).map_err(std::io::Error::other);
+    let stream = resp.bytes_stream().map_err(std::io::Error::other);
     Ok(Box::new(SyncIoBridge::new(StreamReader::new(stream))))
 }
 
