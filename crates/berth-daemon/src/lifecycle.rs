@@ -747,7 +747,11 @@ impl Daemon {
 
     /// Send a signal to a live container.
     pub async fn kill_container(&self, name: &str, signal: Option<&str>) -> Result<(), ApiError> {
-        let c = self.container(name)?;
+        // (dockerd says which kill failed, this too)
+        let c = self.container(name).map_err(|mut e| {
+            e.message = format!("Cannot kill container: {name}: {}", e.message);
+            e
+        })?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
         if !c.status().is_live() {
             return Err(ApiError::conflict(format!(

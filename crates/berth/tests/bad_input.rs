@@ -35,9 +35,15 @@ fn no_such_object_and_container() {
     assert_eq!(o.stdout, "/real\n");
     assert!(o.stderr.contains("No such object: nosuch"), "{o:?}");
 
+    // (dockerd says which kill failed)
+    let o = env.berth(&["kill", "nosuch"]);
+    assert_eq!(
+        o.stderr,
+        "Error response from daemon: Cannot kill container: nosuch: No such container: nosuch\n",
+        "{o:?}"
+    );
     for cmd in [
-        "logs", "stop", "start", "kill", "restart", "rm", "wait", "pause", "unpause", "attach",
-        "top",
+        "logs", "stop", "start", "restart", "rm", "wait", "pause", "unpause", "attach", "top",
     ] {
         let o = env.berth(&[cmd, "nosuch"]);
         assert_eq!(o.code, 1, "{cmd}: {o:?}");
