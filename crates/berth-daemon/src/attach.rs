@@ -57,6 +57,7 @@ impl Daemon {
             return Ok(StreamEnd::Closed);
         }
         let conn = self.connect_attach(&c, &opts).await?;
+        self.container_event(&c.id, "attach", &[]);
         Ok(proxy(conn, io, tty, opts.stdin, keys, None).await)
     }
 

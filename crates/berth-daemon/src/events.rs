@@ -135,6 +135,28 @@ impl Daemon {
         self.events.emit("container", action, id, attrs);
     }
 
+    /// `network connect` / `disconnect` of a container's endpoints, as dockerd tells them at
+    /// its start and after its end (the network's id, its name and type, the container).
+    pub(crate) fn network_events(
+        &self,
+        container: &str,
+        endpoints: &[crate::network::EndpointRecord],
+        action: &str,
+    ) {
+        for ep in endpoints {
+            self.event(
+                "network",
+                action,
+                &ep.network_id,
+                &[
+                    ("container", container.to_string()),
+                    ("name", ep.network.clone()),
+                    ("type", "bridge".to_string()),
+                ],
+            );
+        }
+    }
+
     /// Another kind's event (`network`, `volume`, `image`) with its attributes.
     pub(crate) fn event(
         &self,

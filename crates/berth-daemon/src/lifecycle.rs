@@ -327,6 +327,7 @@ impl Daemon {
         c.progress.send_modify(|p| p.starts += 1);
         self.spawn_monitor(c.clone(), waiter);
         self.spawn_health(c.clone());
+        self.network_events(&c.id, &c.record().endpoints, "connect");
         self.container_event(&c.id, "start", &[]);
         tracing::debug!(
             id = %c.id,
@@ -545,6 +546,7 @@ impl Daemon {
         if !endpoints.is_empty() || attached {
             self.release_network(c, &endpoints).await;
         }
+        let disconnected = endpoints;
         let exited = |r: &mut crate::container::ContainerRecord| {
             r.endpoints.clear();
             r.state.status = Status::Exited;
@@ -565,6 +567,7 @@ impl Daemon {
             self.container_event(&c.id, "oom", &[]);
         }
         self.container_event(&c.id, "die", &[("exitCode", exit_code.to_string())]);
+        self.network_events(&c.id, &disconnected, "disconnect");
         c.progress.send_modify(|p| {
             p.exits += 1;
             p.last_exit = exit_code;

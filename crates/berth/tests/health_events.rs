@@ -153,7 +153,10 @@ fn events_stream_since_until_and_filters() {
         .collect();
     for want in [
         "container create",
+        "container attach",
+        "network connect",
         "container start",
+        "network disconnect",
         "container die",
         "container destroy",
         "network create",
@@ -166,6 +169,15 @@ fn events_stream_since_until_and_filters() {
             "{want} not in {actions:?}"
         );
     }
+    // in docker's order: the network joined before the start, left after the death
+    let at = |a: &str| actions.iter().position(|x| x == a).unwrap();
+    assert!(at("network connect") < at("container start"), "{actions:?}");
+    assert!(
+        at("container die") < at("network disconnect"),
+        "{actions:?}"
+    );
+    let connect = evs.iter().find(|e| e["Action"] == "connect").unwrap();
+    assert_eq!(connect["Actor"]["Attributes"]["name"], "bridge");
     let die = evs.iter().find(|e| e["Action"] == "die").unwrap();
     assert_eq!(die["Actor"]["Attributes"]["name"], "ev");
     assert_eq!(die["Actor"]["Attributes"]["exitCode"], "0");
@@ -183,7 +195,10 @@ fn events_stream_since_until_and_filters() {
         ])
         .ok();
     assert!(
-        o.stdout.contains("network create") && !o.stdout.contains("container"),
+        o.stdout.contains("network create")
+            && o.stdout
+                .lines()
+                .all(|l| l.split_whitespace().nth(1) == Some("network")),
         "{o:?}"
     );
     // Live: a follower sees what happens after it started.
