@@ -50,6 +50,37 @@ pub(crate) fn challenge_params(h: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Why [`body_within`] gave up.
+pub(crate) enum BodyError {
+    /// Over the limit.
+    TooBig,
+    /// The transfer failed.
+    Failed(reqwest::Error),
+}
+
+/// A registry's answer, refused past `max` bytes as it comes (by its length, then as it
+/// streams): what a registry or its token server sends is not to be trusted with the
+/// daemon's memory.
+pub(crate) async fn body_within(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooBig);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Failed)? {
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooBig);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The largest token answer or search result taken from a registry.
+pub(crate) const MAX_REGISTRY_JSON: usize = 16 << 20;
+
 /// The client of a login check or a search: it gives up within a minute.
 pub(crate) fn http_client() -> Result<reqwest::Client, ApiError> {
     reqwest::Client::builder()
@@ -202,10 +233,16 @@ pub async fn search(
                 status.as_u16()
             )));
         }
-        let body: serde_json::Value = resp
-            .json()
+        let raw = body_within(resp, MAX_REGISTRY_JSON)
             .await
-            .map_err(|e| ApiError::internal(format!("{url}: {e}")))?;
+            .map_err(|e| match e {
+                BodyError::TooBig => {
+                    ApiError::internal(format!("{url}: over {MAX_REGISTRY_JSON} bytes"))
+                }
+                BodyError::Failed(e) => ApiError::internal(format!("{url}: {e}")),
+            })?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|e| ApiError::internal(format!("{url}: {e}")))?;
         let mut results = body["results"].as_array().cloned().unwrap_or_default();
         results.truncate(limit);
         return Ok(results

@@ -247,30 +247,21 @@ impl Remote {
             resp = request(true).send().await.map_err(failed)?;
         }
         let status = resp.status();
-        let too_big = || {
-            ApiError::internal(format!(
-                "manifest for {what}: over the {MAX_MANIFEST} bytes accepted"
-            ))
-        };
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_MANIFEST as u64)
-        {
-            return Err(too_big());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
-            if body.len() + chunk.len() > MAX_MANIFEST {
-                return Err(too_big());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let headers = resp.headers().clone();
+        use crate::login::BodyError;
+        let body = crate::login::body_within(resp, MAX_MANIFEST)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooBig => ApiError::internal(format!(
+                    "manifest for {what}: over the {MAX_MANIFEST} bytes accepted"
+                )),
+                BodyError::Failed(e) => failed(e),
+            })?;
         if !status.is_success() {
             return Err(manifest_error(what, status, &body));
         }
         let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)));
-        if let Some(given) = resp
-            .headers()
+        if let Some(given) = headers
             .get("Docker-Content-Digest")
             .and_then(|v| v.to_str().ok())
             .filter(|d| d.starts_with("sha256:"))

@@ -448,7 +448,9 @@ async fn authorization(
         req = req.basic_auth(u, Some(p));
     }
     let resp = req.send().await.ok()?.error_for_status().ok()?;
-    let body = resp.bytes().await.ok()?;
+    let body = crate::login::body_within(resp, crate::login::MAX_REGISTRY_JSON)
+        .await
+        .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
     let token = v["token"].as_str().or_else(|| v["access_token"].as_str())?;
     Some(format!("Bearer {token}"))
