@@ -141,10 +141,7 @@ pub fn fill_container(v: &mut Value) {
     let Value::Object(m) = v else { return };
     fill(object(m, "Config"), &config_zero());
     fill(object(m, "HostConfig"), &host_config_zero());
-    if let Some(Value::Object(state)) = m.get_mut("State") {
-        // (a pointer without omitempty in 20.10's ContainerState)
-        state.entry("Health").or_insert(Value::Null);
-    }
+    // (`State.Health` is `omitempty` in dockerd's JSON too: absent without a health check)
 }
 
 /// `GET /images/{name}/json`: an image's `Config` and `ContainerConfig` are whole
@@ -178,7 +175,7 @@ mod tests {
         assert!(v["HostConfig"]["LogConfig"].get("Config").is_some());
         assert!(v["HostConfig"].get("Binds").is_some());
         assert_eq!(v["HostConfig"]["ConsoleSize"], json!([0, 0]));
-        assert!(v["State"].get("Health").is_some());
+        assert!(v["State"].get("Health").is_none());
         // an ExposedPorts (omitempty) is not made up
         assert!(v["Config"].get("ExposedPorts").is_none());
 
