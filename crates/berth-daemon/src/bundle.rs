@@ -117,22 +117,6 @@ impl Daemon {
 
         let user = berth_runtime::user::resolve(&rootfs, rec.config.user.as_deref().unwrap_or(""))
             .map_err(|e| ApiError::invalid(format!("unable to find user: {e}")))?;
-        // As docker: a working directory the image lacks is made (root's, 0755) in the
-        // container's writable layer, resolved inside the rootfs (pathrs: no symlink of the
-        // image leads out of it).
-        if let Some(cwd) = rec
-            .config
-            .working_dir
-            .as_deref()
-            .filter(|w| !w.is_empty() && *w != "/")
-        {
-            use std::os::unix::fs::PermissionsExt;
-            pathrs::Root::open(&rootfs)
-                .and_then(|root| root.mkdir_all(cwd, &std::fs::Permissions::from_mode(0o755)))
-                .map_err(|e| {
-                    ApiError::invalid(format!("cannot make the working directory {cwd}: {e}"))
-                })?;
-        }
         let limits = crate::limits::limits(&rec.host_config)?;
         let init_bind = if rec.host_config.init.unwrap_or(false) {
             Some(BindMount {

@@ -78,6 +78,24 @@ fn run_options_env_workdir_user_hostname_entrypoint() {
         ])
         .ok();
     assert_eq!(o.stdout, "/not/there/yet\n0 755\n");
+    // and in a volume, where the container sees it
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "wdvol:/data",
+            "-w",
+            "/data/sub",
+            "busybox",
+            "pwd",
+        ])
+        .ok();
+    assert_eq!(o.trimmed(), "/data/sub");
+    let o = env
+        .berth(&["run", "--rm", "-v", "wdvol:/data", "busybox", "ls", "/data"])
+        .ok();
+    assert_eq!(o.trimmed(), "sub");
     // inside the container's own tree: an image's symlink does not lead it out
     env.berth(&["run", "--name", "linker", "busybox", "ln", "-s", "/", "/up"])
         .ok();

@@ -244,6 +244,20 @@ pub fn container_init_process(
     }
 
     let cwd = format!("{}", ctx.process.cwd().display());
+    // berth: the working directory is made when it is missing, as runc makes it once the
+    // mounts are in place ("because we are in the jail"): one under a volume, a bind or a
+    // tmpfs is made there, where the container sees it (root's, 0755). What cannot be made
+    // is left to the chdir below to report. (Not for an exec, as with runc.)
+    if matches!(args.container_type, ContainerType::InitContainer)
+        && !cwd.is_empty()
+        && std::fs::symlink_metadata(ctx.process.cwd()).is_err()
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(ctx.process.cwd());
+    }
     let do_chdir = if cwd.is_empty() {
         false
     } else {
