@@ -56,8 +56,10 @@ impl Daemon {
             let _ = io.shutdown().await;
             return Ok(StreamEnd::Closed);
         }
-        let conn = self.connect_attach(&c, &opts).await?;
+        // (told before the attach is made, as dockerd tells it: a start it releases comes
+        // after)
         self.container_event(&c.id, "attach", &[]);
+        let conn = self.connect_attach(&c, &opts).await?;
         Ok(proxy(conn, io, tty, opts.stdin, keys, None).await)
     }
 

@@ -311,6 +311,7 @@ impl Daemon {
             self.release_network(c, &endpoints).await;
             return Err(self.start_failed(c, e.message));
         }
+        let connected = endpoints.clone();
         c.set_state(&dir, |r| {
             r.endpoints = endpoints;
             r.state.manually_stopped = false;
@@ -324,11 +325,12 @@ impl Daemon {
             r.state.finished_at = None;
         });
         self.net.bump_dns();
+        // (before the monitor, which may see the exit at once and tell the die)
+        self.network_events(&c.id, &connected, "connect");
+        self.container_event(&c.id, "start", &[]);
         c.progress.send_modify(|p| p.starts += 1);
         self.spawn_monitor(c.clone(), waiter);
         self.spawn_health(c.clone());
-        self.network_events(&c.id, &c.record().endpoints, "connect");
-        self.container_event(&c.id, "start", &[]);
         tracing::debug!(
             id = %c.id,
             prepare = ?t_prepare,

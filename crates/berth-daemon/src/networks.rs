@@ -625,6 +625,7 @@ impl Daemon {
             )));
         }
         self.net.bump_dns();
+        self.network_events(&c.id, std::slice::from_ref(&ep), "connect");
         Ok(())
     }
 
@@ -705,6 +706,9 @@ impl Daemon {
             }
         });
         self.net.bump_dns();
+        if let Some(ep) = &ep {
+            self.network_events(&c.id, std::slice::from_ref(ep), "disconnect");
+        }
         Ok(())
     }
 }

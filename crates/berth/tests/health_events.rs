@@ -124,6 +124,12 @@ fn events_stream_since_until_and_filters() {
     env.berth(&["rm", "ev"]).ok();
     env.berth(&["tag", "busybox", "evtag:1"]).ok();
     env.berth(&["rmi", "evtag:1"]).ok();
+    // a running container joins and leaves a network
+    env.berth(&["run", "-d", "--name", "evrun", "busybox", "sleep", "100"])
+        .ok();
+    env.berth(&["network", "connect", "evnet", "evrun"]).ok();
+    env.berth(&["network", "disconnect", "evnet", "evrun"]).ok();
+    env.berth(&["rm", "-f", "evrun"]).ok();
     let until = now() + 1;
     let o = env
         .berth(&[
@@ -178,6 +184,13 @@ fn events_stream_since_until_and_filters() {
     );
     let connect = evs.iter().find(|e| e["Action"] == "connect").unwrap();
     assert_eq!(connect["Actor"]["Attributes"]["name"], "bridge");
+    for action in ["connect", "disconnect"] {
+        assert!(
+            evs.iter()
+                .any(|e| e["Action"] == action && e["Actor"]["Attributes"]["name"] == "evnet"),
+            "{action} evnet not in {actions:?}"
+        );
+    }
     let die = evs.iter().find(|e| e["Action"] == "die").unwrap();
     assert_eq!(die["Actor"]["Attributes"]["name"], "ev");
     assert_eq!(die["Actor"]["Attributes"]["exitCode"], "0");
