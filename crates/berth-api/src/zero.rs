@@ -30,7 +30,6 @@ fn host_config_zero() -> Value {
         "PidMode",
         "UTSMode",
         "UsernsMode",
-        "Runtime",
         "Isolation",
         "CgroupParent",
         "CpusetCpus",
@@ -140,7 +139,17 @@ fn object<'a>(v: &'a mut Map<String, Value>, key: &str) -> &'a mut Value {
 pub fn fill_container(v: &mut Value) {
     let Value::Object(m) = v else { return };
     fill(object(m, "Config"), &config_zero());
-    fill(object(m, "HostConfig"), &host_config_zero());
+    let hc = object(m, "HostConfig");
+    fill(hc, &host_config_zero());
+    // where dockerd writes its defaults, not Go's zero: /dev/shm's 64 MiB, and the IPC
+    // namespace of the container's own (`Runtime`, omitempty, stays out when unset)
+    if hc["ShmSize"] == 0 {
+        hc["ShmSize"] = json!(64 << 20);
+    }
+    if hc["IpcMode"] == "" {
+        hc["IpcMode"] = json!("private");
+    }
+    m.entry("ExecIDs").or_insert(Value::Null);
     // (`State.Health` is `omitempty` in dockerd's JSON too: absent without a health check)
 }
 
@@ -175,6 +184,10 @@ mod tests {
         assert!(v["HostConfig"]["LogConfig"].get("Config").is_some());
         assert!(v["HostConfig"].get("Binds").is_some());
         assert_eq!(v["HostConfig"]["ConsoleSize"], json!([0, 0]));
+        assert_eq!(v["HostConfig"]["ShmSize"], 64 << 20);
+        assert_eq!(v["HostConfig"]["IpcMode"], "private");
+        assert!(v["HostConfig"].get("Runtime").is_none());
+        assert!(v.get("ExecIDs").is_some_and(|e| e.is_null()));
         assert!(v["State"].get("Health").is_none());
         // an ExposedPorts (omitempty) is not made up
         assert!(v["Config"].get("ExposedPorts").is_none());

@@ -384,7 +384,10 @@ impl ImageStore {
                     Ok(d) => Box::new(d),
                     Err(e) => return Ok(Err(format!("zstd: {e}"))),
                 },
-                Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(&mut raw)),
+                Compression::Xz => match berth_snapshot::xz_decoder(&mut raw) {
+                    Ok(d) => Box::new(d),
+                    Err(e) => return Ok(Err(format!("xz: {e}"))),
+                },
                 Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(&mut raw)),
             };
             let mut tee = Tee {

@@ -45,6 +45,18 @@ pub fn detect_compression(head: &[u8]) -> Result<Compression, CompressionError> 
     }
 }
 
+/// The most memory an xz stream may ask for (its dictionary): xz's own presets stay under
+/// 100 MiB; a hostile stream could ask for gigabytes.
+const XZ_MEMLIMIT: u64 = 256 << 20;
+
+/// An xz decoder of concatenated streams, within [`XZ_MEMLIMIT`].
+pub fn xz_decoder<R: Read>(r: R) -> io::Result<liblzma::read::XzDecoder<R>> {
+    let stream =
+        liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, liblzma::stream::CONCATENATED)
+            .map_err(io::Error::other)?;
+    Ok(liblzma::read::XzDecoder::new_stream(r, stream))
+}
+
 /// Sniffs gzip / zstd / xz / bzip2 / plain tar and returns a reader of the uncompressed
 /// stream.
 pub fn decompress<'a, R: Read + Send + 'a>(
@@ -67,7 +79,7 @@ pub fn decompress<'a, R: Read + Send + 'a>(
         Compression::None => Box::new(stream),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(stream)?),
-        Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(stream)),
+        Compression::Xz => Box::new(xz_decoder(stream)?),
         Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(stream)),
     })
 }
@@ -108,6 +120,14 @@ mod tests {
         bz.write_all(&data).unwrap();
         roundtrip(&data, bz.finish().unwrap());
         // a stream cut short is an error, not a shorter tar
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        xz.write_all(&data).unwrap();
+        let cut = xz.finish().unwrap();
+        let mut out = Vec::new();
+        assert!(decompress(&cut[..cut.len() / 2])
+            .unwrap()
+            .read_to_end(&mut out)
+            .is_err());
         let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
         bz.write_all(&data).unwrap();
         let cut = bz.finish().unwrap();

@@ -16,7 +16,7 @@ mod tree;
 mod usage;
 
 pub use apply::{apply_layer, ApplyError, ApplyOptions, ApplyStats, DEFAULT_MAX_LAYER_SIZE};
-pub use compress::{decompress, detect_compression, Compression, CompressionError};
+pub use compress::{decompress, detect_compression, xz_decoder, Compression, CompressionError};
 pub use copy::{
     archive_from_root, extract_into_root, stat_in_root, CopyError, CopyErrorKind, ExtractOptions,
     PathStat, MODE_DIR, MODE_SYMLINK,
