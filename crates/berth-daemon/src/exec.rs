@@ -142,8 +142,10 @@ impl Daemon {
     ) -> Result<(), ApiError> {
         let mut io = io;
         let tty = e.config.tty.unwrap_or(false);
+        // (a second start of the same exec is refused, and changes nothing of the first)
+        let first = !e.state.lock().unwrap_or_else(|x| x.into_inner()).started;
         let r = self.start_exec_inner(e.clone(), &mut io, console).await;
-        if r.is_err() {
+        if r.is_err() && first {
             // an exec that could not start ends with docker's 126 (a missing command has
             // its 127 already)
             let mut st = e.state.lock().unwrap_or_else(|x| x.into_inner());

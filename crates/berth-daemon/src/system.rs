@@ -190,7 +190,8 @@ fn registry_config(insecure: &[String], mirrors: &[String]) -> serde_json::Value
     let mut indexes = serde_json::Map::new();
     for r in insecure {
         match r.parse::<ipnet::IpNet>() {
-            Ok(net) => cidrs.push(net.to_string()),
+            // (as Go prints a CIDR: its network's address)
+            Ok(net) => cidrs.push(net.trunc().to_string()),
             Err(_) => {
                 indexes.insert(
                     r.clone(),

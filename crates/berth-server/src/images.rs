@@ -268,9 +268,21 @@ async fn prune<B: ImageBackend>(
 
 /// Download an import source over HTTP(S).
 async fn fetch(url: &str) -> Result<Box<dyn std::io::Read + Send>> {
-    let resp = reqwest::get(url)
-        .await
-        .map_err(|e| Error(ApiError::invalid(format!("Get \"{url}\": {e}"))))?;
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(std::time::Duration::from_secs(120))
+        .build()
+        .map_err(|e| Error(ApiError::internal(e.to_string())))?;
+    let resp = client.get(url).send().await.map_err(|e| {
+        // (reqwest's own message leaves out why: "connection refused" is a cause)
+        let mut why = e.to_string();
+        let mut cur = std::error::Error::source(&e);
+        while let Some(c) = cur {
+            why = format!("{why}: {c}");
+            cur = c.source();
+        }
+        Error(ApiError::invalid(format!("Get \"{url}\": {why}")))
+    })?;
     if !resp.status().is_success() {
         return Err(Error(ApiError::invalid(format!(
             "Get \"{url}\": unexpected status {}",

@@ -173,7 +173,7 @@ fn daemon_json_log_opts_rotate_logs() {
         &cfg,
         r#"{
   "log-opts": { "max-size": "1k", "max-file": "2" },
-  "insecure-registries": ["reg.example:5000", "10.9.0.0/16"],
+  "insecure-registries": ["reg.example:5000", "10.9.1.0/16"],
   "registry-mirrors": ["https://mirror.example"]
 }
 "#,

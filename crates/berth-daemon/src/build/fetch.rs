@@ -19,15 +19,20 @@ pub(crate) async fn download(
     name: &str,
     what: &str,
 ) -> Result<PathBuf, ApiError> {
+    // (a server that stops answering ends the build's step rather than hanging it; a large
+    // file may take as long as it needs)
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::limited(10))
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(std::time::Duration::from_secs(120))
         .build()
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| ApiError::invalid(format!("{what}: Get \"{url}\": {e}")))?;
+    let mut resp = client.get(url).send().await.map_err(|e| {
+        ApiError::invalid(format!(
+            "{what}: Get \"{url}\": {}",
+            crate::pull::with_causes(&e)
+        ))
+    })?;
     let status = resp.status();
     if !status.is_success() {
         return Err(ApiError::invalid(format!(
