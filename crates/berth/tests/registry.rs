@@ -1587,8 +1587,8 @@ fn a_huge_manifest_is_refused_as_it_comes() {
     let f = std::fs::File::create(root.join("v2/huge/app/manifests/1")).unwrap();
     f.set_len(8 << 30).unwrap();
     let port = free_port();
-    let mut server = env
-        .in_daemon_netns(&[
+    let server = common::KillOnDrop(
+        env.in_daemon_netns(&[
             "python3",
             "-m",
             "http.server",
@@ -1601,7 +1601,8 @@ fn a_huge_manifest_is_refused_as_it_comes() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap(),
+    );
     let up = std::time::Instant::now();
     while !env
         .in_daemon_netns(&["curl", "-sf", &format!("http://127.0.0.1:{port}/v2/")])
@@ -1650,12 +1651,13 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
     let port2 = free_port();
-    let mut server2 = env
-        .in_daemon_netns(&["python3", "-c", endless, &port2.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let server2 = common::KillOnDrop(
+        env.in_daemon_netns(&["python3", "-c", endless, &port2.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let up = std::time::Instant::now();
     while !env
         .in_daemon_netns(&["curl", "-sf", &format!("http://127.0.0.1:{port2}/v2/")])
@@ -1669,8 +1671,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
     }
     let t = std::time::Instant::now();
     let o = env.berth(&["pull", &format!("127.0.0.1:{port2}/endless/app:1")]);
-    let _ = server2.kill();
-    let _ = server2.wait();
+    drop(server2);
     assert_ne!(o.code, 0, "{o:?}");
     assert!(
         o.stderr.contains("over the 4194304 bytes accepted"),
@@ -1696,8 +1697,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
         ])
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "502");
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
