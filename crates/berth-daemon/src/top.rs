@@ -93,15 +93,25 @@ fn user_names() -> HashMap<u32, String> {
 /// `ps <args>`'s table cut to the processes of `pids`, as dockerd cuts it: the columns of its
 /// header, the `PID` one among them, and the last one (the command) whole, spaces and all.
 fn ps_table(args: &str, pids: &[i32]) -> Result<ContainerTopResponse, ApiError> {
+    check_ps_args(args)?;
     let o = std::process::Command::new("ps")
         .args(args.split_whitespace())
         .output()
         .map_err(|e| ApiError::internal(format!("ps: {e}")))?;
     if !o.status.success() {
-        return Err(ApiError::internal(format!(
-            "ps: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )));
+        // dockerd's words (ps says nothing when no process matched its options)
+        let why = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let status = format!("exit status {}", o.status.code().unwrap_or(-1));
+        return Err(ApiError::internal(if why.is_empty() {
+            format!("Error running ps: {status}")
+        } else {
+            format!("Error running ps: {status}: {why}")
+        }));
     }
     let out = String::from_utf8_lossy(&o.stdout);
     let mut lines = out.lines();
@@ -116,16 +126,25 @@ fn ps_table(args: &str, pids: &[i32]) -> Result<ContainerTopResponse, ApiError> 
         .position(|t| t == "PID")
         .ok_or_else(|| ApiError::internal("Couldn't find PID field in ps output"))?;
     let mut processes = Vec::new();
+    // a thread's line (`ps m`, whose PID column says `-`) goes with its process's
+    let mut in_container = false;
     for line in lines {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < titles.len() {
             continue;
         }
-        let pid: i32 = f[pid_col]
-            .parse()
-            .map_err(|_| ApiError::internal(format!("Unexpected pid '{}'", f[pid_col])))?;
-        if !pids.contains(&pid) {
-            continue;
+        if f[pid_col] == "-" {
+            if !in_container {
+                continue;
+            }
+        } else {
+            let pid: i32 = f[pid_col]
+                .parse()
+                .map_err(|_| ApiError::internal(format!("Unexpected pid '{}'", f[pid_col])))?;
+            in_container = pids.contains(&pid);
+            if !in_container {
+                continue;
+            }
         }
         let mut row: Vec<String> = f[..titles.len() - 1]
             .iter()
@@ -138,6 +157,31 @@ fn ps_table(args: &str, pids: &[i32]) -> Result<ContainerTopResponse, ApiError> 
         titles: Some(titles),
         processes: Some(processes),
     })
+}
+
+/// dockerd's check of `ps` options: a column may be named `PID` only if it is the pid (the
+/// table is cut to the container's processes by that column).
+fn check_ps_args(args: &str) -> Result<(), ApiError> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        // `-o x=PID` or `-o x= PID…` (the header may follow after blanks)
+        for spec in w.split(',') {
+            let Some((k, v)) = spec.split_once('=') else {
+                continue;
+            };
+            let v = if v.is_empty() {
+                words.get(i + 1).copied().unwrap_or("")
+            } else {
+                v
+            };
+            if v.starts_with("PID") && k != "pid" && i > 0 {
+                return Err(ApiError::invalid(format!(
+                    "specifying \"{k}={v}\" is not allowed"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Daemon {
@@ -208,5 +252,22 @@ impl Daemon {
                     .collect(),
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod ps_args_tests {
+    #[test]
+    fn a_column_renamed_pid_must_be_the_pid() {
+        assert!(super::check_ps_args("aux").is_ok());
+        assert!(super::check_ps_args("-o pid,comm").is_ok());
+        assert!(super::check_ps_args("-o pid=PID,comm").is_ok());
+        assert_eq!(
+            super::check_ps_args("-o ppid=PID,comm")
+                .unwrap_err()
+                .message,
+            "specifying \"ppid=PID\" is not allowed"
+        );
+        assert!(super::check_ps_args("-o comm= PID").is_err());
     }
 }

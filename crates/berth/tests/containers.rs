@@ -460,6 +460,22 @@ fn exec_top_pause_inspect_nsenter() {
     let rows: Vec<&str> = lines.collect();
     assert!(rows.iter().any(|l| l.ends_with("sleep 1000")), "{o:?}");
     assert!(!o.stdout.contains("berth daemon"), "{o:?}");
+    // threads' lines (`-`) go with their process; a column renamed PID must be the pid
+    let o = env
+        .berth(&["top", "box", "-e", "-m", "-o", "pid,comm"])
+        .ok();
+    assert!(o.stdout.contains("sleep"), "{o:?}");
+    assert!(
+        o.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["-", "-"]),
+        "{o:?}"
+    );
+    let o = env.berth(&["top", "box", "-o", "ppid=PID,comm"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("specifying \"ppid=PID\" is not allowed"),
+        "{o:?}"
+    );
     let o = env.berth(&["top", "box", "-o", "pid,comm"]).ok();
     let cols: Vec<Vec<&str>> = o
         .stdout
