@@ -33,6 +33,32 @@ fn write_renamed(path: &Path, data: &[u8], sync: bool) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The lengths of the files under `dir`, each inode once, directories not counted: moby's
+/// `directory.Size`, by which dockerd sizes a container's writable layer (`SizeRw`: a fresh
+/// container's is 0, where `du` counts the directory's blocks) and a volume.
+pub fn files_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.len() > 0 && seen.insert(m.ino()) {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
 /// Whether `path` is a mount point (its device differs from its parent's, or the kernel
 /// lists it in the mount table).
 pub fn is_mount_point(path: &Path) -> bool {

@@ -23,8 +23,48 @@ pub fn registry_host(server: &str) -> String {
     }
 }
 
+/// A registry's `WWW-Authenticate` challenge: its scheme (`Basic`, `Bearer`) and its
+/// `key="value"` parameters.
+pub(crate) struct Challenge {
+    scheme: String,
+    params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    /// The challenge of an answer (an empty one when it has none).
+    pub(crate) fn of(resp: &reqwest::Response) -> Challenge {
+        Challenge::parse(
+            resp.headers()
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        )
+    }
+
+    fn parse(h: &str) -> Challenge {
+        let (scheme, rest) = h.trim().split_once(' ').unwrap_or((h.trim(), ""));
+        Challenge {
+            scheme: scheme.to_string(),
+            params: challenge_params(rest),
+        }
+    }
+
+    /// Whether its scheme is `scheme` (in any case).
+    pub(crate) fn is(&self, scheme: &str) -> bool {
+        self.scheme.eq_ignore_ascii_case(scheme)
+    }
+
+    /// A parameter (`realm`, `service`).
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+}
+
 /// `key="value"` pairs of a `WWW-Authenticate` challenge after its scheme.
-pub(crate) fn challenge_params(h: &str) -> Vec<(String, String)> {
+fn challenge_params(h: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = h;
     while let Some(eq) = rest.find('=') {
@@ -135,26 +175,13 @@ pub async fn check(
         if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Err(failed(&url, resp.status()));
         }
-        let challenge = resp
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let (scheme_name, params) = challenge.split_once(' ').unwrap_or((&challenge, ""));
-        let params = challenge_params(params);
-        let get = |k: &str| {
-            params
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
-        let resp = if scheme_name.eq_ignore_ascii_case("bearer") {
-            let Some(realm) = get("realm") else {
+        let challenge = Challenge::of(&resp);
+        let resp = if challenge.is("bearer") {
+            let Some(realm) = challenge.get("realm") else {
                 return Err(failed(&url, reqwest::StatusCode::UNAUTHORIZED));
             };
             let mut q: Vec<(&str, String)> = vec![("account", username.to_string())];
-            if let Some(s) = get("service") {
+            if let Some(s) = challenge.get("service") {
                 q.push(("service", s));
             }
             http.get(&realm)
@@ -280,11 +307,13 @@ mod tests {
 
     #[test]
     fn challenges_are_parsed() {
-        let p = challenge_params(
-            r#"realm="http://h:1/auth/token",service="reg",scope="a:b:pull,push""#,
+        let c = Challenge::parse(
+            r#"Bearer realm="http://h:1/auth/token",service="reg",scope="a:b:pull,push""#,
         );
+        assert!(c.is("bearer") && !c.is("basic"));
+        assert_eq!(c.get("service").as_deref(), Some("reg"));
         assert_eq!(
-            p,
+            c.params,
             vec![
                 ("realm".to_string(), "http://h:1/auth/token".to_string()),
                 ("service".to_string(), "reg".to_string()),

@@ -235,13 +235,8 @@ impl Remote {
         let failed = |e: reqwest::Error| ApiError::internal(format!("{what}: {}", with_causes(&e)));
         let mut resp = request(false).send().await.map_err(failed)?;
         // credentials go only where the registry asks for them, as docker sends them
-        let asks_basic = resp
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("basic"));
         if resp.status() == reqwest::StatusCode::UNAUTHORIZED
-            && asks_basic
+            && crate::login::Challenge::of(&resp).is("basic")
             && matches!(self.auth, RegistryAuth::Basic(..))
         {
             resp = request(true).send().await.map_err(failed)?;

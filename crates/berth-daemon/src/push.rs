@@ -14,6 +14,7 @@ use oci_client::RegistryOperation;
 use serde_json::json;
 
 use crate::distribution::{reusable_media_type, Source};
+use crate::login::Challenge;
 use crate::pull::{insecure, registry_error, short_id, Progress, Remote, Shown, TagOrDigest};
 use crate::{blocking, Daemon};
 
@@ -357,12 +358,7 @@ async fn mount_blob(
     };
     let mut authz = None;
     if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-        let challenge = resp
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let challenge = Challenge::of(&resp);
         let scopes = [
             format!("repository:{repo}:pull,push"),
             format!("repository:{from}:pull"),
@@ -407,13 +403,12 @@ async fn mount_blob(
 /// client).
 async fn authorization(
     http: &reqwest::Client,
-    challenge: &str,
+    challenge: &Challenge,
     auth: &RegistryAuth,
     scopes: &[String],
 ) -> Option<String> {
     use base64::Engine;
-    let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
-    if scheme.eq_ignore_ascii_case("basic") {
+    if challenge.is("basic") {
         return match auth {
             RegistryAuth::Basic(u, p) => Some(format!(
                 "Basic {}",
@@ -422,22 +417,15 @@ async fn authorization(
             _ => None,
         };
     }
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !challenge.is("bearer") {
         return None;
     }
     if let RegistryAuth::Bearer(t) = auth {
         return Some(format!("Bearer {t}"));
     }
-    let params = crate::login::challenge_params(params);
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let realm = get("realm")?;
+    let realm = challenge.get("realm")?;
     let mut q: Vec<(&str, String)> = Vec::new();
-    if let Some(s) = get("service") {
+    if let Some(s) = challenge.get("service") {
         q.push(("service", s));
     }
     for s in scopes {

@@ -93,7 +93,7 @@ impl Daemon {
     pub fn container_size(&self, name: &str) -> Result<(i64, i64), ApiError> {
         let c = self.container(name)?;
         let rec = c.record();
-        let rw = content_bytes(&self.container_dir(&rec.id).join("rw/upper"));
+        let rw = crate::fsutil::files_size(&self.container_dir(&rec.id).join("rw/upper"));
         let image = self.images.get(&rec.image_id).map(|i| i.size).unwrap_or(0);
         Ok((rw as i64, (rw + image) as i64))
     }
@@ -168,32 +168,6 @@ impl Daemon {
 }
 
 /// The size of the container's image, from the images listed (for `SizeRootFs`).
-/// The lengths of the files under `dir`, each inode once, directories not counted: moby's
-/// `directory.Size`, which `SizeRw` is (a fresh container's is 0, where `du` counts the
-/// directory's blocks).
-fn content_bytes(dir: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.len() > 0 && seen.insert(m.ino()) {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
-
 fn image_size(container: &Value, images: &[Value]) -> u64 {
     let id = container["ImageID"].as_str().unwrap_or_default();
     images

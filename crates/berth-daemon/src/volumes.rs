@@ -259,7 +259,7 @@ impl Volumes {
         if is_mountpoint(&data) {
             let _ = berth_snapshot::unmount(&data);
         }
-        let size = dir_size(&data);
+        let size = crate::fsutil::files_size(&data);
         let trash = self.dir.join(format!(".trash-{}", crate::new_id()));
         std::fs::rename(self.dir.join(name), &trash)
             .map_err(|e| ApiError::internal(format!("remove {name}: {e}")))?;
@@ -332,29 +332,8 @@ impl Volumes {
 
     /// The bytes under a volume's `_data`.
     pub fn size(&self, name: &str) -> u64 {
-        dir_size(&self.data(name))
+        crate::fsutil::files_size(&self.data(name))
     }
-}
-
-fn dir_size(p: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(md) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if md.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += md.len();
-            }
-        }
-    }
-    total
 }
 
 /// Whether `p` is a mount point (in the daemon's mount namespace).

@@ -1268,11 +1268,43 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
     );
     assert_eq!(env.berth(&["images", "-q"]).ok().stdout, before);
     // nothing of the pushes is left in the daemon's data root (what they compressed)
-    let tmp = env.data_root.join("tmp/push");
-    let left: Vec<_> = std::fs::read_dir(&tmp)
+    assert!(
+        push_leftovers(&env).is_empty(),
+        "{:?}",
+        push_leftovers(&env)
+    );
+}
+
+/// A replica, in the test's namespace, of a registry that serves the daemon's namespace,
+/// over the same storage: what seeds it over plain HTTP.
+fn seed_of(r: &Registry, extra: &str) -> Registry {
+    let data = r.data();
+    Registry::start_on(
+        move |_| format!("  storage: local\n  storage_path: {}\n", data.display()),
+        extra,
+    )
+}
+
+/// A layer of one file: its tar, and that gzipped at level 1 (berth uses 6).
+fn one_file_layer(name: &str, body: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use std::io::Write;
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, body).unwrap();
+    let tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    (tar, gz.finish().unwrap())
+}
+
+/// What pushes left in the daemon's data root (what they compressed).
+fn push_leftovers(env: &common::Env) -> Vec<std::fs::DirEntry> {
+    std::fs::read_dir(env.data_root.join("tmp/push"))
         .map(|d| d.flatten().collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
+        .unwrap_or_default()
 }
 
 /// A push names again the layers the registry has, in the compressed form a pull or a push
@@ -1282,28 +1314,12 @@ fn berth_pushes_pulls_and_runs_through_a_registry() {
 /// berth, which a push to another of its repositories then mounts.
 #[test]
 fn a_push_reuses_or_mounts_the_layers_it_knows_of() {
-    use std::io::Write;
     let env = common::Env::new();
     let r = Registry::start_in_netns_of(env.daemon_pid(), "  delete: true\n");
-    // a replica of it in the test's namespace, over the same storage, to seed it
-    let data = r.data();
-    let seed = Registry::start_on(
-        move |_| format!("  storage: local\n  storage_path: {}\n", data.display()),
-        "  delete: true\n",
-    );
+    let seed = seed_of(&r, "  delete: true\n");
     // a layer compressed by another tool (gzip at level 1; berth uses 6), in a docker
     // schema 2 manifest
-    let body = b"made elsewhere\n".repeat(4000);
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(body.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    b.append_data(&mut h, "hello.txt", &body[..]).unwrap();
-    let tar = b.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).unwrap();
-    let gz = gz.finish().unwrap();
+    let (tar, gz) = one_file_layer("hello.txt", &b"made elsewhere\n".repeat(4000));
     let layer = push_blob(&seed, "elsewhere/app", &gz);
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/hello"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
@@ -1417,39 +1433,26 @@ fn a_push_reuses_or_mounts_the_layers_it_knows_of() {
     env.berth(&["pull", &fourth]).ok();
     let o = env.berth(&["inspect", "--format", "{{.Id}}", &fourth]).ok();
     assert_eq!(o.trimmed(), id);
-    let tmp = env.data_root.join("tmp/push");
-    let left: Vec<_> = std::fs::read_dir(&tmp)
-        .map(|d| d.flatten().collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
+    assert!(
+        push_leftovers(&env).is_empty(),
+        "{:?}",
+        push_leftovers(&env)
+    );
 }
 
 /// A pull or a push whose client hangs up is cancelled, as dockerd cancels them: the pull
 /// stores nothing, the push puts no manifest, and nothing of either is left.
 #[test]
 fn a_pull_or_push_whose_client_hangs_up_is_cancelled() {
-    use std::io::{BufRead, Write};
+    use std::io::BufRead;
     use std::time::Instant;
     let env = common::Env::new();
     let r = Registry::start_in_netns_of(env.daemon_pid(), "");
-    let data = r.data();
-    let seed = Registry::start_on(
-        move |_| format!("  storage: local\n  storage_path: {}\n", data.display()),
-        "",
-    );
+    let seed = seed_of(&r, "");
     // one layer of 24 MiB of random bytes (which gzip cannot shrink)
     let mut body = vec![0u8; 24 << 20];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut body);
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(body.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    b.append_data(&mut h, "random", &body[..]).unwrap();
-    let tar = b.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).unwrap();
-    let gz = gz.finish().unwrap();
+    let (tar, gz) = one_file_layer("random", &body);
     let layer = push_blob(&seed, "big/app", &gz);
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
@@ -1539,17 +1542,15 @@ fn a_pull_or_push_whose_client_hangs_up_is_cancelled() {
     hang_up(&["push", &other], "Preparing");
     // (the compression, on a thread of its own, runs to its end, then its files go; a push
     // that went on would then put its manifest)
-    let tmp = env.data_root.join("tmp/push");
-    let left = || -> Vec<std::fs::DirEntry> {
-        std::fs::read_dir(&tmp)
-            .map(|d| d.flatten().collect())
-            .unwrap_or_default()
-    };
     let until = Instant::now() + Duration::from_secs(120);
-    while !left().is_empty() && Instant::now() < until {
+    while !push_leftovers(&env).is_empty() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(left().is_empty(), "left in {}: {:?}", tmp.display(), left());
+    assert!(
+        push_leftovers(&env).is_empty(),
+        "{:?}",
+        push_leftovers(&env)
+    );
     std::thread::sleep(Duration::from_secs(1));
     let o = env
         .in_daemon_netns(&[
@@ -1573,6 +1574,33 @@ fn a_pull_or_push_whose_client_hangs_up_is_cancelled() {
     assert!(o.stdout.contains("1: digest: sha256:"), "{}", o.stdout);
 }
 
+/// `argv` run in the daemon's network namespace as an HTTP server on `port`, once its
+/// `/v2/` answers; killed when the test ends.
+fn http_server_in(env: &common::Env, argv: &[&str], port: u16) -> common::KillOnDrop {
+    let server = common::KillOnDrop(
+        env.in_daemon_netns(argv)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let up = std::time::Instant::now();
+    while !env
+        .in_daemon_netns(&["curl", "-sf", &format!("http://127.0.0.1:{port}/v2/")])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "no server: {argv:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
 /// A registry that answers with a manifest of gigabytes (here a plain file server, serving a
 /// sparse file where the manifest should be) gets a clear error at once: the manifest is
 /// refused past 4 MiB as it comes, never read whole into memory, by a pull and by the
@@ -1587,8 +1615,9 @@ fn a_huge_manifest_is_refused_as_it_comes() {
     let f = std::fs::File::create(root.join("v2/huge/app/manifests/1")).unwrap();
     f.set_len(8 << 30).unwrap();
     let port = free_port();
-    let server = common::KillOnDrop(
-        env.in_daemon_netns(&[
+    let server = http_server_in(
+        &env,
+        &[
             "python3",
             "-m",
             "http.server",
@@ -1597,23 +1626,9 @@ fn a_huge_manifest_is_refused_as_it_comes() {
             "--directory",
             root.to_str().unwrap(),
             &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap(),
+        ],
+        port,
     );
-    let up = std::time::Instant::now();
-    while !env
-        .in_daemon_netns(&["curl", "-sf", &format!("http://127.0.0.1:{port}/v2/")])
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        assert!(up.elapsed() < Duration::from_secs(20), "no file server");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let t = std::time::Instant::now();
     let o = env.berth(&["pull", &format!("127.0.0.1:{port}/huge/app:1")]);
     assert_ne!(o.code, 0, "{o:?}");
@@ -1651,24 +1666,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
     let port2 = free_port();
-    let server2 = common::KillOnDrop(
-        env.in_daemon_netns(&["python3", "-c", endless, &port2.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let up = std::time::Instant::now();
-    while !env
-        .in_daemon_netns(&["curl", "-sf", &format!("http://127.0.0.1:{port2}/v2/")])
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        assert!(up.elapsed() < Duration::from_secs(20), "no endless server");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server2 = http_server_in(&env, &["python3", "-c", endless, &port2.to_string()], port2);
     let t = std::time::Instant::now();
     let o = env.berth(&["pull", &format!("127.0.0.1:{port2}/endless/app:1")]);
     drop(server2);
